@@ -1,0 +1,86 @@
+"""Streams a session log as tables of complete, validated sessions.
+
+Chunk boundaries: MSSD files list each session's rows contiguously and in position
+order, so a session may straddle the chunks *of one file*: the rows of the last, still
+open session of a chunk are held back and prepended to the next chunk.  A session may
+NOT straddle files (shards): at the end of a file every open session is closed, and a
+continuation in the next file fails the position check.  Peak memory is one chunk plus
+one session.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+import numpy as np
+import pyarrow as pa
+
+from spotisim.data import readers, validation
+from spotisim.data.readers import Chunk
+from spotisim.data.schema import SESSION_LOG_COLUMNS
+from spotisim.data.validation import DropReport
+
+
+def _validate(chunk: Chunk, on_error: str, report: DropReport) -> Optional[Chunk]:
+    """Checks a chunk of complete sessions; returns it (rows dropped under 'drop')."""
+    table = chunk.table
+    starts = validation.run_starts(table.column("session_id"))
+    found = validation.cell_problems(chunk, SESSION_LOG_COLUMNS)
+    problems = [p for p, _ in found]
+    if not problems:  # nesting and structure need non-null cells
+        problems = validation.skip_flag_problems(table) + \
+            validation.structure_problems(table, starts)
+    if not problems:
+        return chunk
+    if on_error == "raise":
+        raise problems[0].first_error(chunk, found[0][1] if found else None)
+    n = table.num_rows
+    bad_rows = np.zeros(n, dtype=bool)
+    for p in problems:
+        sess = validation.session_mask(p.rows, starts, n)
+        new = sess & ~bad_rows
+        n_new_sessions = int(new[starts].sum()) if len(starts) else 0
+        report.add(p.reason.split(";")[0].split(" (")[0], n_new_sessions, int(new.sum()))
+        bad_rows |= sess
+    keep = np.nonzero(~bad_rows)[0]
+    return Chunk(chunk.path, chunk.first_line, table.take(pa.array(keep)))
+
+
+def iter_session_tables(path: str, *, chunk_rows: int = 500_000, on_error: str = "raise",
+                        report: Optional[DropReport] = None) -> Iterator[Chunk]:
+    """Yields chunks that hold only whole sessions, validated.
+
+    Args:
+      path: a session-log file, glob or directory (CSV, CSV.gz or Parquet).
+      chunk_rows: approximate rows read at once; bounds memory.
+      on_error: 'raise' (first problem -> DataValidationError naming file, line, column)
+        or 'drop' (drop sessions with problems; counted in `report`).
+      report: receives the drop counts under 'drop'.
+    """
+    validation.check_policy(on_error)
+    report = report if report is not None else DropReport()
+    current_path = None
+    carry: Optional[Chunk] = None
+    for chunk in readers.iter_chunks(path, SESSION_LOG_COLUMNS, chunk_rows=chunk_rows):
+        if chunk.path != current_path:
+            if carry is not None:
+                out = _validate(carry, on_error, report)
+                if out is not None and out.num_rows:
+                    yield out
+            carry, current_path = None, chunk.path
+        if carry is not None:
+            chunk = Chunk(chunk.path, carry.first_line,
+                          pa.concat_tables([carry.table, chunk.table]))
+        ids = chunk.table.column("session_id")
+        starts = validation.run_starts(ids)
+        last = int(starts[-1]) if len(starts) else 0
+        complete = chunk.table.slice(0, last)
+        carry = Chunk(chunk.path, chunk.first_line + last, chunk.table.slice(last))
+        if complete.num_rows:
+            out = _validate(Chunk(chunk.path, chunk.first_line, complete), on_error, report)
+            if out is not None and out.num_rows:
+                yield out
+    if carry is not None and carry.num_rows:
+        out = _validate(carry, on_error, report)
+        if out is not None and out.num_rows:
+            yield out

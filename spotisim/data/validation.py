@@ -1,0 +1,178 @@
+"""Validation of typed MSSD chunks: empty cells, ranges, vocabularies, the nesting of
+the skip flags, and the structure of each session (positions 1..length, no gaps, no
+duplicates, one length per session).
+
+Every check is vectorised over the chunk.  Under the 'raise' policy the first problem
+becomes a `DataValidationError` naming file, line and column; under 'drop' the sessions
+that contain a problem are removed and counted per reason in a `DropReport`.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from spotisim.data.readers import Chunk
+from spotisim.data.schema import ColumnSpec
+from spotisim.errors import ConfigError, DataValidationError
+
+POLICIES = ("raise", "drop")
+
+
+@dataclasses.dataclass
+class Problem:
+    """Rows of a chunk that break one rule."""
+
+    reason: str
+    column: Optional[str]
+    rows: np.ndarray  # boolean mask over the chunk's rows
+
+    def first_error(self, chunk: Chunk, values: Optional[np.ndarray] = None) -> DataValidationError:
+        i = int(np.argmax(self.rows))
+        msg = self.reason
+        if values is not None:
+            msg = f"{msg} (found {values[i]!r})"
+        return DataValidationError(msg, path=chunk.path, line=chunk.first_line + i,
+                                   column=self.column)
+
+
+@dataclasses.dataclass
+class DropReport:
+    """What the 'drop' policy removed: sessions and rows, counted per reason."""
+
+    sessions: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    rows: int = 0
+
+    @property
+    def total_sessions(self) -> int:
+        return int(sum(self.sessions.values()))
+
+    def add(self, reason: str, n_sessions: int, n_rows: int) -> None:
+        if n_sessions:
+            self.sessions[reason] += int(n_sessions)
+        self.rows += int(n_rows)
+
+    def summary(self) -> str:
+        if not self.sessions:
+            return "no sessions dropped"
+        parts = ", ".join(f"{n} for {r}" for r, n in self.sessions.most_common())
+        return f"dropped {self.total_sessions} sessions ({self.rows} rows): {parts}"
+
+
+def check_policy(on_error: str) -> str:
+    if on_error not in POLICIES:
+        raise ConfigError(f"on_error must be one of {POLICIES}, got {on_error!r}")
+    return on_error
+
+
+def _np(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).to_numpy(zero_copy_only=False)
+
+
+def cell_problems(chunk: Chunk, columns: Sequence[ColumnSpec]) -> List[Tuple[Problem, Optional[np.ndarray]]]:
+    """Empty cells, out-of-range numbers and unknown categories, column by column."""
+    out = []
+    table = chunk.table
+    for spec in columns:
+        col = table.column(spec.name)
+        if col.null_count and not spec.nullable:
+            out.append((Problem(f"empty cell; expected {spec.describe()}", spec.name,
+                                pc.is_null(col).to_numpy(zero_copy_only=False)), None))
+            continue
+        if spec.kind in ("int", "float") and (spec.low is not None or spec.high is not None):
+            vals = col.to_numpy(zero_copy_only=False)
+            bad = np.zeros(len(vals), dtype=bool)
+            if spec.kind == "float":
+                bad |= ~np.isfinite(vals)
+            if spec.low is not None:
+                bad |= vals < spec.low
+            if spec.high is not None:
+                bad |= vals > spec.high
+            if bad.any():
+                out.append((Problem(f"value out of range; expected {spec.describe()}",
+                                    spec.name, bad), vals))
+        elif spec.kind in ("str", "category"):
+            if spec.allowed is not None:
+                bad = ~pc.is_in(col, value_set=pa.array(spec.allowed)).to_numpy(
+                    zero_copy_only=False)
+                if bad.any():
+                    out.append((Problem(f"unknown value; expected {spec.describe()}",
+                                        spec.name, bad), _np(table, spec.name)))
+            else:
+                bad = pc.equal(pc.utf8_length(col), 0).to_numpy(zero_copy_only=False)
+                if bad.any():
+                    out.append((Problem("empty string", spec.name, bad), None))
+    return out
+
+
+def skip_flag_problems(table: pa.Table) -> List[Problem]:
+    """MSSD's skip flags are nested: skip_1 => skip_2 => skip_3, and not_skipped excludes
+    all three.  A row that breaks this is corrupt, not merely unusual."""
+    s1, s2, s3, ns = (_np(table, c) for c in ("skip_1", "skip_2", "skip_3", "not_skipped"))
+    out = []
+    bad = s1 & ~s2
+    if bad.any():
+        out.append(Problem("skip_1 is True but skip_2 is False (skip flags must nest: "
+                           "skip_1 => skip_2 => skip_3)", "skip_2", bad))
+    bad = s2 & ~s3
+    if bad.any():
+        out.append(Problem("skip_2 is True but skip_3 is False (skip flags must nest: "
+                           "skip_1 => skip_2 => skip_3)", "skip_3", bad))
+    bad = ns & (s1 | s2 | s3)
+    if bad.any():
+        out.append(Problem("not_skipped is True while a skip flag is True", "not_skipped", bad))
+    return out
+
+
+def run_starts(session_ids: pa.ChunkedArray) -> np.ndarray:
+    """Indices where a new run of equal session ids begins (always includes 0)."""
+    n = len(session_ids)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    ids = session_ids.combine_chunks() if isinstance(session_ids, pa.ChunkedArray) else session_ids
+    change = pc.not_equal(ids.slice(1), ids.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    return np.concatenate([[0], np.nonzero(change)[0] + 1]).astype(np.int64)
+
+
+def structure_problems(table: pa.Table, starts: np.ndarray) -> List[Problem]:
+    """Checks each complete session (a run of rows) for gaps, duplicates and lengths.
+
+    Args:
+      table: rows of complete sessions only.
+      starts: run starts as returned by `run_starts`.
+    """
+    n = table.num_rows
+    if n == 0:
+        return []
+    pos = _np(table, "session_position")
+    length = _np(table, "session_length")
+    run_len = np.diff(np.append(starts, n))
+    run_id = np.repeat(np.arange(len(starts)), run_len)
+    expected = np.arange(n) - starts[run_id] + 1
+    out = []
+    bad = pos != expected
+    if bad.any():
+        out.append(Problem("session_position out of sequence (a gap, a duplicate, an "
+                           "unsorted session, or a session split across the file); "
+                           "expected positions 1, 2, ... in order", "session_position", bad))
+    first_len = length[starts][run_id]
+    bad = length != first_len
+    if bad.any():
+        out.append(Problem("session_length differs within one session", "session_length", bad))
+    bad_len = (first_len != run_len[run_id])
+    if bad_len.any():
+        out.append(Problem("session_length does not match the number of rows of the "
+                           "session (rows missing or extra)", "session_length", bad_len))
+    return out
+
+
+def session_mask(rows: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
+    """Expands a row mask to whole runs: True for every row of a run with any True."""
+    run_len = np.diff(np.append(starts, n))
+    bad_runs = np.logical_or.reduceat(rows, starts) if n else np.zeros(0, bool)
+    return np.repeat(bad_runs, run_len)

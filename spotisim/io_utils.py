@@ -1,0 +1,60 @@
+"""Atomic writes: an output either appears complete or not at all, so an interrupted run
+never leaves a half-written file where a finished one used to be."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from typing import Iterator
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_dir(directory: str) -> Iterator[str]:
+    """Yields a temporary directory beside `directory`; on success it replaces it.
+
+    The old directory (if any) is only removed after the new one is complete.
+    """
+    directory = os.path.abspath(directory)
+    parent = os.path.dirname(directory)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(directory) + "-", dir=parent)
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if os.path.exists(directory):
+        old = tempfile.mkdtemp(prefix=".old-" + os.path.basename(directory) + "-", dir=parent)
+        os.rmdir(old)
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str, mode: str = "w") -> Iterator:
+    """Opens a temporary file beside `path`; on success it is renamed onto `path`."""
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-",
+                               dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
