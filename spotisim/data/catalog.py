@@ -96,7 +96,7 @@ class TrackCatalog:
 
     # ------------------------------------------------------------------ reading
     @classmethod
-    def from_track_table(cls, path: str, *, chunk_rows: int = 500_000) -> "TrackCatalog":
+    def from_track_table(cls, path: str, *, chunk_rows: int = 100_000) -> "TrackCatalog":
         """Reads and validates an MSSD track-features table (file, glob or directory).
 
         Raises:
@@ -116,9 +116,9 @@ class TrackCatalog:
                 if tid in seen:
                     raise DataValidationError(
                         f"duplicate track id {tid!r} (first at {seen[tid][0]} line "
-                        f"{seen[tid][1]})", path=chunk.path, line=chunk.first_line + i,
+                        f"{seen[tid][1]})", path=chunk.path, line=chunk.line_of(i),
                         column="track_id")
-                seen[tid] = (chunk.path, chunk.first_line + i)
+                seen[tid] = (chunk.path, chunk.line_of(i))
             cols = [t.column(c).to_numpy(zero_copy_only=False).astype(np.float32)
                     for c in TRACK_FEATURE_COLUMNS]
             mode = (t.column("mode").to_numpy(zero_copy_only=False) == "major")

@@ -88,7 +88,7 @@ class LogSummary:
 
 
 def summarize(log_path: str, tracks_path: Optional[str] = None, *, skip_column: str = "skip_2",
-              on_error: str = "raise", chunk_rows: int = 500_000) -> dict:
+              on_error: str = "raise", chunk_rows: int = 100_000) -> dict:
     """Validates a log (and track table) and returns its summary as a dict.
 
     Raises:
@@ -105,7 +105,7 @@ def summarize(log_path: str, tracks_path: Optional[str] = None, *, skip_column: 
             if (idx < 0).any():
                 i = int(np.argmax(idx < 0))
                 raise DataValidationError(f"track id {ids[i]!r} is not in the track table",
-                                          path=chunk.path, line=chunk.first_line + i,
+                                          path=chunk.path, line=chunk.line_of(i),
                                           column="track_id_clean")
         summary.update(chunk.table)
     out = summary.to_dict()

@@ -28,6 +28,7 @@ CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 TRUE_VALUES = ["True", "true", "TRUE", "1"]
 FALSE_VALUES = ["False", "false", "FALSE", "0"]
+CSV_BLOCK_BYTES = 1 << 20
 
 
 @dataclasses.dataclass
@@ -43,10 +44,31 @@ class Chunk:
     path: str
     first_line: int
     table: pa.Table
+    lines: Optional[np.ndarray] = None  # set once rows were dropped: line of each row
 
     @property
     def num_rows(self) -> int:
         return self.table.num_rows
+
+    def line_of(self, i: int) -> int:
+        """The file line of row i of this chunk."""
+        return int(self.lines[i]) if self.lines is not None else self.first_line + int(i)
+
+    def all_lines(self) -> np.ndarray:
+        if self.lines is not None:
+            return self.lines
+        return np.arange(self.first_line, self.first_line + self.num_rows, dtype=np.int64)
+
+    def take(self, rows: np.ndarray) -> "Chunk":
+        """The chunk restricted to `rows`, keeping each row's line number."""
+        return Chunk(self.path, self.first_line, self.table.take(pa.array(rows)),
+                     self.all_lines()[rows])
+
+    def slice(self, start: int, stop: Optional[int] = None) -> "Chunk":
+        stop = self.num_rows if stop is None else stop
+        lines = None if self.lines is None else self.lines[start:stop]
+        return Chunk(self.path, self.first_line + start,
+                     self.table.slice(start, stop - start), lines)
 
 
 def _is_data_file(name: str) -> bool:
@@ -176,29 +198,38 @@ def locate_bad_cell(path: str, columns: Sequence[ColumnSpec]) -> DataValidationE
 
 # --------------------------------------------------------------------------- readers
 
-def _iter_csv(path: str, columns: Sequence[ColumnSpec], chunk_bytes: int) -> Iterator[Chunk]:
+def _iter_csv(path: str, columns: Sequence[ColumnSpec], chunk_rows: int) -> Iterator[Chunk]:
     header = read_csv_header(path)
     _check_columns(header, columns, path)
-    read_opts = pacsv.ReadOptions(block_size=chunk_bytes, use_threads=True)
+    # Arrow parses small blocks several times faster than large ones (they stay in
+    # cache); the batches are then gathered, without copying, into chunks of chunk_rows.
+    read_opts = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=True)
     conv_opts = pacsv.ConvertOptions(
         column_types={c.name: c.arrow_type for c in columns},
         include_columns=[c.name for c in columns],
         true_values=TRUE_VALUES, false_values=FALSE_VALUES,
         strings_can_be_null=False)
     line = 2
+    batches, pending = [], 0
     try:
         reader = pacsv.open_csv(_arrow_input(path), read_options=read_opts,
                                 convert_options=conv_opts)
         for batch in reader:
             if batch.num_rows == 0:
                 continue
-            yield Chunk(path, line, pa.Table.from_batches([batch]))
-            line += batch.num_rows
+            batches.append(batch)
+            pending += batch.num_rows
+            if pending >= chunk_rows:
+                yield Chunk(path, line, pa.Table.from_batches(batches))
+                line += pending
+                batches, pending = [], 0
     except pa.ArrowInvalid as exc:
         err = locate_bad_cell(path, columns)
         if err.line is None:
             err = DataValidationError(f"unreadable CSV: {exc}", path=path)
         raise err from None
+    if batches:
+        yield Chunk(path, line, pa.Table.from_batches(batches))
 
 
 def _iter_parquet(path: str, columns: Sequence[ColumnSpec], chunk_rows: int) -> Iterator[Chunk]:
@@ -240,36 +271,20 @@ def _cast_parquet(table: pa.Table, columns: Sequence[ColumnSpec], path: str,
 
 
 def iter_chunks(path: str, columns: Sequence[ColumnSpec], *,
-                chunk_rows: int = 500_000) -> Iterator[Chunk]:
+                chunk_rows: int = 100_000) -> Iterator[Chunk]:
     """Streams typed chunks of one MSSD table from a file, glob or directory.
 
     Args:
       path: a file, a directory (every .csv/.csv.gz/.parquet in it, sorted) or a glob.
       columns: the schema to read (extra columns in the files are ignored).
-      chunk_rows: rows per chunk, roughly (CSV blocks are sized in bytes from it).
+      chunk_rows: rows per chunk (a chunk may exceed it by one 1 MiB CSV block).
 
     Raises:
       DataValidationError: a missing column or a cell that does not parse.
     """
-    # An MSSD log row is about 200 bytes of CSV: size blocks so a chunk is ~chunk_rows.
-    chunk_bytes = max(1 << 16, int(chunk_rows) * 200)
+    chunk_rows = max(1, int(chunk_rows))
     for f in list_files(path):
         if _is_parquet(f):
             yield from _iter_parquet(f, columns, chunk_rows)
         else:
-            yield from _iter_csv(f, columns, chunk_bytes)
-
-
-def null_mask(table: pa.Table) -> Dict[str, np.ndarray]:
-    """Per column, a boolean mask of null cells (only columns that have any)."""
-    out = {}
-    for name in table.column_names:
-        col = table.column(name)
-        if col.null_count:
-            out[name] = pc.is_null(col).to_numpy(zero_copy_only=False)
-    return out
-
-
-def open_binary(path: str) -> io.BufferedIOBase:
-    """Opens a possibly gzip-compressed file for reading bytes."""
-    return _open_text(path)
+            yield from _iter_csv(f, columns, chunk_rows)

@@ -256,15 +256,15 @@ class SessionLog:
                     i = int(np.argmax(idx < 0))
                     raise DataValidationError(
                         f"track id {tid[i]!r} is not in the track table",
-                        path=chunk.path, line=chunk.first_line + i, column="track_id_clean")
+                        path=chunk.path, line=chunk.line_of(i), column="track_id_clean")
             for s in starts:  # duplicate session ids across chunks / files
                 key = sid[s]
                 if key in first_seen:
                     raise DataValidationError(
                         f"session {key!r} appears twice (first at {first_seen[key][0]} "
                         f"line {first_seen[key][1]})", path=chunk.path,
-                        line=chunk.first_line + int(s), column="session_id")
-                first_seen[key] = (chunk.path, chunk.first_line + int(s))
+                        line=chunk.line_of(int(s)), column="session_id")
+                first_seen[key] = (chunk.path, chunk.line_of(int(s)))
             ids.append(sid[starts])
             lengths.append(np.diff(np.append(starts, len(pos))))
             tracks.append(idx.astype(np.int32))
@@ -288,7 +288,7 @@ class SessionLog:
 
 def read_session_log(log_path: str, tracks_path: Optional[str] = None, *,
                      skip_column: str = "skip_2", on_error: str = "raise",
-                     chunk_rows: int = 500_000,
+                     chunk_rows: int = 100_000,
                      report: Optional[DropReport] = None) -> SessionLog:
     """Reads, validates and indexes an MSSD session log (and optional track table).
 

@@ -21,32 +21,43 @@ from spotisim.data.schema import SESSION_LOG_COLUMNS
 from spotisim.data.validation import DropReport
 
 
-def _validate(chunk: Chunk, on_error: str, report: DropReport) -> Optional[Chunk]:
-    """Checks a chunk of complete sessions; returns it (rows dropped under 'drop')."""
+def _drop(chunk: Chunk, problems, report: DropReport) -> Chunk:
+    """Removes every session that has a row in any of `problems`; counts per reason."""
     table = chunk.table
-    starts = validation.run_starts(table.column("session_id"))
-    found = validation.cell_problems(chunk, SESSION_LOG_COLUMNS)
-    problems = [p for p, _ in found]
-    if not problems:  # nesting and structure need non-null cells
-        problems = validation.skip_flag_problems(table) + \
-            validation.structure_problems(table, starts)
-    if not problems:
-        return chunk
-    if on_error == "raise":
-        raise problems[0].first_error(chunk, found[0][1] if found else None)
     n = table.num_rows
+    starts = validation.run_starts(table.column("session_id"))
     bad_rows = np.zeros(n, dtype=bool)
     for p in problems:
         sess = validation.session_mask(p.rows, starts, n)
         new = sess & ~bad_rows
-        n_new_sessions = int(new[starts].sum()) if len(starts) else 0
-        report.add(p.reason.split(";")[0].split(" (")[0], n_new_sessions, int(new.sum()))
+        report.add(p.reason.split(";")[0].split(" (")[0], int(new[starts].sum()),
+                   int(new.sum()))
         bad_rows |= sess
-    keep = np.nonzero(~bad_rows)[0]
-    return Chunk(chunk.path, chunk.first_line, table.take(pa.array(keep)))
+    return chunk.take(np.nonzero(~bad_rows)[0])
 
 
-def iter_session_tables(path: str, *, chunk_rows: int = 500_000, on_error: str = "raise",
+def _validate(chunk: Chunk, on_error: str, report: DropReport) -> Chunk:
+    """Checks a chunk of complete sessions; returns it (bad sessions dropped under 'drop').
+
+    Cell checks come first: the nesting and structure checks need well-formed cells.
+    """
+    found = validation.cell_problems(chunk, SESSION_LOG_COLUMNS)
+    if found:
+        if on_error == "raise":
+            raise found[0][0].first_error(chunk, found[0][1])
+        chunk = _drop(chunk, [p for p, _ in found], report)
+    table = chunk.table
+    starts = validation.run_starts(table.column("session_id"))
+    problems = validation.skip_flag_problems(table) + \
+        validation.structure_problems(table, starts)
+    if not problems:
+        return chunk
+    if on_error == "raise":
+        raise problems[0].first_error(chunk)
+    return _drop(chunk, problems, report)
+
+
+def iter_session_tables(path: str, *, chunk_rows: int = 100_000, on_error: str = "raise",
                         report: Optional[DropReport] = None) -> Iterator[Chunk]:
     """Yields chunks that hold only whole sessions, validated.
 
@@ -63,24 +74,22 @@ def iter_session_tables(path: str, *, chunk_rows: int = 500_000, on_error: str =
     carry: Optional[Chunk] = None
     for chunk in readers.iter_chunks(path, SESSION_LOG_COLUMNS, chunk_rows=chunk_rows):
         if chunk.path != current_path:
-            if carry is not None:
+            if carry is not None and carry.num_rows:
                 out = _validate(carry, on_error, report)
-                if out is not None and out.num_rows:
+                if out.num_rows:
                     yield out
             carry, current_path = None, chunk.path
         if carry is not None:
             chunk = Chunk(chunk.path, carry.first_line,
                           pa.concat_tables([carry.table, chunk.table]))
-        ids = chunk.table.column("session_id")
-        starts = validation.run_starts(ids)
+        starts = validation.run_starts(chunk.table.column("session_id"))
         last = int(starts[-1]) if len(starts) else 0
-        complete = chunk.table.slice(0, last)
-        carry = Chunk(chunk.path, chunk.first_line + last, chunk.table.slice(last))
+        complete, carry = chunk.slice(0, last), chunk.slice(last)
         if complete.num_rows:
-            out = _validate(Chunk(chunk.path, chunk.first_line, complete), on_error, report)
-            if out is not None and out.num_rows:
+            out = _validate(complete, on_error, report)
+            if out.num_rows:
                 yield out
     if carry is not None and carry.num_rows:
         out = _validate(carry, on_error, report)
-        if out is not None and out.num_rows:
+        if out.num_rows:
             yield out

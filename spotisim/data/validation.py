@@ -37,7 +37,7 @@ class Problem:
         msg = self.reason
         if values is not None:
             msg = f"{msg} (found {values[i]!r})"
-        return DataValidationError(msg, path=chunk.path, line=chunk.first_line + i,
+        return DataValidationError(msg, path=chunk.path, line=chunk.line_of(i),
                                    column=self.column)
 
 
@@ -98,15 +98,17 @@ def cell_problems(chunk: Chunk, columns: Sequence[ColumnSpec]) -> List[Tuple[Pro
                                     spec.name, bad), vals))
         elif spec.kind in ("str", "category"):
             if spec.allowed is not None:
-                bad = ~pc.is_in(col, value_set=pa.array(spec.allowed)).to_numpy(
-                    zero_copy_only=False)
-                if bad.any():
+                inside = pc.is_in(col, value_set=pa.array(spec.allowed))
+                if not pc.all(inside).as_py():
                     out.append((Problem(f"unknown value; expected {spec.describe()}",
-                                        spec.name, bad), _np(table, spec.name)))
+                                        spec.name, ~inside.to_numpy(zero_copy_only=False)),
+                                _np(table, spec.name)))
             else:
-                bad = pc.equal(pc.utf8_length(col), 0).to_numpy(zero_copy_only=False)
-                if bad.any():
-                    out.append((Problem("empty string", spec.name, bad), None))
+                lengths = pc.binary_length(col)  # from the offsets alone: no scan
+                if pc.min(lengths).as_py() == 0:
+                    out.append((Problem("empty string", spec.name,
+                                        pc.equal(lengths, 0).to_numpy(zero_copy_only=False)),
+                                None))
     return out
 
 

@@ -1,0 +1,88 @@
+"""Benchmark (not a test): read a ~2-million-row synthetic MSSD log from CSV and from
+Parquet; print rows/s and peak memory.
+
+    python benchmarks/bench_read.py [--rows 2000000] [--chunk-rows 500000]
+
+Each measurement runs in a fresh subprocess so its peak RSS is its own.  "stream" is the
+validated streaming reader (`iter_session_tables`: parse, type, validate cells, skip
+nesting and session structure); "SessionLog" also builds the in-memory indexed log.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def _hwm_mb() -> float:
+    """Peak resident memory of this process (VmHWM: fresh at exec, unlike ru_maxrss)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(mode: str, path: str, chunk_rows: int) -> None:
+    import pyarrow  # noqa: F401  (import cost is not reading cost)
+    from spotisim.data.session_log import read_session_log
+    from spotisim.data.sessions import iter_session_tables
+    base = _hwm_mb()
+    t0 = time.perf_counter()
+    if mode == "stream":
+        rows = sum(c.num_rows for c in iter_session_tables(path, chunk_rows=chunk_rows))
+    else:
+        rows = read_session_log(path, chunk_rows=chunk_rows).num_rows
+    dt = time.perf_counter() - t0
+    peak = _hwm_mb()
+    print(json.dumps({"rows": rows, "seconds": dt, "peak_rss_mb": peak,
+                      "peak_over_import_mb": peak - base}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=2_000_000)
+    ap.add_argument("--chunk-rows", type=int, default=100_000)
+    ap.add_argument("--repeats", type=int, default=3, help="runs per cell; the median is shown")
+    ap.add_argument("--data", default=os.path.join(ROOT, "data", "bench"))
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        _child(args.child[0], args.child[1], args.chunk_rows)
+        return
+    from spotisim.data.synthetic import generate
+    sessions = int(args.rows / 16.4)  # ~16.4 rows per synthetic session
+    paths = {}
+    for fmt in ("csv", "parquet"):
+        out = os.path.join(args.data, f"{args.rows}_{fmt}")
+        if not os.path.exists(os.path.join(out, "hidden_sessions.parquet")):
+            t0 = time.perf_counter()
+            generate(out, num_sessions=sessions, seed=0, file_format=fmt)
+            print(f"generated {fmt} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        paths[fmt] = os.path.join(out, "log")
+    print(f"{'format':8} {'reader':10} {'rows':>10} {'s':>7} {'rows/s':>12} "
+          f"{'peak RSS MB':>12} {'over import':>12}")
+    for fmt, path in paths.items():
+        size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+        for mode in ("stream", "SessionLog"):
+            runs = []
+            for _ in range(args.repeats):
+                out = subprocess.run([sys.executable, __file__, "--chunk-rows",
+                                      str(args.chunk_rows), "--child", mode, path],
+                                     capture_output=True, text=True, check=True, cwd=ROOT)
+                runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            r = sorted(runs, key=lambda x: x["seconds"])[len(runs) // 2]  # median run
+            print(f"{fmt:8} {mode:10} {r['rows']:>10,} {r['seconds']:>7.2f} "
+                  f"{r['rows'] / r['seconds']:>12,.0f} {r['peak_rss_mb']:>12.0f} "
+                  f"{r['peak_over_import_mb']:>12.0f}   ({size / 1e6:.0f} MB on disk, "
+                  f"chunk_rows={args.chunk_rows})")
+
+
+if __name__ == "__main__":
+    main()

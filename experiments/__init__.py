@@ -1,0 +1,1 @@
+"""Experiment runners (absl + gin). The main job lands in issue #6."""

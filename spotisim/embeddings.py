@@ -1,0 +1,184 @@
+"""Track embeddings: the vectors user models, track samplers and agents use to compare
+tracks.
+
+Two sources:
+  * `acoustic_embeddings`: the track table's features, z-scored (needs a track table).
+  * `Item2VecTrainer`: learned from sessions alone (what the real MSSD slice needs, as it
+    ships without a track table): a Keras model predicts a held-out track of a session
+    from the mean embedding of the others (the LIRD write-up's scheme), trained with
+    sampled softmax so it scales to large catalogues.
+Both are returned as a `TrackEmbeddings` that saves and loads with its track ids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+import gin
+import numpy as np
+
+from spotisim.data.catalog import TrackCatalog
+from spotisim.data.session_log import SessionLog
+from spotisim.errors import ConfigError, DataValidationError
+from spotisim.io_utils import atomic_dir
+
+
+@dataclasses.dataclass
+class TrackEmbeddings:
+    """A [T, d] float32 matrix aligned with a catalog's track indices."""
+
+    vectors: np.ndarray
+    track_ids: np.ndarray
+    source: str
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def normalized(self) -> np.ndarray:
+        """Rows scaled to unit length (cosine similarity becomes a dot product)."""
+        n = np.linalg.norm(self.vectors, axis=1, keepdims=True)
+        return (self.vectors / np.maximum(n, 1e-8)).astype(np.float32)
+
+    def save(self, directory: str) -> None:
+        with atomic_dir(directory) as tmp:
+            np.save(os.path.join(tmp, "vectors.npy"), self.vectors.astype(np.float32))
+            with open(os.path.join(tmp, "embeddings.json"), "w") as f:
+                json.dump({"source": self.source, "track_ids": self.track_ids.tolist()}, f)
+
+    @classmethod
+    def load(cls, directory: str) -> "TrackEmbeddings":
+        with open(os.path.join(directory, "embeddings.json")) as f:
+            meta = json.load(f)
+        vectors = np.load(os.path.join(directory, "vectors.npy"))
+        return cls(vectors, np.asarray(meta["track_ids"], dtype=object), meta["source"])
+
+    def aligned_to(self, catalog: TrackCatalog) -> np.ndarray:
+        """Vectors reordered to `catalog`'s indices; raises if a track is missing."""
+        pos = TrackCatalog(self.track_ids).indices(catalog.track_ids)
+        if (pos < 0).any():
+            missing = catalog.track_ids[int(np.argmax(pos < 0))]
+            raise DataValidationError(f"track {missing!r} has no embedding; re-train the "
+                                      "embeddings on a log that covers the catalogue")
+        return self.vectors[pos]
+
+
+def acoustic_embeddings(catalog: TrackCatalog) -> TrackEmbeddings:
+    """The track table's numeric features, z-scored per column."""
+    if not catalog.has_features:
+        raise ConfigError("acoustic embeddings need a track table; without one use "
+                          "item2vec embeddings (embeddings learned from sessions)")
+    return TrackEmbeddings(catalog.normalized_features(), catalog.track_ids, "acoustic")
+
+
+@gin.configurable
+@dataclasses.dataclass
+class Item2VecTrainer:
+    """Learns track embeddings from co-occurrence within sessions.
+
+    For every session and epoch one track is held out at random; the model predicts it
+    from the mean embedding of the session's other tracks.  Output weights are separate
+    (as in word2vec); the input embeddings are the result.
+
+    Attributes:
+      dim: embedding size (the LIRD write-up uses 300).
+      epochs: passes over the sessions.
+      batch_size: sessions per gradient step.
+      num_sampled: negative classes per step for sampled softmax.
+      learning_rate: Adam learning rate.
+      seed: seeds the hold-out draws and the initialisation.
+    """
+
+    dim: int = 32
+    epochs: int = 10
+    batch_size: int = 256
+    num_sampled: int = 64
+    learning_rate: float = 0.01
+    seed: int = 0
+
+    def fit(self, log: SessionLog, verbose: bool = False) -> TrackEmbeddings:
+        import tensorflow as tf
+
+        if self.dim < 1 or self.epochs < 1:
+            raise ConfigError("Item2VecTrainer.dim and epochs must be positive")
+        T = len(log.catalog)
+        tracks, _, mask = log.padded()
+        keep = mask.sum(axis=1) >= 2
+        tracks, mask = tracks[keep], mask[keep]
+        if len(tracks) == 0:
+            raise DataValidationError("item2vec needs sessions of at least two tracks")
+        rng = np.random.default_rng(self.seed)
+        tf.random.set_seed(self.seed)
+        init = tf.keras.initializers.RandomUniform(-0.5 / self.dim, 0.5 / self.dim, seed=self.seed)
+        emb = tf.Variable(init((T + 1, self.dim)), name="item2vec/in")  # row T = padding
+        out_w = tf.Variable(tf.zeros((T, self.dim)), name="item2vec/out_w")
+        out_b = tf.Variable(tf.zeros((T,)), name="item2vec/out_b")
+        opt = tf.keras.optimizers.Adam(self.learning_rate)
+        num_sampled = int(min(self.num_sampled, max(T - 1, 1)))
+
+        @tf.function(reduce_retracing=True)
+        def train_step(ctx, target):
+            with tf.GradientTape() as tape:
+                vecs = tf.nn.embedding_lookup(emb, ctx)  # [B, L, d]
+                valid = tf.cast(ctx < T, tf.float32)[..., None]
+                mean = tf.reduce_sum(vecs * valid, 1) / tf.maximum(tf.reduce_sum(valid, 1), 1.0)
+                loss = tf.reduce_mean(tf.nn.sampled_softmax_loss(
+                    out_w, out_b, labels=tf.cast(target[:, None], tf.int64), inputs=mean,
+                    num_sampled=num_sampled, num_classes=T))
+            grads = tape.gradient(loss, [emb, out_w, out_b])
+            opt.apply_gradients(zip(grads, [emb, out_w, out_b]))
+            return loss
+
+        lengths = mask.sum(axis=1)
+        # A fixed probe (last track of up to 512 sessions held out) scored with the full
+        # softmax: a deterministic measure of what training achieved.
+        probe = np.arange(min(512, len(tracks)))
+        probe_target = tracks[probe, lengths[probe] - 1]
+        probe_ctx = np.where(mask[probe], tracks[probe], T)
+        probe_ctx[probe, lengths[probe] - 1] = T
+
+        def probe_loss():
+            vecs = tf.nn.embedding_lookup(emb, probe_ctx)
+            valid = tf.cast(probe_ctx < T, tf.float32)[..., None]
+            mean = tf.reduce_sum(vecs * valid, 1) / tf.maximum(tf.reduce_sum(valid, 1), 1.0)
+            logits = tf.matmul(mean, out_w, transpose_b=True) + out_b
+            return float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                probe_target, logits)))
+
+        self.probe_loss_before = probe_loss()
+        self.history = []
+        for epoch in range(self.epochs):
+            held = (rng.random(len(tracks)) * lengths).astype(np.int64)
+            target = tracks[np.arange(len(tracks)), held]
+            ctx = np.where(mask, tracks, T)
+            ctx[np.arange(len(tracks)), held] = T
+            order = rng.permutation(len(tracks))
+            losses = []
+            for b in range(0, len(order), self.batch_size):
+                idx = order[b:b + self.batch_size]
+                losses.append(float(train_step(tf.constant(ctx[idx], tf.int32),
+                                               tf.constant(target[idx], tf.int32))))
+            self.history.append(float(np.mean(losses)))
+            if verbose:
+                print(f"item2vec epoch {epoch + 1}/{self.epochs} loss {self.history[-1]:.4f}")
+        self.probe_loss_after = probe_loss()
+        return TrackEmbeddings(emb.numpy()[:T].astype(np.float32), log.catalog.track_ids,
+                               f"item2vec(dim={self.dim})")
+
+
+@gin.configurable
+def build_embeddings(log: SessionLog, source: str = "auto",
+                     trainer: Optional[Item2VecTrainer] = None) -> TrackEmbeddings:
+    """Chooses the embedding source: 'acoustic', 'item2vec', or 'auto' (acoustic when
+    the log came with a track table, item2vec otherwise)."""
+    if source == "auto":
+        source = "acoustic" if log.catalog.has_features else "item2vec"
+    if source == "acoustic":
+        return acoustic_embeddings(log.catalog)
+    if source == "item2vec":
+        return (trainer or Item2VecTrainer()).fit(log)
+    raise ConfigError(f"build_embeddings.source must be 'auto', 'acoustic' or 'item2vec', "
+                      f"got {source!r}")
