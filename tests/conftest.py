@@ -8,7 +8,9 @@ import pytest
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 SHARED = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
-MSSD_SAMPLE = os.path.join(SHARED, "data", "mssd_sample", "log_sample.csv.gz")
+# The real slice lives in ../shared beside the checkout; SPOTISIM_MSSD_SAMPLE overrides.
+MSSD_SAMPLE = os.environ.get("SPOTISIM_MSSD_SAMPLE") or os.path.join(
+    SHARED, "data", "mssd_sample", "log_sample.csv.gz")
 
 TINY_WORLD = dict(num_tracks=300, num_listeners=60, num_genres=6)
 
@@ -32,5 +34,5 @@ def tiny_log(tiny_world_dir):
 def mssd_sample_path():
     if not os.path.exists(MSSD_SAMPLE):
         pytest.skip(f"real MSSD slice not found at {MSSD_SAMPLE} (it lives in ../shared, "
-                    "beside the checkout)")
+                    "beside the checkout; or set SPOTISIM_MSSD_SAMPLE)")
     return MSSD_SAMPLE
