@@ -67,6 +67,21 @@ class TrackCatalog:
         """Track indices of `ids`; -1 where an id is unknown."""
         return self._index.get_indexer(pd.Index(np.asarray(ids, dtype=object))).astype(np.int64)
 
+    def chunk_indices(self, chunk: "readers.Chunk") -> np.ndarray:
+        """Track indices of a log chunk's `track_id_clean`; every id must be known.
+
+        Raises:
+          DataValidationError: naming the line of the first id missing from the table.
+        """
+        ids = chunk.table.column("track_id_clean").to_numpy(zero_copy_only=False)
+        idx = self.indices(ids)
+        if (idx < 0).any():
+            i = int(np.argmax(idx < 0))
+            raise DataValidationError(f"track id {ids[i]!r} is not in the track table",
+                                      path=chunk.path, line=chunk.line_of(i),
+                                      column="track_id_clean")
+        return idx
+
     def feature(self, name: str) -> np.ndarray:
         if self.features is None:
             raise DataValidationError("this catalog has no track features (no track table "

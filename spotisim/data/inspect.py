@@ -23,7 +23,7 @@ from spotisim.data.catalog import TrackCatalog
 from spotisim.data.schema import SKIP_COLUMNS
 from spotisim.data.sessions import iter_session_tables
 from spotisim.data.validation import DropReport
-from spotisim.errors import DataValidationError, SpotisimError
+from spotisim.errors import SpotisimError
 
 MAX_POSITION = 20
 
@@ -100,13 +100,7 @@ def summarize(log_path: str, tracks_path: Optional[str] = None, *, skip_column: 
     for chunk in iter_session_tables(log_path, chunk_rows=chunk_rows, on_error=on_error,
                                      report=report):
         if catalog is not None:
-            ids = chunk.table.column("track_id_clean").to_numpy(zero_copy_only=False)
-            idx = catalog.indices(ids)
-            if (idx < 0).any():
-                i = int(np.argmax(idx < 0))
-                raise DataValidationError(f"track id {ids[i]!r} is not in the track table",
-                                          path=chunk.path, line=chunk.line_of(i),
-                                          column="track_id_clean")
+            catalog.chunk_indices(chunk)
         summary.update(chunk.table)
     out = summary.to_dict()
     out["dropped"] = report.summary()

@@ -247,16 +247,10 @@ class SessionLog:
             sid = t.column("session_id").to_numpy(zero_copy_only=False)
             pos = t.column("session_position").to_numpy()
             starts = np.nonzero(pos == 1)[0]
-            tid = t.column("track_id_clean").to_numpy(zero_copy_only=False)
             if builder is not None:
-                idx = builder.indices(tid)
+                idx = builder.indices(t.column("track_id_clean").to_numpy(zero_copy_only=False))
             else:
-                idx = catalog.indices(tid)
-                if (idx < 0).any():
-                    i = int(np.argmax(idx < 0))
-                    raise DataValidationError(
-                        f"track id {tid[i]!r} is not in the track table",
-                        path=chunk.path, line=chunk.line_of(i), column="track_id_clean")
+                idx = catalog.chunk_indices(chunk)
             for s in starts:  # duplicate session ids across chunks / files
                 key = sid[s]
                 if key in first_seen:
