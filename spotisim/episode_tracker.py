@@ -1,0 +1,136 @@
+"""`EpisodeTracker`: keeps every simulated step (who, what was recommended, what the user
+model predicted, what was sampled, the reward) for debugging and evaluation beyond the
+agent's own replay buffer, as Spotify's simulator does; flushes to Parquet.
+
+Steps are recorded batched ([B] episodes at once) and stored as columnar numpy blocks,
+so tracking costs a few array copies per step, not a Python loop over listeners.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional
+
+import gin
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from spotisim.io_utils import atomic_file
+
+
+def list_diversity(slate_features: np.ndarray) -> np.ndarray:
+    """Diversity of each recommended list: 1 - mean pairwise cosine similarity.
+
+    Args:
+      slate_features: [N, K, F] features of the K tracks of N lists (the LIRD write-up
+        uses the eight acoustic features of `schema.DIVERSITY_FEATURES`).
+
+    Returns:
+      [N] diversity per list (NaN for lists of fewer than two tracks).
+    """
+    x = np.asarray(slate_features, np.float64)
+    n, k, _ = x.shape
+    if k < 2:
+        return np.full(n, np.nan)
+    unit = x / np.maximum(np.linalg.norm(x, axis=2, keepdims=True), 1e-12)
+    sim = np.einsum("nkf,njf->nkj", unit, unit)
+    iu = np.triu_indices(k, 1)
+    return 1.0 - sim[:, iu[0], iu[1]].mean(axis=1)
+
+
+@gin.configurable
+class EpisodeTracker:
+    """Per-step records of simulated episodes.
+
+    Args:
+      output_path: Parquet file `flush()` writes (atomically); None keeps records in
+        memory only.
+      track_features: optional [T, F] features used for the diversity summary.
+    """
+
+    COLUMNS = ("episode_id", "step", "listener_key", "slate", "predicted", "responses",
+               "reward", "done")
+
+    def __init__(self, output_path: Optional[str] = None,
+                 track_features: Optional[np.ndarray] = None):
+        self.output_path = output_path
+        self.track_features = track_features
+        self._blocks: List[Dict[str, np.ndarray]] = []
+
+    def record(self, episode_id: np.ndarray, step: np.ndarray, listener_key: np.ndarray,
+               slate: np.ndarray, predicted: np.ndarray, responses: np.ndarray,
+               reward: np.ndarray, done: np.ndarray) -> None:
+        """Records one step of B episodes (all arrays have leading dimension B)."""
+        block = {
+            "episode_id": np.asarray(episode_id, np.int64).copy(),
+            "step": np.asarray(step, np.int64).copy(),
+            "listener_key": np.asarray(listener_key, np.int64).copy(),
+            "slate": np.asarray(slate, np.int64).copy(),
+            "predicted": np.asarray(predicted, np.float32).copy(),
+            "responses": np.asarray(responses, bool).copy(),
+            "reward": np.asarray(reward, np.float32).copy(),
+            "done": np.asarray(done, bool).copy(),
+        }
+        b = len(block["episode_id"])
+        for name, v in block.items():
+            if len(v) != b:
+                raise ValueError(f"EpisodeTracker.record: {name} has {len(v)} rows, "
+                                 f"episode_id has {b}")
+        self._blocks.append(block)
+
+    def __len__(self) -> int:
+        return int(sum(len(b["episode_id"]) for b in self._blocks))
+
+    def arrays(self) -> Dict[str, np.ndarray]:
+        """All records, concatenated, in recording order."""
+        if not self._blocks:
+            return {}
+        return {c: np.concatenate([b[c] for b in self._blocks]) for c in self.COLUMNS}
+
+    def to_arrow(self) -> pa.Table:
+        a = self.arrays()
+        if not a:
+            return pa.table({})
+        cols = {}
+        for c in self.COLUMNS:
+            v = a[c]
+            if v.ndim == 2:  # [N, K] -> list<K> column
+                cols[c] = pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), v.shape[1])
+            else:
+                cols[c] = pa.array(v)
+        return pa.table(cols)
+
+    def flush(self, path: Optional[str] = None) -> Optional[str]:
+        """Writes every record so far to Parquet (atomically) and returns the path."""
+        path = path or self.output_path
+        if path is None:
+            return None
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with atomic_file(path, "wb") as f:
+            pq.write_table(self.to_arrow(), f)
+        return path
+
+    def clear(self) -> None:
+        self._blocks = []
+
+    def summary(self) -> Dict[str, float]:
+        """Skip rate, mean episode reward, mean episode length and list diversity."""
+        a = self.arrays()
+        if not a:
+            return {"steps": 0}
+        ep = a["episode_id"]
+        _, inverse = np.unique(ep, return_inverse=True)
+        ep_reward = np.bincount(inverse, weights=a["reward"])
+        ep_len = np.bincount(inverse)
+        out = {
+            "steps": float(len(ep)),
+            "episodes": float(len(ep_len)),
+            "skip_rate": float(1.0 - a["responses"].mean()),
+            "mean_episode_reward": float(ep_reward.mean()),
+            "mean_episode_length": float(ep_len.mean()),
+            "mean_step_reward": float(a["reward"].mean()),
+        }
+        if self.track_features is not None:
+            out["diversity"] = float(np.nanmean(list_diversity(self.track_features[a["slate"]])))
+        return out
