@@ -5,10 +5,9 @@ import hashlib
 import os
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
-from spotisim.data.session_log import SessionLog, read_session_log
+from spotisim.data.session_log import read_session_log
 from spotisim.data.synthetic import SyntheticWorld, WorldConfig, generate, write_table
 from spotisim.errors import ConfigError
 from tests.conftest import TINY_WORLD

@@ -6,7 +6,7 @@ import pytest
 
 from spotisim.data import inspect as inspect_cli
 from spotisim.data.schema import CONTEXT_TYPES
-from spotisim.data.synthetic import SyntheticWorld, WorldConfig, generate
+from spotisim.data.synthetic import SyntheticWorld, WorldConfig
 from spotisim.data.synthetic import main as synthetic_main
 from spotisim.errors import ConfigError
 

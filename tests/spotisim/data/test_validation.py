@@ -159,7 +159,6 @@ def test_session_appears_twice(tmp_path):
 
 
 def test_track_missing_from_track_table(tmp_path, tiny_world_dir):
-    from spotisim.data.synthetic import write_table
     import pyarrow.csv as pacsv
     table = pacsv.read_csv(tiny_world_dir["tracks"])
     ids = table.column("track_id").to_pylist()
