@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from spotisim.data.schema import ColumnSpec
 from spotisim.errors import DataValidationError
 
-CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
+CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 TRUE_VALUES = ["True", "true", "TRUE", "1"]
 FALSE_VALUES = ["False", "false", "FALSE", "0"]
