@@ -37,3 +37,11 @@ class DataValidationError(SpotisimError):
 
 class ConfigError(SpotisimError):
     """A configuration value (constructor argument or gin binding) is invalid."""
+
+
+class ActionError(SpotisimError):
+    """An agent's action does not fit the track sampler's action spec."""
+
+
+class UserModelError(SpotisimError):
+    """A user model returned something that is not a probability per slate position."""

@@ -21,7 +21,8 @@ class TerminationRule(abc.ABC):
     """Decides, after every step, which of B episodes are over.
 
     Template: `reset(batch_size)` at construction, `reset_episodes(mask)` when episodes
-    restart, `update(responses, left)` after each step -> (ended [B], terminal [B]).
+    restart, `update(responses, left, rows)` after each step -> (ended, terminal) for the
+    stepped rows.
     `terminal` is True where the end is a real termination (discount 0) and False where
     it is a truncation.
     """
@@ -38,18 +39,31 @@ class TerminationRule(abc.ABC):
     def reset_episodes(self, mask: np.ndarray) -> None:
         """Clears the counters of the episodes where `mask` is True."""
 
-    @abc.abstractmethod
-    def update(self, responses: np.ndarray,
-               left: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
-        """Records one step.
+    def update(self, responses: np.ndarray, left: Optional[np.ndarray] = None,
+               rows: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """Records one step of some (or all) of the B episodes.
 
         Args:
-          responses: bool [B, K], True where the listener listened to slate position k.
-          left: optional bool [B], True where the user model says the listener left.
+          responses: bool [R, K], True where the listener listened to slate position k.
+          left: optional bool [R], True where the user model says the listener left.
+          rows: int [R] which episodes stepped (default: all B, in order).
 
         Returns:
-          (ended [B], terminal [B]) booleans.
+          (ended [R], terminal [R]) booleans.
         """
+        responses = np.asarray(responses, bool)
+        if rows is None:
+            rows = np.arange(self._batch_size)
+        rows = np.asarray(rows, np.int64)
+        if len(rows) != len(responses):
+            raise ValueError(f"{len(responses)} responses for {len(rows)} rows")
+        left = np.zeros(len(rows), bool) if left is None else np.asarray(left, bool)
+        return self._update(responses, left, rows)
+
+    @abc.abstractmethod
+    def _update(self, responses: np.ndarray, left: np.ndarray,
+                rows: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Subclasses: the rule's (ended, terminal) for `rows`."""
 
 
 @gin.configurable
@@ -68,9 +82,9 @@ class MaxSteps(TerminationRule):
     def reset_episodes(self, mask: np.ndarray) -> None:
         self.steps[np.asarray(mask, bool)] = 0
 
-    def update(self, responses, left=None):
-        self.steps += 1
-        ended = self.steps >= self.max_steps
+    def _update(self, responses, left, rows):
+        self.steps[rows] += 1
+        ended = self.steps[rows] >= self.max_steps
         return ended, np.zeros_like(ended)
 
 
@@ -92,10 +106,10 @@ class ConsecutiveSkips(TerminationRule):
     def reset_episodes(self, mask: np.ndarray) -> None:
         self.streak[np.asarray(mask, bool)] = 0
 
-    def update(self, responses, left=None):
-        all_skipped = ~np.asarray(responses, bool).any(axis=1)
-        self.streak = np.where(all_skipped, self.streak + 1, 0)
-        ended = self.streak >= self.max_skipped_slates
+    def _update(self, responses, left, rows):
+        all_skipped = ~responses.any(axis=1)
+        self.streak[rows] = np.where(all_skipped, self.streak[rows] + 1, 0)
+        ended = self.streak[rows] >= self.max_skipped_slates
         return ended, ended.copy()
 
 
@@ -112,12 +126,8 @@ class UserLeft(TerminationRule):
     def reset_episodes(self, mask: np.ndarray) -> None:
         pass
 
-    def update(self, responses, left=None):
-        if left is None:
-            ended = np.zeros(len(responses), bool)
-        else:
-            ended = np.asarray(left, bool).copy()
-        return ended, ended.copy()
+    def _update(self, responses, left, rows):
+        return left.copy(), left.copy()
 
 
 @gin.configurable
@@ -143,11 +153,11 @@ class AnyOf(TerminationRule):
         for r in self.rules:
             r.reset_episodes(mask)
 
-    def update(self, responses, left=None):
-        ended = np.zeros(len(responses), bool)
-        terminal = np.zeros(len(responses), bool)
+    def _update(self, responses, left, rows):
+        ended = np.zeros(len(rows), bool)
+        terminal = np.zeros(len(rows), bool)
         for r in self.rules:
-            e, t = r.update(responses, left)
+            e, t = r.update(responses, left, rows)
             ended |= e
             terminal |= e & t
         return ended, terminal

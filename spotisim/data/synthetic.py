@@ -263,13 +263,16 @@ class SyntheticWorld:
         return ListenerState(state.listener, state.context, state.mood, taste, streak,
                              state.position + 1)
 
-    def leave_prob(self, state: ListenerState) -> np.ndarray:
-        """P(the listener ends the session now), given the state after a track."""
+    def leave_prob(self, state: ListenerState, cap: bool = True) -> np.ndarray:
+        """P(the listener ends the session now), given the state after a track.
+
+        With `cap`, sessions end at max_length as MSSD's logs do; without it only the
+        skip-driven hazard acts (what a simulator of longer episodes wants)."""
         c = self.config
         done = state.position - 1  # tracks heard so far
         p = _sigmoid(c.leave_base + c.leave_streak * state.streak)
         p = np.where(done < c.min_length, 0.0, p)
-        return np.where(done >= c.max_length, 1.0, p)
+        return np.where(cap & (done >= c.max_length), 1.0, p)
 
     # ------------------------------------------------------------------ logging policy
     def logging_pools(self, rng: np.random.Generator, state: ListenerState) -> np.ndarray:

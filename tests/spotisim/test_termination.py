@@ -49,3 +49,13 @@ def test_bad_config():
         MaxSteps(0)
     with pytest.raises(ConfigError, match="max_skipped_slates"):
         ConsecutiveSkips(0)
+
+
+def test_update_a_subset_of_rows():
+    rule = AnyOf([MaxSteps(2), ConsecutiveSkips(3)])
+    rule.reset(3)
+    e, _ = rule.update(np.zeros((2, 3), bool), rows=np.array([0, 2]))
+    assert e.tolist() == [False, False]
+    e, t = rule.update(np.zeros((3, 3), bool))
+    assert e.tolist() == [True, False, True] and t.tolist() == [False, False, False]
+    assert rule.rules[1].streak.tolist() == [2, 1, 2]

@@ -1,0 +1,324 @@
+"""The simulated listening environment, after Spotify's design: an `AbstractEnvironment`
+owns a user model, a track sampler, an episode sampler and an episode tracker (plus a
+termination rule); `PlaylistEnvironment` wires them together.  It contains no model math.
+
+Every environment is natively batched: it runs B episodes side by side, and one step
+makes one user-model call for all of them.  An episode that ended is restarted at the
+next step (its action is ignored), which is what TF-Agents' batched environments expect.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Dict, NamedTuple, Optional
+
+import gin
+import numpy as np
+from tf_agents.specs import array_spec
+
+from spotisim.episode_samplers import AbstractEpisodeSampler
+from spotisim.episode_tracker import EpisodeTracker
+from spotisim.errors import ConfigError
+from spotisim.termination import AnyOf, TerminationRule
+from spotisim.track_samplers import AbstractTrackSampler
+from user_models.base import AbstractUserModel, History
+
+
+class StepResult(NamedTuple):
+    """What one step returns for the B episodes.
+
+    observation: the next observations (dict of [B, ...] arrays).
+    reward: float32 [B].
+    done: bool [B], the episode ended with this step.
+    terminal: bool [B], it ended because the listener is gone (discount 0), not a limit.
+    first: bool [B], the episode was (re)started at this step; reward is 0.
+    """
+
+    observation: Dict[str, np.ndarray]
+    reward: np.ndarray
+    done: np.ndarray
+    terminal: np.ndarray
+    first: np.ndarray
+
+
+class AbstractEnvironment(abc.ABC):
+    """A simulated listening environment of B parallel episodes.
+
+    Public `reset` / `step` check and delegate; subclasses implement `_reset` / `_step`.
+    """
+
+    _user_model: AbstractUserModel = None
+    _track_sampler: AbstractTrackSampler = None
+    _episode_tracker: EpisodeTracker = None
+    _episode_sampler: AbstractEpisodeSampler = None
+    _termination: TerminationRule = None
+
+    def __init__(self, batch_size: int):
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self._started = False
+
+    def reset(self) -> Dict[str, np.ndarray]:
+        """Starts B new episodes; returns their observations."""
+        obs = self._reset()
+        self._started = True
+        return obs
+
+    def step(self, action: np.ndarray) -> StepResult:
+        """Recommends one slate per episode (action [B, *action_space().shape])."""
+        if not self._started:
+            obs = self.reset()
+            z = np.zeros(self.batch_size, bool)
+            return StepResult(obs, np.zeros(self.batch_size, np.float32), z, z, ~z)
+        return self._step(action)
+
+    @abc.abstractmethod
+    def observation_space(self) -> Dict[str, array_spec.ArraySpec]:
+        """Spec of one (unbatched) observation."""
+
+    def action_space(self) -> array_spec.BoundedArraySpec:
+        """Spec of one (unbatched) action: the track sampler's."""
+        return self._track_sampler.action_spec()
+
+    @abc.abstractmethod
+    def _reset(self) -> Dict[str, np.ndarray]:
+        """Subclasses: restart every episode."""
+
+    @abc.abstractmethod
+    def _step(self, action: np.ndarray) -> StepResult:
+        """Subclasses: one step of every episode."""
+
+
+@gin.configurable
+class PlaylistEnvironment(AbstractEnvironment):
+    """Playlist continuation: each step recommends a slate of K tracks from the episode's
+    candidate pool; the user model answers P(listen) per position (a listener hears them
+    in order); responses are sampled with the environment's seeded RNG.
+
+    Observation (per episode): the state window of the last N tracks as embeddings with
+    their responses and a validity mask, and (optionally) the candidate pool's embeddings
+    with a mask of candidates not yet recommended.  The window starts as the episode's
+    history (logged responses included); then listened tracks enter it (skipped ones
+    too when `state_includes_skips`), so a fully skipped slate leaves the state as it was.
+    The user model always sees the whole history, skips included.
+
+    Reward: sum_k position_discount^k * listened_k (1.0 = plain count of listens).
+
+    Args:
+      user_model / track_sampler / episode_sampler / episode_tracker / termination: the
+        parts (tracker and termination default to a fresh tracker and
+        AnyOf(MaxSteps(20), ConsecutiveSkips(6))).
+      embeddings: float [T, d] track embeddings (catalog order).
+      batch_size: B, episodes run side by side.
+      state_length: N, tracks in the observation window.
+      position_discount: reward discount per slate position.
+      observe_candidates: include the pool in the observation (needed by DQN / AH-DQN;
+        LIRD scores the pool inside the track sampler and can leave it out).
+      state_includes_skips: skipped tracks also enter the observation window.
+      seed: seeds the environment's RNG (episode draws and responses).
+    """
+
+    def __init__(self, user_model: AbstractUserModel, track_sampler: AbstractTrackSampler,
+                 episode_sampler: AbstractEpisodeSampler, embeddings: np.ndarray,
+                 episode_tracker: Optional[EpisodeTracker] = None,
+                 termination: Optional[TerminationRule] = None, batch_size: int = 1,
+                 state_length: int = 10, position_discount: float = 1.0,
+                 observe_candidates: bool = True, state_includes_skips: bool = False,
+                 seed: int = 0):
+        super().__init__(batch_size)
+        self._user_model = user_model
+        self._track_sampler = track_sampler
+        self._episode_sampler = episode_sampler
+        self._episode_tracker = episode_tracker if episode_tracker is not None else EpisodeTracker()
+        self._termination = termination if termination is not None else AnyOf()
+        self._termination.reset(self.batch_size)
+        emb = np.asarray(embeddings, np.float32)
+        if emb.ndim != 2 or emb.shape[0] != episode_sampler.num_tracks:
+            raise ConfigError(f"embeddings must be [num_tracks={episode_sampler.num_tracks}, "
+                              f"d], got shape {emb.shape}")
+        if emb.shape[1] != track_sampler.embedding_dim:
+            raise ConfigError(f"track sampler expects embedding_dim={track_sampler.embedding_dim}"
+                              f" but the embeddings have {emb.shape[1]}")
+        if track_sampler.pool_size != episode_sampler.pool_size:
+            raise ConfigError(f"track sampler pool_size ({track_sampler.pool_size}) differs "
+                              f"from the episode sampler's ({episode_sampler.pool_size})")
+        if state_length < 1:
+            raise ConfigError(f"state_length must be >= 1, got {state_length}")
+        if not 0.0 < position_discount <= 1.0:
+            raise ConfigError(f"position_discount must be in (0, 1], got {position_discount}")
+        self._emb = emb
+        self._emb_padded = np.concatenate([emb, np.zeros((1, emb.shape[1]), np.float32)])
+        self.state_length = int(state_length)
+        self.slate_size = track_sampler.slate_size
+        self.pool_size = track_sampler.pool_size
+        self.position_weights = (position_discount ** np.arange(self.slate_size)).astype(np.float32)
+        self.max_reward = float(self.position_weights.sum())
+        self.observe_candidates = bool(observe_candidates)
+        self.state_includes_skips = bool(state_includes_skips)
+        self._rng = np.random.default_rng(seed)
+        self._next_episode = 0
+        B, N = self.batch_size, self.state_length
+        self._hist_cap = episode_sampler.history_length + 8 * self.slate_size
+        self._h_tracks = np.full((B, self._hist_cap), -1, np.int32)
+        self._h_resp = np.zeros((B, self._hist_cap), np.float32)
+        self._h_len = np.zeros(B, np.int32)
+        self._w_tracks = np.full((B, N), -1, np.int32)
+        self._w_resp = np.zeros((B, N), np.float32)
+        self._cands = np.zeros((B, self.pool_size), np.int32)
+        self._avail = np.ones((B, self.pool_size), bool)
+        self._context = np.zeros(B, np.int16)
+        self._listener = np.full(B, -1, np.int64)
+        self._hidden: Optional[np.ndarray] = None
+        self._key = np.zeros(B, np.int64)
+        self._episode = np.zeros(B, np.int64)
+        self._steps = np.zeros(B, np.int64)
+        self._needs_reset = np.zeros(B, bool)
+
+    # ------------------------------------------------------------------ specs
+    def observation_space(self):
+        N, d, C = self.state_length, self._emb.shape[1], self.pool_size
+        spec = {
+            "history": array_spec.ArraySpec((N, d), np.float32, name="history"),
+            "responses": array_spec.BoundedArraySpec((N,), np.float32, 0.0, 1.0, name="responses"),
+            "history_mask": array_spec.BoundedArraySpec((N,), np.float32, 0.0, 1.0,
+                                                        name="history_mask"),
+        }
+        if self.observe_candidates:
+            spec["candidates"] = array_spec.ArraySpec((C, d), np.float32, name="candidates")
+            spec["candidate_mask"] = array_spec.BoundedArraySpec((C,), np.int32, 0, 1,
+                                                                 name="candidate_mask")
+        return spec
+
+    # ------------------------------------------------------------------ state access
+    @property
+    def embeddings(self) -> np.ndarray:
+        return self._emb
+
+    @property
+    def episode_tracker(self) -> EpisodeTracker:
+        return self._episode_tracker
+
+    def candidate_tracks(self) -> np.ndarray:
+        """int [B, C] each episode's pool (catalog indices)."""
+        return self._cands.copy()
+
+    def available(self) -> np.ndarray:
+        """bool [B, C] candidates not yet recommended."""
+        return self._avail.copy()
+
+    def history(self, rows: Optional[np.ndarray] = None) -> History:
+        """What the listeners of `rows` (default all) have heard so far."""
+        rows = np.arange(self.batch_size) if rows is None else rows
+        return History(self._h_tracks[rows], self._h_resp[rows], self._h_len[rows],
+                       self._context[rows], self._listener[rows],
+                       None if self._hidden is None else self._hidden[rows])
+
+    # ------------------------------------------------------------------ episodes
+    def _start(self, rows: np.ndarray) -> None:
+        start = self._episode_sampler.sample(self._rng, len(rows))
+        n0 = start.history_tracks.shape[1]
+        self._h_tracks[rows] = -1
+        self._h_resp[rows] = 0.0
+        self._h_tracks[rows, :n0] = start.history_tracks
+        self._h_resp[rows, :n0] = start.history_responses
+        self._h_len[rows] = start.history_length
+        # Window = the last N history entries, right-aligned (newest last).
+        N = self.state_length
+        idx = start.history_length[:, None] - N + np.arange(N)[None, :]
+        valid = idx >= 0
+        safe = np.clip(idx, 0, n0 - 1)
+        self._w_tracks[rows] = np.where(valid, np.take_along_axis(start.history_tracks, safe, 1), -1)
+        self._w_resp[rows] = np.where(valid, np.take_along_axis(start.history_responses, safe, 1), 0)
+        self._cands[rows] = start.candidates
+        self._avail[rows] = True
+        self._context[rows] = start.context
+        self._listener[rows] = start.listener
+        if start.hidden is not None:
+            if self._hidden is None:
+                self._hidden = np.zeros((self.batch_size, start.hidden.shape[1]))
+            self._hidden[rows] = start.hidden
+        self._key[rows] = start.key
+        self._episode[rows] = self._next_episode + np.arange(len(rows))
+        self._next_episode += len(rows)
+        self._steps[rows] = 0
+        self._needs_reset[rows] = False
+        mask = np.zeros(self.batch_size, bool)
+        mask[rows] = True
+        self._termination.reset_episodes(mask)
+
+    def _observation(self) -> Dict[str, np.ndarray]:
+        w = self._w_tracks
+        obs = {
+            "history": self._emb_padded[w],  # index -1 -> the zero row
+            "responses": self._w_resp.copy(),
+            "history_mask": (w >= 0).astype(np.float32),
+        }
+        if self.observe_candidates:
+            obs["candidates"] = self._emb[self._cands]
+            obs["candidate_mask"] = self._avail.astype(np.int32)
+        return obs
+
+    def _reset(self):
+        self._start(np.arange(self.batch_size))
+        return self._observation()
+
+    def _grow_history(self, needed: int) -> None:
+        if needed <= self._hist_cap:
+            return
+        new_cap = max(needed, 2 * self._hist_cap)
+        pad = new_cap - self._hist_cap
+        self._h_tracks = np.pad(self._h_tracks, ((0, 0), (0, pad)), constant_values=-1)
+        self._h_resp = np.pad(self._h_resp, ((0, 0), (0, pad)))
+        self._hist_cap = new_cap
+
+    def _step(self, action):
+        B, K = self.batch_size, self.slate_size
+        first = self._needs_reset.copy()
+        if first.any():
+            self._start(np.nonzero(first)[0])
+        rows = np.nonzero(~first)[0]
+        reward = np.zeros(B, np.float32)
+        done = np.zeros(B, bool)
+        terminal = np.zeros(B, bool)
+        if len(rows):
+            action = np.asarray(action)
+            act = action[rows] if action.ndim and action.shape[0] == B else action
+            cand_emb = self._emb[self._cands[rows]]
+            pos = self._track_sampler.select(act, cand_emb, self._avail[rows])
+            slate = np.take_along_axis(self._cands[rows], pos, axis=1)
+            uniforms = self._rng.random((len(rows), K + 1))
+            probs, responses, left = self._user_model.respond(self.history(rows), slate, uniforms)
+            r = (responses * self.position_weights).sum(axis=1).astype(np.float32)
+            self._avail[rows[:, None], pos] = False
+            self._append(rows, slate, responses)
+            self._steps[rows] += 1
+            ended, term = self._termination.update(responses, left, rows)
+            exhausted = self._avail[rows].sum(axis=1) < K
+            ended = ended | exhausted
+            reward[rows], done[rows], terminal[rows] = r, ended, term & ended
+            self._needs_reset[rows] = ended
+            self._episode_tracker.record(self._episode[rows], self._steps[rows] - 1,
+                                         self._key[rows], slate, probs, responses, r, ended)
+        return StepResult(self._observation(), reward, done, terminal, first)
+
+    def _append(self, rows: np.ndarray, slate: np.ndarray, responses: np.ndarray) -> None:
+        """Adds a heard slate to the full history and updates the observation window."""
+        K, N = self.slate_size, self.state_length
+        self._grow_history(int(self._h_len[rows].max()) + K)
+        cols = self._h_len[rows][:, None] + np.arange(K)[None, :]
+        self._h_tracks[rows[:, None], cols] = slate
+        self._h_resp[rows[:, None], cols] = responses
+        self._h_len[rows] += K
+        # Window: keep entries that enter, in slate order, and drop the oldest.
+        enters = np.ones_like(responses) if self.state_includes_skips else responses
+        n_in = enters.sum(axis=1)
+        # Stable order: entering tracks first, keeping slate order.
+        order = np.argsort(~enters, axis=1, kind="stable")
+        new_t = np.take_along_axis(slate, order, axis=1)
+        new_r = np.take_along_axis(responses.astype(np.float32), order, axis=1)
+        comb_t = np.concatenate([self._w_tracks[rows], new_t], axis=1)   # [R, N + K]
+        comb_r = np.concatenate([self._w_resp[rows], new_r], axis=1)
+        start = (n_in)[:, None] + np.arange(N)[None, :]                   # window slides by n_in
+        self._w_tracks[rows] = np.take_along_axis(comb_t, start, axis=1)
+        self._w_resp[rows] = np.take_along_axis(comb_r, start, axis=1)

@@ -1,0 +1,251 @@
+"""Episode samplers: who listens, what they heard before, and which tracks may be
+recommended ("example play modes" in Spotify's design).
+
+`LogEpisodeSampler` starts episodes from logged sessions (real MSSD or a synthetic log);
+`SyntheticEpisodeSampler` draws fresh listeners from the synthetic world.  Both return an
+`EpisodeStart` for a batch of episodes, built with array operations only.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import os
+from typing import Optional
+
+import gin
+import numpy as np
+import pyarrow.parquet as pq
+
+from spotisim.data.session_log import SessionLog
+from spotisim.data.synthetic import SyntheticWorld
+from spotisim.errors import ConfigError, DataValidationError
+
+
+@dataclasses.dataclass
+class EpisodeStart:
+    """The start of n episodes.
+
+    Attributes:
+      history_tracks: int32 [n, N] tracks heard before the episode, oldest first, -1 pad.
+      history_responses: float32 [n, N] 1 = listened, 0 = skipped.
+      history_length: int32 [n].
+      candidates: int32 [n, C] the episode's candidate pool (distinct, none in history).
+      context: int16 [n] context_type code, -1 when unknown.
+      listener: int64 [n] listener id (synthetic world) or -1.
+      hidden: float [n, Dh] hidden per-episode state for the ground truth, or None.
+      key: int64 [n] identifies the episode's origin (logged session index or synthetic
+        draw number), recorded by the episode tracker.
+    """
+
+    history_tracks: np.ndarray
+    history_responses: np.ndarray
+    history_length: np.ndarray
+    candidates: np.ndarray
+    context: np.ndarray
+    listener: np.ndarray
+    hidden: Optional[np.ndarray]
+    key: np.ndarray
+
+
+def distinct_candidates(proposals: np.ndarray, exclude: np.ndarray, pool_size: int,
+                        rng: np.random.Generator) -> np.ndarray:
+    """Per row, the first `pool_size` distinct proposals not in `exclude`, shuffled.
+
+    Args:
+      proposals: int [n, M] track indices in priority order (-1 = none).
+      exclude: int [n, N] track indices that may not appear (-1 = none).
+      pool_size: C.
+
+    Raises:
+      ConfigError: a row has fewer than C usable proposals.
+    """
+    n, M = proposals.shape
+    allv = np.concatenate([exclude, proposals], axis=1)
+    order = np.argsort(allv, axis=1, kind="stable")
+    sorted_v = np.take_along_axis(allv, order, axis=1)
+    dup_sorted = np.zeros_like(sorted_v, dtype=bool)
+    dup_sorted[:, 1:] = sorted_v[:, 1:] == sorted_v[:, :-1]
+    dup = np.empty_like(dup_sorted)
+    np.put_along_axis(dup, order, dup_sorted, axis=1)
+    ok = ~dup[:, exclude.shape[1]:] & (proposals >= 0)
+    # Excluded values occur earlier in `allv`, so their proposals are marked duplicate.
+    if (ok.sum(axis=1) < pool_size).any():
+        raise ConfigError(f"could not fill a candidate pool of {pool_size} distinct tracks "
+                          "(catalogue too small for pool_size + history_length?)")
+    pick = np.argsort(~ok, axis=1, kind="stable")[:, :pool_size]
+    pools = np.take_along_axis(proposals, pick, axis=1)
+    return rng.permuted(pools, axis=1).astype(np.int32)
+
+
+class AbstractEpisodeSampler(abc.ABC):
+    """Draws the starts of episodes.
+
+    Args:
+      history_length: N, tracks heard before the episode starts.
+      pool_size: C, candidates per episode.
+    """
+
+    def __init__(self, history_length: int, pool_size: int):
+        if history_length < 1:
+            raise ConfigError(f"history_length must be >= 1, got {history_length}")
+        if pool_size < 1:
+            raise ConfigError(f"pool_size must be >= 1, got {pool_size}")
+        self.history_length = int(history_length)
+        self.pool_size = int(pool_size)
+
+    def sample(self, rng: np.random.Generator, n: int) -> EpisodeStart:
+        """Starts n episodes (validated shapes)."""
+        start = self._sample(rng, int(n))
+        assert start.history_tracks.shape == (n, self.history_length)
+        assert start.candidates.shape == (n, self.pool_size)
+        return start
+
+    @property
+    @abc.abstractmethod
+    def num_tracks(self) -> int:
+        """Size of the catalogue the track indices point into."""
+
+    @abc.abstractmethod
+    def _sample(self, rng: np.random.Generator, n: int) -> EpisodeStart:
+        """Subclasses: the starts of n episodes."""
+
+
+def _hidden_for_log(log: SessionLog, hidden_path: str):
+    table = pq.read_table(hidden_path).to_pandas().set_index("session_id")
+    missing = ~np.isin(log.session_ids, table.index.to_numpy())
+    if missing.any():
+        raise DataValidationError(f"session {log.session_ids[np.argmax(missing)]!r} of the "
+                                  "log is not in the hidden-session table", path=hidden_path)
+    rows = table.loc[log.session_ids]
+    moods = rows[[c for c in rows.columns if c.startswith("mood_")]].to_numpy()
+    return rows["listener"].to_numpy(np.int64), moods
+
+
+@gin.configurable
+class LogEpisodeSampler(AbstractEpisodeSampler):
+    """Episodes from logged sessions: a session's first N tracks (with their logged
+    responses) are the history; the pool is the rest of that session, plus tracks played
+    in the same context type, plus tracks drawn by popularity from the catalogue.
+
+    Args:
+      log: the `SessionLog` to draw from.
+      history_length: N (sessions shorter than N give their whole length).
+      pool_size: C.
+      context_share: share of the pool, after the session's own tracks, drawn from plays
+        in the same context type; the rest comes from the catalogue by popularity.
+      hidden_sessions: optional path of a synthetic log's hidden_sessions.parquet; gives
+        each episode the listener key the ground-truth user model needs.
+    """
+
+    def __init__(self, log: SessionLog, history_length: int = 10, pool_size: int = 100,
+                 context_share: float = 0.5, hidden_sessions: Optional[str] = None):
+        super().__init__(history_length, pool_size)
+        if len(log.catalog) < pool_size + history_length:
+            raise ConfigError(f"the catalogue has {len(log.catalog)} tracks, fewer than "
+                              f"pool_size + history_length = {pool_size + history_length}")
+        if not 0.0 <= context_share <= 1.0:
+            raise ConfigError(f"context_share must be in [0, 1], got {context_share}")
+        self.log = log
+        self.context_share = float(context_share)
+        self.sessions = np.nonzero(log.lengths >= 1)[0]
+        if len(self.sessions) == 0:
+            raise ConfigError("the log has no sessions")
+        self._tracks, self._skipped, self._mask = log.padded()
+        self._session_context = log.session_context().astype(np.int16)
+        ctx_rows = log.columns["context_type"]
+        order = np.argsort(ctx_rows, kind="stable")
+        self._ctx_tracks = log.tracks[order]
+        bounds = np.searchsorted(ctx_rows[order], np.arange(len(log.vocab["context_type"]) + 1))
+        self._ctx_start, self._ctx_end = bounds[:-1], bounds[1:]
+        pop = log.catalog.play_counts.astype(np.float64) + 1.0
+        self._pop_cdf = np.cumsum(pop / pop.sum())
+        self._listener = np.full(log.num_sessions, -1, np.int64)
+        self._hidden = None
+        if hidden_sessions is not None:
+            if not os.path.exists(hidden_sessions):
+                raise ConfigError(f"hidden_sessions file not found: {hidden_sessions}")
+            self._listener, self._hidden = _hidden_for_log(log, hidden_sessions)
+
+    @property
+    def num_tracks(self) -> int:
+        return len(self.log.catalog)
+
+    def _sample(self, rng, n):
+        N, C = self.history_length, self.pool_size
+        s = self.sessions[rng.integers(0, len(self.sessions), n)]
+        L = self.log.lengths[s]
+        h_len = np.minimum(L, N).astype(np.int32)
+        width = self._tracks.shape[1]
+        cols = np.arange(max(N, width))
+        tracks = np.pad(self._tracks[s], ((0, 0), (0, max(0, N - width))), constant_values=-1)
+        skipped = np.pad(self._skipped[s], ((0, 0), (0, max(0, N - width))))
+        hist = np.where(cols[None, :N] < h_len[:, None], tracks[:, :N], -1).astype(np.int32)
+        resp = np.where(hist >= 0, (~skipped[:, :N]).astype(np.float32), 0.0).astype(np.float32)
+        rest = np.where((cols[None, :] >= h_len[:, None]) & (tracks >= 0), tracks, -1)
+        # Same-context plays, then popularity draws; oversampled for de-duplication.
+        ctx = self._session_context[s]
+        n_ctx = int(np.ceil(self.context_share * C)) * 2
+        lo, hi = self._ctx_start[ctx], self._ctx_end[ctx]
+        ctx_rows = lo[:, None] + (rng.random((n, n_ctx)) * (hi - lo)[:, None]).astype(np.int64)
+        ctx_draw = np.where((hi > lo)[:, None], self._ctx_tracks[np.minimum(ctx_rows, len(self._ctx_tracks) - 1)], -1)
+        pop_draw = np.searchsorted(self._pop_cdf, rng.random((n, 3 * C + N)))
+        pop_draw = np.minimum(pop_draw, self.num_tracks - 1)
+        uniform = rng.integers(0, self.num_tracks, (n, C + N))
+        proposals = np.concatenate([rest, ctx_draw, pop_draw, uniform], axis=1)
+        cands = distinct_candidates(proposals, hist, C, rng)
+        return EpisodeStart(hist, resp, h_len, cands, ctx, self._listener[s],
+                            None if self._hidden is None else self._hidden[s],
+                            s.astype(np.int64))
+
+
+@gin.configurable
+class SyntheticEpisodeSampler(AbstractEpisodeSampler):
+    """Episodes with fresh listeners of the synthetic world: the world's logging policy
+    plays N tracks (answered by the hidden truth) as the history; the pool is the rest of
+    that line-up plus popular and random catalogue tracks.  Carries the listener key.
+
+    Args:
+      world: the `SyntheticWorld`.
+      history_length: N (at most the world's pool_size - 1).
+      pool_size: C.
+    """
+
+    def __init__(self, world: SyntheticWorld, history_length: int = 10, pool_size: int = 100):
+        super().__init__(history_length, pool_size)
+        if history_length >= world.config.pool_size:
+            raise ConfigError(f"history_length ({history_length}) must be below the world's "
+                              f"logging line-up size ({world.config.pool_size})")
+        if world.config.num_tracks < pool_size + history_length:
+            raise ConfigError(f"the world has {world.config.num_tracks} tracks, fewer than "
+                              f"pool_size + history_length = {pool_size + history_length}")
+        self.world = world
+        pop = np.exp(world.track_popularity)
+        self._pop_cdf = np.cumsum(pop / pop.sum())
+        self._drawn = 0
+
+    @property
+    def num_tracks(self) -> int:
+        return self.world.config.num_tracks
+
+    def _sample(self, rng, n):
+        w, N, C = self.world, self.history_length, self.pool_size
+        state = w.new_sessions(rng, n)
+        start = state.copy()
+        lineup = w.logging_pools(rng, state)
+        listened = np.zeros((n, N), bool)
+        for t in range(N):  # N history positions, vectorised over listeners
+            p = w.listen_prob(state, lineup[:, t:t + 1])[:, 0]
+            listened[:, t] = rng.random(n) < p
+            state = w.advance(state, lineup[:, t], listened[:, t])
+        hist = lineup[:, :N].astype(np.int32)
+        pop_draw = np.minimum(np.searchsorted(self._pop_cdf, rng.random((n, 2 * C))),
+                              self.num_tracks - 1)
+        uniform = rng.integers(0, self.num_tracks, (n, 2 * C + N))
+        proposals = np.concatenate([lineup[:, N:], pop_draw, uniform], axis=1)
+        cands = distinct_candidates(proposals, hist, C, rng)
+        keys = np.arange(self._drawn, self._drawn + n, dtype=np.int64)
+        self._drawn += n
+        return EpisodeStart(hist, listened.astype(np.float32), np.full(n, N, np.int32),
+                            cands, start.context.astype(np.int16), start.listener.astype(np.int64),
+                            start.mood, keys)

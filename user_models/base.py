@@ -1,0 +1,129 @@
+"""The user-model interface every simulator part talks to.
+
+A user model answers "will this listener listen to (not skip) each track of this slate,
+heard in order, after this history?".  It is called once per environment step for the
+whole batch of listeners (vectorised), never once per listener.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Optional, Tuple
+
+import numpy as np
+
+from spotisim.errors import UserModelError
+
+
+@dataclasses.dataclass
+class History:
+    """What B listeners have heard so far in their episodes (arrays [B, ...]).
+
+    Attributes:
+      tracks: int32 [B, H] catalog indices, oldest first, left-aligned; -1 = padding.
+      responses: float32 [B, H] 1 = listened, 0 = skipped (0 on padding).
+      length: int32 [B] number of valid entries per row.
+      context: int16 [B] context_type code (see schema.CONTEXT_TYPES); -1 = unknown.
+      listener: int64 [B] listener id where known (synthetic world); -1 otherwise.
+      hidden: optional float [B, Dh] hidden per-episode state that only the ground truth
+        may read (the synthetic session mood).  Learned models must ignore it.
+    """
+
+    tracks: np.ndarray
+    responses: np.ndarray
+    length: np.ndarray
+    context: np.ndarray
+    listener: np.ndarray
+    hidden: Optional[np.ndarray] = None
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.tracks.shape[0])
+
+    def take(self, idx: np.ndarray) -> "History":
+        return History(self.tracks[idx], self.responses[idx], self.length[idx],
+                       self.context[idx], self.listener[idx],
+                       None if self.hidden is None else self.hidden[idx])
+
+
+def check_probabilities(p: np.ndarray, shape: Tuple[int, ...], who: str) -> np.ndarray:
+    """Raises UserModelError unless `p` is a finite array of probabilities of `shape`."""
+    p = np.asarray(p)
+    if p.shape != shape:
+        raise UserModelError(f"{who} returned probabilities of shape {p.shape}, "
+                             f"expected {shape} (batch, slate size)")
+    if not np.isfinite(p).all():
+        raise UserModelError(f"{who} returned NaN or infinite probabilities")
+    if (p < 0).any() or (p > 1).any():
+        raise UserModelError(f"{who} returned probabilities outside [0, 1] "
+                             f"(min {p.min():.4g}, max {p.max():.4g})")
+    return p
+
+
+class AbstractUserModel(abc.ABC):
+    """P(listen) for each position of a slate, given the history; batched.
+
+    Template methods: `predict` and `respond` validate inputs and outputs once, so
+    subclasses implement only `_predict` (and, when they can do the cascade faster in one
+    go, `_respond`).
+    """
+
+    #: True when the probability of slate position k depends on the responses at
+    #: positions < k (the skip cascade).  When False, `respond` needs one `_predict`.
+    cascades: bool = True
+
+    def predict(self, history: History, slate: np.ndarray,
+                slate_responses: Optional[np.ndarray] = None) -> np.ndarray:
+        """P(listen) [B, K] for each slate position.
+
+        Args:
+          history: what each listener heard so far.
+          slate: int [B, K] track indices, heard in order.
+          slate_responses: optional bool [B, K]: the actual outcomes of the slate so far.
+            Position k's probability is conditioned on positions < k of it (teacher
+            forcing).  When None, a cascading model conditions on "listened".
+        """
+        slate = np.asarray(slate)
+        if slate.ndim != 2 or slate.shape[0] != history.batch_size:
+            raise UserModelError(f"slate must be [batch, K] with batch "
+                                 f"{history.batch_size}, got shape {slate.shape}")
+        p = self._predict(history, slate, slate_responses)
+        return check_probabilities(p, slate.shape, type(self).__name__)
+
+    def respond(self, history: History, slate: np.ndarray,
+                uniforms: np.ndarray) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """Samples the listener's responses to a slate, position by position.
+
+        Args:
+          history: what each listener heard so far.
+          slate: int [B, K].
+          uniforms: float [B, K + 1] uniform draws from the environment's RNG (the last
+            column decides whether the listener leaves, for models that model it).
+
+        Returns:
+          (probabilities [B, K], responses bool [B, K], left bool [B] or None).
+        """
+        slate = np.asarray(slate)
+        probs, responses, left = self._respond(history, slate, uniforms)
+        check_probabilities(probs, slate.shape, type(self).__name__)
+        return probs, responses, left
+
+    @abc.abstractmethod
+    def _predict(self, history: History, slate: np.ndarray,
+                 slate_responses: Optional[np.ndarray]) -> np.ndarray:
+        """Subclasses: P(listen) [B, K]."""
+
+    def _respond(self, history, slate, uniforms):
+        """Default cascade: K teacher-forced predictions (one when not `cascades`)."""
+        B, K = slate.shape
+        if not self.cascades:
+            probs = self._predict(history, slate, None)
+            return probs, uniforms[:, :K] < probs, None
+        responses = np.zeros((B, K), bool)
+        probs = np.zeros((B, K))
+        for k in range(K):
+            p = self._predict(history, slate, responses)
+            probs[:, k] = p[:, k]
+            responses[:, k] = uniforms[:, k] < p[:, k]
+        return probs, responses, None
