@@ -1,0 +1,257 @@
+"""PlaylistEnvironment + EnvironmentBuilder + TFAgtPyEnvironment: specs, invariants,
+termination, determinism, tracker output, bad input, batching, TF-Agents drivers."""
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from tf_agents.environments import utils as env_utils
+from tf_agents.trajectories import time_step as ts
+
+from spotisim.builder import EnvironmentBuilder, TFAgtPyEnvironment
+from spotisim.data.synthetic import SyntheticWorld, WorldConfig
+from spotisim.environment import PlaylistEnvironment
+from spotisim.episode_samplers import LogEpisodeSampler, SyntheticEpisodeSampler
+from spotisim.episode_tracker import EpisodeTracker
+from spotisim.errors import ActionError, ConfigError, UserModelError
+from spotisim.termination import AnyOf, ConsecutiveSkips, MaxSteps
+from spotisim.track_samplers import (CandidateIndexTrackSampler, ContinuousWeightsTrackSampler,
+                                     SlateIndicesTrackSampler)
+from tests.conftest import TINY_WORLD
+from user_models.base import AbstractUserModel
+from user_models.ground_truth import GroundTruthUserModel
+
+SAMPLERS = [ContinuousWeightsTrackSampler, CandidateIndexTrackSampler, SlateIndicesTrackSampler]
+POOL, K, D = 40, 3, 9
+
+
+class ConstantUserModel(AbstractUserModel):
+    """P(listen) = p everywhere; counts its calls."""
+
+    cascades = False
+
+    def __init__(self, p=0.5):
+        self.p = p
+        self.calls = 0
+        self.batch_sizes = []
+
+    def _predict(self, history, slate, slate_responses):
+        self.calls += 1
+        self.batch_sizes.append(history.batch_size)
+        return np.full(slate.shape, self.p)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return SyntheticWorld(WorldConfig(seed=3, **TINY_WORLD))
+
+
+def embeddings(world):
+    return np.concatenate([world.track_latent, world.track_popularity[:, None]], 1)
+
+
+def make_env(world, sampler_cls=SlateIndicesTrackSampler, batch_size=1, user_model=None,
+             termination=None, seed=0, tracker=None, **kw):
+    return PlaylistEnvironment(
+        user_model or GroundTruthUserModel(world), sampler_cls(K, POOL, D),
+        SyntheticEpisodeSampler(world, 10, POOL), embeddings(world),
+        episode_tracker=tracker, termination=termination, batch_size=batch_size, seed=seed,
+        **kw)
+
+
+def random_actions(env, rng):
+    spec = env.action_space()
+    shape = (env.batch_size,) + spec.shape
+    if np.issubdtype(spec.dtype, np.integer):
+        return rng.integers(spec.minimum, spec.maximum + 1, shape).astype(spec.dtype)
+    return rng.uniform(spec.minimum, spec.maximum, shape).astype(spec.dtype)
+
+
+@pytest.mark.parametrize("sampler_cls", SAMPLERS)
+@pytest.mark.parametrize("batch_size", [1, 5])
+def test_validate_py_environment(world, sampler_cls, batch_size):
+    env = TFAgtPyEnvironment(make_env(world, sampler_cls, batch_size))
+    assert env.batched == (batch_size > 1)
+    env_utils.validate_py_environment(env, episodes=3)
+
+
+@pytest.mark.parametrize("sampler_cls", SAMPLERS)
+def test_invariants_over_many_steps(world, sampler_cls):
+    env = make_env(world, sampler_cls, batch_size=6,
+                   termination=AnyOf([MaxSteps(12), ConsecutiveSkips(6)]))
+    rng = np.random.default_rng(0)
+    obs = env.reset()
+    spec = env.observation_space()
+    for _ in range(40):
+        for name, s in spec.items():
+            assert obs[name].shape == (6,) + s.shape and obs[name].dtype == s.dtype
+        r = env.step(random_actions(env, rng))
+        assert ((r.reward >= 0) & (r.reward <= env.max_reward)).all()
+        obs = r.observation
+    # Each episode: slate size K, no track twice, none from its history.
+    a = env.episode_tracker.arrays()
+    assert a["slate"].shape[1] == K
+    for ep in np.unique(a["episode_id"]):
+        tracks = a["slate"][a["episode_id"] == ep].ravel()
+        assert len(set(tracks.tolist())) == len(tracks)
+
+
+def test_episode_cycle_and_reset_after_last(world):
+    env = TFAgtPyEnvironment(make_env(world, termination=MaxSteps(3)))
+    types = [env.reset().step_type]
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        types.append(env.step(random_actions(env.env, rng)[0]).step_type)
+    F, M, L = ts.StepType.FIRST, ts.StepType.MID, ts.StepType.LAST
+    assert [int(t) for t in types] == [F, M, M, L, F, M, M, L, F]
+    # A time limit is a truncation: discount stays 1 on LAST.
+    env.reset()
+    for _ in range(3):
+        last = env.step(np.zeros(K, np.int32))
+    assert last.is_last() and last.discount == 1.0
+
+
+def test_consecutive_skips_terminate_with_discount_zero(world):
+    env = TFAgtPyEnvironment(make_env(world, user_model=ConstantUserModel(0.0),
+                                      termination=AnyOf([MaxSteps(20), ConsecutiveSkips(4)])))
+    env.reset()
+    steps = [env.step(np.array([0, 1, 2], np.int32)) for _ in range(4)]
+    assert [bool(s.is_last()) for s in steps] == [False, False, False, True]
+    assert steps[-1].discount == 0.0 and all(s.reward == 0 for s in steps)
+
+
+def test_window_updates(world):
+    env = make_env(world, user_model=ConstantUserModel(0.0))
+    obs0 = env.reset()
+    r = env.step(np.array([[0, 1, 2]], np.int32))
+    # Everything skipped: the state does not move.
+    for name in ("history", "responses", "history_mask"):
+        np.testing.assert_array_equal(r.observation[name], obs0[name])
+    assert env.history().length[0] == 13  # but the user model heard all three
+    env2 = make_env(world, user_model=ConstantUserModel(1.0))
+    env2.reset()
+    cands = env2.candidate_tracks()[0]
+    r2 = env2.step(np.array([[4, 5, 6]], np.int32))
+    np.testing.assert_array_equal(r2.observation["history"][0, -3:],
+                                  env2.embeddings[cands[[4, 5, 6]]])
+    assert r2.observation["responses"][0, -3:].tolist() == [1, 1, 1]
+    assert r2.reward[0] == 3.0
+    assert r2.observation["candidate_mask"][0, [4, 5, 6]].tolist() == [0, 0, 0]
+
+
+def test_position_discount(world):
+    env = make_env(world, user_model=ConstantUserModel(1.0), position_discount=0.9)
+    env.reset()
+    r = env.step(np.array([[0, 1, 2]], np.int32))
+    assert r.reward[0] == pytest.approx(1 + 0.9 + 0.81)
+    assert env.max_reward == pytest.approx(2.71)
+
+
+def test_same_seed_same_episodes(world):
+    def run(seed):
+        env = make_env(world, batch_size=4, seed=seed)
+        rng = np.random.default_rng(1)
+        env.reset()
+        for _ in range(15):
+            env.step(random_actions(env, rng))
+        return env.episode_tracker.arrays()
+
+    a, b, c = run(7), run(7), run(8)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+    assert not np.array_equal(a["slate"], c["slate"])
+
+
+def test_tracker_parquet_equals_what_was_stepped(world, tmp_path):
+    tracker = EpisodeTracker(str(tmp_path / "ep.parquet"))
+    env = make_env(world, batch_size=3, tracker=tracker)
+    env.reset()
+    rng = np.random.default_rng(2)
+    rewards = []
+    for _ in range(5):
+        r = env.step(random_actions(env, rng))
+        rewards.append(r.reward[~r.first])
+    table = pq.read_table(tracker.flush()).to_pydict()
+    np.testing.assert_allclose(table["reward"], np.concatenate(rewards), rtol=1e-6)
+    assert len(table["slate"]) == 15 and all(len(s) == K for s in table["slate"])
+    resp = np.array(table["responses"])
+    np.testing.assert_allclose(resp.sum(1), table["reward"])
+
+
+def test_one_user_model_call_per_step(world):
+    um = ConstantUserModel(0.5)
+    env = make_env(world, batch_size=8, user_model=um, termination=MaxSteps(50))
+    env.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        env.step(random_actions(env, rng))
+    assert um.calls == 5 and um.batch_sizes == [8] * 5
+
+
+def test_bad_actions_and_models(world):
+    env = make_env(world)
+    env.reset()
+    with pytest.raises(ActionError, match="shape"):
+        env.step(np.array([[0, 1]], np.int32))
+    with pytest.raises(ActionError, match="outside"):
+        env.step(np.array([[0, 1, POOL]], np.int32))
+    with pytest.raises(ActionError, match="integer"):
+        env.step(np.array([[0.0, 1.0, 2.0]]))
+    bad = make_env(world, user_model=ConstantUserModel(np.nan))
+    bad.reset()
+    with pytest.raises(UserModelError, match="NaN"):
+        bad.step(np.array([[0, 1, 2]], np.int32))
+    over = make_env(world, user_model=ConstantUserModel(1.5))
+    over.reset()
+    with pytest.raises(UserModelError, match=r"outside \[0, 1\]"):
+        over.step(np.array([[0, 1, 2]], np.int32))
+
+
+def test_bad_configuration(world):
+    with pytest.raises(ConfigError, match="pool_size"):
+        PlaylistEnvironment(GroundTruthUserModel(world), SlateIndicesTrackSampler(K, 30, D),
+                            SyntheticEpisodeSampler(world, 10, POOL), embeddings(world))
+    with pytest.raises(ConfigError, match="embedding_dim"):
+        PlaylistEnvironment(GroundTruthUserModel(world), SlateIndicesTrackSampler(K, POOL, 4),
+                            SyntheticEpisodeSampler(world, 10, POOL), embeddings(world))
+    with pytest.raises(ConfigError, match="position_discount"):
+        make_env(world, position_discount=0.0)
+
+
+def test_pool_exhaustion_ends_the_episode(world):
+    env = make_env(world, termination=MaxSteps(100))
+    env.reset()
+    dones = [bool(env.step(np.array([[0, 1, 2]], np.int32)).done[0]) for _ in range(POOL // K)]
+    assert dones == [False] * (POOL // K - 1) + [True]  # 13 slates use 39 of 40
+
+
+def test_builder_with_log_sampler_and_driver(tiny_log, tiny_world_dir, world):
+    import tensorflow as tf
+    from tf_agents.drivers import dynamic_step_driver
+    from tf_agents.policies import random_tf_policy
+
+    saved = SyntheticWorld.load(tiny_world_dir["world"])
+    builder = EnvironmentBuilder(
+        GroundTruthUserModel(saved), CandidateIndexTrackSampler(K, POOL, D),
+        LogEpisodeSampler(tiny_log, 10, POOL, hidden_sessions=tiny_world_dir["hidden"]),
+        np.concatenate([saved.track_latent, saved.track_popularity[:, None]], 1)[
+            saved_index(saved, tiny_log)],
+        batch_size=4, seed=3, termination=MaxSteps(5))
+    tf_env = builder.get_tf_py_environment()
+    assert tf_env.batch_size == 4
+    policy = random_tf_policy.RandomTFPolicy(tf_env.time_step_spec(), tf_env.action_spec())
+    steps = []
+    driver = dynamic_step_driver.DynamicStepDriver(tf_env, policy, observers=[steps.append],
+                                                   num_steps=40)
+    driver.run()
+    # The driver counts environment steps that are not episode boundaries (LAST->FIRST).
+    counted = sum(int(tf.reduce_sum(tf.cast(~t.is_boundary(), tf.int32))) for t in steps)
+    assert 40 <= counted < 44
+    assert sum(int(tf.reduce_sum(tf.cast(t.is_first(), tf.int32))) for t in steps) >= 8
+    summary = builder.environment.episode_tracker.summary()
+    assert summary["episodes"] >= 8 and 0.0 <= summary["skip_rate"] <= 1.0
+
+
+def saved_index(world, log):
+    """Rows of the world's track arrays in the log catalogue's order."""
+    from spotisim.data.catalog import TrackCatalog
+    return TrackCatalog(world.track_ids).indices(log.catalog.track_ids)

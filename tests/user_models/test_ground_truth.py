@@ -1,0 +1,57 @@
+"""GroundTruthUserModel reproduces the world's own probabilities exactly."""
+
+import numpy as np
+import pytest
+
+from spotisim.data.synthetic import SyntheticWorld, WorldConfig
+from spotisim.errors import UserModelError
+from tests.conftest import TINY_WORLD
+from user_models.base import History
+from user_models.ground_truth import GroundTruthUserModel
+
+
+def _history(sim, t):
+    n = len(sim["length"])
+    tracks = sim["tracks"][:, :t].astype(np.int32)
+    resp = sim["listened"][:, :t].astype(np.float32)
+    return History(tracks, resp, np.full(n, t, np.int32), sim["context"].astype(np.int16),
+                   sim["listener"], sim["mood"])
+
+
+def test_matches_the_logged_probabilities():
+    world = SyntheticWorld(WorldConfig(seed=1, **TINY_WORLD))
+    sim = world.simulate_sessions(np.random.default_rng(3), 50)
+    model = GroundTruthUserModel(world)
+    t, K = 6, 3
+    slate = sim["tracks"][:, t:t + K]
+    # Teacher forcing with the logged responses gives the logged probabilities.
+    p = model.predict(_history(sim, t), slate, sim["listened"][:, t:t + K])
+    np.testing.assert_allclose(p, sim["prob"][:, t:t + K], rtol=1e-12)
+    # Batched equals one by one.
+    one = np.concatenate([model.predict(_history(sim, t).take(np.array([i])), slate[i:i + 1],
+                                        sim["listened"][i:i + 1, t:t + K]) for i in range(50)])
+    np.testing.assert_allclose(one, p)
+
+
+def test_respond_samples_with_the_given_uniforms():
+    world = SyntheticWorld(WorldConfig(seed=1, **TINY_WORLD))
+    sim = world.simulate_sessions(np.random.default_rng(4), 20)
+    model = GroundTruthUserModel(world, model_leaving=True)
+    h = _history(sim, 10)
+    slate = sim["tracks"][:, 10:13]
+    always = np.zeros((20, 4))
+    probs, resp, left = model.respond(h, slate, always)
+    assert resp.all() and left is not None
+    np.testing.assert_allclose(probs, model.predict(h, slate, np.ones((20, 3), bool)))
+    never = np.ones((20, 4))
+    probs2, resp2, left2 = model.respond(h, slate, never)
+    assert not resp2.any() and not left2.any()
+    np.testing.assert_allclose(probs2, model.predict(h, slate, np.zeros((20, 3), bool)))
+
+
+def test_needs_the_listener_key():
+    world = SyntheticWorld(WorldConfig(seed=1, **TINY_WORLD))
+    h = History(np.zeros((2, 3), np.int32), np.zeros((2, 3), np.float32),
+                np.full(2, 3, np.int32), np.zeros(2, np.int16), np.full(2, -1), None)
+    with pytest.raises(UserModelError, match="listener key"):
+        GroundTruthUserModel(world).predict(h, np.zeros((2, 3), np.int64))
