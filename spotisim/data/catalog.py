@@ -26,6 +26,15 @@ from spotisim.io_utils import atomic_dir
 FEATURE_NAMES: Tuple[str, ...] = TRACK_FEATURE_COLUMNS + ("mode_major",)
 
 
+def feature_matrix(table: pa.Table) -> np.ndarray:
+    """float32 [rows, len(FEATURE_NAMES)] from an MSSD track table."""
+    cols = [table.column(c).to_numpy(zero_copy_only=False).astype(np.float32)
+            for c in TRACK_FEATURE_COLUMNS]
+    mode = table.column("mode").to_numpy(zero_copy_only=False) == "major"
+    cols.append(mode.astype(np.float32))
+    return np.stack(cols, axis=1)
+
+
 class TrackCatalog:
     """Track ids, their dense indices, optional features and play counts.
 
@@ -134,13 +143,15 @@ class TrackCatalog:
                         f"{seen[tid][1]})", path=chunk.path, line=chunk.line_of(i),
                         column="track_id")
                 seen[tid] = (chunk.path, chunk.line_of(i))
-            cols = [t.column(c).to_numpy(zero_copy_only=False).astype(np.float32)
-                    for c in TRACK_FEATURE_COLUMNS]
-            mode = (t.column("mode").to_numpy(zero_copy_only=False) == "major")
-            cols.append(mode.astype(np.float32))
             ids.append(chunk_ids)
-            feats.append(np.stack(cols, axis=1))
+            feats.append(feature_matrix(t))
         return cls(np.concatenate(ids), np.concatenate(feats), FEATURE_NAMES)
+
+    @classmethod
+    def from_track_arrow(cls, table: pa.Table) -> "TrackCatalog":
+        """A catalog from an in-memory MSSD track table (e.g. a synthetic world's)."""
+        return cls(table.column("track_id").to_numpy(zero_copy_only=False),
+                   feature_matrix(table), FEATURE_NAMES)
 
     # ------------------------------------------------------------------ persistence
     def to_table(self) -> pa.Table:

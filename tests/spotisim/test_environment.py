@@ -255,3 +255,29 @@ def saved_index(world, log):
     """Rows of the world's track arrays in the log catalogue's order."""
     from spotisim.data.catalog import TrackCatalog
     return TrackCatalog(world.track_ids).indices(log.catalog.track_ids)
+
+
+def test_parts_are_gin_configurable(world):
+    import gin
+    gin.clear_config()
+    try:
+        gin.parse_config("""
+            SlateIndicesTrackSampler.slate_size = 2
+            SlateIndicesTrackSampler.pool_size = 30
+            SlateIndicesTrackSampler.embedding_dim = 9
+            SyntheticEpisodeSampler.pool_size = 30
+            SyntheticEpisodeSampler.history_length = 5
+            MaxSteps.max_steps = 4
+            PlaylistEnvironment.position_discount = 0.5
+            PlaylistEnvironment.state_length = 7
+        """)
+        env = EnvironmentBuilder(ConstantUserModel(1.0), SlateIndicesTrackSampler(),
+                                 SyntheticEpisodeSampler(world), embeddings(world),
+                                 termination=MaxSteps()).environment
+        obs = env.reset()
+        assert obs["history"].shape == (1, 7, D) and obs["candidates"].shape == (1, 30, D)
+        rewards = [env.step(np.array([[0, 1]], np.int32)) for _ in range(4)]
+        assert rewards[0].reward[0] == pytest.approx(1.5) and rewards[-1].done[0]
+        assert obs["history_mask"].sum() == 5  # history of 5 in a window of 7
+    finally:
+        gin.clear_config()

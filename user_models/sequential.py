@@ -1,0 +1,306 @@
+"""`SequentialUserModel`: a Keras GRU model of listener response.
+
+One recurrent cell reads the session so far (each track's embedding with whether it was
+listened to); before each new track, its state, the track's embedding, a learned track
+bias, the context type and the position give the logit of "listened".  The same cell
+then takes in the outcome, so within a slate the skips cascade: position k is predicted
+after positions < k were heard.
+
+Training runs the GRU once over whole logged sessions (teacher forcing, every position a
+target), with early stopping on the validation split.  In the simulator `respond` runs
+the cascade for the whole batch inside one `tf.function` call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Dict, List, Optional
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from spotisim.data.schema import CONTEXT_TYPES
+from spotisim.data.session_log import SessionLog
+from spotisim.errors import ConfigError, UserModelError
+from spotisim.io_utils import atomic_dir
+from user_models.base import AbstractUserModel, History
+
+NUM_CONTEXTS = len(CONTEXT_TYPES) + 1  # last = unknown
+POSITION_SCALE = 20.0
+
+
+class SequentialResponseNet(tf.keras.Model):
+    """The network: embeddings (frozen) + track bias + GRU cell + MLP head."""
+
+    def __init__(self, embeddings: np.ndarray, units: int, seed: int = 0):
+        super().__init__()
+        T, d = embeddings.shape
+        init = tf.keras.initializers.GlorotUniform(seed=seed)
+        padded = np.concatenate([embeddings, np.zeros((1, d))]).astype(np.float32)
+        self.num_tracks = T
+        self.track_emb = tf.keras.layers.Embedding(
+            T + 1, d, embeddings_initializer=tf.keras.initializers.Constant(padded),
+            trainable=False, name="track_embedding")
+        self.track_bias = tf.keras.layers.Embedding(
+            T + 1, 1, embeddings_initializer="zeros", name="track_bias")
+        self.proj = tf.keras.layers.Dense(units, activation="relu", kernel_initializer=init,
+                                          name="track_projection")
+        self.init_state = tf.keras.layers.Dense(units, activation="tanh",
+                                                kernel_initializer=init, name="initial_state")
+        self.cell = tf.keras.layers.GRUCell(units, kernel_initializer=init,
+                                            recurrent_initializer=tf.keras.initializers.Orthogonal(seed=seed),
+                                            name="gru_cell")
+        self.rnn = tf.keras.layers.RNN(self.cell, return_sequences=True, return_state=True,
+                                       name="gru")
+        self.hidden = tf.keras.layers.Dense(units, activation="relu", kernel_initializer=init,
+                                            name="head_hidden")
+        self.out = tf.keras.layers.Dense(1, kernel_initializer=init, name="head_logit")
+
+    def _safe(self, tracks):
+        return tf.where(tracks < 0, self.num_tracks, tracks)
+
+    def step_inputs(self, tracks, responses):
+        """x_t = [proj(e_t), r_t] for tracks [B, L] and responses [B, L]."""
+        e = self.proj(self.track_emb(self._safe(tracks)))
+        return tf.concat([e, responses[..., None]], axis=-1)
+
+    def logits(self, state, tracks, context_1h, position):
+        """Logit of listening to tracks [B, L] given states [B, L, u] before each."""
+        safe = self._safe(tracks)
+        e = self.proj(self.track_emb(safe))
+        L = tf.shape(tracks)[1]
+        ctx = tf.tile(context_1h[:, None, :], [1, L, 1])
+        pos = tf.cast(position, tf.float32)[..., None] / POSITION_SCALE
+        z = tf.concat([state, e, ctx, tf.minimum(pos, 3.0)], axis=-1)
+        return tf.squeeze(self.out(self.hidden(z)), -1) + tf.squeeze(self.track_bias(safe), -1)
+
+    def sequence_logits(self, tracks, responses, mask, context_1h):
+        """Teacher-forced logits for every position of padded sessions [B, L]."""
+        h0 = self.init_state(context_1h)
+        x = self.step_inputs(tracks, responses)
+        outs, _ = self.rnn(x, initial_state=[h0], mask=mask)
+        # State before position t = output after t - 1 (h0 before the first).
+        before = tf.concat([h0[:, None, :], outs[:, :-1, :]], axis=1)
+        L = tf.shape(tracks)[1]
+        position = tf.tile(tf.range(1, L + 1)[None, :], [tf.shape(tracks)[0], 1])
+        return self.logits(before, tracks, context_1h, position)
+
+    def encode(self, tracks, responses, mask, context_1h):
+        """State after a (left-aligned, masked) history."""
+        h0 = self.init_state(context_1h)
+        _, h = self.rnn(self.step_inputs(tracks, responses), initial_state=[h0], mask=mask)
+        return h
+
+    def call(self, inputs):
+        tracks, responses, mask, context_1h = inputs
+        return self.sequence_logits(tracks, responses, mask, context_1h)
+
+
+@gin.configurable
+class SequentialUserModel(AbstractUserModel):
+    """GRU user model over the listening history, cascading within a slate.
+
+    Args:
+      embeddings: float [T, d] track embeddings (frozen inside the model, saved with it).
+      units: GRU / head width.
+      max_history: most recent history entries the model reads.
+      learning_rate / epochs / batch_size / patience: training (early stopping on the
+        validation loss, best weights restored).
+      seed: initialisation and shuffling seed.
+    """
+
+    cascades = True
+
+    def __init__(self, embeddings: np.ndarray, units: int = 64, max_history: int = 20,
+                 learning_rate: float = 3e-3, epochs: int = 20, batch_size: int = 256,
+                 patience: int = 3, seed: int = 0):
+        if units < 1 or max_history < 1:
+            raise ConfigError("SequentialUserModel.units and max_history must be positive")
+        self.embeddings = np.asarray(embeddings, np.float32)
+        self.config = dict(units=int(units), max_history=int(max_history),
+                           learning_rate=float(learning_rate), epochs=int(epochs),
+                           batch_size=int(batch_size), patience=int(patience), seed=int(seed))
+        tf.random.set_seed(seed)
+        self.net = SequentialResponseNet(self.embeddings, units, seed)
+        self._build()
+        self.history_: List[Dict[str, float]] = []
+        self._respond_fn = tf.function(self._respond_graph, reduce_retracing=True)
+        self._predict_fn = tf.function(self._predict_graph, reduce_retracing=True)
+
+    @property
+    def max_history(self) -> int:
+        return self.config["max_history"]
+
+    def _build(self):
+        z = tf.zeros((1, 2), tf.int32)
+        self.net((z, tf.zeros((1, 2)), tf.ones((1, 2), tf.bool), tf.zeros((1, NUM_CONTEXTS))))
+
+    # ------------------------------------------------------------------ inputs
+    @staticmethod
+    def context_one_hot(context: np.ndarray) -> np.ndarray:
+        c = np.asarray(context, np.int64)
+        c = np.where((c < 0) | (c >= NUM_CONTEXTS - 1), NUM_CONTEXTS - 1, c)
+        return np.eye(NUM_CONTEXTS, dtype=np.float32)[c]
+
+    def _recent(self, history: History):
+        """The last max_history entries, left-aligned, as model inputs."""
+        H = self.max_history
+        n = history.length.astype(np.int64)
+        idx = np.maximum(n - H, 0)[:, None] + np.arange(H)[None, :]
+        valid = idx < n[:, None]
+        safe = np.minimum(idx, max(history.tracks.shape[1] - 1, 0))
+        if history.tracks.shape[1] == 0:
+            tracks = np.full((len(n), H), -1, np.int32)
+            resp = np.zeros((len(n), H), np.float32)
+        else:
+            tracks = np.where(valid, np.take_along_axis(history.tracks, safe, 1), -1)
+            resp = np.where(valid, np.take_along_axis(history.responses, safe, 1), 0)
+        return (tracks.astype(np.int32), resp.astype(np.float32), valid,
+                self.context_one_hot(history.context), n.astype(np.int32))
+
+    # ------------------------------------------------------------------ graph functions
+    def _run_slate(self, tracks, resp, mask, ctx, length, slate, forced, uniforms, sample):
+        h = self.net.encode(tracks, resp, mask, ctx)
+        K = slate.shape[1]
+        probs = []
+        outcomes = []
+        for k in range(K):  # K is static (the slate size): unrolled in the graph
+            pos = (length + k + 1)[:, None]
+            logit = self.net.logits(h[:, None, :], slate[:, k:k + 1], ctx, pos)[:, 0]
+            p = tf.sigmoid(logit)
+            r = tf.cast(uniforms[:, k] < p, tf.float32) if sample else forced[:, k]
+            probs.append(p)
+            outcomes.append(r)
+            x = self.net.step_inputs(slate[:, k:k + 1], r[:, None])[:, 0]
+            h, _ = self.net.cell(x, [h])
+            h = h if not isinstance(h, (list, tuple)) else h[0]
+        return tf.stack(probs, 1), tf.stack(outcomes, 1)
+
+    def _respond_graph(self, tracks, resp, mask, ctx, length, slate, uniforms):
+        return self._run_slate(tracks, resp, mask, ctx, length, slate, None, uniforms, True)
+
+    def _predict_graph(self, tracks, resp, mask, ctx, length, slate, forced):
+        return self._run_slate(tracks, resp, mask, ctx, length, slate, forced, None, False)[0]
+
+    # ------------------------------------------------------------------ interface
+    def _predict(self, history, slate, slate_responses):
+        forced = (np.ones(slate.shape, np.float32) if slate_responses is None
+                  else np.asarray(slate_responses, np.float32))
+        p = self._predict_fn(*self._recent(history), tf.constant(slate, tf.int32),
+                             tf.constant(forced))
+        return p.numpy().astype(np.float64)
+
+    def _respond(self, history, slate, uniforms):
+        p, r = self._respond_fn(*self._recent(history), tf.constant(slate, tf.int32),
+                                tf.constant(uniforms[:, :slate.shape[1]], tf.float32))
+        return p.numpy().astype(np.float64), r.numpy() > 0.5, None
+
+    def predict_sessions(self, log: SessionLog) -> np.ndarray:
+        """Teacher-forced P(listen) for every row of a log (aligned with log.tracks)."""
+        tracks, skipped, mask = log.padded()
+        ctx = self.context_one_hot(log.session_context())
+        out = []
+        for b in range(0, log.num_sessions, 4096):
+            sl = slice(b, b + 4096)
+            logits = self.net.sequence_logits(tf.constant(tracks[sl]),
+                                              tf.constant((~skipped[sl]).astype(np.float32)),
+                                              tf.constant(mask[sl]), tf.constant(ctx[sl]))
+            out.append(tf.sigmoid(logits).numpy())
+        probs = np.concatenate(out) if out else np.zeros((0, tracks.shape[1]))
+        return probs[mask].astype(np.float64)
+
+    # ------------------------------------------------------------------ training
+    def fit(self, train_log: SessionLog, val_log: SessionLog, verbose: bool = False) -> "SequentialUserModel":
+        """Trains on `train_log` with early stopping on `val_log`'s loss."""
+        if len(train_log.catalog) != self.embeddings.shape[0]:
+            raise ConfigError(f"the log's catalogue has {len(train_log.catalog)} tracks but "
+                              f"the embeddings have {self.embeddings.shape[0]} rows")
+        c = self.config
+        opt = tf.keras.optimizers.Adam(c["learning_rate"])
+        net = self.net
+
+        def arrays(log):
+            t, s, m = log.padded()
+            return (t.astype(np.int32), (~s).astype(np.float32), m,
+                    self.context_one_hot(log.session_context()))
+
+        train, val = arrays(train_log), arrays(val_log)
+
+        @tf.function(reduce_retracing=True)
+        def loss_fn(t, r, m, ctx):
+            logits = net.sequence_logits(t, r, m, ctx)
+            w = tf.cast(m, tf.float32)
+            bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=r, logits=logits)
+            return tf.reduce_sum(bce * w) / tf.maximum(tf.reduce_sum(w), 1.0)
+
+        @tf.function(reduce_retracing=True)
+        def train_step(t, r, m, ctx):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(t, r, m, ctx)
+            grads = tape.gradient(loss, net.trainable_variables)
+            opt.apply_gradients(zip(grads, net.trainable_variables))
+            return loss
+
+        def evaluate(data):
+            n = len(data[0])
+            tot, cnt = 0.0, 0.0
+            for b in range(0, n, 4096):
+                sl = slice(b, b + 4096)
+                w = float(data[2][sl].sum())
+                tot += float(loss_fn(*(tf.constant(x[sl]) for x in data))) * w
+                cnt += w
+            return tot / max(cnt, 1.0)
+
+        rng = np.random.default_rng(c["seed"])
+        best, best_weights, bad = np.inf, None, 0
+        self.history_ = []
+        for epoch in range(c["epochs"]):
+            order = rng.permutation(len(train[0]))
+            losses = []
+            for b in range(0, len(order), c["batch_size"]):
+                idx = order[b:b + c["batch_size"]]
+                losses.append(float(train_step(*(tf.constant(x[idx]) for x in train))))
+            val_loss = evaluate(val)
+            self.history_.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
+                                  "val_loss": val_loss})
+            if verbose:
+                print(f"epoch {epoch + 1}: train {np.mean(losses):.4f} val {val_loss:.4f}")
+            if val_loss < best - 1e-4:
+                best, best_weights, bad = val_loss, net.get_weights(), 0
+            else:
+                bad += 1
+                if bad >= c["patience"]:
+                    break
+        if best_weights is not None:
+            net.set_weights(best_weights)
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str) -> None:
+        """Weights, embeddings and configuration, written atomically."""
+        with atomic_dir(directory) as tmp:
+            np.save(os.path.join(tmp, "embeddings.npy"), self.embeddings)
+            np.savez(os.path.join(tmp, "weights.npz"),
+                     *[np.asarray(w) for w in self.net.get_weights()])
+            with open(os.path.join(tmp, "user_model.json"), "w") as f:
+                json.dump({"class": "SequentialUserModel", "config": self.config,
+                           "history": self.history_}, f, indent=1)
+
+    @classmethod
+    def load(cls, directory: str) -> "SequentialUserModel":
+        meta_path = os.path.join(directory, "user_model.json")
+        if not os.path.exists(meta_path):
+            raise UserModelError(f"{directory}: not a saved user model (user_model.json missing)")
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if meta.get("class") != "SequentialUserModel":
+            raise UserModelError(f"{directory}: holds a {meta.get('class')}, not a "
+                                 "SequentialUserModel")
+        model = cls(np.load(os.path.join(directory, "embeddings.npy")), **meta["config"])
+        with np.load(os.path.join(directory, "weights.npz")) as w:
+            model.net.set_weights([w[f"arr_{i}"] for i in range(len(w.files))])
+        model.history_ = meta.get("history", [])
+        return model
