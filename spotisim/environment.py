@@ -10,7 +10,7 @@ next step (its action is ignored), which is what TF-Agents' batched environments
 from __future__ import annotations
 
 import abc
-from typing import Dict, NamedTuple, Optional
+from typing import Dict, Optional
 
 import gin
 import numpy as np
@@ -24,8 +24,11 @@ from spotisim.track_samplers import AbstractTrackSampler
 from user_models.base import AbstractUserModel, History
 
 
-class StepResult(NamedTuple):
+class StepResult(tuple):
     """What one step returns for the B episodes.
+
+    Unpacks as Spotify's `(observation, reward, done)`; also carries `terminal` and
+    `first`.
 
     observation: the next observations (dict of [B, ...] arrays).
     reward: float32 [B].
@@ -34,11 +37,24 @@ class StepResult(NamedTuple):
     first: bool [B], the episode was (re)started at this step; reward is 0.
     """
 
-    observation: Dict[str, np.ndarray]
-    reward: np.ndarray
-    done: np.ndarray
-    terminal: np.ndarray
-    first: np.ndarray
+    def __new__(cls, observation: Dict[str, np.ndarray], reward: np.ndarray,
+                done: np.ndarray, terminal: np.ndarray, first: np.ndarray):
+        self = super().__new__(cls, (observation, reward, done))
+        self.terminal = terminal
+        self.first = first
+        return self
+
+    @property
+    def observation(self) -> Dict[str, np.ndarray]:
+        return self[0]
+
+    @property
+    def reward(self) -> np.ndarray:
+        return self[1]
+
+    @property
+    def done(self) -> np.ndarray:
+        return self[2]
 
 
 class AbstractEnvironment(abc.ABC):

@@ -281,3 +281,14 @@ def test_parts_are_gin_configurable(world):
         assert obs["history_mask"].sum() == 5  # history of 5 in a window of 7
     finally:
         gin.clear_config()
+
+
+def test_step_unpacks_as_spotify_tuple_and_runs_the_keras_model(world):
+    from user_models.sequential import SequentialUserModel
+    emb = embeddings(world).astype(np.float32)
+    env = make_env(world, user_model=SequentialUserModel(emb, units=8), batch_size=4)
+    env.reset()
+    obs, reward, done = env.step(np.zeros((4, K), np.int32))
+    assert reward.shape == (4,) and done.dtype == bool and obs["history"].shape[0] == 4
+    assert env.episode_tracker.arrays()["predicted"].shape == (4, K)
+    env_utils.validate_py_environment(TFAgtPyEnvironment(env), episodes=2)
