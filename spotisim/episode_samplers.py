@@ -111,7 +111,9 @@ class AbstractEpisodeSampler(abc.ABC):
         """Subclasses: the starts of n episodes."""
 
 
-def _hidden_for_log(log: SessionLog, hidden_path: str):
+def hidden_keys(log: SessionLog, hidden_path: str):
+    """Per session of `log`: (listener [S], mood [S, D]) from a synthetic log's
+    hidden_sessions.parquet, the key the ground-truth user model needs."""
     table = pq.read_table(hidden_path).to_pandas().set_index("session_id")
     missing = ~np.isin(log.session_ids, table.index.to_numpy())
     if missing.any():
@@ -165,7 +167,7 @@ class LogEpisodeSampler(AbstractEpisodeSampler):
         if hidden_sessions is not None:
             if not os.path.exists(hidden_sessions):
                 raise ConfigError(f"hidden_sessions file not found: {hidden_sessions}")
-            self._listener, self._hidden = _hidden_for_log(log, hidden_sessions)
+            self._listener, self._hidden = hidden_keys(log, hidden_sessions)
 
     @property
     def num_tracks(self) -> int:

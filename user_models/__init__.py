@@ -1,2 +1,33 @@
-"""User models: Keras models of listener response trained on session logs. Built in
-issue #4."""
+"""User models: what a listener does with a slate, given what they heard before.
+
+`AbstractUserModel` is the interface the simulator talks to; `SequentialUserModel` (Keras
+GRU + attention), `LogisticUserModel` (baseline), `LirdSimulatorUserModel` (LIRD's memory
+simulator) and `GroundTruthUserModel` (the synthetic world's hidden truth) implement it.
+`load_user_model(directory)` reloads any saved one.
+"""
+
+import json
+import os
+
+from spotisim.errors import UserModelError
+
+
+def load_user_model(directory: str):
+    """Loads a user model saved with `.save(directory)`, whatever its class."""
+    from user_models.ground_truth import GroundTruthUserModel
+    from user_models.lird import LirdSimulatorUserModel
+    from user_models.logistic import LogisticUserModel
+    from user_models.sequential import SequentialUserModel
+
+    if os.path.exists(os.path.join(directory, "world.json")):
+        return GroundTruthUserModel.load(directory)
+    meta_path = os.path.join(directory, "user_model.json")
+    if not os.path.exists(meta_path):
+        raise UserModelError(f"{directory}: no saved user model here (user_model.json missing)")
+    with open(meta_path) as f:
+        cls_name = json.load(f).get("class")
+    classes = {c.__name__: c for c in (SequentialUserModel, LogisticUserModel,
+                                       LirdSimulatorUserModel)}
+    if cls_name not in classes:
+        raise UserModelError(f"{directory}: unknown user model class {cls_name!r}")
+    return classes[cls_name].load(directory)

@@ -46,6 +46,29 @@ class History:
                        self.context[idx], self.listener[idx],
                        None if self.hidden is None else self.hidden[idx])
 
+    def extended(self, tracks: np.ndarray, responses: np.ndarray) -> "History":
+        """This history with `tracks` [B, k] (and their responses) heard after it."""
+        tracks = np.asarray(tracks)
+        B, k = tracks.shape
+        width = int(self.length.max(initial=0)) + k
+        out_t = np.full((B, max(width, 1)), -1, np.int32)
+        out_r = np.zeros((B, max(width, 1)), np.float32)
+        w0 = min(self.tracks.shape[1], width)
+        out_t[:, :w0] = self.tracks[:, :w0]
+        out_r[:, :w0] = self.responses[:, :w0]
+        cols = self.length[:, None].astype(np.int64) + np.arange(k)[None, :]
+        rows = np.arange(B)[:, None]
+        out_t[rows, cols] = tracks
+        out_r[rows, cols] = np.asarray(responses, np.float32)
+        return History(out_t, out_r, (self.length + k).astype(np.int32), self.context,
+                       self.listener, self.hidden)
+
+    @classmethod
+    def empty(cls, batch_size: int, context: Optional[np.ndarray] = None) -> "History":
+        ctx = np.full(batch_size, -1, np.int16) if context is None else np.asarray(context, np.int16)
+        return cls(np.full((batch_size, 0), -1, np.int32), np.zeros((batch_size, 0), np.float32),
+                   np.zeros(batch_size, np.int32), ctx, np.full(batch_size, -1, np.int64))
+
 
 def check_probabilities(p: np.ndarray, shape: Tuple[int, ...], who: str) -> np.ndarray:
     """Raises UserModelError unless `p` is a finite array of probabilities of `shape`."""
@@ -72,6 +95,16 @@ class AbstractUserModel(abc.ABC):
     #: True when the probability of slate position k depends on the responses at
     #: positions < k (the skip cascade).  When False, `respond` needs one `_predict`.
     cascades: bool = True
+    #: The longest slate the model can score (None: any length).
+    max_slate_size: Optional[int] = None
+
+    def fit(self, train_log, val_log, verbose: bool = False) -> "AbstractUserModel":
+        """Learns from a training log (early stopping on the validation log).  Models
+        with nothing to learn return themselves."""
+        return self
+
+    def save(self, directory: str) -> None:
+        raise UserModelError(f"{type(self).__name__} cannot be saved")
 
     def predict(self, history: History, slate: np.ndarray,
                 slate_responses: Optional[np.ndarray] = None) -> np.ndarray:
@@ -82,12 +115,16 @@ class AbstractUserModel(abc.ABC):
           slate: int [B, K] track indices, heard in order.
           slate_responses: optional bool [B, K]: the actual outcomes of the slate so far.
             Position k's probability is conditioned on positions < k of it (teacher
-            forcing).  When None, a cascading model conditions on "listened".
+            forcing).  When None (outcomes unknown), a cascading model conditions on its
+            own most likely outcome of each earlier position (p >= 0.5: listened).
         """
         slate = np.asarray(slate)
         if slate.ndim != 2 or slate.shape[0] != history.batch_size:
             raise UserModelError(f"slate must be [batch, K] with batch "
                                  f"{history.batch_size}, got shape {slate.shape}")
+        if self.max_slate_size is not None and slate.shape[1] > self.max_slate_size:
+            raise UserModelError(f"{type(self).__name__} scores slates of at most "
+                                 f"{self.max_slate_size} tracks, got {slate.shape[1]}")
         p = self._predict(history, slate, slate_responses)
         return check_probabilities(p, slate.shape, type(self).__name__)
 

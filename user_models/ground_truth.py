@@ -32,6 +32,14 @@ class GroundTruthUserModel(AbstractUserModel):
 
     cascades = True
 
+    def save(self, directory: str) -> None:
+        """Saves the world it answers for (the model is the world)."""
+        self.world.save(directory)
+
+    @classmethod
+    def load(cls, directory: str) -> "GroundTruthUserModel":
+        return cls(SyntheticWorld.load(directory))
+
     def __init__(self, world: SyntheticWorld, model_leaving: bool = False):
         self.world = world
         self.model_leaving = bool(model_leaving)
@@ -73,7 +81,8 @@ class GroundTruthUserModel(AbstractUserModel):
         for k in range(K):
             probs[:, k] = self.world.listen_prob(state, slate[:, k:k + 1])[:, 0]
             if k + 1 < K:
-                r = np.ones(B, bool) if slate_responses is None else np.asarray(slate_responses)[:, k]
+                r = (probs[:, k] >= 0.5) if slate_responses is None \
+                    else np.asarray(slate_responses)[:, k]
                 state = self.world.advance(state, slate[:, k], r)
         return probs
 

@@ -33,7 +33,15 @@ POSITION_SCALE = 20.0
 
 
 class SequentialResponseNet(tf.keras.Model):
-    """The network: embeddings (frozen) + track bias + GRU cell + MLP head."""
+    """The network: embeddings (frozen) + track bias + GRU cell + attention over the
+    heard tracks + MLP head.
+
+    The head sees, for a candidate track: the GRU state before it, its projected
+    embedding, the context, the position, and a read of the memory of heard tracks
+    (learned attention with the candidate as query, plus the mean cosine similarity of
+    the candidate to the listened and to the skipped tracks): how much this track is
+    like what the listener kept or skipped is the core signal of taste.
+    """
 
     def __init__(self, embeddings: np.ndarray, units: int, seed: int = 0):
         super().__init__()
@@ -55,6 +63,10 @@ class SequentialResponseNet(tf.keras.Model):
                                             name="gru_cell")
         self.rnn = tf.keras.layers.RNN(self.cell, return_sequences=True, return_state=True,
                                        name="gru")
+        att = max(units // 2, 4)
+        self.att_q = tf.keras.layers.Dense(att, kernel_initializer=init, name="attention_query")
+        self.att_k = tf.keras.layers.Dense(att, kernel_initializer=init, name="attention_key")
+        self.att_v = tf.keras.layers.Dense(att, kernel_initializer=init, name="attention_value")
         self.hidden = tf.keras.layers.Dense(units, activation="relu", kernel_initializer=init,
                                             name="head_hidden")
         self.out = tf.keras.layers.Dense(1, kernel_initializer=init, name="head_logit")
@@ -67,14 +79,46 @@ class SequentialResponseNet(tf.keras.Model):
         e = self.proj(self.track_emb(self._safe(tracks)))
         return tf.concat([e, responses[..., None]], axis=-1)
 
-    def logits(self, state, tracks, context_1h, position):
-        """Logit of listening to tracks [B, L] given states [B, L, u] before each."""
+    def memory_features(self, tracks, mem_tracks, mem_resp, valid):
+        """Read of the heard tracks for candidates [B, L].
+
+        Args:
+          mem_tracks / mem_resp: [B, M] heard tracks and their responses.
+          valid: float [B, L, M], 1 where memory item m was heard before candidate l.
+        """
+        e_q = self.track_emb(self._safe(tracks))
+        e_m = self.track_emb(self._safe(mem_tracks))
+        sims = tf.einsum("bld,bmd->blm", tf.math.l2_normalize(e_q, -1),
+                         tf.math.l2_normalize(e_m, -1))
+        r = mem_resp[:, None, :]
+        w_l, w_s = valid * r, valid * (1.0 - r)
+        n_l, n_s = tf.reduce_sum(w_l, -1), tf.reduce_sum(w_s, -1)
+        n = n_l + n_s
+        f = tf.stack([
+            tf.reduce_sum(sims * w_l, -1) / tf.maximum(n_l, 1.0),
+            tf.reduce_sum(sims * w_s, -1) / tf.maximum(n_s, 1.0),
+            tf.reduce_max(tf.where(w_l > 0, sims, -1.0), -1),
+            n_l / tf.maximum(n, 1.0),
+            tf.math.log1p(n) / 3.0,
+        ], axis=-1)
+        q, k = self.att_q(e_q), self.att_k(e_m)
+        scores = tf.einsum("bla,bma->blm", q, k) / tf.sqrt(tf.cast(tf.shape(q)[-1], tf.float32))
+        scores = tf.where(valid > 0, scores, -1e9)
+        att = tf.nn.softmax(scores, -1) * tf.cast(n[..., None] > 0, tf.float32)
+        v = tf.concat([self.att_v(e_m), mem_resp[..., None]], -1)
+        read = tf.einsum("blm,bmv->blv", att, v)
+        return tf.concat([f, read], -1)
+
+    def logits(self, state, tracks, context_1h, position, memory):
+        """Logit of listening to tracks [B, L] given states [B, L, u] before each and
+        the memory (mem_tracks, mem_resp, valid) of what was heard before each."""
         safe = self._safe(tracks)
         e = self.proj(self.track_emb(safe))
         L = tf.shape(tracks)[1]
         ctx = tf.tile(context_1h[:, None, :], [1, L, 1])
         pos = tf.cast(position, tf.float32)[..., None] / POSITION_SCALE
-        z = tf.concat([state, e, ctx, tf.minimum(pos, 3.0)], axis=-1)
+        mem = self.memory_features(tracks, *memory)
+        z = tf.concat([state, e, ctx, tf.minimum(pos, 3.0), mem], axis=-1)
         return tf.squeeze(self.out(self.hidden(z)), -1) + tf.squeeze(self.track_bias(safe), -1)
 
     def sequence_logits(self, tracks, responses, mask, context_1h):
@@ -86,7 +130,9 @@ class SequentialResponseNet(tf.keras.Model):
         before = tf.concat([h0[:, None, :], outs[:, :-1, :]], axis=1)
         L = tf.shape(tracks)[1]
         position = tf.tile(tf.range(1, L + 1)[None, :], [tf.shape(tracks)[0], 1])
-        return self.logits(before, tracks, context_1h, position)
+        causal = tf.linalg.band_part(tf.ones((L, L)), -1, 0) - tf.eye(L)  # j < t
+        valid = causal[None] * tf.cast(mask, tf.float32)[:, None, :]
+        return self.logits(before, tracks, context_1h, position, (tracks, responses, valid))
 
     def encode(self, tracks, responses, mask, context_1h):
         """State after a (left-aligned, masked) history."""
@@ -96,7 +142,7 @@ class SequentialResponseNet(tf.keras.Model):
 
     def call(self, inputs):
         tracks, responses, mask, context_1h = inputs
-        return self.sequence_logits(tracks, responses, mask, context_1h)
+        return self.sequence_logits(tracks, responses, tf.cast(mask, tf.bool), context_1h)
 
 
 @gin.configurable
@@ -129,6 +175,7 @@ class SequentialUserModel(AbstractUserModel):
         self.history_: List[Dict[str, float]] = []
         self._respond_fn = tf.function(self._respond_graph, reduce_retracing=True)
         self._predict_fn = tf.function(self._predict_graph, reduce_retracing=True)
+        self._greedy_fn = tf.function(self._greedy_graph, reduce_retracing=True)
 
     @property
     def max_history(self) -> int:
@@ -162,35 +209,58 @@ class SequentialUserModel(AbstractUserModel):
                 self.context_one_hot(history.context), n.astype(np.int32))
 
     # ------------------------------------------------------------------ graph functions
-    def _run_slate(self, tracks, resp, mask, ctx, length, slate, forced, uniforms, sample):
+    def _run_slate(self, tracks, resp, mask, ctx, length, slate, forced, uniforms, mode):
+        """The cascade over the slate's positions (a graph loop: any slate length).
+
+        mode: 'sample' (responses drawn with `uniforms`), 'forced' (teacher forcing with
+        `forced`) or 'greedy' (each position conditioned on the likely outcome before).
+        """
         h = self.net.encode(tracks, resp, mask, ctx)
-        K = slate.shape[1]
-        probs = []
-        outcomes = []
-        for k in range(K):  # K is static (the slate size): unrolled in the graph
+        K = tf.shape(slate)[1]
+        H = tf.shape(tracks)[1]
+        B = tf.shape(tracks)[0]
+        mem_tracks = tf.concat([tracks, slate], 1)
+        mem_resp = tf.concat([resp, tf.zeros([B, K])], 1)
+        mem_mask = tf.concat([tf.cast(mask, tf.float32), tf.zeros([B, K])], 1)
+        probs = tf.TensorArray(tf.float32, size=K)
+        outcomes = tf.TensorArray(tf.float32, size=K)
+        for k in tf.range(K):
             pos = (length + k + 1)[:, None]
-            logit = self.net.logits(h[:, None, :], slate[:, k:k + 1], ctx, pos)[:, 0]
+            memory = (mem_tracks, mem_resp, mem_mask[:, None, :])
+            logit = self.net.logits(h[:, None, :], slate[:, k:k + 1], ctx, pos, memory)[:, 0]
             p = tf.sigmoid(logit)
-            r = tf.cast(uniforms[:, k] < p, tf.float32) if sample else forced[:, k]
-            probs.append(p)
-            outcomes.append(r)
+            if mode == "sample":
+                r = tf.cast(uniforms[:, k] < p, tf.float32)
+            elif mode == "greedy":
+                r = tf.cast(p >= 0.5, tf.float32)
+            else:
+                r = forced[:, k]
+            probs = probs.write(k, p)
+            outcomes = outcomes.write(k, r)
+            slot = tf.one_hot(H + k, H + K)[None, :]
+            mem_resp = mem_resp + slot * r[:, None]
+            mem_mask = mem_mask + slot
             x = self.net.step_inputs(slate[:, k:k + 1], r[:, None])[:, 0]
             h, _ = self.net.cell(x, [h])
-            h = h if not isinstance(h, (list, tuple)) else h[0]
-        return tf.stack(probs, 1), tf.stack(outcomes, 1)
+        return tf.transpose(probs.stack()), tf.transpose(outcomes.stack())
 
     def _respond_graph(self, tracks, resp, mask, ctx, length, slate, uniforms):
-        return self._run_slate(tracks, resp, mask, ctx, length, slate, None, uniforms, True)
+        return self._run_slate(tracks, resp, mask, ctx, length, slate, None, uniforms, "sample")
 
     def _predict_graph(self, tracks, resp, mask, ctx, length, slate, forced):
-        return self._run_slate(tracks, resp, mask, ctx, length, slate, forced, None, False)[0]
+        return self._run_slate(tracks, resp, mask, ctx, length, slate, forced, None, "forced")[0]
+
+    def _greedy_graph(self, tracks, resp, mask, ctx, length, slate):
+        return self._run_slate(tracks, resp, mask, ctx, length, slate, None, None, "greedy")[0]
 
     # ------------------------------------------------------------------ interface
     def _predict(self, history, slate, slate_responses):
-        forced = (np.ones(slate.shape, np.float32) if slate_responses is None
-                  else np.asarray(slate_responses, np.float32))
-        p = self._predict_fn(*self._recent(history), tf.constant(slate, tf.int32),
-                             tf.constant(forced))
+        inputs = self._recent(history)
+        if slate_responses is None:
+            p = self._greedy_fn(*inputs, tf.constant(slate, tf.int32))
+        else:
+            p = self._predict_fn(*inputs, tf.constant(slate, tf.int32),
+                                 tf.constant(np.asarray(slate_responses, np.float32)))
         return p.numpy().astype(np.float64)
 
     def _respond(self, history, slate, uniforms):

@@ -1,0 +1,51 @@
+"""Gin helpers shared by every command-line entry point: resolve a config by bare name
+or path, parse files and bindings with errors that name the culprit, and save the
+operative config."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, List, Sequence
+
+import gin
+
+from spotisim.errors import ConfigError
+
+
+_SEARCH_PATHS: List[str] = []
+
+
+def resolve_gin_file(name: str, search_dirs: Sequence[str]) -> str:
+    """A path for `name`: an existing path, or NAME / NAME.gin in one of `search_dirs`."""
+    if os.path.isfile(name):
+        return name
+    for d in search_dirs:
+        for candidate in (os.path.join(d, name), os.path.join(d, name + ".gin")):
+            if os.path.isfile(candidate):
+                return candidate
+    known: List[str] = []
+    for d in search_dirs:
+        if os.path.isdir(d):
+            known += sorted(f for f in os.listdir(d) if f.endswith(".gin"))
+    raise ConfigError(f"unknown gin config {name!r}: not a file, and not one of "
+                      f"{', '.join(known) or '(none)'} in {', '.join(search_dirs)}")
+
+
+def parse_gin(files: Iterable[str], bindings: Iterable[str], search_dirs: Sequence[str]) -> List[str]:
+    """Parses config files then bindings; raises ConfigError naming the bad one."""
+    paths = [resolve_gin_file(f, search_dirs) for f in files]
+    for d in search_dirs:  # so that `include 'other.gin'` finds its neighbours
+        if d not in _SEARCH_PATHS:
+            gin.add_config_file_search_path(d)
+            _SEARCH_PATHS.append(d)
+    for p in paths:
+        try:
+            gin.parse_config_file(p)
+        except (ValueError, KeyError, NameError, TypeError, OSError) as exc:
+            raise ConfigError(f"gin file {p}: {exc}") from None
+    for b in bindings:
+        try:
+            gin.parse_config(b)
+        except (ValueError, KeyError, NameError, TypeError) as exc:
+            raise ConfigError(f"gin binding {b!r}: {exc}") from None
+    return paths

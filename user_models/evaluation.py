@@ -1,0 +1,179 @@
+"""How good is a user model?  Metrics on a held-out log: accuracy, ROC AUC, log loss,
+expected calibration error, per-position accuracy (teacher forcing: each track predicted
+from everything before it), and the MSSD challenge's mean average accuracy and
+first-prediction accuracy (the second half of each session predicted from the first half,
+outcomes of the second half unknown).
+
+"Listened" is the positive class; the challenge metrics predict skips, which is the same
+decision (skip iff P(listen) < 0.5).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import pandas as pd
+
+from spotisim.data.session_log import SessionLog
+from user_models.base import AbstractUserModel, History
+
+
+# --------------------------------------------------------------------------- metrics
+
+def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties counted half)."""
+    y = np.asarray(y, bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = pd.Series(np.asarray(p, np.float64)).rank(method="average").to_numpy()
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def log_loss(y: np.ndarray, p: np.ndarray, eps: float = 1e-7) -> float:
+    p = np.clip(np.asarray(p, np.float64), eps, 1 - eps)
+    y = np.asarray(y, np.float64)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error over equal-width probability bins."""
+    p = np.asarray(p, np.float64)
+    y = np.asarray(y, np.float64)
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            total += m.sum() * abs(p[m].mean() - y[m].mean())
+    return float(total / max(len(p), 1))
+
+
+def average_accuracy(correct: np.ndarray, mask: np.ndarray) -> Tuple[float, float]:
+    """MSSD challenge scores from per-position correctness of the predicted half.
+
+    Args:
+      correct: bool [S, T] prediction i of session s was right.
+      mask: bool [S, T] position i exists (left-aligned).
+
+    Returns:
+      (mean average accuracy, first-prediction accuracy), averaged over sessions:
+      AA = (1/T) sum_i [correct_i] * (correct up to i) / i.
+    """
+    c = (np.asarray(correct, bool) & mask).astype(np.float64)
+    T = mask.sum(axis=1)
+    i = np.arange(1, c.shape[1] + 1)[None, :]
+    aa = (c * np.cumsum(c, axis=1) / i).sum(axis=1) / np.maximum(T, 1)
+    keep = T > 0
+    return float(aa[keep].mean()), float(c[keep, 0].mean())
+
+
+# --------------------------------------------------------------------------- predictions
+
+def log_histories(log: SessionLog, hidden: Optional[Tuple[np.ndarray, np.ndarray]] = None):
+    """Padded arrays of a log plus the per-session context/listener/hidden keys."""
+    tracks, skipped, mask = log.padded()
+    context = log.session_context().astype(np.int16)
+    listener = np.full(log.num_sessions, -1, np.int64) if hidden is None else hidden[0]
+    mood = None if hidden is None else hidden[1]
+    return tracks, skipped, mask, context, listener, mood
+
+
+def _history(tracks, skipped, context, listener, mood, rows, t):
+    return History(tracks[rows, :t].astype(np.int32),
+                   (~skipped[rows, :t]).astype(np.float32),
+                   np.full(len(rows), t, np.int32), context[rows], listener[rows],
+                   None if mood is None else mood[rows])
+
+
+def predict_log(model: AbstractUserModel, log: SessionLog,
+                hidden: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
+    """Teacher-forced P(listen) for every row of `log` (aligned with `log.tracks`):
+    each track is predicted from everything heard before it in its session.
+
+    Models with a faster whole-session path (`predict_sessions`) use it.
+    """
+    if hasattr(model, "predict_sessions"):
+        return model.predict_sessions(log)
+    tracks, skipped, mask, context, listener, mood = log_histories(log, hidden)
+    probs = np.zeros(tracks.shape)
+    for t in range(tracks.shape[1]):
+        rows = np.nonzero(mask[:, t])[0]
+        if len(rows) == 0:
+            continue
+        h = _history(tracks, skipped, context, listener, mood, rows, t)
+        probs[rows, t] = model.predict(h, tracks[rows, t:t + 1])[:, 0]
+    return probs[mask]
+
+
+def predict_second_half(model: AbstractUserModel, log: SessionLog,
+                        hidden: Optional[Tuple[np.ndarray, np.ndarray]] = None
+                        ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The challenge task: P(listen) for the second half of each session (positions with
+    2 * position > length) given only the first half.  Models that score short slates
+    only get it in pieces, each conditioned on their own likely outcomes of the last.
+
+    Returns:
+      (probs [S, T], labels listened [S, T], mask [S, T]), left-aligned.
+    """
+    tracks, skipped, mask, context, listener, mood = log_histories(log, hidden)
+    L = log.lengths
+    half = L // 2
+    T = int((L - half).max()) if len(L) else 0
+    probs = np.zeros((len(L), T))
+    labels = np.zeros((len(L), T), bool)
+    out_mask = np.arange(T)[None, :] < (L - half)[:, None]
+    step = model.max_slate_size or T
+    for h in np.unique(half):
+        rows = np.nonzero(half == h)[0]
+        n_pred = L[rows] - h
+        width = int(n_pred.max())
+        hist = _history(tracks, skipped, context, listener, mood, rows, int(h))
+        for start in range(0, width, step):
+            stop = min(start + step, width)
+            slate = tracks[rows, h + start:h + stop]
+            # Sessions shorter than the widest one: pad with their first track (ignored).
+            slate = np.where(slate >= 0, slate, tracks[rows, :1])
+            p = model.predict(hist, slate)
+            probs[rows, start:stop] = p
+            hist = hist.extended(slate, p >= 0.5)
+        labels[rows] = ~skipped[rows, h:h + T]  # h + T <= the padded width, always
+    return probs, labels & out_mask, out_mask
+
+
+def evaluate(model: AbstractUserModel, log: SessionLog,
+             hidden: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Dict[str, object]:
+    """Every metric of a user model on a (test) log, as a JSON-ready dict."""
+    p = predict_log(model, log, hidden)
+    y = ~log.skipped
+    pos = log.positions
+    per_pos = {int(k): float(((p[pos == k] >= 0.5) == y[pos == k]).mean())
+               for k in np.unique(pos)}
+    hp, hy, hm = predict_second_half(model, log, hidden)
+    aa, first = average_accuracy((hp >= 0.5) == hy, hm)
+    return {
+        "rows": int(len(y)),
+        "sessions": int(log.num_sessions),
+        "accuracy": float(((p >= 0.5) == y).mean()),
+        "auc": roc_auc(y, p),
+        "log_loss": log_loss(y, p),
+        "calibration_error": calibration_error(y, p),
+        "mean_predicted": float(p.mean()),
+        "listen_rate": float(y.mean()),
+        "mssd_average_accuracy": aa,
+        "mssd_first_prediction_accuracy": first,
+        "accuracy_by_position": per_pos,
+    }
+
+
+def format_table(reports: Dict[str, Dict[str, object]]) -> str:
+    """A side-by-side table of several models' reports."""
+    cols = [("accuracy", "acc"), ("auc", "AUC"), ("log_loss", "log loss"),
+            ("calibration_error", "ECE"), ("mssd_average_accuracy", "MSSD AA"),
+            ("mssd_first_prediction_accuracy", "first acc")]
+    width = max([len(n) for n in reports] + [10])
+    lines = [f"{'model':<{width}} " + " ".join(f"{h:>9}" for _, h in cols)]
+    for name, r in reports.items():
+        lines.append(f"{name:<{width}} " + " ".join(f"{r[k]:>9.4f}" for k, _ in cols))
+    return "\n".join(lines)

@@ -1,0 +1,208 @@
+"""`LogisticUserModel`: the simple baseline.  A logistic regression (a one-unit Keras
+layer) on hand-made features of (history, candidate): the candidate's popularity, its
+cosine similarity to the listened and to the skipped tracks of the history, the last
+track, the skip streak, the position and the context type."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from spotisim.data.session_log import SessionLog
+from spotisim.errors import ConfigError, UserModelError
+from spotisim.io_utils import atomic_dir
+from user_models.base import AbstractUserModel, History
+from user_models.sequential import NUM_CONTEXTS, SequentialUserModel
+
+FEATURES = ("popularity", "sim_listened", "sim_skipped", "max_sim_listened",
+            "listened_share", "log_heard", "sim_last", "last_listened", "streak",
+            "position") + tuple(f"context_{i}" for i in range(NUM_CONTEXTS))
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-9)
+
+
+@gin.configurable
+class LogisticUserModel(AbstractUserModel):
+    """Logistic regression on engineered features.
+
+    Args:
+      embeddings: float [T, d] track embeddings.
+      popularity: float [T] log play counts (set from the training log by `fit` when None).
+      max_history: most recent history entries the features read.
+      learning_rate / epochs / batch_size / patience: training with early stopping.
+      seed: initialisation and shuffling seed.
+    """
+
+    cascades = True
+
+    def __init__(self, embeddings: np.ndarray, popularity: Optional[np.ndarray] = None,
+                 max_history: int = 20, learning_rate: float = 0.05, epochs: int = 10,
+                 batch_size: int = 4096, patience: int = 2, seed: int = 0):
+        self.embeddings = np.asarray(embeddings, np.float32)
+        self._unit_emb = np.concatenate([_unit(self.embeddings),
+                                         np.zeros((1, self.embeddings.shape[1]), np.float32)])
+        self.popularity = (np.zeros(len(self.embeddings), np.float32) if popularity is None
+                           else np.asarray(popularity, np.float32))
+        self.config = dict(max_history=int(max_history), learning_rate=float(learning_rate),
+                           epochs=int(epochs), batch_size=int(batch_size),
+                           patience=int(patience), seed=int(seed))
+        self.mean = np.zeros(len(FEATURES), np.float32)
+        self.std = np.ones(len(FEATURES), np.float32)
+        tf.random.set_seed(seed)
+        self.net = tf.keras.Sequential([tf.keras.layers.Dense(
+            1, kernel_initializer=tf.keras.initializers.Zeros(), input_shape=(len(FEATURES),))])
+        self.history_ = []
+
+    # ------------------------------------------------------------------ features
+    def features(self, mem_tracks, mem_resp, valid, cand, position, context) -> np.ndarray:
+        """[B, L, F] features of candidates cand [B, L] given memories [B, M] and
+        valid [B, L, M] (1 where memory item m was heard before candidate l)."""
+        T = len(self.embeddings)
+        uq = self._unit_emb[np.where(cand < 0, T, cand)]
+        um = self._unit_emb[np.where(mem_tracks < 0, T, mem_tracks)]
+        sims = np.einsum("bld,bmd->blm", uq, um)
+        r = mem_resp[:, None, :]
+        w_l, w_s = valid * r, valid * (1 - r)
+        n_l, n_s = w_l.sum(-1), w_s.sum(-1)
+        n = n_l + n_s
+        # The last heard item before each candidate: highest valid index.
+        M = mem_tracks.shape[1]
+        last = np.where(valid > 0, np.arange(M)[None, None, :], -1).max(-1)
+        has_last = last >= 0
+        li = np.maximum(last, 0)
+        sim_last = np.where(has_last, np.take_along_axis(sims, li[..., None], -1)[..., 0], 0)
+        last_resp = np.where(has_last, np.take_along_axis(
+            np.broadcast_to(r, sims.shape), li[..., None], -1)[..., 0], 0.5)
+        # Skip streak: skipped items after the last listened one.
+        last_listened = np.where(w_l > 0, np.arange(M)[None, None, :], -1).max(-1)
+        streak = ((np.arange(M)[None, None, :] > last_listened[..., None]) * w_s).sum(-1)
+        pop = self.popularity[np.where(cand < 0, 0, cand)]
+        ctx = SequentialUserModel.context_one_hot(context)[:, None, :]
+        ctx = np.broadcast_to(ctx, cand.shape + (NUM_CONTEXTS,))
+        f = np.stack([pop, (sims * w_l).sum(-1) / np.maximum(n_l, 1),
+                      (sims * w_s).sum(-1) / np.maximum(n_s, 1),
+                      np.where(n_l > 0, np.where(w_l > 0, sims, -1).max(-1), 0),
+                      n_l / np.maximum(n, 1), np.log1p(n), sim_last, last_resp,
+                      np.minimum(streak, 5) / 5.0, np.minimum(position / 20.0, 3.0)], -1)
+        return np.concatenate([f, ctx], -1).astype(np.float32)
+
+    def _logit(self, f: np.ndarray) -> np.ndarray:
+        w, b = self.net.layers[0].get_weights()
+        return ((f - self.mean) / self.std) @ w[:, 0] + b[0]
+
+    def _run(self, history: History, slate, forced=None, uniforms=None):
+        H = self.config["max_history"]
+        B, K = slate.shape
+        n = history.length.astype(np.int64)
+        idx = np.maximum(n - H, 0)[:, None] + np.arange(H)[None, :]
+        ok = idx < n[:, None]
+        if history.tracks.shape[1]:
+            safe = np.minimum(idx, history.tracks.shape[1] - 1)
+            ht = np.where(ok, np.take_along_axis(history.tracks, safe, 1), -1)
+            hr = np.where(ok, np.take_along_axis(history.responses, safe, 1), 0)
+        else:
+            ht, hr = np.full((B, H), -1), np.zeros((B, H))
+        mem_t = np.concatenate([ht, slate], 1)
+        mem_r = np.concatenate([hr, np.zeros((B, K))], 1).astype(np.float32)
+        mem_m = np.concatenate([ok, np.zeros((B, K), bool)], 1).astype(np.float32)
+        probs = np.zeros((B, K))
+        resp = np.zeros((B, K), bool)
+        for k in range(K):
+            f = self.features(mem_t, mem_r, mem_m[:, None, :], slate[:, k:k + 1],
+                              (n + k + 1)[:, None].astype(np.float32), history.context)
+            p = 1 / (1 + np.exp(-self._logit(f[:, 0])))
+            probs[:, k] = p
+            if uniforms is not None:
+                resp[:, k] = uniforms[:, k] < p
+            elif forced is not None:
+                resp[:, k] = np.asarray(forced)[:, k]
+            else:
+                resp[:, k] = p >= 0.5
+            mem_r[:, H + k] = resp[:, k]
+            mem_m[:, H + k] = 1
+        return probs, resp
+
+    def _predict(self, history, slate, slate_responses):
+        return self._run(history, slate, forced=slate_responses)[0]
+
+    def _respond(self, history, slate, uniforms):
+        p, r = self._run(history, slate, uniforms=uniforms)
+        return p, r, None
+
+    def session_features(self, log: SessionLog):
+        """Teacher-forced features of every row of a log: ([R, F], labels [R])."""
+        tracks, skipped, mask = log.padded()
+        L = tracks.shape[1]
+        causal = np.tril(np.ones((L, L)), -1)
+        out = []
+        for b in range(0, log.num_sessions, 2048):
+            sl = slice(b, b + 2048)
+            valid = causal[None] * mask[sl][:, None, :]
+            pos = np.broadcast_to(np.arange(1, L + 1, dtype=np.float32), tracks[sl].shape)
+            f = self.features(tracks[sl], (~skipped[sl]).astype(np.float32), valid,
+                              tracks[sl], pos, log.session_context()[sl])
+            out.append(f[mask[sl]])
+        return np.concatenate(out), ~log.skipped
+
+    def predict_sessions(self, log: SessionLog) -> np.ndarray:
+        f, _ = self.session_features(log)
+        return 1 / (1 + np.exp(-self._logit(f)))
+
+    # ------------------------------------------------------------------ training
+    def fit(self, train_log: SessionLog, val_log: SessionLog, verbose: bool = False):
+        if len(train_log.catalog) != len(self.embeddings):
+            raise ConfigError(f"the log's catalogue has {len(train_log.catalog)} tracks but "
+                              f"the embeddings have {len(self.embeddings)} rows")
+        counts = train_log.catalog.play_counts.astype(np.float64)
+        pop = np.log1p(counts)
+        self.popularity = ((pop - pop.mean()) / max(pop.std(), 1e-6)).astype(np.float32)
+        x, y = self.session_features(train_log)
+        xv, yv = self.session_features(val_log)
+        self.mean, self.std = x.mean(0), np.maximum(x.std(0), 1e-6)
+        c = self.config
+        # The layer outputs a logit; the loss applies the sigmoid.
+        self.net.compile(tf.keras.optimizers.Adam(c["learning_rate"]),
+                         tf.keras.losses.BinaryCrossentropy(from_logits=True))
+        stop = tf.keras.callbacks.EarlyStopping(patience=c["patience"], restore_best_weights=True)
+        h = self.net.fit((x - self.mean) / self.std, y.astype(np.float32),
+                         validation_data=((xv - self.mean) / self.std, yv.astype(np.float32)),
+                         epochs=c["epochs"], batch_size=c["batch_size"], shuffle=True,
+                         callbacks=[stop], verbose=0)
+        self.history_ = [{"epoch": i + 1, "train_loss": float(a), "val_loss": float(b)}
+                         for i, (a, b) in enumerate(zip(h.history["loss"], h.history["val_loss"]))]
+        return self
+
+    def coefficients(self):
+        w, b = self.net.layers[0].get_weights()
+        return dict(zip(FEATURES, (w[:, 0] / self.std).tolist())), float(b[0])
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str) -> None:
+        with atomic_dir(directory) as tmp:
+            w, b = self.net.layers[0].get_weights()
+            np.savez(os.path.join(tmp, "model.npz"), embeddings=self.embeddings,
+                     popularity=self.popularity, mean=self.mean, std=self.std, w=w, b=b)
+            with open(os.path.join(tmp, "user_model.json"), "w") as f:
+                json.dump({"class": "LogisticUserModel", "config": self.config,
+                           "features": list(FEATURES), "history": self.history_}, f, indent=1)
+
+    @classmethod
+    def load(cls, directory: str) -> "LogisticUserModel":
+        with open(os.path.join(directory, "user_model.json")) as f:
+            meta = json.load(f)
+        if meta.get("class") != "LogisticUserModel":
+            raise UserModelError(f"{directory}: holds a {meta.get('class')}, not a "
+                                 "LogisticUserModel")
+        with np.load(os.path.join(directory, "model.npz")) as a:
+            model = cls(a["embeddings"], a["popularity"], **meta["config"])
+            model.mean, model.std = a["mean"], a["std"]
+            model.net.layers[0].set_weights([a["w"], a["b"]])
+        model.history_ = meta.get("history", [])
+        return model

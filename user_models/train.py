@@ -1,0 +1,115 @@
+"""Fit, evaluate and save a user model:
+
+    python -m user_models.train --gin_file=sequential [--gin_bindings='...']
+
+The gin file names the model class and its knobs; data come from `load_dataset` (the
+synthetic default unless a binding points at real MSSD files).  Writes into the output
+directory: model/ (the saved model), report.json (metrics on the test split, next to the
+ground-truth Bayes limit and the baselines when asked), operative_config.gin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Callable, Dict, Optional, Sequence
+
+import gin
+from absl import app, flags
+
+from spotisim.data.datasets import Dataset, load_dataset
+from spotisim.embeddings import TrackEmbeddings, build_embeddings
+from spotisim.errors import SpotisimError
+from spotisim.gin_utils import parse_gin
+from spotisim.io_utils import atomic_file
+from user_models import evaluation
+from user_models.base import AbstractUserModel
+from user_models.ground_truth import GroundTruthUserModel
+from user_models.lird import LirdSimulatorUserModel
+from user_models.logistic import LogisticUserModel
+from user_models.sequential import SequentialUserModel
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+BASELINES: Dict[str, Callable] = {
+    "logistic": LogisticUserModel,
+    "lird_simulator": LirdSimulatorUserModel,
+}
+
+
+@gin.configurable
+def train_user_model(model_ctor: Callable[..., AbstractUserModel] = SequentialUserModel,
+                     output_dir: str = "runs/user_models/sequential",
+                     compare: Sequence[str] = ("logistic", "lird_simulator"),
+                     dataset: Optional[Dataset] = None, verbose: bool = True) -> dict:
+    """Fits `model_ctor(embeddings=...)` on the train split (early stopping on
+    validation), evaluates it on the test split and saves model + report.
+
+    Args:
+      model_ctor: a user-model class (gin: `@SequentialUserModel`).
+      output_dir: where model/, embeddings/, report.json go.
+      compare: baselines fitted and reported alongside (names in BASELINES).
+      dataset: the data (default: `load_dataset()`, gin-configurable).
+    """
+    t0 = time.perf_counter()
+    data = dataset or load_dataset()
+    emb = build_embeddings(data.train)
+    vectors = emb.aligned_to(data.log.catalog)
+    reports = {}
+    models = {"model": model_ctor(embeddings=vectors)}
+    for name in compare:
+        if name not in BASELINES:
+            raise SpotisimError(f"train_user_model.compare: unknown baseline {name!r} "
+                                f"(known: {', '.join(BASELINES)})")
+        models[name] = BASELINES[name](embeddings=vectors)
+    for name, model in models.items():
+        t = time.perf_counter()
+        model.fit(data.train, data.val)
+        fit_s = time.perf_counter() - t
+        reports[name] = evaluation.evaluate(model, data.test)
+        reports[name]["fit_seconds"] = fit_s
+        reports[name]["class"] = type(model).__name__
+    if data.synthetic:
+        gt = GroundTruthUserModel(data.world)
+        reports["ground_truth (Bayes limit)"] = evaluation.evaluate(gt, data.test, data.hidden(data.test))
+        reports["ground_truth (Bayes limit)"]["class"] = "GroundTruthUserModel"
+    os.makedirs(output_dir, exist_ok=True)
+    models["model"].save(os.path.join(output_dir, "model"))
+    emb.save(os.path.join(output_dir, "embeddings"))
+    report = {"data": data.source, "train_sessions": data.train.num_sessions,
+              "val_sessions": data.val.num_sessions, "test_sessions": data.test.num_sessions,
+              "embeddings": emb.source, "seconds": time.perf_counter() - t0,
+              "reports": reports}
+    with atomic_file(os.path.join(output_dir, "report.json")) as f:
+        json.dump(report, f, indent=1)
+    with atomic_file(os.path.join(output_dir, "operative_config.gin")) as f:
+        f.write(gin.operative_config_str())
+    if verbose:
+        print(f"data: {data.source}; test split {data.test.num_sessions} sessions, "
+              f"{data.test.num_rows} rows; embeddings {emb.source}")
+        print(evaluation.format_table({("model: " + r["class"]) if n == "model" else n: r
+                                       for n, r in reports.items()}))
+        print(f"saved to {output_dir}")
+    return report
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("gin_file", [], "gin config: a path or a name in user_models/configs")
+flags.DEFINE_multi_string("gin_bindings", [], "gin bindings, e.g. 'SequentialUserModel.units = 32'")
+
+
+def main(argv):
+    del argv
+    try:
+        parse_gin(FLAGS.gin_file or ["sequential"], FLAGS.gin_bindings, [CONFIG_DIR])
+        train_user_model()
+    except SpotisimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
