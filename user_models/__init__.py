@@ -9,9 +9,12 @@ simulator) and `GroundTruthUserModel` (the synthetic world's hidden truth) imple
 import json
 import os
 
+import gin
+
 from spotisim.errors import UserModelError
 
 
+@gin.configurable
 def load_user_model(directory: str):
     """Loads a user model saved with `.save(directory)`, whatever its class."""
     from user_models.ground_truth import GroundTruthUserModel

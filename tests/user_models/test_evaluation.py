@@ -1,0 +1,76 @@
+"""Metric arithmetic by hand, and the train CLI end to end on a tiny world."""
+
+import json
+import os
+
+import gin
+import numpy as np
+import pytest
+
+from user_models import evaluation
+
+
+def test_metrics_by_hand():
+    y = np.array([1, 0, 1, 0], bool)
+    p = np.array([0.9, 0.8, 0.7, 0.1])
+    # Pairs (pos, neg): (.9,.8) (.9,.1) (.7,.8) (.7,.1) -> 3 of 4 ranked right.
+    assert evaluation.roc_auc(y, p) == pytest.approx(0.75)
+    assert evaluation.log_loss(y, p) == pytest.approx(
+        -np.mean(np.log([0.9, 0.2, 0.7, 0.9])))
+    # Bins: .1 -> bin 1 (y 0), .7 -> 7 (y 1), .8 -> 8 (y 0), .9 -> 9 (y 1):
+    # |.1-0| + |.7-1| + |.8-0| + |.9-1| = 1.3 over 4.
+    assert evaluation.calibration_error(y, p) == pytest.approx(1.3 / 4)
+
+
+def test_average_accuracy_by_hand():
+    correct = np.array([[True, False, True], [False, True, False]])
+    mask = np.array([[True, True, True], [True, True, False]])
+    # Session 1: (1*1/1 + 0 + 1*2/3) / 3 = 5/9; session 2: (0 + 1*1/2) / 2 = 1/4.
+    aa, first = evaluation.average_accuracy(correct, mask)
+    assert aa == pytest.approx((5 / 9 + 1 / 4) / 2)
+    assert first == pytest.approx(0.5)
+
+
+def test_train_cli_end_to_end(tiny_world_dir, tmp_path, capsys):
+    from user_models import load_user_model
+    from user_models import train
+    out = str(tmp_path / "run")
+    gin.clear_config()
+    try:
+        assert train.main.__name__ == "main"
+        from spotisim.gin_utils import parse_gin
+        parse_gin(["sequential"], [
+            f"load_dataset.log_path = '{tiny_world_dir['log']}'",
+            f"load_dataset.tracks_path = '{tiny_world_dir['tracks']}'",
+            f"load_dataset.hidden_path = '{tiny_world_dir['hidden']}'",
+            f"load_dataset.world_path = '{tiny_world_dir['world']}'",
+            f"train_user_model.output_dir = '{out}'",
+            "SequentialUserModel.units = 8", "SequentialUserModel.epochs = 2",
+        ], [train.CONFIG_DIR])
+        report = train.train_user_model()
+    finally:
+        gin.clear_config()
+    printed = capsys.readouterr().out
+    assert "ground_truth (Bayes limit)" in printed and "model: SequentialUserModel" in printed
+    with open(os.path.join(out, "report.json")) as f:
+        saved = json.load(f)
+    assert saved["reports"].keys() == report["reports"].keys()
+    gt = saved["reports"]["ground_truth (Bayes limit)"]
+    assert 0.5 < gt["auc"] <= 1.0 and 0 < gt["mssd_average_accuracy"] < 1
+    assert "SequentialUserModel.units = 8" in open(os.path.join(out, "operative_config.gin")).read()
+    model = load_user_model(os.path.join(out, "model"))
+    assert model.config["units"] == 8
+
+
+def test_bad_gin_input():
+    from spotisim.errors import ConfigError
+    from spotisim.gin_utils import parse_gin
+    from user_models import train
+    gin.clear_config()
+    try:
+        with pytest.raises(ConfigError, match="unknown gin config 'nope'"):
+            parse_gin(["nope"], [], [train.CONFIG_DIR])
+        with pytest.raises(ConfigError, match="unitz"):
+            parse_gin(["sequential"], ["SequentialUserModel.unitz = 3"], [train.CONFIG_DIR])
+    finally:
+        gin.clear_config()
