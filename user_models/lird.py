@@ -108,6 +108,9 @@ class LirdSimulatorUserModel(AbstractUserModel):
 
     def pattern_probs(self, history: History, slate: np.ndarray) -> np.ndarray:
         """P(pattern) [B, 2^K] for a state and an action of k <= K tracks."""
+        if not self.net.present.numpy().any():
+            raise UserModelError("LirdSimulatorUserModel has no memory yet: fit it on a log "
+                                 "(or load a saved one) before asking it")
         return self.net((tf.constant(self._state(history)),
                          tf.constant(self._unit_rows(slate)))).numpy().astype(np.float64)
 

@@ -1,0 +1,62 @@
+"""Benchmark (not a test): user-model throughput on this machine for batch sizes 1, 256
+and 4096: slates of K = 3 answered per second through `respond` (one call per batch, as
+the environment makes it), with a history of 10 tracks.
+
+    python benchmarks/bench_user_models.py [--seconds 3]
+"""
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from spotisim.data.catalog import TrackCatalog  # noqa: E402
+from spotisim.data.synthetic import SyntheticWorld  # noqa: E402
+from spotisim.embeddings import acoustic_embeddings  # noqa: E402
+from user_models.base import History  # noqa: E402
+from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
+from user_models.lird import LirdSimulatorUserModel  # noqa: E402
+from user_models.logistic import LogisticUserModel  # noqa: E402
+from user_models.sequential import SequentialUserModel  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--batch", type=int, nargs="+", default=[1, 256, 4096])
+    args = ap.parse_args()
+    world = SyntheticWorld()
+    emb = acoustic_embeddings(TrackCatalog.from_track_arrow(world.track_table())).vectors
+    models = {"SequentialUserModel (GRU 64)": SequentialUserModel(emb, units=64),
+              "LogisticUserModel": LogisticUserModel(emb),
+              "LirdSimulatorUserModel": LirdSimulatorUserModel(emb),
+              "GroundTruthUserModel": GroundTruthUserModel(world)}
+    rng = np.random.default_rng(0)
+    lird = models["LirdSimulatorUserModel"]  # random memory: the cost does not depend on it
+    lird.net.state_rep.assign(rng.normal(size=lird.net.state_rep.shape).astype(np.float32))
+    lird.net.action_rep.assign(rng.normal(size=lird.net.action_rep.shape).astype(np.float32))
+    lird.net.present.assign(np.ones(lird.net.present.shape, np.float32))
+    print(f"{'model':<30} {'B':>5} {'calls/s':>9} {'slates/s':>10} {'positions/s':>12}")
+    for name, model in models.items():
+        for B in args.batch:
+            state = world.new_sessions(rng, B)
+            h = History(rng.integers(0, len(emb), (B, 10)).astype(np.int32),
+                        (rng.random((B, 10)) < 0.5).astype(np.float32),
+                        np.full(B, 10, np.int32), state.context.astype(np.int16),
+                        state.listener, state.mood)
+            slate = rng.integers(0, len(emb), (B, 3))
+            u = rng.random((B, 4))
+            model.respond(h, slate, u)  # warm-up / tracing
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < args.seconds:
+                model.respond(h, slate, u)
+                n += 1
+            rate = n / (time.perf_counter() - t0)
+            print(f"{name:<30} {B:>5} {rate:>9,.0f} {rate * B:>10,.0f} {rate * B * 3:>12,.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Analysis (not a test): how much of the gap between a learned user model and the
+ground truth is hidden information?
+
+The ground truth knows each session's listener and mood; a model of the log sees only
+the tracks and responses.  This script computes a *posterior-predictive oracle*: it
+knows the world's response model exactly but not the listener or mood, and averages the
+ground-truth P(listen) over every listener (uniform prior) x `--moods` sampled moods,
+weighted by the likelihood of the responses observed so far in the session.  It ignores
+the information carried by which tracks the logging policy chose, so it slightly
+understates what is observable, but it shows where the ceiling for any model of the log
+lies.
+
+    python benchmarks/observable_limit.py [--sessions 200] [--moods 32]
+"""
+
+import argparse
+
+import numpy as np
+
+from spotisim.data.datasets import load_dataset
+from spotisim.data.synthetic import ListenerState, _unit
+from user_models import evaluation
+from user_models.ground_truth import GroundTruthUserModel
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sessions", type=int, default=200)
+    ap.add_argument("--moods", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", action="append", default=[],
+                    help="saved user model directories to score on the same sessions")
+    args = ap.parse_args()
+    data = load_dataset()
+    w = data.world
+    test = data.test.subset(np.arange(min(args.sessions, data.test.num_sessions)))
+    tracks, skipped, mask = test.padded()
+    ctx = test.session_context()
+    rng = np.random.default_rng(args.seed)
+    U, M, D = w.config.num_listeners, args.moods, w.config.latent_dim
+    listeners = np.repeat(np.arange(U), M)
+    n_h = len(listeners)
+    oracle = np.zeros(tracks.shape)
+    for s in range(test.num_sessions):
+        moods = _unit(rng.normal(size=(n_h, D)))
+        taste = _unit(w.listener_taste[listeners] + w.config.mood_weight * moods)
+        st = ListenerState(listeners, np.full(n_h, ctx[s]), moods, taste,
+                           np.zeros(n_h, np.int64), np.ones(n_h, np.int64))
+        logw = np.zeros(n_h)
+        for t in range(int(mask[s].sum())):
+            p = w.listen_prob(st, np.full((n_h, 1), tracks[s, t]))[:, 0]
+            wt = np.exp(logw - logw.max())
+            oracle[s, t] = (wt * p).sum() / wt.sum()
+            listened = not skipped[s, t]
+            logw += np.log(p if listened else 1 - p)
+            st = w.advance(st, np.full(n_h, tracks[s, t]), np.full(n_h, listened))
+    y = ~test.skipped
+    p_oracle = oracle[mask]
+    gt = evaluation.predict_log(GroundTruthUserModel(w), test, data.hidden(test))
+    print(f"{test.num_sessions} test sessions, {len(y)} rows; hypotheses per session: "
+          f"{U} listeners x {M} moods")
+    rows = [("ground truth (knows listener + mood)", gt),
+            ("posterior oracle (observables only)", p_oracle)]
+    from user_models import load_user_model
+    for d in args.model:
+        m = load_user_model(d)
+        rows.append((f"{type(m).__name__} ({d})", evaluation.predict_log(m, test)))
+    for name, p in rows:
+        print(f"{name:<60} acc {((p >= 0.5) == y).mean():.4f}  AUC "
+              f"{evaluation.roc_auc(y, p):.4f}  log loss {evaluation.log_loss(y, p):.4f}")
+
+
+if __name__ == "__main__":
+    main()
