@@ -113,8 +113,9 @@ class PlaylistEnvironment(AbstractEnvironment):
     in order); responses are sampled with the environment's seeded RNG.
 
     Observation (per episode): the state window of the last N tracks as embeddings with
-    their responses and a validity mask, and (optionally) the candidate pool's embeddings
-    with a mask of candidates not yet recommended.  The window starts as the episode's
+    their responses, a validity mask and their track ids, and (optionally) the candidate
+    pool's embeddings, track ids and a mask of candidates not yet recommended.  The ids
+    let lookup policies (popularity, user-model greedy) work from the observation.  The window starts as the episode's
     history (logged responses included); then listened tracks enter it (skipped ones
     too when `state_includes_skips`), so a fully skipped slate leaves the state as it was.
     The user model always sees the whole history, skips included.
@@ -200,10 +201,15 @@ class PlaylistEnvironment(AbstractEnvironment):
             "history_mask": array_spec.BoundedArraySpec((N,), np.float32, 0.0, 1.0,
                                                         name="history_mask"),
         }
+        T = self._emb.shape[0]
+        spec["history_ids"] = array_spec.BoundedArraySpec((N,), np.int32, -1, T - 1,
+                                                          name="history_ids")
         if self.observe_candidates:
             spec["candidates"] = array_spec.ArraySpec((C, d), np.float32, name="candidates")
             spec["candidate_mask"] = array_spec.BoundedArraySpec((C,), np.int32, 0, 1,
                                                                  name="candidate_mask")
+            spec["candidate_ids"] = array_spec.BoundedArraySpec((C,), np.int32, 0, T - 1,
+                                                                name="candidate_ids")
         return spec
 
     # ------------------------------------------------------------------ state access
@@ -269,10 +275,12 @@ class PlaylistEnvironment(AbstractEnvironment):
             "history": self._emb_padded[w],  # index -1 -> the zero row
             "responses": self._w_resp.copy(),
             "history_mask": (w >= 0).astype(np.float32),
+            "history_ids": w.copy(),
         }
         if self.observe_candidates:
             obs["candidates"] = self._emb[self._cands]
             obs["candidate_mask"] = self._avail.astype(np.int32)
+            obs["candidate_ids"] = self._cands.copy()
         return obs
 
     def _reset(self):

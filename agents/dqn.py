@@ -1,0 +1,36 @@
+"""DQN over candidate indices: TF-Agents' `DqnAgent` / `DdqnAgent` with the per-candidate
+Q-network and a validity mask (`observation_and_action_constraint_splitter`), so an
+already-recommended candidate is never chosen.  The track sampler
+(`CandidateIndexTrackSampler`) expands the chosen candidate into a slate of K."""
+
+from __future__ import annotations
+
+import gin
+import tensorflow as tf
+from tf_agents.agents.dqn import dqn_agent
+
+from agents.networks import CandidateQNetwork
+
+
+def candidate_mask_splitter(observation):
+    """(observation for the network, mask over actions)."""
+    return observation, observation["candidate_mask"]
+
+
+@gin.configurable
+def create_dqn_agent(time_step_spec, action_spec, units: int = 64, learning_rate: float = 1e-3,
+                     epsilon_greedy: float = 0.1, gamma: float = 0.9, double: bool = True,
+                     target_update_tau: float = 0.05, train_step_counter=None):
+    """A (double) DQN agent whose action is one candidate index."""
+    obs_spec = time_step_spec.observation
+    q_net = CandidateQNetwork(obs_spec, units=units)
+    cls = dqn_agent.DdqnAgent if double else dqn_agent.DqnAgent
+    agent = cls(time_step_spec, action_spec, q_network=q_net,
+                optimizer=tf.keras.optimizers.Adam(learning_rate),
+                observation_and_action_constraint_splitter=candidate_mask_splitter,
+                epsilon_greedy=epsilon_greedy, gamma=gamma,
+                target_update_tau=target_update_tau, target_update_period=1,
+                td_errors_loss_fn=tf.compat.v1.losses.huber_loss,
+                train_step_counter=train_step_counter)
+    agent.initialize()
+    return agent

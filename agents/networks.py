@@ -1,0 +1,109 @@
+"""TF-Agents networks for the playlist environment's dict observations.
+
+* `HistoryEncoder`: a GRU over the whole state window (every one of the N tracks, newest
+  last, with its response), so no part of the state is ignored (a known bug of public
+  LIRD code read only the first K items).
+* `LirdActorNetwork`: state -> K weight vectors in [-bound, bound] (one per slate position).
+* `LirdCriticNetwork`: (state, action) -> Q, LIRD's Dense 32 -> 16 -> 1 head.
+* `CandidateQNetwork`: Q(state, candidate) for every candidate of the pool in one batched
+  call (Spotify's Action-Head DQN; also the Q-network of our DQN over candidate indices).
+
+All accept [B, ...] and [B, T, ...] inputs (`BatchSquash`) and create their layers in
+`__init__`.
+"""
+
+from __future__ import annotations
+
+import gin
+import tensorflow as tf
+from tf_agents.networks import network, utils
+from tf_agents.utils import nest_utils
+
+
+class HistoryEncoder(tf.keras.layers.Layer):
+    """GRU over [embedding, response] of the N tracks of the window (masked padding)."""
+
+    def __init__(self, units: int = 64, name: str = "history_encoder"):
+        super().__init__(name=name)
+        self.proj = tf.keras.layers.Dense(units, activation="relu", name="item_projection")
+        self.gru = tf.keras.layers.GRU(units, name="gru")
+
+    def call(self, observation):
+        x = tf.concat([self.proj(observation["history"]),
+                       observation["responses"][..., None]], -1)
+        mask = observation["history_mask"] > 0
+        # A fully empty window would make the masked GRU return zeros: fine.
+        return self.gru(x, mask=mask)
+
+
+def _squash(spec, inputs):
+    outer_rank = nest_utils.get_outer_rank(inputs, spec)
+    squash = utils.BatchSquash(outer_rank)
+    return squash, tf.nest.map_structure(squash.flatten, inputs)
+
+
+@gin.configurable
+class LirdActorNetwork(network.Network):
+    """State -> K weight vectors (the LIRD actor), tanh-bounded to the action spec."""
+
+    def __init__(self, observation_spec, action_spec, units: int = 64,
+                 name: str = "LirdActorNetwork"):
+        super().__init__(input_tensor_spec=observation_spec, state_spec=(), name=name)
+        self._action_spec = action_spec
+        self._k, self._d = action_spec.shape
+        self._bound = float(action_spec.maximum)
+        self.encoder = HistoryEncoder(units)
+        self.hidden = tf.keras.layers.Dense(units, activation="relu", name="actor_hidden")
+        self.out = tf.keras.layers.Dense(
+            self._k * self._d, activation="tanh", name="weights",
+            kernel_initializer=tf.keras.initializers.RandomUniform(-0.003, 0.003))
+
+    def call(self, observation, step_type=(), network_state=(), training=False):
+        squash, obs = _squash(self.input_tensor_spec, observation)
+        w = self.out(self.hidden(self.encoder(obs))) * self._bound
+        w = tf.reshape(w, [-1, self._k, self._d])
+        return squash.unflatten(w), network_state
+
+
+@gin.configurable
+class LirdCriticNetwork(network.Network):
+    """(state, K weight vectors) -> Q: state encoding + action -> Dense 32 -> 16 -> 1."""
+
+    def __init__(self, input_tensor_spec, units: int = 64, name: str = "LirdCriticNetwork"):
+        super().__init__(input_tensor_spec=input_tensor_spec, state_spec=(), name=name)
+        self.encoder = HistoryEncoder(units)
+        self.h1 = tf.keras.layers.Dense(32, activation="relu", name="critic_32")
+        self.h2 = tf.keras.layers.Dense(16, activation="relu", name="critic_16")
+        self.q = tf.keras.layers.Dense(1, name="q")
+
+    def call(self, inputs, step_type=(), network_state=(), training=False):
+        squash, (obs, action) = _squash(self.input_tensor_spec, inputs)
+        a = tf.reshape(tf.cast(action, tf.float32), [tf.shape(action)[0], -1])
+        z = tf.concat([self.encoder(obs), a], -1)
+        q = tf.squeeze(self.q(self.h2(self.h1(z))), -1)
+        return squash.unflatten(q), network_state
+
+
+@gin.configurable
+class CandidateQNetwork(network.Network):
+    """Q(state, candidate) for all C candidates: encode the state once, tile it over the
+    candidates, concatenate each candidate's features, MLP -> [B, C]."""
+
+    def __init__(self, input_tensor_spec, units: int = 64, name: str = "CandidateQNetwork"):
+        super().__init__(input_tensor_spec=input_tensor_spec, state_spec=(), name=name)
+        self.encoder = HistoryEncoder(units)
+        self.cand_proj = tf.keras.layers.Dense(units, activation="relu", name="candidate_projection")
+        self.h1 = tf.keras.layers.Dense(units, activation="relu", name="q_hidden_1")
+        self.h2 = tf.keras.layers.Dense(units // 2, activation="relu", name="q_hidden_2")
+        self.q = tf.keras.layers.Dense(1, name="q")
+
+    def call(self, observation, step_type=(), network_state=(), training=False):
+        squash, obs = _squash(self.input_tensor_spec, observation)
+        state = self.encoder(obs)                                     # [B, u]
+        cands = self.cand_proj(obs["candidates"])                     # [B, C, u]
+        C = tf.shape(cands)[1]
+        tiled = tf.tile(state[:, None, :], [1, C, 1])
+        sim = tf.reduce_sum(tiled * cands, -1, keepdims=True)         # an explicit match term
+        z = tf.concat([tiled, cands, sim], -1)
+        q = tf.squeeze(self.q(self.h2(self.h1(z))), -1)               # [B, C]
+        return squash.unflatten(q), network_state
