@@ -46,6 +46,8 @@ class AhDqnAgent(tf_agent.TFAgent):
                  gradient_clipping: Optional[float] = 10.0, train_step_counter=None,
                  name: Optional[str] = None):
         tf.Module.__init__(self, name=name)
+        if train_step_counter is None:  # its own counter, not the process-wide global step
+            train_step_counter = tf.Variable(0, dtype=tf.int64, name="train_step")
         q_network.create_variables(time_step_spec.observation)
         self._q_network = q_network
         self._target_q_network = common.maybe_copy_target_network_with_checks(

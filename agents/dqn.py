@@ -23,6 +23,8 @@ def create_dqn_agent(time_step_spec, action_spec, units: int = 64, learning_rate
                      target_update_tau: float = 0.05, train_step_counter=None):
     """A (double) DQN agent whose action is one candidate index."""
     obs_spec = time_step_spec.observation
+    if train_step_counter is None:  # its own counter, not the process-wide global step
+        train_step_counter = tf.Variable(0, dtype=tf.int64, name="train_step")
     q_net = CandidateQNetwork(obs_spec, units=units)
     cls = dqn_agent.DdqnAgent if double else dqn_agent.DqnAgent
     agent = cls(time_step_spec, action_spec, q_network=q_net,

@@ -26,6 +26,8 @@ def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
     gamma 0.9 (episodes of 20 slates) and tau 0.01 (faster target tracking for short runs).
     """
     obs_spec = time_step_spec.observation
+    if train_step_counter is None:  # its own counter, not the process-wide global step
+        train_step_counter = tf.Variable(0, dtype=tf.int64, name="train_step")
     actor = LirdActorNetwork(obs_spec, action_spec, units=units)
     critic = LirdCriticNetwork((obs_spec, action_spec), units=units)
     agent = ddpg_agent.DdpgAgent(

@@ -72,5 +72,6 @@ def train_agent(agent, tf_env, num_iterations: int = 1000, collect_steps: int = 
         losses.append(loss)
         if callback is not None:
             callback(i, loss)
+    # Gradient steps taken here (TF-Agents' DqnAgent advances its own counter by 2).
     return TrainLog(losses, int((initial_collect_steps + num_iterations * collect_steps) * B),
-                    int(agent.train_step_counter.numpy()))
+                    len(losses))
