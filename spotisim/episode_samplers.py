@@ -111,6 +111,26 @@ class AbstractEpisodeSampler(abc.ABC):
         """Subclasses: the starts of n episodes."""
 
 
+def nearest_neighbours(embeddings: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
+    """int32 [T, k]: each track's k most similar other tracks (cosine), best first.
+
+    Exact, in blocks of rows (memory O(block x T)); meant for catalogues up to ~10^5
+    tracks."""
+    e = np.asarray(embeddings, np.float32)
+    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-9)
+    T = len(e)
+    k = min(k, T - 1)
+    out = np.empty((T, k), np.int32)
+    for b in range(0, T, block):
+        sim = e[b:b + block] @ e.T
+        rows = np.arange(sim.shape[0])
+        sim[rows, b + rows] = -np.inf
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sim, top, 1), axis=1)
+        out[b:b + block] = np.take_along_axis(top, order, 1)
+    return out
+
+
 def hidden_keys(log: SessionLog, hidden_path: str):
     """Per session of `log`: (listener [S], mood [S, D]) from a synthetic log's
     hidden_sessions.parquet, the key the ground-truth user model needs."""
@@ -127,8 +147,10 @@ def hidden_keys(log: SessionLog, hidden_path: str):
 @gin.configurable
 class LogEpisodeSampler(AbstractEpisodeSampler):
     """Episodes from logged sessions: a session's first N tracks (with their logged
-    responses) are the history; the pool is the rest of that session, plus tracks played
-    in the same context type, plus tracks drawn by popularity from the catalogue.
+    responses) are the history; the pool is the rest of that session, plus (with
+    `embeddings`) the nearest neighbours of the history's listened tracks, the way an
+    item-to-item candidate generator would propose them, plus tracks played in the same
+    context type, plus tracks drawn by popularity from the catalogue.
 
     Args:
       log: the `SessionLog` to draw from.
@@ -138,18 +160,30 @@ class LogEpisodeSampler(AbstractEpisodeSampler):
         in the same context type; the rest comes from the catalogue by popularity.
       hidden_sessions: optional path of a synthetic log's hidden_sessions.parquet; gives
         each episode the listener key the ground-truth user model needs.
+      embeddings: optional [T, d] track embeddings for neighbour candidates.
+      neighbour_share: share of the pool drawn from the neighbours (needs embeddings).
     """
 
     def __init__(self, log: SessionLog, history_length: int = 10, pool_size: int = 100,
-                 context_share: float = 0.5, hidden_sessions: Optional[str] = None):
+                 context_share: float = 0.5, hidden_sessions: Optional[str] = None,
+                 embeddings: Optional[np.ndarray] = None, neighbour_share: float = 0.0):
         super().__init__(history_length, pool_size)
         if len(log.catalog) < pool_size + history_length:
             raise ConfigError(f"the catalogue has {len(log.catalog)} tracks, fewer than "
                               f"pool_size + history_length = {pool_size + history_length}")
         if not 0.0 <= context_share <= 1.0:
             raise ConfigError(f"context_share must be in [0, 1], got {context_share}")
+        if not 0.0 <= neighbour_share <= 1.0:
+            raise ConfigError(f"neighbour_share must be in [0, 1], got {neighbour_share}")
+        if neighbour_share > 0 and embeddings is None:
+            raise ConfigError("LogEpisodeSampler.neighbour_share > 0 needs embeddings")
         self.log = log
         self.context_share = float(context_share)
+        self.neighbour_share = float(neighbour_share)
+        self._neighbours = None
+        if neighbour_share > 0:
+            per_track = max(1, int(np.ceil(2 * neighbour_share * pool_size / history_length)))
+            self._neighbours = nearest_neighbours(embeddings, per_track)
         self.sessions = np.nonzero(log.lengths >= 1)[0]
         if len(self.sessions) == 0:
             raise ConfigError("the log has no sessions")
@@ -194,7 +228,17 @@ class LogEpisodeSampler(AbstractEpisodeSampler):
         pop_draw = np.searchsorted(self._pop_cdf, rng.random((n, 3 * C + N)))
         pop_draw = np.minimum(pop_draw, self.num_tracks - 1)
         uniform = rng.integers(0, self.num_tracks, (n, C + N))
-        proposals = np.concatenate([rest, ctx_draw, pop_draw, uniform], axis=1)
+        parts = [rest]
+        if self._neighbours is not None:
+            # Rank-major: every listened track's best neighbour first, then the second...
+            listened = np.where(resp > 0, hist, -1)
+            nb = np.where(listened[:, :, None] >= 0,
+                          self._neighbours[np.maximum(listened, 0)], -1)   # [n, N, M]
+            nb = nb.transpose(0, 2, 1).reshape(n, -1)
+            n_nb = int(round(self.neighbour_share * C))
+            keep = np.cumsum(nb >= 0, axis=1) <= n_nb
+            parts.append(np.where(keep, nb, -1))
+        proposals = np.concatenate(parts + [ctx_draw, pop_draw, uniform], axis=1)
         cands = distinct_candidates(proposals, hist, C, rng)
         return EpisodeStart(hist, resp, h_len, cands, ctx, self._listener[s],
                             None if self._hidden is None else self._hidden[s],

@@ -10,7 +10,6 @@ world itself would give.
 
 from __future__ import annotations
 
-from typing import Optional
 
 import gin
 import numpy as np

@@ -13,10 +13,9 @@ the cascade for the whole batch inside one `tf.function` call.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import gin
 import numpy as np

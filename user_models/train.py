@@ -20,7 +20,7 @@ import gin
 from absl import app, flags
 
 from spotisim.data.datasets import Dataset, load_dataset
-from spotisim.embeddings import TrackEmbeddings, build_embeddings
+from spotisim.embeddings import build_embeddings
 from spotisim.errors import SpotisimError
 from spotisim.gin_utils import parse_gin
 from spotisim.io_utils import atomic_file

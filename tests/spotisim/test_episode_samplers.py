@@ -68,3 +68,24 @@ def test_synthetic_sampler():
         SyntheticEpisodeSampler(world, history_length=40)
     with pytest.raises(ConfigError, match="fewer than"):
         SyntheticEpisodeSampler(world, history_length=10, pool_size=295)
+
+
+def test_neighbour_candidates(tiny_log):
+    from spotisim.embeddings import acoustic_embeddings
+    from spotisim.episode_samplers import nearest_neighbours
+    emb = acoustic_embeddings(tiny_log.catalog).vectors
+    nb = nearest_neighbours(emb, 5, block=64)
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    np.testing.assert_array_equal(nb[:, 0], sims.argmax(1))
+    assert (nb != np.arange(len(emb))[:, None]).all()
+    sampler = LogEpisodeSampler(tiny_log, 10, 60, embeddings=emb, neighbour_share=0.5)
+    start = sampler.sample(np.random.default_rng(0), 8)
+    for i in range(8):
+        listened = start.history_tracks[i][start.history_responses[i] > 0]
+        if len(listened):
+            firsts = set(nb[listened, 0].tolist()) - set(start.history_tracks[i].tolist())
+            assert firsts <= set(start.candidates[i].tolist())
+    with pytest.raises(ConfigError, match="needs embeddings"):
+        LogEpisodeSampler(tiny_log, 10, 60, neighbour_share=0.5)

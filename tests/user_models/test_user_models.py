@@ -6,7 +6,6 @@ import pytest
 
 from spotisim.embeddings import acoustic_embeddings
 from spotisim.errors import UserModelError
-from tests.conftest import TINY_WORLD  # noqa: F401
 from user_models import evaluation, load_user_model
 from user_models.base import History
 from user_models.ground_truth import GroundTruthUserModel
