@@ -1,0 +1,75 @@
+"""Benchmark (not a test): training throughput of each agent on this machine —
+environment steps collected per second and gradient steps per second — with the
+train loop of `agents.training` (B parallel episodes, one batched collect step and one
+gradient step of 64 transitions per iteration), against the ground-truth user model on
+the default synthetic world.
+
+    python benchmarks/bench_agents.py [--iterations 300] [--batch 32]
+"""
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from agents.ah_dqn import AhDqnAgent  # noqa: E402
+from agents.dqn import create_dqn_agent  # noqa: E402
+from agents.lird_ddpg import create_lird_ddpg_agent  # noqa: E402
+from agents.networks import CandidateQNetwork  # noqa: E402
+from agents.training import train_agent  # noqa: E402
+from spotisim.builder import EnvironmentBuilder  # noqa: E402
+from spotisim.data.catalog import TrackCatalog  # noqa: E402
+from spotisim.data.synthetic import SyntheticWorld  # noqa: E402
+from spotisim.embeddings import acoustic_embeddings  # noqa: E402
+from spotisim.episode_samplers import SyntheticEpisodeSampler  # noqa: E402
+from spotisim.termination import AnyOf, ConsecutiveSkips, MaxSteps  # noqa: E402
+from spotisim.track_samplers import (CandidateIndexTrackSampler,  # noqa: E402
+                                     ContinuousWeightsTrackSampler, SlateIndicesTrackSampler)
+from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--iterations", type=int, default=300)
+    ap.add_argument("--batch", type=int, default=32)
+    args = ap.parse_args()
+    world = SyntheticWorld()
+    emb = acoustic_embeddings(TrackCatalog.from_track_arrow(world.track_table())).vectors
+    d = emb.shape[1]
+    print(f"B={args.batch} parallel episodes, pool 100, K=3, {args.iterations} iterations "
+          f"(after a 20-iteration warm-up that traces the graphs)")
+    print(f"{'agent':<12} {'env steps/s':>12} {'gradient steps/s':>17}")
+    for name in ("lird_ddpg", "dqn", "ah_dqn"):
+        sampler = {"lird_ddpg": ContinuousWeightsTrackSampler(3, 100, d),
+                   "dqn": CandidateIndexTrackSampler(3, 100, d),
+                   "ah_dqn": SlateIndicesTrackSampler(3, 100, d)}[name]
+        builder = EnvironmentBuilder(GroundTruthUserModel(world), sampler,
+                                     SyntheticEpisodeSampler(world, 10, 100), emb,
+                                     batch_size=args.batch, seed=0,
+                                     termination=AnyOf([MaxSteps(20), ConsecutiveSkips(6)]),
+                                     observe_candidates=name != "lird_ddpg")
+        env = builder.get_tf_py_environment()
+        tss, acs = env.time_step_spec(), env.action_spec()
+        if name == "lird_ddpg":
+            agent = create_lird_ddpg_agent(tss, acs)
+        elif name == "dqn":
+            agent = create_dqn_agent(tss, acs)
+        else:
+            agent = AhDqnAgent(tss, acs, CandidateQNetwork(env.observation_spec()))
+            agent.initialize()
+        marks = {}
+
+        def mark(i, loss, marks=marks):
+            if i == 19:
+                marks["start"] = time.perf_counter()
+            builder.environment.episode_tracker.clear()
+
+        train_agent(agent, env, num_iterations=args.iterations + 20, callback=mark)
+        dt = time.perf_counter() - marks["start"]
+        print(f"{name:<12} {args.iterations * args.batch / dt:>12,.0f} "
+              f"{args.iterations / dt:>17,.1f}")
+
+
+if __name__ == "__main__":
+    main()
