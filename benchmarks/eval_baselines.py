@@ -1,0 +1,59 @@
+"""Where do simple policies land in the simulator?  Baselines on test-split episodes of
+the default synthetic world, scored by the ground truth (not a test).
+
+    python benchmarks/eval_baselines.py [--episodes 256] [--neighbour-share 0.5]
+"""
+
+import argparse
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tf_agents.environments import tf_py_environment  # noqa: E402
+
+from agents.baselines import (GreedyUserModelPolicy, nearest_neighbour_policy,  # noqa: E402
+                              popularity_policy, random_policy)
+from agents.evaluate import run_episodes  # noqa: E402
+from spotisim.builder import EnvironmentBuilder  # noqa: E402
+from spotisim.data.datasets import load_dataset  # noqa: E402
+from spotisim.embeddings import acoustic_embeddings  # noqa: E402
+from spotisim.episode_samplers import LogEpisodeSampler  # noqa: E402
+from spotisim.termination import AnyOf, ConsecutiveSkips, MaxSteps  # noqa: E402
+from spotisim.track_samplers import SlateIndicesTrackSampler  # noqa: E402
+from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--episodes", type=int, default=256)
+    ap.add_argument("--neighbour-share", type=float, default=0.5)
+    args = ap.parse_args()
+    data = load_dataset()
+    emb = acoustic_embeddings(data.log.catalog).vectors
+    gt = GroundTruthUserModel(data.world)
+    builder = EnvironmentBuilder(
+        gt, SlateIndicesTrackSampler(3, 100, emb.shape[1]),
+        LogEpisodeSampler(data.test, 10, 100, hidden_sessions=data.hidden_path,
+                          embeddings=emb, neighbour_share=args.neighbour_share),
+        emb, batch_size=64, seed=5, termination=AnyOf([MaxSteps(20), ConsecutiveSkips(6)]))
+    env = builder.get_tf_env()
+    tf_env = tf_py_environment.TFPyEnvironment(env)
+    tss, acs = tf_env.time_step_spec(), tf_env.action_spec()
+    policies = {
+        "random": random_policy(tss, acs),
+        "most popular": popularity_policy(tss, acs, data.train.catalog.play_counts),
+        "nearest neighbour": nearest_neighbour_policy(tss, acs),
+        "greedy ground truth (oracle)": GreedyUserModelPolicy(
+            env.time_step_spec(), env.action_spec(), gt, builder.environment),
+    }
+    div = data.log.catalog.diversity_features()
+    print(f"{'policy':<30} {'skip rate':>9} {'listens/ep':>10} {'length':>7} "
+          f"{'diversity':>9} {'coverage':>8}")
+    for name, policy in policies.items():
+        r = run_episodes(policy, env, args.episodes, div)
+        print(f"{name:<30} {r['skip_rate']:>9.3f} {r['mean_episode_reward']:>10.2f} "
+              f"{r['mean_episode_length']:>7.2f} {r['diversity']:>9.3f} {r['coverage']:>8.3f}")
+
+
+if __name__ == "__main__":
+    main()
