@@ -22,7 +22,7 @@ from tf_agents.agents import tf_agent
 from tf_agents.trajectories import trajectory
 from tf_agents.utils import common
 
-from agents.slate_policy import NEG, ScoredSlatePolicy, top_k_available
+from agents.slate_policy import ScoredSlatePolicy, top_k_available
 
 
 @gin.configurable
@@ -108,4 +108,21 @@ class AhDqnAgent(tf_agent.TFAgent):
         return tf_agent.LossInfo(loss, ())
 
 
-__all__ = ["AhDqnAgent", "NEG"]
+
+
+
+@gin.configurable
+def create_ah_dqn_agent(time_step_spec, action_spec, units: int = 64,
+                        learning_rate: float = 1e-3, epsilon_greedy: float = 0.1,
+                        gamma: float = 0.9, target_update_tau: float = 0.05,
+                        train_step_counter=None) -> AhDqnAgent:
+    """An initialised AH-DQN agent with a `CandidateQNetwork` (gin factory)."""
+    from agents.networks import CandidateQNetwork
+    agent = AhDqnAgent(time_step_spec, action_spec,
+                       CandidateQNetwork(time_step_spec.observation, units=units),
+                       optimizer=tf.keras.optimizers.Adam(learning_rate),
+                       epsilon_greedy=epsilon_greedy, gamma=gamma,
+                       target_update_tau=target_update_tau,
+                       train_step_counter=train_step_counter)
+    agent.initialize()
+    return agent

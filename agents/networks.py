@@ -7,6 +7,8 @@
 * `LirdCriticNetwork`: (state, action) -> Q, LIRD's Dense 32 -> 16 -> 1 head.
 * `CandidateQNetwork`: Q(state, candidate) for every candidate of the pool in one batched
   call (Spotify's Action-Head DQN; also the Q-network of our DQN over candidate indices).
+  Besides learned features it sees how the candidate matches the window (cosine to the
+  listened and skipped tracks): the signal a nearest-neighbour recommender lives on.
 
 All accept [B, ...] and [B, T, ...] inputs (`BatchSquash`) and create their layers in
 `__init__`.
@@ -34,6 +36,22 @@ class HistoryEncoder(tf.keras.layers.Layer):
         mask = observation["history_mask"] > 0
         # A fully empty window would make the masked GRU return zeros: fine.
         return self.gru(x, mask=mask)
+
+
+def history_match(obs) -> tf.Tensor:
+    """[B, C, 4] how each candidate relates to the window: mean and max cosine to the
+    listened tracks, mean cosine to the skipped ones, cosine to the newest track."""
+    c = tf.math.l2_normalize(obs["candidates"], -1)
+    h = tf.math.l2_normalize(obs["history"], -1)
+    sims = tf.einsum("bcd,bnd->bcn", c, h)                              # [B, C, N]
+    mask = obs["history_mask"][:, None, :]
+    r = obs["responses"][:, None, :]
+    w_l, w_s = mask * r, mask * (1.0 - r)
+    mean_l = tf.reduce_sum(sims * w_l, -1) / tf.maximum(tf.reduce_sum(w_l, -1), 1.0)
+    mean_s = tf.reduce_sum(sims * w_s, -1) / tf.maximum(tf.reduce_sum(w_s, -1), 1.0)
+    max_l = tf.reduce_max(tf.where(w_l > 0, sims, -1.0), -1)
+    newest = sims[:, :, -1] * obs["history_mask"][:, -1:]
+    return tf.stack([mean_l, max_l, mean_s, newest], -1)
 
 
 def _squash(spec, inputs):
@@ -103,7 +121,7 @@ class CandidateQNetwork(network.Network):
         cands = self.cand_proj(obs["candidates"])                     # [B, C, u]
         C = tf.shape(cands)[1]
         tiled = tf.tile(state[:, None, :], [1, C, 1])
-        sim = tf.reduce_sum(tiled * cands, -1, keepdims=True)         # an explicit match term
-        z = tf.concat([tiled, cands, sim], -1)
+        sim = tf.reduce_sum(tiled * cands, -1, keepdims=True)         # a learned match term
+        z = tf.concat([tiled, cands, sim, history_match(obs)], -1)
         q = tf.squeeze(self.q(self.h2(self.h1(z))), -1)               # [B, C]
         return squash.unflatten(q), network_state
