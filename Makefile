@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install bench clean
+.PHONY: run test install bench clean inspect
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,11 +16,15 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-# Until experiments.run lands (issue #6) the main job builds the default synthetic
-# world (seeded, MSSD schema) and validates + summarises it with the inspect CLI.
+# The main job: builds (or reuses) the default synthetic world, fits (or reuses) the
+# user model, trains LIRD-DDPG, evaluates it and the baselines; writes runs/lird_ddpg/.
 run: $(STAMP)
-	$(BIN)/python -m spotisim.data.synthetic --out data/default --sessions 20000 --seed 0
-	$(BIN)/python -m spotisim.data.inspect data/default/log --tracks data/default/tracks/tracks.csv
+	$(BIN)/python -m experiments.run --gin_file=lird_ddpg.gin
+
+# Validate and summarise the default synthetic world (or set LOG=path/to/your/logs).
+LOG ?= data/default/log
+inspect: $(STAMP)
+	$(BIN)/python -m spotisim.data.inspect $(LOG)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,356 @@
+"""The main job: one experiment, described by a gin file.
+
+    python -m experiments.run --gin_file=lird_ddpg.gin [--gin_bindings=...] [--run_dir=...]
+
+Data (the synthetic default, generated or reused) -> track embeddings -> user model
+(fitted, or reused from a cache keyed by data + configuration) -> simulated environment
+-> agent trained against the user model -> evaluation of the agent and the baselines
+under that user model ("offline") and, on synthetic data, under the world's ground truth
+("online") -> a run directory:
+
+    operative_config.gin   the full configuration that ran
+    metrics.json           every number of the final table, per policy
+    learning_curve.png     training loss and periodic evaluation reward
+    comparison.png         listens per episode and skip rate per policy
+    tb/                    TensorBoard summaries
+    checkpoints/           agent + replay buffer + iteration (resume from here)
+    policy/                the trained greedy policy as a SavedModel (PolicySaver)
+    episodes.parquet       every step of the agent's online evaluation episodes
+
+An interrupted run started again with the same --run_dir resumes from its last
+checkpoint (--noresume starts over).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from typing import Callable, Dict, Optional, Sequence
+
+import gin
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+from tf_agents.environments import tf_py_environment
+from tf_agents.policies import policy_saver
+from tf_agents.utils import common
+
+from agents import baselines as baseline_policies
+from agents.ah_dqn import create_ah_dqn_agent  # noqa: F401  (gin-configurable)
+from agents.dqn import create_dqn_agent  # noqa: F401
+from agents.evaluate import run_episodes
+from agents.lird_ddpg import create_lird_ddpg_agent  # noqa: F401
+from agents.training import Trainer
+from spotisim.builder import EnvironmentBuilder
+from spotisim.data.datasets import Dataset, load_dataset
+from spotisim.embeddings import build_embeddings
+from spotisim.episode_samplers import LogEpisodeSampler
+from spotisim.errors import ConfigError, SpotisimError
+from spotisim.gin_utils import parse_gin
+from spotisim.io_utils import atomic_file
+from spotisim.termination import AnyOf, ConsecutiveSkips, MaxSteps
+from spotisim.track_samplers import (CandidateIndexTrackSampler, ContinuousWeightsTrackSampler,
+                                     SlateIndicesTrackSampler)
+from user_models import load_user_model
+from user_models.base import AbstractUserModel
+from user_models.ground_truth import GroundTruthUserModel
+from user_models.lird import LirdSimulatorUserModel  # noqa: F401  (gin-configurable)
+from user_models.logistic import LogisticUserModel  # noqa: F401  (gin-configurable)
+from user_models.sequential import SequentialUserModel
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+SAMPLERS = {"weights": ContinuousWeightsTrackSampler, "index": CandidateIndexTrackSampler,
+            "slate": SlateIndicesTrackSampler}
+AGENT_SAMPLER = {"create_lird_ddpg_agent": "weights", "create_dqn_agent": "index",
+                 "create_ah_dqn_agent": "slate"}
+
+
+# --------------------------------------------------------------------------- user model
+
+def _digest(*parts) -> str:
+    h = hashlib.sha1()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else str(p).encode())
+    return h.hexdigest()[:16]
+
+
+@gin.configurable
+def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
+                           model_ctor: Callable[..., AbstractUserModel] = SequentialUserModel,
+                           directory: Optional[str] = None,
+                           cache_dir: str = "runs/cache/user_models") -> AbstractUserModel:
+    """The user model the agent trains against.
+
+    Args:
+      directory: a saved user model to use as is (any class: see `load_user_model`).
+      model_ctor: otherwise, the class fitted on the train split (early stopping on
+        validation).  A fitted model is cached under `cache_dir`, keyed by the data, the
+        embeddings, the class and its gin bindings, and reused by later runs.
+    """
+    if directory:
+        return load_user_model(directory)
+    name = getattr(model_ctor, "__name__", str(model_ctor))
+    key = _digest(data.source, data.train.session_ids[:50].tolist(), data.train.num_rows,
+                  np.ascontiguousarray(embeddings).tobytes(), name,
+                  sorted(gin.get_bindings(model_ctor).items()) if hasattr(gin, "get_bindings") else "")
+    path = os.path.join(cache_dir, f"{name}-{key}")
+    if os.path.exists(os.path.join(path, "user_model.json")):
+        return load_user_model(path)
+    model = model_ctor(embeddings=embeddings).fit(data.train, data.val)
+    model.save(path)
+    return model
+
+
+# --------------------------------------------------------------------------- environments
+
+@gin.configurable
+def make_builder(log, user_model: AbstractUserModel, embeddings: np.ndarray, sampler_kind: str,
+                 hidden_path: Optional[str], batch_size: int = 32, seed: int = 0,
+                 history_length: int = 10, pool_size: int = 100, slate_size: int = 3,
+                 neighbour_share: float = 0.5, max_steps: int = 20,
+                 max_skipped_slates: int = 6, position_discount: float = 1.0,
+                 observe_candidates: Optional[bool] = None) -> EnvironmentBuilder:
+    """The simulated environment over a log split (all knobs gin-configurable)."""
+    if sampler_kind not in SAMPLERS:
+        raise ConfigError(f"make_builder.sampler_kind must be one of {sorted(SAMPLERS)}")
+    if observe_candidates is None:
+        observe_candidates = sampler_kind != "weights"
+    return EnvironmentBuilder(
+        user_model, SAMPLERS[sampler_kind](slate_size, pool_size, embeddings.shape[1]),
+        LogEpisodeSampler(log, history_length, pool_size, hidden_sessions=hidden_path,
+                          embeddings=embeddings, neighbour_share=neighbour_share),
+        embeddings, batch_size=batch_size, seed=seed,
+        termination=AnyOf([MaxSteps(max_steps), ConsecutiveSkips(max_skipped_slates)]),
+        position_discount=position_discount, observe_candidates=observe_candidates)
+
+
+# --------------------------------------------------------------------------- plots
+
+def _plot_learning_curve(path: str, losses: Sequence[float], evals: Sequence[tuple]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+    if len(losses):
+        w = max(1, len(losses) // 50)
+        smooth = np.convolve(losses, np.ones(w) / w, mode="valid")
+        ax[0].plot(np.arange(len(smooth)) + w, smooth)
+    ax[0].set_title("training loss (moving average)")
+    ax[0].set_xlabel("iteration")
+    if evals:
+        it, rew = zip(*evals)
+        ax[1].plot(it, rew, marker="o")
+    ax[1].set_title("listens per episode (offline, during training)")
+    ax[1].set_xlabel("iteration")
+    fig.tight_layout()
+    with atomic_file(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+
+
+def _plot_comparison(path: str, metrics: Dict[str, dict]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = list(metrics)
+    fig, ax = plt.subplots(1, 2, figsize=(11, 0.5 * len(names) + 2))
+    y = np.arange(len(names))
+    for j, (key, title) in enumerate((("mean_episode_reward", "listens per episode"),
+                                      ("skip_rate", "skip rate"))):
+        for k, (mode, color) in enumerate((("offline", "tab:blue"), ("online", "tab:orange"))):
+            vals = [metrics[n].get(mode, {}).get(key, np.nan) for n in names]
+            if not np.all(np.isnan(vals)):
+                ax[j].barh(y + (k - 0.5) * 0.38, vals, height=0.38, color=color,
+                           label=f"{mode} ({'user model' if mode == 'offline' else 'ground truth'})")
+        ax[j].set_yticks(y)
+        ax[j].set_yticklabels(names if j == 0 else [])
+        ax[j].set_title(title)
+    ax[0].legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    with atomic_file(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- experiment
+
+@gin.configurable
+def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
+                   num_iterations: int = 3000, eval_every: int = 1000,
+                   checkpoint_every: int = 500, eval_episodes: int = 256,
+                   baselines: Sequence[str] = ("random", "most_popular", "nearest_neighbour",
+                                               "greedy_user_model"),
+                   seed: int = 0, resume: bool = True, progress: bool = True) -> dict:
+    """Runs one experiment end to end; returns the metrics written to metrics.json.
+
+    Args:
+      run_dir: where everything is written (and resumed from).
+      agent_fn: an agent factory (gin: `@create_lird_ddpg_agent`, `@create_dqn_agent`,
+        `@create_ah_dqn_agent`), or None to evaluate the baselines only.
+      num_iterations: gradient steps (one batched collect step each).
+      eval_every / checkpoint_every: iterations between evaluations / checkpoints.
+      eval_episodes: whole episodes per policy in the final evaluation.
+      baselines: baseline policies evaluated beside the agent.
+      seed: seeds TensorFlow and the environments (same seed, same metrics).
+      resume: continue from run_dir's last checkpoint if there is one.
+    """
+    t_start = time.perf_counter()
+    os.makedirs(run_dir, exist_ok=True)
+    tf.random.set_seed(seed)
+    np.random.seed(seed)
+    data = load_dataset()
+    emb_obj = build_embeddings(data.train)
+    emb = emb_obj.aligned_to(data.log.catalog)
+    user_model = fit_or_load_user_model(data, emb)
+    ground_truth = GroundTruthUserModel(data.world) if data.synthetic else None
+    writer = tf.summary.create_file_writer(os.path.join(run_dir, "tb"))
+    metrics: Dict[str, dict] = {}
+    losses, evals = [], []
+    agent = None
+    agent_name = None
+    if agent_fn is not None:
+        agent_name = getattr(agent_fn, "__name__", "agent").replace("create_", "").replace("_agent", "")
+        kind = AGENT_SAMPLER.get(getattr(agent_fn, "__name__", ""), "slate")
+        train_builder = make_builder(data.train, user_model, emb, kind, data.hidden_path,
+                                     seed=seed)
+        train_env = tf_py_environment.TFPyEnvironment(train_builder.get_tf_env())
+        agent = agent_fn(train_env.time_step_spec(), train_env.action_spec())
+        trainer = Trainer(agent, train_env)
+        ckpt = common.Checkpointer(os.path.join(run_dir, "checkpoints"), max_to_keep=2,
+                                   **trainer.checkpoint_items())
+        if resume:
+            ckpt.initialize_or_restore()
+        else:
+            trainer.iteration.assign(0)
+        start = int(trainer.iteration.numpy())
+        eval_builder = make_builder(data.val, user_model, emb, kind, data.hidden_path,
+                                    batch_size=64, seed=seed + 1)
+        bar = None
+        if progress and num_iterations > start:
+            from tqdm import tqdm
+            bar = tqdm(total=num_iterations, initial=start, desc=f"training {agent_name}",
+                       unit="it", file=sys.stderr)
+        wrote_config = [False]
+
+        def on_step(i, loss):
+            losses.append(loss)
+            if not wrote_config[0]:
+                with atomic_file(os.path.join(run_dir, "operative_config.gin")) as f:
+                    f.write(gin.operative_config_str())
+                wrote_config[0] = True
+            train_builder.environment.episode_tracker.clear()
+            with writer.as_default(step=i + 1):
+                if (i + 1) % 10 == 0:
+                    tf.summary.scalar("train/loss", loss)
+                if (i + 1) % eval_every == 0 or i + 1 == num_iterations:
+                    r = run_episodes(agent.policy, eval_builder.get_tf_env(), 64)
+                    evals.append((i + 1, r["mean_episode_reward"]))
+                    tf.summary.scalar("eval_offline/listens_per_episode", r["mean_episode_reward"])
+                    tf.summary.scalar("eval_offline/skip_rate", r["skip_rate"])
+            if (i + 1) % checkpoint_every == 0 or i + 1 == num_iterations:
+                ckpt.save(trainer.iteration)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}")
+
+        trainer.run(num_iterations, on_step)
+        if bar is not None:
+            bar.close()
+        policy_saver.PolicySaver(agent.policy, batch_size=None).save(os.path.join(run_dir, "policy"))
+    # Final evaluation on test-split episodes, offline (user model) and online (truth).
+    div = data.log.catalog.diversity_features() if data.log.catalog.has_features else None
+    modes = {"offline": user_model}
+    if ground_truth is not None:
+        modes["online"] = ground_truth
+    policies = {}
+    for mode, model in modes.items():
+        slate_builder = make_builder(data.test, model, emb, "slate", data.hidden_path,
+                                     batch_size=64, seed=seed + 2)
+        slate_env = slate_builder.get_tf_env()
+        tf_env = tf_py_environment.TFPyEnvironment(slate_env)
+        tss, acs = tf_env.time_step_spec(), tf_env.action_spec()
+        policies = {
+            "random": lambda: baseline_policies.random_policy(tss, acs, seed=seed),
+            "most_popular": lambda: baseline_policies.popularity_policy(
+                tss, acs, data.train.catalog.play_counts),
+            "nearest_neighbour": lambda: baseline_policies.nearest_neighbour_policy(tss, acs),
+            "greedy_user_model": lambda: baseline_policies.GreedyUserModelPolicy(
+                slate_env.time_step_spec(), slate_env.action_spec(), user_model,
+                slate_builder.environment),
+        }
+        for name in baselines:
+            if name not in policies:
+                raise ConfigError(f"run_experiment.baselines: unknown baseline {name!r} "
+                                  f"(known: {', '.join(policies)})")
+            metrics.setdefault(name, {})[mode] = run_episodes(policies[name](), slate_env,
+                                                              eval_episodes, div)
+        if agent is not None:
+            kind = AGENT_SAMPLER.get(getattr(agent_fn, "__name__", ""), "slate")
+            b = make_builder(data.test, model, emb, kind, data.hidden_path, batch_size=64,
+                             seed=seed + 2)
+            metrics.setdefault(agent_name, {})[mode] = run_episodes(
+                agent.policy, b.get_tf_env(), eval_episodes, div)
+            if mode == list(modes)[-1]:
+                b.environment.episode_tracker.flush(os.path.join(run_dir, "episodes.parquet"))
+    if agent is None:
+        with atomic_file(os.path.join(run_dir, "operative_config.gin")) as f:
+            f.write(gin.operative_config_str())
+    out = {"data": data.source, "user_model": type(user_model).__name__,
+           "embeddings": emb_obj.source, "agent": agent_name,
+           "iterations": num_iterations, "seconds": time.perf_counter() - t_start,
+           "final_loss": float(np.mean(losses[-50:])) if losses else None,
+           "offline_evaluations": evals, "policies": metrics}
+    with atomic_file(os.path.join(run_dir, "metrics.json")) as f:
+        json.dump(out, f, indent=1)
+    _plot_learning_curve(os.path.join(run_dir, "learning_curve.png"), losses, evals)
+    _plot_comparison(os.path.join(run_dir, "comparison.png"), metrics)
+    return out
+
+
+def format_table(out: dict) -> str:
+    """The final table a person reads."""
+    lines = [f"data: {out['data']}   user model: {out['user_model']}   "
+             f"embeddings: {out['embeddings']}   ({out['seconds']:.0f} s)",
+             f"{'policy':<20} {'mode':<8} {'skip rate':>9} {'listens/ep':>10} "
+             f"{'slates/ep':>9} {'diversity':>9} {'coverage':>8}"]
+    for name, modes in out["policies"].items():
+        for mode, r in modes.items():
+            lines.append(f"{name:<20} {mode:<8} {r['skip_rate']:>9.3f} "
+                         f"{r['mean_episode_reward']:>10.2f} {r['mean_episode_length']:>9.2f} "
+                         f"{r.get('diversity', float('nan')):>9.3f} {r['coverage']:>8.3f}")
+    lines.append("offline = scored by the user model the agent trained against; "
+                 "online = scored by the synthetic world's ground truth")
+    return "\n".join(lines)
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_multi_string("gin_file", [], "config: a path or a name in experiments/configs")
+flags.DEFINE_multi_string("gin_bindings", [], "gin bindings, e.g. 'run_experiment.num_iterations = 100'")
+flags.DEFINE_string("run_dir", None, "output directory (default runs/<config name>)")
+flags.DEFINE_bool("resume", True, "resume from the run directory's last checkpoint")
+
+
+def main(argv):
+    del argv
+    from absl import logging
+    logging.set_verbosity(logging.WARNING)  # checkpoint / SavedModel chatter
+    tf.get_logger().setLevel("ERROR")
+    files = FLAGS.gin_file or ["lird_ddpg"]
+    try:
+        paths = parse_gin(files, FLAGS.gin_bindings, [CONFIG_DIR])
+        run_dir = FLAGS.run_dir or os.path.join(
+            "runs", os.path.splitext(os.path.basename(paths[-1]))[0])
+        out = run_experiment(run_dir, resume=FLAGS.resume)
+    except SpotisimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(format_table(out))
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
