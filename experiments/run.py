@@ -232,7 +232,7 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
         if progress and num_iterations > start:
             from tqdm import tqdm
             bar = tqdm(total=num_iterations, initial=start, desc=f"training {agent_name}",
-                       unit="it", file=sys.stderr)
+                       unit="it", file=sys.stderr, mininterval=2.0)
         wrote_config = [False]
 
         def on_step(i, loss):
