@@ -84,3 +84,20 @@ class GreedyUserModelPolicy(py_policy.PyPolicy):
         p = np.where(mask, p, -np.inf)
         action = np.argsort(-p, axis=1, kind="stable")[:, :self._k].astype(np.int32)
         return policy_step.PolicyStep(action if batched else action[0], policy_state, ())
+
+
+@gin.configurable
+def least_popular_policy(time_step_spec, action_spec, popularity):
+    """A deliberately weak policy: the K least played available candidates."""
+    pop = tf.constant(np.asarray(popularity, np.float32))
+    return ScoredSlatePolicy(time_step_spec, action_spec,
+                             lambda obs: -tf.gather(pop, obs["candidate_ids"]),
+                             name="least_popular")
+
+
+@gin.configurable
+def farthest_neighbour_policy(time_step_spec, action_spec):
+    """A deliberately weak policy: the K candidates least like the last listened track."""
+    nn = nearest_neighbour_policy(time_step_spec, action_spec)
+    return ScoredSlatePolicy(time_step_spec, action_spec,
+                             lambda obs: -nn._score_fn(obs), name="farthest_neighbour")

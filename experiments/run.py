@@ -327,10 +327,15 @@ def format_table(out: dict) -> str:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("gin_file", [], "config: a path or a name in experiments/configs")
-flags.DEFINE_multi_string("gin_bindings", [], "gin bindings, e.g. 'run_experiment.num_iterations = 100'")
-flags.DEFINE_string("run_dir", None, "output directory (default runs/<config name>)")
-flags.DEFINE_bool("resume", True, "resume from the run directory's last checkpoint")
+
+
+def define_flags() -> None:
+    """Command-line flags, defined only when this module runs as the program (several
+    entry points live in one test process)."""
+    flags.DEFINE_multi_string("gin_file", [], "config: a path or a name in experiments/configs")
+    flags.DEFINE_multi_string("gin_bindings", [], "gin bindings, e.g. 'run_experiment.num_iterations = 100'")
+    flags.DEFINE_string("run_dir", None, "output directory (default runs/<config name>)")
+    flags.DEFINE_bool("resume", True, "resume from the run directory's last checkpoint")
 
 
 def main(argv):
@@ -353,4 +358,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

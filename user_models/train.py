@@ -96,8 +96,13 @@ def train_user_model(model_ctor: Callable[..., AbstractUserModel] = SequentialUs
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("gin_file", [], "gin config: a path or a name in user_models/configs")
-flags.DEFINE_multi_string("gin_bindings", [], "gin bindings, e.g. 'SequentialUserModel.units = 32'")
+
+
+def define_flags() -> None:
+    """Command-line flags, defined only when this module runs as the program (several
+    entry points live in one test process)."""
+    flags.DEFINE_multi_string("gin_file", [], "gin config: a path or a name in user_models/configs")
+    flags.DEFINE_multi_string("gin_bindings", [], "gin bindings, e.g. 'SequentialUserModel.units = 32'")
 
 
 def main(argv):
@@ -112,4 +117,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

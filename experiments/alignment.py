@@ -1,0 +1,211 @@
+"""Offline/online alignment, Spotify's key validation of a simulator:
+
+    python -m experiments.alignment --gin_file=alignment.gin
+
+A set of policies (baselines, deliberately weak ones, greedy policies of each learned user
+model, and any trained agents' saved policies) is scored offline in the simulator under
+each learned user model and online under the synthetic world's ground truth.  For each
+user model the script reports Kendall's tau and Spearman's rho between the policies'
+offline and online mean listens per episode, draws the scatter plot, and names the user
+model that ranks policies most like the "real" listeners do.
+
+Writes alignment.json, alignment.png and operative_config.gin into the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Dict, Sequence
+
+import gin
+import numpy as np
+from absl import app, flags
+from tf_agents.environments import tf_py_environment
+from tf_agents.policies import py_tf_eager_policy
+
+from agents import baselines as bp
+from agents.evaluate import run_episodes
+from experiments.run import CONFIG_DIR, fit_or_load_user_model, make_builder
+from spotisim.data.datasets import load_dataset
+from spotisim.embeddings import build_embeddings
+from spotisim.errors import ConfigError, SpotisimError
+from spotisim.gin_utils import parse_gin
+from spotisim.io_utils import atomic_file
+from user_models.ground_truth import GroundTruthUserModel
+from user_models.lird import LirdSimulatorUserModel
+from user_models.logistic import LogisticUserModel
+from user_models.sequential import SequentialUserModel
+
+USER_MODELS = {"sequential": SequentialUserModel, "logistic": LogisticUserModel,
+               "lird_simulator": LirdSimulatorUserModel}
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(len(x))
+    for v in np.unique(x):  # average ranks over ties
+        m = x == v
+        ranks[m] = ranks[m].mean()
+    return ranks
+
+
+def spearman_rho(x, y) -> float:
+    rx, ry = _ranks(np.asarray(x, float)), _ranks(np.asarray(y, float))
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    den = np.sqrt((rx ** 2).sum() * (ry ** 2).sum())
+    return float((rx * ry).sum() / den) if den > 0 else float("nan")
+
+
+def kendall_tau(x, y) -> float:
+    """Kendall's tau-b (ties handled)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    i, j = np.triu_indices(len(x), 1)
+    sx, sy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+    n0 = len(i)
+    n1, n2 = (sx == 0).sum(), (sy == 0).sum()
+    den = np.sqrt((n0 - n1) * (n0 - n2))
+    return float((sx * sy).sum() / den) if den > 0 else float("nan")
+
+
+def _policies(tss, acs, data, scoring_env, greedy_models):
+    pol = {
+        "random": bp.random_policy(tss, acs, seed=0),
+        "most_popular": bp.popularity_policy(tss, acs, data.train.catalog.play_counts),
+        "least_popular": bp.least_popular_policy(tss, acs, data.train.catalog.play_counts),
+        "nearest_neighbour": bp.nearest_neighbour_policy(tss, acs),
+        "farthest_neighbour": bp.farthest_neighbour_policy(tss, acs),
+    }
+    for name, model in greedy_models.items():
+        pol[f"greedy_{name}"] = bp.GreedyUserModelPolicy(
+            scoring_env.time_step_spec(), scoring_env.action_spec(), model, scoring_env.env)
+    return pol
+
+
+@gin.configurable
+def run_alignment(run_dir: str, user_models: Sequence[str] = ("sequential", "logistic",
+                                                              "lird_simulator"),
+                  policy_dirs: Sequence[str] = (), eval_episodes: int = 256,
+                  seed: int = 0) -> dict:
+    """Scores every policy under every learned user model and the ground truth.
+
+    Args:
+      user_models: learned user models to test (keys of USER_MODELS).
+      policy_dirs: saved policies of trained agents (a run's policy/ directory; slate
+        agents only, i.e. AH-DQN and the baselines' action space).
+      eval_episodes: whole episodes per (policy, scorer).
+    """
+    t0 = time.perf_counter()
+    data = load_dataset()
+    if not data.synthetic:
+        raise ConfigError("the alignment study needs ground truth: run it on the synthetic "
+                          "world (leave load_dataset.log_path unset)")
+    emb = build_embeddings(data.train).aligned_to(data.log.catalog)
+    models = {}
+    for name in user_models:
+        if name not in USER_MODELS:
+            raise ConfigError(f"run_alignment.user_models: unknown {name!r} "
+                              f"(known: {', '.join(USER_MODELS)})")
+        models[name] = fit_or_load_user_model(data, emb, model_ctor=USER_MODELS[name])
+    scorers = dict(models, ground_truth=GroundTruthUserModel(data.world))
+    scores: Dict[str, Dict[str, dict]] = {}
+    for scorer_name, scorer in scorers.items():
+        builder = make_builder(data.test, scorer, emb, "slate", data.hidden_path,
+                               batch_size=64, seed=seed + 7)
+        env = builder.get_tf_env()
+        tf_env = tf_py_environment.TFPyEnvironment(env)
+        policies = _policies(tf_env.time_step_spec(), tf_env.action_spec(), data, env, models)
+        for d in policy_dirs:
+            name = f"agent:{os.path.basename(os.path.dirname(os.path.abspath(d)))}"
+            policies[name] = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
+                d, env.time_step_spec(), env.action_spec())
+        for pname, policy in policies.items():
+            scores.setdefault(pname, {})[scorer_name] = run_episodes(policy, env, eval_episodes)
+    names = list(scores)
+    online = np.array([scores[p]["ground_truth"]["mean_episode_reward"] for p in names])
+    summary = {}
+    for m in models:
+        offline = np.array([scores[p][m]["mean_episode_reward"] for p in names])
+        summary[m] = {"kendall_tau": kendall_tau(offline, online),
+                      "spearman_rho": spearman_rho(offline, online)}
+    best = max(summary, key=lambda m: summary[m]["kendall_tau"]) if summary else None
+    out = {"policies": names, "scores": scores, "alignment": summary,
+           "best_aligned_user_model": best, "seconds": time.perf_counter() - t0}
+    os.makedirs(run_dir, exist_ok=True)
+    with atomic_file(os.path.join(run_dir, "alignment.json")) as f:
+        json.dump(out, f, indent=1)
+    with atomic_file(os.path.join(run_dir, "operative_config.gin")) as f:
+        f.write(gin.operative_config_str())
+    _plot(os.path.join(run_dir, "alignment.png"), out, list(models))
+    return out
+
+
+def _plot(path, out, models):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4.5), squeeze=False)
+    names = out["policies"]
+    online = [out["scores"][p]["ground_truth"]["mean_episode_reward"] for p in names]
+    for ax, m in zip(axes[0], models):
+        offline = [out["scores"][p][m]["mean_episode_reward"] for p in names]
+        ax.scatter(offline, online)
+        for x, y, n in zip(offline, online, names):
+            ax.annotate(n, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        a = out["alignment"][m]
+        ax.set_title(f"{m}: tau {a['kendall_tau']:.2f}, rho {a['spearman_rho']:.2f}")
+        ax.set_xlabel("offline listens / episode (user model)")
+        ax.set_ylabel("online listens / episode (ground truth)")
+    fig.tight_layout()
+    with atomic_file(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+
+
+def format_table(out: dict) -> str:
+    models = list(out["alignment"])
+    cols = models + ["ground_truth"]
+    lines = [f"{'policy':<24} " + " ".join(f"{c:>15}" for c in cols)]
+    for p in out["policies"]:
+        lines.append(f"{p:<24} " + " ".join(
+            f"{out['scores'][p][c]['mean_episode_reward']:>15.2f}" for c in cols))
+    lines.append("(mean listens per episode under each scorer)")
+    for m, a in out["alignment"].items():
+        lines.append(f"{m:<16} Kendall tau {a['kendall_tau']:+.3f}   Spearman rho "
+                     f"{a['spearman_rho']:+.3f}")
+    lines.append(f"best aligned user model: {out['best_aligned_user_model']}")
+    return "\n".join(lines)
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Command-line flags, defined only when this module runs as the program (several
+    entry points live in one test process)."""
+    flags.DEFINE_multi_string("gin_file", [], "config: a path or a name in experiments/configs")
+    flags.DEFINE_multi_string("gin_bindings", [], "gin bindings")
+    flags.DEFINE_string("run_dir", "runs/alignment", "output directory")
+
+
+def main(argv):
+    del argv
+    from absl import logging
+    logging.set_verbosity(logging.WARNING)
+    try:
+        parse_gin(FLAGS.gin_file or ["alignment"], FLAGS.gin_bindings, [CONFIG_DIR])
+        out = run_alignment(FLAGS.run_dir)
+    except SpotisimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(format_table(out))
+    print(f"written to {FLAGS.run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
