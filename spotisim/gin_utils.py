@@ -38,11 +38,18 @@ def parse_gin(files: Iterable[str], bindings: Iterable[str], search_dirs: Sequen
         if d not in _SEARCH_PATHS:
             gin.add_config_file_search_path(d)
             _SEARCH_PATHS.append(d)
-    for p in paths:
-        try:
-            gin.parse_config_file(p)
-        except (ValueError, KeyError, NameError, TypeError, OSError) as exc:
-            raise ConfigError(f"gin file {p}: {exc}") from None
+    from absl import logging
+    level = logging.get_verbosity()
+    # gin logs "Path not found" for an include before it tries the search paths.
+    logging.set_verbosity(logging.FATAL)
+    try:
+        for p in paths:
+            try:
+                gin.parse_config_file(p)
+            except (ValueError, KeyError, NameError, TypeError, OSError) as exc:
+                raise ConfigError(f"gin file {p}: {exc}") from None
+    finally:
+        logging.set_verbosity(level)
     for b in bindings:
         try:
             gin.parse_config(b)

@@ -6,6 +6,9 @@ simulator) and `GroundTruthUserModel` (the synthetic world's hidden truth) imple
 `load_user_model(directory)` reloads any saved one.
 """
 
+import spotisim  # noqa: F401  (quiets TensorFlow start-up logging before TF loads)
+
+
 import json
 import os
 
