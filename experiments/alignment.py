@@ -121,7 +121,7 @@ def run_alignment(run_dir: str, user_models: Sequence[str] = ("sequential", "log
         for d in policy_dirs:
             name = f"agent:{os.path.basename(os.path.dirname(os.path.abspath(d)))}"
             policies[name] = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
-                d, env.time_step_spec(), env.action_spec())
+                d, env.time_step_spec(), env.action_spec(), batch_time_steps=False)
         for pname, policy in policies.items():
             scores.setdefault(pname, {})[scorer_name] = run_episodes(policy, env, eval_episodes)
     names = list(scores)

@@ -86,3 +86,22 @@ def test_bad_gin_input_fails_at_once():
             parse_gin(["lird_ddpg"], ["run_experiment.num_iteration = 3"], [run_mod.CONFIG_DIR])
     finally:
         gin.clear_config()
+
+
+def test_evaluate_a_saved_run_under_swapped_user_models(tiny_world_dir, tmp_path):
+    from experiments import evaluate
+    run(tiny_world_dir, tmp_path / "run", tmp_path / "cache", 4)
+    gin.clear_config()
+    try:
+        # The cache of the run is reused for the logistic model through the operative config.
+        results = evaluate.evaluate_run(str(tmp_path / "run"), ["ground_truth", "logistic"],
+                                        episodes=6)
+    finally:
+        gin.clear_config()
+    assert set(results) == {"random", "most_popular", "nearest_neighbour", "ah_dqn"}
+    for r in results.values():
+        assert set(r) == {"ground_truth", "logistic"}
+        assert all(0 <= m["skip_rate"] <= 1 and m["episodes"] == 6 for m in r.values())
+    assert "ah_dqn" in evaluate.format_table(results, ["ground_truth", "logistic"])
+    with pytest.raises(ConfigError, match="not a finished run"):
+        evaluate.evaluate_run(str(tmp_path / "nothing"), ["ground_truth"])

@@ -1,0 +1,149 @@
+"""Evaluate a finished run's saved policy (and the baselines) under other user models
+than the one it was trained against:
+
+    python -m experiments.evaluate --run_dir=runs/ah_dqn \\
+        --user_model=ground_truth --user_model=logistic --user_model=lird_simulator
+
+`--user_model` takes sequential, logistic, lird_simulator (fitted on the run's data, or
+reused from the cache), ground_truth (synthetic data only) or a saved user-model
+directory.  The run's own configuration (operative_config.gin) fixes the data and the
+environment.  Writes evaluation.json and evaluation.png into the run directory and
+prints a table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Dict, Sequence
+
+import gin
+import numpy as np
+from absl import app, flags
+from tf_agents.environments import tf_py_environment
+from tf_agents.policies import py_tf_eager_policy
+
+from agents import baselines as bp
+from agents.evaluate import run_episodes
+from experiments.alignment import USER_MODELS
+from experiments.run import AGENT_SAMPLER, fit_or_load_user_model, make_builder
+from spotisim.data.datasets import load_dataset
+from spotisim.embeddings import build_embeddings
+from spotisim.errors import ConfigError, SpotisimError
+from spotisim.io_utils import atomic_file
+from user_models import load_user_model
+from user_models.ground_truth import GroundTruthUserModel
+
+
+def _scorer(name: str, data, emb):
+    if name == "ground_truth":
+        if not data.synthetic:
+            raise ConfigError("--user_model=ground_truth needs the synthetic world's data")
+        return GroundTruthUserModel(data.world)
+    if name in USER_MODELS:
+        return fit_or_load_user_model(data, emb, model_ctor=USER_MODELS[name])
+    if os.path.isdir(name):
+        return load_user_model(name)
+    raise ConfigError(f"--user_model {name!r}: not one of ground_truth, "
+                      f"{', '.join(USER_MODELS)}, nor a saved user-model directory")
+
+
+def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
+                 seed: int = 0) -> Dict[str, Dict[str, dict]]:
+    """Scores the run's policy and the baselines under each user model."""
+    cfg = os.path.join(run_dir, "operative_config.gin")
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    if not (os.path.exists(cfg) and os.path.exists(metrics_path)):
+        raise ConfigError(f"{run_dir}: not a finished run (operative_config.gin and "
+                          "metrics.json expected)")
+    gin.parse_config_file(cfg, skip_unknown=True)
+    with open(metrics_path) as f:
+        agent = json.load(f).get("agent")
+    data = load_dataset()
+    emb = build_embeddings(data.train).aligned_to(data.log.catalog)
+    results: Dict[str, Dict[str, dict]] = {}
+    for um_name in user_models:
+        scorer = _scorer(um_name, data, emb)
+        slate = make_builder(data.test, scorer, emb, "slate", data.hidden_path,
+                             batch_size=64, seed=seed + 2)
+        env = slate.get_tf_env()
+        tf_env = tf_py_environment.TFPyEnvironment(env)
+        tss, acs = tf_env.time_step_spec(), tf_env.action_spec()
+        policies = {"random": (bp.random_policy(tss, acs, seed=seed), env),
+                    "most_popular": (bp.popularity_policy(tss, acs, data.train.catalog.play_counts), env),
+                    "nearest_neighbour": (bp.nearest_neighbour_policy(tss, acs), env)}
+        if agent is not None:
+            kind = AGENT_SAMPLER.get(f"create_{agent}_agent", "slate")
+            b = make_builder(data.test, scorer, emb, kind, data.hidden_path, batch_size=64,
+                             seed=seed + 2)
+            agent_env = b.get_tf_env()
+            policies[agent] = (py_tf_eager_policy.SavedModelPyTFEagerPolicy(
+                os.path.join(run_dir, "policy"), agent_env.time_step_spec(),
+                agent_env.action_spec(), batch_time_steps=False), agent_env)
+        for pname, (policy, penv) in policies.items():
+            results.setdefault(pname, {})[um_name] = run_episodes(policy, penv, episodes)
+    return results
+
+
+def _plot(path, results, user_models):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = list(results)
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(names) + 2))
+    y = np.arange(len(names))
+    h = 0.8 / len(user_models)
+    for k, um in enumerate(user_models):
+        ax.barh(y + k * h, [results[n][um]["mean_episode_reward"] for n in names], height=h,
+                label=um)
+    ax.set_yticks(y + 0.4 - h / 2)
+    ax.set_yticklabels(names)
+    ax.set_xlabel("listens per episode")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_file(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+
+
+def format_table(results, user_models) -> str:
+    lines = [f"{'policy':<20} " + " ".join(f"{u[:18]:>18}" for u in user_models)]
+    for p, r in results.items():
+        lines.append(f"{p:<20} " + " ".join(
+            f"{r[u]['mean_episode_reward']:>8.2f} ({r[u]['skip_rate']:.3f})" for u in user_models))
+    lines.append("listens per episode (skip rate) under each user model")
+    return "\n".join(lines)
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Command-line flags (defined only when this module runs as the program)."""
+    flags.DEFINE_string("run_dir", None, "a finished experiments.run directory")
+    flags.DEFINE_multi_string("user_model", ["ground_truth"], "user model(s) to score with")
+    flags.DEFINE_integer("episodes", 256, "whole episodes per policy and user model")
+
+
+def main(argv):
+    del argv
+    from absl import logging
+    logging.set_verbosity(logging.WARNING)
+    try:
+        if not FLAGS.run_dir:
+            raise ConfigError("--run_dir is required")
+        results = evaluate_run(FLAGS.run_dir, FLAGS.user_model, FLAGS.episodes)
+    except SpotisimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    with atomic_file(os.path.join(FLAGS.run_dir, "evaluation.json")) as f:
+        json.dump(results, f, indent=1)
+    _plot(os.path.join(FLAGS.run_dir, "evaluation.png"), results, FLAGS.user_model)
+    print(format_table(results, FLAGS.user_model))
+    return 0
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
