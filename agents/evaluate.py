@@ -13,11 +13,32 @@ from spotisim.builder import TFAgtPyEnvironment
 from spotisim.episode_tracker import list_diversity
 
 
+def replay_skip_rate(keys: np.ndarray, slates: np.ndarray, log, history_length: int):
+    """The replay metric of the source texts: a recommended track counts only where the
+    held-out part of its logged session actually played it; its skip label is the
+    logged one.  `keys` are session indices in `log` (what `LogEpisodeSampler` records).
+
+    Returns:
+      (skip rate over the counted recommendations, number counted).
+    """
+    tracks, skipped, mask = log.padded()
+    rest = np.where(np.arange(tracks.shape[1])[None, :] >= history_length, tracks, -2)
+    rest_t, rest_s = rest[keys], skipped[keys]                     # [R, L]
+    hit = slates[:, :, None] == rest_t[:, None, :]                  # [R, K, L]
+    counted = hit.any(-1)
+    skips = (hit & rest_s[:, None, :]).any(-1)
+    n = int(counted.sum())
+    return (float(skips[counted].mean()) if n else float("nan")), n
+
+
 def run_episodes(policy, env: TFAgtPyEnvironment, num_episodes: int,
-                 diversity_features: np.ndarray = None, max_steps: int = 100_000) -> Dict[str, float]:
+                 diversity_features: np.ndarray = None, max_steps: int = 100_000,
+                 replay_log=None, history_length: int = 10) -> Dict[str, float]:
     """Steps `env` (batched) with `policy` until `num_episodes` episodes have finished.
 
     Only finished episodes are counted; the environment's tracker is cleared first.
+    With `replay_log` (the log the episodes were drawn from), the replay skip rate is
+    added: `replay_skip_rate` and `replay_count`.
     """
     if not isinstance(policy, py_policy.PyPolicy):
         policy = py_tf_eager_policy.PyTFEagerPolicy(policy, use_tf_function=True,
@@ -47,4 +68,8 @@ def run_episodes(policy, env: TFAgtPyEnvironment, num_episodes: int,
     }
     if diversity_features is not None:
         out["diversity"] = float(np.nanmean(list_diversity(diversity_features[a["slate"][keep]])))
+    if replay_log is not None:
+        rate, n = replay_skip_rate(a["listener_key"][keep], a["slate"][keep], replay_log,
+                                   history_length)
+        out["replay_skip_rate"], out["replay_count"] = rate, float(n)
     return out

@@ -285,14 +285,16 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
             if name not in policies:
                 raise ConfigError(f"run_experiment.baselines: unknown baseline {name!r} "
                                   f"(known: {', '.join(policies)})")
-            metrics.setdefault(name, {})[mode] = run_episodes(policies[name](), slate_env,
-                                                              eval_episodes, div)
+            metrics.setdefault(name, {})[mode] = run_episodes(
+                policies[name](), slate_env, eval_episodes, div, replay_log=data.test,
+                history_length=slate_builder.environment._episode_sampler.history_length)
         if agent is not None:
             kind = AGENT_SAMPLER.get(getattr(agent_fn, "__name__", ""), "slate")
             b = make_builder(data.test, model, emb, kind, data.hidden_path, batch_size=64,
                              seed=seed + 2)
             metrics.setdefault(agent_name, {})[mode] = run_episodes(
-                agent.policy, b.get_tf_env(), eval_episodes, div)
+                agent.policy, b.get_tf_env(), eval_episodes, div, replay_log=data.test,
+                history_length=b.environment._episode_sampler.history_length)
             if mode == list(modes)[-1]:
                 b.environment.episode_tracker.flush(os.path.join(run_dir, "episodes.parquet"))
     if agent is None:
@@ -315,14 +317,17 @@ def format_table(out: dict) -> str:
     lines = [f"data: {out['data']}   user model: {out['user_model']}   "
              f"embeddings: {out['embeddings']}   ({out['seconds']:.0f} s)",
              f"{'policy':<20} {'mode':<8} {'skip rate':>9} {'listens/ep':>10} "
-             f"{'slates/ep':>9} {'diversity':>9} {'coverage':>8}"]
+             f"{'slates/ep':>9} {'diversity':>9} {'coverage':>8} {'replay skip (n)':>16}"]
     for name, modes in out["policies"].items():
         for mode, r in modes.items():
             lines.append(f"{name:<20} {mode:<8} {r['skip_rate']:>9.3f} "
                          f"{r['mean_episode_reward']:>10.2f} {r['mean_episode_length']:>9.2f} "
-                         f"{r.get('diversity', float('nan')):>9.3f} {r['coverage']:>8.3f}")
+                         f"{r.get('diversity', float('nan')):>9.3f} {r['coverage']:>8.3f} "
+                         f"{r.get('replay_skip_rate', float('nan')):>8.3f} "
+                         f"({int(r.get('replay_count', 0))})")
     lines.append("offline = scored by the user model the agent trained against; "
-                 "online = scored by the synthetic world's ground truth")
+                 "online = scored by the synthetic world's ground truth; replay skip = "
+                 "logged skip rate of recommended tracks the held-out session played (n)")
     return "\n".join(lines)
 
 

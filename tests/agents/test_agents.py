@@ -206,3 +206,14 @@ def test_baselines(world):
         p = GroundTruthUserModel(world).predict(
             hist.take(np.full(POOL, b)), ids[b].reshape(-1, 1))[:, 0]
         assert sorted(g[b].tolist()) == sorted(np.argsort(-p)[:K].tolist())
+
+
+def test_replay_skip_rate_by_hand(tiny_log):
+    from agents.evaluate import replay_skip_rate
+    s = 0
+    tracks, skips = tiny_log.session_tracks(s), tiny_log.session_skips(s)
+    # Recommend the session's 11th and 12th tracks plus a track from its history.
+    slates = np.array([[tracks[10], tracks[0], tracks[11]]])
+    rate, n = replay_skip_rate(np.array([s]), slates, tiny_log, history_length=10)
+    assert n == 2
+    assert rate == pytest.approx(np.mean([skips[10], skips[11]]))

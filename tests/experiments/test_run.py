@@ -105,3 +105,26 @@ def test_evaluate_a_saved_run_under_swapped_user_models(tiny_world_dir, tmp_path
     assert "ah_dqn" in evaluate.format_table(results, ["ground_truth", "logistic"])
     with pytest.raises(ConfigError, match="not a finished run"):
         evaluate.evaluate_run(str(tmp_path / "nothing"), ["ground_truth"])
+
+
+def test_real_mssd_slice_end_to_end(mssd_sample_path, tmp_path):
+    gin.clear_config()
+    try:
+        parse_gin(["mssd_sample"], [
+            f"load_dataset.log_path = '{mssd_sample_path}'",
+            f"fit_or_load_user_model.cache_dir = '{tmp_path / 'cache'}'",
+            "Item2VecTrainer.epochs = 1", "Item2VecTrainer.dim = 8",
+            "SequentialUserModel.units = 8", "SequentialUserModel.epochs = 1",
+            "run_experiment.num_iterations = 4", "run_experiment.eval_every = 4",
+            "run_experiment.eval_episodes = 8", "run_experiment.progress = False",
+            "make_builder.batch_size = 4", "Trainer.batch_size = 16",
+            "Trainer.initial_collect_steps = 4", "create_ah_dqn_agent.units = 8",
+        ], [run_mod.CONFIG_DIR])
+        out = run_mod.run_experiment(str(tmp_path / "mssd"))
+    finally:
+        gin.clear_config()
+    assert out["embeddings"].startswith("item2vec")
+    for modes in out["policies"].values():
+        assert set(modes) == {"offline"}  # no ground truth on real data
+        r = modes["offline"]
+        assert r["replay_count"] > 0 and 0 <= r["replay_skip_rate"] <= 1
