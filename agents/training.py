@@ -36,10 +36,14 @@ class Trainer:
       batch_size: transitions per gradient step.
       replay_capacity: transitions kept (spread over the B parallel episodes).
       initial_collect_steps: batched steps collected before the first gradient step.
+      deterministic: sample the replay in the main thread, in step with collection, so
+        a seed gives the same run (a background prefetch would sample while collection
+        is still writing, and parallel sampling calls draw random numbers in any order).
     """
 
     def __init__(self, agent, tf_env, collect_steps: int = 1, batch_size: int = 64,
-                 replay_capacity: int = 20_000, initial_collect_steps: int = 10):
+                 replay_capacity: int = 20_000, initial_collect_steps: int = 10,
+                 deterministic: bool = True):
         self.agent = agent
         self.env = tf_env
         self.batch_size = int(batch_size)
@@ -65,9 +69,10 @@ class Trainer:
             keep = ~traj.is_last()[:, 0]
             return tf.nest.map_structure(lambda t: tf.boolean_mask(t, keep)[:n], traj)
 
-        self._dataset = (self.buffer.as_dataset(sample_batch_size=n + n // 4 + 1,
-                                                num_steps=2, num_parallel_calls=2)
-                         .map(drop_boundaries).prefetch(2))
+        dataset = self.buffer.as_dataset(sample_batch_size=n + n // 4 + 1, num_steps=2,
+                                         num_parallel_calls=None if deterministic else 2)
+        dataset = dataset.map(drop_boundaries)
+        self._dataset = dataset if deterministic else dataset.prefetch(2)
         self._it = None
         self._time_step = None
         self._train_step = common.function(lambda exp: agent.train(exp).loss)
@@ -104,7 +109,7 @@ def train_agent(agent, tf_env, num_iterations: int = 1000, collect_steps: int = 
                 initial_collect_steps: int = 10, seed: int = 0,
                 callback: Optional[Callable[[int, float], None]] = None) -> TrainLog:
     """Trains `agent` against `tf_env` (a batched TFPyEnvironment) in one call."""
-    tf.random.set_seed(seed)
+    tf.keras.utils.set_random_seed(seed)
     trainer = Trainer(agent, tf_env, collect_steps, batch_size, replay_capacity,
                       initial_collect_steps)
     return trainer.run(num_iterations, callback)

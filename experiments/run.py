@@ -199,8 +199,9 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
     """
     t_start = time.perf_counter()
     os.makedirs(run_dir, exist_ok=True)
-    tf.random.set_seed(seed)
-    np.random.seed(seed)
+    # Same seed, same metrics: deterministic kernels and seeded random ops.
+    tf.config.experimental.enable_op_determinism()
+    tf.keras.utils.set_random_seed(seed)  # Python, numpy and TF (unseeded Keras initialisers)
     data = load_dataset()
     emb_obj = build_embeddings(data.train)
     emb = emb_obj.aligned_to(data.log.catalog)

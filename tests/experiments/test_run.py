@@ -69,10 +69,10 @@ def test_main_job_writes_everything_and_resumes(tiny_world_dir, tmp_path):
 
 
 def test_same_seed_same_metrics(tiny_world_dir, tmp_path):
-    a = run(tiny_world_dir, tmp_path / "a", tmp_path / "cache", 0, config="baselines")
-    b = run(tiny_world_dir, tmp_path / "b", tmp_path / "cache", 0, config="baselines")
-    assert a["policies"] == b["policies"]
-    c = run(tiny_world_dir, tmp_path / "c", tmp_path / "cache", 0, config="baselines",
+    a = run(tiny_world_dir, tmp_path / "a", tmp_path / "cache", 4)
+    b = run(tiny_world_dir, tmp_path / "b", tmp_path / "cache", 4)
+    assert a["policies"] == b["policies"]  # the trained agent included
+    c = run(tiny_world_dir, tmp_path / "c", tmp_path / "cache", 4,
             extra=["run_experiment.seed = 1"])
     assert c["policies"] != a["policies"]
 
