@@ -70,6 +70,20 @@ class History:
                    np.zeros(batch_size, np.int32), ctx, np.full(batch_size, -1, np.int64))
 
 
+def read_model_meta(directory: str, expected_class: str) -> dict:
+    """The user_model.json of a saved model, checked to hold `expected_class`."""
+    import json
+    import os
+    path = os.path.join(directory, "user_model.json")
+    if not os.path.exists(path):
+        raise UserModelError(f"{directory}: not a saved user model (user_model.json missing)")
+    with open(path) as f:
+        meta = json.load(f)
+    if meta.get("class") != expected_class:
+        raise UserModelError(f"{directory}: holds a {meta.get('class')}, not a {expected_class}")
+    return meta
+
+
 def check_probabilities(p: np.ndarray, shape: Tuple[int, ...], who: str) -> np.ndarray:
     """Raises UserModelError unless `p` is a finite array of probabilities of `shape`."""
     p = np.asarray(p)

@@ -27,7 +27,7 @@ import tensorflow as tf
 from spotisim.data.session_log import SessionLog
 from spotisim.errors import ConfigError, UserModelError
 from spotisim.io_utils import atomic_dir
-from user_models.base import AbstractUserModel, History
+from user_models.base import AbstractUserModel, History, read_model_meta
 
 
 class LirdMemoryNet(tf.keras.Model):
@@ -182,11 +182,7 @@ class LirdSimulatorUserModel(AbstractUserModel):
 
     @classmethod
     def load(cls, directory: str) -> "LirdSimulatorUserModel":
-        with open(os.path.join(directory, "user_model.json")) as f:
-            meta = json.load(f)
-        if meta.get("class") != "LirdSimulatorUserModel":
-            raise UserModelError(f"{directory}: holds a {meta.get('class')}, not a "
-                                 "LirdSimulatorUserModel")
+        meta = read_model_meta(directory, "LirdSimulatorUserModel")
         with np.load(os.path.join(directory, "model.npz")) as a:
             model = cls(a["embeddings"], **meta["config"])
             model.net.state_rep.assign(a["state_rep"])

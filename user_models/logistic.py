@@ -14,9 +14,9 @@ import numpy as np
 import tensorflow as tf
 
 from spotisim.data.session_log import SessionLog
-from spotisim.errors import ConfigError, UserModelError
+from spotisim.errors import ConfigError
 from spotisim.io_utils import atomic_dir
-from user_models.base import AbstractUserModel, History
+from user_models.base import AbstractUserModel, History, read_model_meta
 from user_models.sequential import NUM_CONTEXTS, SequentialUserModel
 
 FEATURES = ("popularity", "sim_listened", "sim_skipped", "max_sim_listened",
@@ -195,11 +195,7 @@ class LogisticUserModel(AbstractUserModel):
 
     @classmethod
     def load(cls, directory: str) -> "LogisticUserModel":
-        with open(os.path.join(directory, "user_model.json")) as f:
-            meta = json.load(f)
-        if meta.get("class") != "LogisticUserModel":
-            raise UserModelError(f"{directory}: holds a {meta.get('class')}, not a "
-                                 "LogisticUserModel")
+        meta = read_model_meta(directory, "LogisticUserModel")
         with np.load(os.path.join(directory, "model.npz")) as a:
             model = cls(a["embeddings"], a["popularity"], **meta["config"])
             model.mean, model.std = a["mean"], a["std"]

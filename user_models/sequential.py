@@ -23,9 +23,9 @@ import tensorflow as tf
 
 from spotisim.data.schema import CONTEXT_TYPES
 from spotisim.data.session_log import SessionLog
-from spotisim.errors import ConfigError, UserModelError
+from spotisim.errors import ConfigError
 from spotisim.io_utils import atomic_dir
-from user_models.base import AbstractUserModel, History
+from user_models.base import AbstractUserModel, History, read_model_meta
 
 NUM_CONTEXTS = len(CONTEXT_TYPES) + 1  # last = unknown
 POSITION_SCALE = 20.0
@@ -360,14 +360,7 @@ class SequentialUserModel(AbstractUserModel):
 
     @classmethod
     def load(cls, directory: str) -> "SequentialUserModel":
-        meta_path = os.path.join(directory, "user_model.json")
-        if not os.path.exists(meta_path):
-            raise UserModelError(f"{directory}: not a saved user model (user_model.json missing)")
-        with open(meta_path) as f:
-            meta = json.load(f)
-        if meta.get("class") != "SequentialUserModel":
-            raise UserModelError(f"{directory}: holds a {meta.get('class')}, not a "
-                                 "SequentialUserModel")
+        meta = read_model_meta(directory, "SequentialUserModel")
         model = cls(np.load(os.path.join(directory, "embeddings.npy")), **meta["config"])
         with np.load(os.path.join(directory, "weights.npz")) as w:
             model.net.set_weights([w[f"arr_{i}"] for i in range(len(w.files))])
