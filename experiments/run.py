@@ -255,7 +255,7 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
                 ckpt.save(trainer.iteration)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}")
+                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
 
         trainer.run(num_iterations, on_step)
         if bar is not None:

@@ -128,3 +128,15 @@ def test_real_mssd_slice_end_to_end(mssd_sample_path, tmp_path):
         assert set(modes) == {"offline"}  # no ground truth on real data
         r = modes["offline"]
         assert r["replay_count"] > 0 and 0 <= r["replay_skip_rate"] <= 1
+
+
+def test_seed_summary_arithmetic():
+    from experiments import seeds
+    r = seeds.interval([1.0, 2.0, 3.0])
+    # mean 2, sd 1, n 3: half-width = 4.303 * 1 / sqrt(3).
+    assert r["mean"] == pytest.approx(2.0) and r["ci95"] == pytest.approx(4.303 / 3 ** 0.5)
+    assert seeds.interval([5.0])["ci95"] == 0.0
+    outs = [{"policies": {"p": {"online": {m: v for m in seeds.METRICS}}}} for v in (1.0, 3.0)]
+    s = seeds.summarize(outs)
+    assert s["p"]["online"]["skip_rate"]["mean"] == pytest.approx(2.0)
+    assert "+-" in seeds.format_table(s)
