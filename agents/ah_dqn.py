@@ -84,13 +84,21 @@ class AhDqnAgent(tf_agent.TFAgent):
         value = tf.reduce_sum(tf.where(ok, picked, 0.0), -1)
         return next_time_steps.reward + self._gamma * next_time_steps.discount * value
 
-    def loss(self, experience) -> tf.Tensor:
+    def _slate_q_and_target(self, experience, training: bool = False):
         time_steps, policy_steps, next_time_steps = trajectory.experience_to_transitions(
             experience, squeeze_time_dim=True)
-        q, _ = self._q_network(time_steps.observation, training=True)
+        q, _ = self._q_network(time_steps.observation, training=training)
         q_slate = tf.reduce_sum(tf.gather(q, tf.cast(policy_steps.action, tf.int32),
                                           batch_dims=1), -1)
-        target = tf.stop_gradient(self.td_targets(next_time_steps))
+        return time_steps, q_slate, tf.stop_gradient(self.td_targets(next_time_steps))
+
+    def td_errors(self, experience) -> tf.Tensor:
+        """|TD error| per transition (the priorities of prioritized replay)."""
+        _, q_slate, target = self._slate_q_and_target(experience)
+        return tf.abs(target - q_slate)
+
+    def loss(self, experience) -> tf.Tensor:
+        time_steps, q_slate, target = self._slate_q_and_target(experience, training=True)
         valid = tf.cast(~time_steps.is_last(), tf.float32)
         err = tf.compat.v1.losses.huber_loss(target, q_slate, reduction=tf.compat.v1.losses.Reduction.NONE)
         return tf.reduce_sum(err * valid) / tf.maximum(tf.reduce_sum(valid), 1.0)
@@ -106,9 +114,6 @@ class AhDqnAgent(tf_agent.TFAgent):
         self.train_step_counter.assign_add(1)
         self._update_target()
         return tf_agent.LossInfo(loss, ())
-
-
-
 
 
 @gin.configurable

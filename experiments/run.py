@@ -177,6 +177,60 @@ def _plot_comparison(path: str, metrics: Dict[str, dict]) -> None:
 
 # --------------------------------------------------------------------------- experiment
 
+def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarray,
+                     agent=None, agent_fn: Optional[Callable] = None,
+                     baselines: Sequence[str] = (), eval_episodes: int = 256, seed: int = 0,
+                     run_dir: Optional[str] = None) -> Dict[str, dict]:
+    """Scores the agent's greedy policy and the baselines on test-split episodes,
+    offline (under `user_model`) and, on synthetic data, online (the ground truth).
+
+    Returns {policy: {mode: metrics}}; writes the agent's online episodes to
+    run_dir/episodes.parquet.  Shared by the main job and the distributed learner.
+    """
+    metrics: Dict[str, dict] = {}
+    agent_name = None
+    if agent_fn is not None:
+        agent_name = getattr(agent_fn, "__name__", "agent").replace("create_", "").replace("_agent", "")
+    ground_truth = GroundTruthUserModel(data.world) if data.synthetic else None
+    div = data.log.catalog.diversity_features() if data.log.catalog.has_features else None
+    modes = {"offline": user_model}
+    if ground_truth is not None:
+        modes["online"] = ground_truth
+    policies = {}
+    for mode, model in modes.items():
+        slate_builder = make_builder(data.test, model, emb, "slate", data.hidden_path,
+                                     batch_size=64, seed=seed + 2)
+        slate_env = slate_builder.get_tf_env()
+        tf_env = tf_py_environment.TFPyEnvironment(slate_env)
+        tss, acs = tf_env.time_step_spec(), tf_env.action_spec()
+        policies = {
+            "random": lambda: baseline_policies.random_policy(tss, acs, seed=seed),
+            "most_popular": lambda: baseline_policies.popularity_policy(
+                tss, acs, data.train.catalog.play_counts),
+            "nearest_neighbour": lambda: baseline_policies.nearest_neighbour_policy(tss, acs),
+            "greedy_user_model": lambda: baseline_policies.GreedyUserModelPolicy(
+                slate_env.time_step_spec(), slate_env.action_spec(), user_model,
+                slate_builder.environment),
+        }
+        for name in baselines:
+            if name not in policies:
+                raise ConfigError(f"run_experiment.baselines: unknown baseline {name!r} "
+                                  f"(known: {', '.join(policies)})")
+            metrics.setdefault(name, {})[mode] = run_episodes(
+                policies[name](), slate_env, eval_episodes, div, replay_log=data.test,
+                history_length=slate_builder.environment._episode_sampler.history_length)
+        if agent is not None:
+            kind = AGENT_SAMPLER.get(getattr(agent_fn, "__name__", ""), "slate")
+            b = make_builder(data.test, model, emb, kind, data.hidden_path, batch_size=64,
+                             seed=seed + 2)
+            metrics.setdefault(agent_name, {})[mode] = run_episodes(
+                agent.policy, b.get_tf_env(), eval_episodes, div, replay_log=data.test,
+                history_length=b.environment._episode_sampler.history_length)
+            if mode == list(modes)[-1] and run_dir is not None:
+                b.environment.episode_tracker.flush(os.path.join(run_dir, "episodes.parquet"))
+    return metrics
+
+
 @gin.configurable
 def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
                    num_iterations: int = 3000, eval_every: int = 1000,
@@ -206,7 +260,6 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
     emb_obj = build_embeddings(data.train)
     emb = emb_obj.aligned_to(data.log.catalog)
     user_model = fit_or_load_user_model(data, emb)
-    ground_truth = GroundTruthUserModel(data.world) if data.synthetic else None
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "tb"))
     metrics: Dict[str, dict] = {}
     losses, evals = [], []
@@ -261,43 +314,8 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
         if bar is not None:
             bar.close()
         policy_saver.PolicySaver(agent.policy, batch_size=None).save(os.path.join(run_dir, "policy"))
-    # Final evaluation on test-split episodes, offline (user model) and online (truth).
-    div = data.log.catalog.diversity_features() if data.log.catalog.has_features else None
-    modes = {"offline": user_model}
-    if ground_truth is not None:
-        modes["online"] = ground_truth
-    policies = {}
-    for mode, model in modes.items():
-        slate_builder = make_builder(data.test, model, emb, "slate", data.hidden_path,
-                                     batch_size=64, seed=seed + 2)
-        slate_env = slate_builder.get_tf_env()
-        tf_env = tf_py_environment.TFPyEnvironment(slate_env)
-        tss, acs = tf_env.time_step_spec(), tf_env.action_spec()
-        policies = {
-            "random": lambda: baseline_policies.random_policy(tss, acs, seed=seed),
-            "most_popular": lambda: baseline_policies.popularity_policy(
-                tss, acs, data.train.catalog.play_counts),
-            "nearest_neighbour": lambda: baseline_policies.nearest_neighbour_policy(tss, acs),
-            "greedy_user_model": lambda: baseline_policies.GreedyUserModelPolicy(
-                slate_env.time_step_spec(), slate_env.action_spec(), user_model,
-                slate_builder.environment),
-        }
-        for name in baselines:
-            if name not in policies:
-                raise ConfigError(f"run_experiment.baselines: unknown baseline {name!r} "
-                                  f"(known: {', '.join(policies)})")
-            metrics.setdefault(name, {})[mode] = run_episodes(
-                policies[name](), slate_env, eval_episodes, div, replay_log=data.test,
-                history_length=slate_builder.environment._episode_sampler.history_length)
-        if agent is not None:
-            kind = AGENT_SAMPLER.get(getattr(agent_fn, "__name__", ""), "slate")
-            b = make_builder(data.test, model, emb, kind, data.hidden_path, batch_size=64,
-                             seed=seed + 2)
-            metrics.setdefault(agent_name, {})[mode] = run_episodes(
-                agent.policy, b.get_tf_env(), eval_episodes, div, replay_log=data.test,
-                history_length=b.environment._episode_sampler.history_length)
-            if mode == list(modes)[-1]:
-                b.environment.episode_tracker.flush(os.path.join(run_dir, "episodes.parquet"))
+    metrics.update(final_evaluation(data, user_model, emb, agent, agent_fn, baselines,
+                                    eval_episodes, seed, run_dir))
     if agent is None:
         with atomic_file(os.path.join(run_dir, "operative_config.gin")) as f:
             f.write(gin.operative_config_str())

@@ -32,6 +32,7 @@ class Dataset:
     hidden_path: Optional[str] = None
     world: Optional[SyntheticWorld] = None
     source: str = ""
+    log_path: Optional[str] = None   # where the log was read from
 
     @property
     def synthetic(self) -> bool:
@@ -47,15 +48,22 @@ class Dataset:
 
 @gin.configurable
 def ensure_synthetic_world(directory: str = "data/default", num_sessions: int = 20_000,
-                           seed: int = 0, config: Optional[WorldConfig] = None) -> dict:
+                           seed: int = 0, config: Optional[WorldConfig] = None,
+                           num_shards: int = 1) -> dict:
     """Generates the synthetic world into `directory` unless it is already there with
-    the same settings (recorded in settings.json).  Returns the paths."""
+    the same settings (recorded in settings.json).  Returns the paths.
+
+    `num_shards` > 1 writes the log as that many files (for the distributed mode, where
+    each collect actor owns some); the shards are different draws, so it is a different
+    world from the single-file default."""
     config = config or WorldConfig(seed=seed)
     if config.seed != seed:
         config = dataclasses.replace(config, seed=seed)
     settings = {"num_sessions": int(num_sessions), "seed": int(seed),
                 "config": dataclasses.asdict(config)}
     settings["config"]["context_bias"] = list(settings["config"]["context_bias"])
+    if num_shards != 1:  # absent for one file, so existing default worlds stay valid
+        settings["num_shards"] = int(num_shards)
     marker = os.path.join(directory, "settings.json")
     paths = {"log": os.path.join(directory, "log"),
              "tracks": os.path.join(directory, "tracks", "tracks.csv"),
@@ -65,7 +73,7 @@ def ensure_synthetic_world(directory: str = "data/default", num_sessions: int = 
         with open(marker) as f:
             if json.load(f) == settings and all(os.path.exists(p) for p in paths.values()):
                 return paths
-    paths = generate(directory, num_sessions, seed, config, "csv")
+    paths = generate(directory, num_sessions, seed, config, "csv", num_shards=num_shards)
     with atomic_file(marker) as f:
         json.dump(settings, f, indent=1)
     return paths
@@ -102,4 +110,4 @@ def load_dataset(log_path: Optional[str] = None, tracks_path: Optional[str] = No
                               or not (log.catalog.track_ids == world.track_ids).all()):
         raise ConfigError(f"the log's catalogue does not match the world in {world_path}: "
                           "read the log with the world's track table (tracks_path)")
-    return Dataset(log, train, val, test, hidden_path, world, source)
+    return Dataset(log, train, val, test, hidden_path, world, source, log_path)
