@@ -1,0 +1,86 @@
+"""Benchmark (not a test): the distributed mode's scaling on this machine.
+
+For 1, 2 and 4 collect actors (each its own process, on loopback, with the Reverb server
+and the learner beside them), after a warm-up it counts the environment steps the actors
+collect and the gradient steps the learner makes over a fixed window, then stops the job
+(STOP file).  Default data, the gin file's user model and agent.
+
+    python benchmarks/bench_distributed.py [--gin_file ah_dqn.gin] [--actors 1 2 4]
+        [--window 45] [--gin_bindings ...]
+"""
+
+import argparse
+import os
+import shutil
+import threading
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import gin  # noqa: E402
+
+from experiments import distributed as dist  # noqa: E402
+from experiments import run as run_mod  # noqa: E402
+from spotisim.gin_utils import parse_gin  # noqa: E402
+
+
+def snapshot(root, n):
+    actors = [dist.read_status(root, f"actor_{i}") or {} for i in range(n)]
+    learner = dist.read_status(root, "learner") or {}
+    return (time.monotonic(), sum(a.get("env_steps", 0) for a in actors),
+            learner.get("train_step", 0), actors, learner)
+
+
+def measure(gin_files, bindings, n, window, root):
+    shutil.rmtree(os.path.join(root, "status"), ignore_errors=True)
+    shutil.rmtree(os.path.join(root, "learner"), ignore_errors=True)
+    shutil.rmtree(os.path.join(root, "reverb"), ignore_errors=True)
+    b = list(bindings) + [f"ScaleOut.num_actors = {n}", "ScaleOut.evaluate = False",
+                          "run_experiment.num_iterations = 100000000"]
+    gin.clear_config()
+    parse_gin(gin_files, b, [run_mod.CONFIG_DIR])
+    cluster = dist.LocalCluster(root, [f"--gin_file={f}" for f in gin_files]
+                                + [f"--gin_bindings={x}" for x in b], dist.ScaleOut())
+    t = threading.Thread(target=cluster.run, kwargs={"timeout": window + 600})
+    t.start()
+    try:
+        end = time.monotonic() + 300
+        while time.monotonic() < end:  # warm-up: every actor has run twice, learner trains
+            _, _, step, actors, _ = snapshot(root, n)
+            if step > 0 and all(a.get("runs", 0) >= 2 for a in actors):
+                break
+            time.sleep(1)
+        t0, e0, s0, _, _ = snapshot(root, n)
+        time.sleep(window)
+        t1, e1, s1, _, learner = snapshot(root, n)
+    finally:
+        open(os.path.join(root, dist.STOP_FILE), "w").close()
+        t.join()
+    return (e1 - e0) / (t1 - t0), (s1 - s0) / (t1 - t0), learner
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gin_file", action="append", default=None)
+    ap.add_argument("--gin_bindings", action="append", default=[])
+    ap.add_argument("--actors", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--window", type=float, default=45.0)
+    ap.add_argument("--root", default="runs/bench_distributed")
+    args = ap.parse_args()
+    files = args.gin_file or ["ah_dqn"]
+    gin.clear_config()
+    parse_gin(files, args.gin_bindings, [run_mod.CONFIG_DIR])
+    dist.prepare(args.root, dist.ScaleOut())
+    s = dist.ScaleOut()
+    print(f"{os.cpu_count()} cores; {files}; actor batch {s.actor_batch_size}, "
+          f"{s.collect_steps_per_run} steps/run, learner batch {s.sample_batch_size}, "
+          f"window {args.window:.0f} s")
+    print(f"{'actors':>6} {'env steps/s':>12} {'learner steps/s':>16} {'transitions sampled/s':>22}")
+    for n in args.actors:
+        env_rate, learn_rate, _ = measure(files, args.gin_bindings, n, args.window, args.root)
+        print(f"{n:>6} {env_rate:>12.0f} {learn_rate:>16.1f} "
+              f"{learn_rate * s.sample_batch_size:>22.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
