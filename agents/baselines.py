@@ -1,7 +1,8 @@
 """Baseline policies, all TF-Agents policies over the slate action (K candidate indices):
-random, most popular, nearest neighbour of the last listened track (TF policies), and the
+random, most popular, nearest neighbour of the last listened track (TF policies), the
 myopic greedy user-model policy (a Py policy: top-K by predicted P(listen) under a user
-model, the "model-driven" baseline)."""
+model, the "model-driven" baseline) and the logging policy replayed from the data (a Py
+policy: the tracks the logged session actually played next)."""
 
 from __future__ import annotations
 
@@ -77,10 +78,7 @@ class GreedyUserModelPolicy(py_policy.PyPolicy):
         batched = ids.ndim == 2
         if not batched:
             ids, mask = ids[None], mask[None]
-        B, C = ids.shape
-        hist = self._env.history()
-        rep = np.repeat(np.arange(B), C)
-        p = self._model.predict(hist.take(rep), ids.reshape(-1, 1))[:, 0].reshape(B, C)
+        p = self._model.score_candidates(self._env.history(), ids)
         p = np.where(mask, p, -np.inf)
         action = np.argsort(-p, axis=1, kind="stable")[:, :self._k].astype(np.int32)
         return policy_step.PolicyStep(action if batched else action[0], policy_state, ())
@@ -101,3 +99,51 @@ def farthest_neighbour_policy(time_step_spec, action_spec):
     nn = nearest_neighbour_policy(time_step_spec, action_spec)
     return ScoredSlatePolicy(time_step_spec, action_spec,
                              lambda obs: -nn._score_fn(obs), name="farthest_neighbour")
+
+
+class LoggedSessionPolicy(py_policy.PyPolicy):
+    """The logging policy, replayed: each episode starts from a logged session's first N
+    tracks, and this policy recommends that session's next logged tracks, in their
+    logged order, K at a time (the episode sampler puts them in the pool).  When the
+    logged continuation runs out (sessions hold at most 20 tracks, so after about
+    (20 - N) / K slates), it falls back to the most played available candidates.
+
+    Its skip rate over the logged part alone is the `logged_track_skip_rate` of
+    `run_episodes` (the skip rate of recommended tracks that the logged continuation
+    holds), the figure to compare with what the real listeners did.
+
+    Args:
+      log: the `SessionLog` the environment's `LogEpisodeSampler` draws from.
+      environment: that environment (for the current episodes' session keys).
+      history_length: the sampler's N.
+      popularity: [T] play counts for the fallback.
+    """
+
+    def __init__(self, time_step_spec, action_spec, log, environment: PlaylistEnvironment,
+                 history_length: int, popularity):
+        super().__init__(time_step_spec, action_spec)
+        tracks, _, _ = log.padded()
+        cols = np.arange(tracks.shape[1])
+        # -2 (never a track) over the history and the padding
+        self._rest = np.where((cols[None, :] >= history_length) & (tracks >= 0), tracks, -2)
+        self._env = environment
+        self._pop = np.asarray(popularity, np.float64)
+        self._k = int(action_spec.shape[0])
+
+    def _action(self, time_step, policy_state):
+        obs = time_step.observation
+        ids = np.asarray(obs["candidate_ids"])
+        mask = np.asarray(obs["candidate_mask"]) > 0
+        batched = ids.ndim == 2
+        if not batched:
+            ids, mask = ids[None], mask[None]
+        rest = self._rest[self._env.episode_keys()]                      # [B, L]
+        hit = ids[:, :, None] == rest[:, None, :]                        # [B, C, L]
+        logged = hit.any(-1)
+        position = np.argmax(hit, -1)
+        pop = self._pop[ids] / (self._pop.max() + 1.0)                   # in [0, 1)
+        # Logged tracks first, earliest logged first; then by popularity.
+        score = np.where(logged, 2.0 + rest.shape[1] - position, pop)
+        score = np.where(mask, score, -np.inf)
+        action = np.argsort(-score, axis=1, kind="stable")[:, :self._k].astype(np.int32)
+        return policy_step.PolicyStep(action if batched else action[0], policy_state, ())

@@ -22,13 +22,30 @@ def replay_skip_rate(keys: np.ndarray, slates: np.ndarray, log, history_length: 
       (skip rate over the counted recommendations, number counted).
     """
     tracks, skipped, mask = log.padded()
-    rest = np.where(np.arange(tracks.shape[1])[None, :] >= history_length, tracks, -2)
+    rest = np.where((np.arange(tracks.shape[1])[None, :] >= history_length) & (tracks >= 0),
+                    tracks, -2)
     rest_t, rest_s = rest[keys], skipped[keys]                     # [R, L]
     hit = slates[:, :, None] == rest_t[:, None, :]                  # [R, K, L]
     counted = hit.any(-1)
     skips = (hit & rest_s[:, None, :]).any(-1)
     n = int(counted.sum())
     return (float(skips[counted].mean()) if n else float("nan")), n
+
+
+def logged_track_skip_rate(keys: np.ndarray, slates: np.ndarray, responses: np.ndarray,
+                           log, history_length: int):
+    """The simulated skip rate of the recommended tracks that the logged continuation
+    of the episode's session holds (for the replayed logging policy: its logged part).
+
+    Returns:
+      (skip rate under the environment's user model over those tracks, number of them).
+    """
+    tracks, _, _ = log.padded()
+    rest = np.where((np.arange(tracks.shape[1])[None, :] >= history_length) & (tracks >= 0),
+                    tracks, -2)[keys]
+    counted = (slates[:, :, None] == rest[:, None, :]).any(-1)
+    n = int(counted.sum())
+    return (float(1.0 - responses[counted].mean()) if n else float("nan")), n
 
 
 def run_episodes(policy, env: TFAgtPyEnvironment, num_episodes: int,
@@ -72,4 +89,7 @@ def run_episodes(policy, env: TFAgtPyEnvironment, num_episodes: int,
         rate, n = replay_skip_rate(a["listener_key"][keep], a["slate"][keep], replay_log,
                                    history_length)
         out["replay_skip_rate"], out["replay_count"] = rate, float(n)
+        rate, n = logged_track_skip_rate(a["listener_key"][keep], a["slate"][keep],
+                                         a["responses"][keep], replay_log, history_length)
+        out["logged_track_skip_rate"], out["logged_track_count"] = rate, float(n)
     return out

@@ -122,6 +122,10 @@ class CandidateQNetwork(network.Network):
         C = tf.shape(cands)[1]
         tiled = tf.tile(state[:, None, :], [1, C, 1])
         sim = tf.reduce_sum(tiled * cands, -1, keepdims=True)         # a learned match term
-        z = tf.concat([tiled, cands, sim, history_match(obs)], -1)
+        parts = [tiled, cands, sim, history_match(obs)]
+        if "candidate_scores" in obs:  # a learned user model's P(listen), when observed
+            p = tf.clip_by_value(obs["candidate_scores"], 1e-4, 1 - 1e-4)[..., None]
+            parts += [p, tf.math.log(p / (1.0 - p)) / 4.0]
+        z = tf.concat(parts, -1)
         q = tf.squeeze(self.q(self.h2(self.h1(z))), -1)               # [B, C]
         return squash.unflatten(q), network_state

@@ -62,11 +62,15 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
         agent = json.load(f).get("agent")
     data = load_dataset()
     emb = build_embeddings(data.train).aligned_to(data.log.catalog)
+    # A policy that observes candidate scores keeps getting them from the model it
+    # trained against, whichever model responds.
+    trained = (fit_or_load_user_model(data, emb)
+               if gin.get_bindings("make_builder").get("observe_scores") else None)
     results: Dict[str, Dict[str, dict]] = {}
     for um_name in user_models:
         scorer = _scorer(um_name, data, emb)
         slate = make_builder(data.test, scorer, emb, "slate", data.hidden_path,
-                             batch_size=64, seed=seed + 2)
+                             batch_size=64, seed=seed + 2, scorer=trained)
         env = slate.get_tf_env()
         tf_env = tf_py_environment.TFPyEnvironment(env)
         tss, acs = tf_env.time_step_spec(), tf_env.action_spec()
@@ -76,7 +80,7 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
         if agent is not None:
             kind = AGENT_SAMPLER.get(f"create_{agent}_agent", "slate")
             b = make_builder(data.test, scorer, emb, kind, data.hidden_path, batch_size=64,
-                             seed=seed + 2)
+                             seed=seed + 2, scorer=trained)
             agent_env = b.get_tf_env()
             policies[agent] = (py_tf_eager_policy.SavedModelPyTFEagerPolicy(
                 os.path.join(run_dir, "policy"), agent_env.time_step_spec(),

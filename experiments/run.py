@@ -112,8 +112,14 @@ def make_builder(log, user_model: AbstractUserModel, embeddings: np.ndarray, sam
                  history_length: int = 10, pool_size: int = 100, slate_size: int = 3,
                  neighbour_share: float = 0.5, max_steps: int = 20,
                  max_skipped_slates: int = 6, position_discount: float = 1.0,
-                 observe_candidates: Optional[bool] = None) -> EnvironmentBuilder:
-    """The simulated environment over a log split (all knobs gin-configurable)."""
+                 observe_candidates: Optional[bool] = None, observe_scores: bool = False,
+                 scorer: Optional[AbstractUserModel] = None) -> EnvironmentBuilder:
+    """The simulated environment over a log split (all knobs gin-configurable).
+
+    With `observe_scores`, the observation also holds `scorer`'s P(listen) of every
+    candidate (`candidate_scores`); `scorer` is the learned user model the agent trains
+    against, passed unchanged when `user_model` is swapped for evaluation.
+    """
     if sampler_kind not in SAMPLERS:
         raise ConfigError(f"make_builder.sampler_kind must be one of {sorted(SAMPLERS)}")
     if observe_candidates is None:
@@ -124,7 +130,8 @@ def make_builder(log, user_model: AbstractUserModel, embeddings: np.ndarray, sam
                           embeddings=embeddings, neighbour_share=neighbour_share),
         embeddings, batch_size=batch_size, seed=seed,
         termination=AnyOf([MaxSteps(max_steps), ConsecutiveSkips(max_skipped_slates)]),
-        position_discount=position_discount, observe_candidates=observe_candidates)
+        position_discount=position_discount, observe_candidates=observe_candidates,
+        candidate_scorer=(scorer or user_model) if observe_scores and observe_candidates else None)
 
 
 # --------------------------------------------------------------------------- plots
@@ -199,7 +206,7 @@ def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarr
     policies = {}
     for mode, model in modes.items():
         slate_builder = make_builder(data.test, model, emb, "slate", data.hidden_path,
-                                     batch_size=64, seed=seed + 2)
+                                     batch_size=64, seed=seed + 2, scorer=user_model)
         slate_env = slate_builder.get_tf_env()
         tf_env = tf_py_environment.TFPyEnvironment(slate_env)
         tss, acs = tf_env.time_step_spec(), tf_env.action_spec()
@@ -211,6 +218,11 @@ def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarr
             "greedy_user_model": lambda: baseline_policies.GreedyUserModelPolicy(
                 slate_env.time_step_spec(), slate_env.action_spec(), user_model,
                 slate_builder.environment),
+            "logging_policy": lambda: baseline_policies.LoggedSessionPolicy(
+                slate_env.time_step_spec(), slate_env.action_spec(), data.test,
+                slate_builder.environment,
+                slate_builder.environment._episode_sampler.history_length,
+                data.train.catalog.play_counts),
         }
         for name in baselines:
             if name not in policies:
@@ -222,7 +234,7 @@ def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarr
         if agent is not None:
             kind = AGENT_SAMPLER.get(getattr(agent_fn, "__name__", ""), "slate")
             b = make_builder(data.test, model, emb, kind, data.hidden_path, batch_size=64,
-                             seed=seed + 2)
+                             seed=seed + 2, scorer=user_model)
             metrics.setdefault(agent_name, {})[mode] = run_episodes(
                 agent.policy, b.get_tf_env(), eval_episodes, div, replay_log=data.test,
                 history_length=b.environment._episode_sampler.history_length)
@@ -236,7 +248,7 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
                    num_iterations: int = 3000, eval_every: int = 1000,
                    checkpoint_every: int = 500, eval_episodes: int = 256,
                    baselines: Sequence[str] = ("random", "most_popular", "nearest_neighbour",
-                                               "greedy_user_model"),
+                                               "greedy_user_model", "logging_policy"),
                    seed: int = 0, resume: bool = True, progress: bool = True) -> dict:
     """Runs one experiment end to end; returns the metrics written to metrics.json.
 
@@ -336,16 +348,20 @@ def format_table(out: dict) -> str:
     lines = [f"data: {out['data']}   user model: {out['user_model']}   "
              f"embeddings: {out['embeddings']}   ({out['seconds']:.0f} s)",
              f"{'policy':<20} {'mode':<8} {'skip rate':>9} {'listens/ep':>10} "
-             f"{'slates/ep':>9} {'diversity':>9} {'coverage':>8} {'replay skip (n)':>16}"]
+             f"{'slates/ep':>9} {'diversity':>9} {'coverage':>8} {'logged skip':>11} "
+             f"{'replay skip (n)':>16}"]
     for name, modes in out["policies"].items():
         for mode, r in modes.items():
             lines.append(f"{name:<20} {mode:<8} {r['skip_rate']:>9.3f} "
                          f"{r['mean_episode_reward']:>10.2f} {r['mean_episode_length']:>9.2f} "
                          f"{r.get('diversity', float('nan')):>9.3f} {r['coverage']:>8.3f} "
+                         f"{r.get('logged_track_skip_rate', float('nan')):>11.3f} "
                          f"{r.get('replay_skip_rate', float('nan')):>8.3f} "
                          f"({int(r.get('replay_count', 0))})")
     lines.append("offline = scored by the user model the agent trained against; "
-                 "online = scored by the synthetic world's ground truth; replay skip = "
+                 "online = scored by the synthetic world's ground truth; logged skip = "
+                 "simulated skip rate of recommended tracks the logged session played next "
+                 "(for logging_policy: its replayed part); replay skip = "
                  "logged skip rate of recommended tracks the held-out session played (n)")
     return "\n".join(lines)
 

@@ -133,6 +133,12 @@ class PlaylistEnvironment(AbstractEnvironment):
       observe_candidates: include the pool in the observation (needed by DQN / AH-DQN;
         LIRD scores the pool inside the track sampler and can leave it out).
       state_includes_skips: skipped tracks also enter the observation window.
+      candidate_scorer: a user model whose P(listen) of each candidate as the next track
+        (`score_candidates`) is observed as `candidate_scores` (needs
+        observe_candidates).  It is the *learned* model an agent may use at decision
+        time, kept the same when the responding model is swapped (for instance for the
+        ground truth in an online evaluation), so the ground truth never leaks into
+        the observation.
       seed: seeds the environment's RNG (episode draws and responses).
     """
 
@@ -142,8 +148,11 @@ class PlaylistEnvironment(AbstractEnvironment):
                  termination: Optional[TerminationRule] = None, batch_size: int = 1,
                  state_length: int = 10, position_discount: float = 1.0,
                  observe_candidates: bool = True, state_includes_skips: bool = False,
-                 seed: int = 0):
+                 candidate_scorer: Optional[AbstractUserModel] = None, seed: int = 0):
         super().__init__(batch_size)
+        if candidate_scorer is not None and not observe_candidates:
+            raise ConfigError("candidate_scorer needs observe_candidates=True")
+        self._scorer = candidate_scorer
         self._user_model = user_model
         self._track_sampler = track_sampler
         self._episode_sampler = episode_sampler
@@ -210,6 +219,9 @@ class PlaylistEnvironment(AbstractEnvironment):
                                                                  name="candidate_mask")
             spec["candidate_ids"] = array_spec.BoundedArraySpec((C,), np.int32, 0, T - 1,
                                                                 name="candidate_ids")
+        if self._scorer is not None:
+            spec["candidate_scores"] = array_spec.BoundedArraySpec(
+                (C,), np.float32, 0.0, 1.0, name="candidate_scores")
         return spec
 
     # ------------------------------------------------------------------ state access
@@ -228,6 +240,11 @@ class PlaylistEnvironment(AbstractEnvironment):
     def available(self) -> np.ndarray:
         """bool [B, C] candidates not yet recommended."""
         return self._avail.copy()
+
+    def episode_keys(self) -> np.ndarray:
+        """int64 [B] each current episode's origin (the logged session index for
+        `LogEpisodeSampler`), as the episode tracker records it."""
+        return self._key.copy()
 
     def history(self, rows: Optional[np.ndarray] = None) -> History:
         """What the listeners of `rows` (default all) have heard so far."""
@@ -281,6 +298,9 @@ class PlaylistEnvironment(AbstractEnvironment):
             obs["candidates"] = self._emb[self._cands]
             obs["candidate_mask"] = self._avail.astype(np.int32)
             obs["candidate_ids"] = self._cands.copy()
+        if self._scorer is not None:  # one batched call over all B x C pairs
+            obs["candidate_scores"] = self._scorer.score_candidates(
+                self.history(), self._cands).astype(np.float32)
         return obs
 
     def _reset(self):

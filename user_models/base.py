@@ -142,6 +142,19 @@ class AbstractUserModel(abc.ABC):
         p = self._predict(history, slate, slate_responses)
         return check_probabilities(p, slate.shape, type(self).__name__)
 
+    def score_candidates(self, history: History, candidates: np.ndarray) -> np.ndarray:
+        """P(listen) [B, C] of each candidate as the very next track (each on its own,
+        not as a slate).  What the greedy policy ranks by, and the per-candidate feature
+        `PlaylistEnvironment` can observe.  Models that can encode a history once and
+        score all its candidates override this; the default repeats the history."""
+        candidates = np.asarray(candidates)
+        B, C = candidates.shape
+        if B != history.batch_size:
+            raise UserModelError(f"candidates must be [batch, C] with batch "
+                                 f"{history.batch_size}, got shape {candidates.shape}")
+        rows = np.repeat(np.arange(B), C)
+        return self.predict(history.take(rows), candidates.reshape(-1, 1))[:, 0].reshape(B, C)
+
     def respond(self, history: History, slate: np.ndarray,
                 uniforms: np.ndarray) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         """Samples the listener's responses to a slate, position by position.

@@ -23,9 +23,9 @@ import tensorflow as tf
 
 from spotisim.data.schema import CONTEXT_TYPES
 from spotisim.data.session_log import SessionLog
-from spotisim.errors import ConfigError
+from spotisim.errors import ConfigError, UserModelError
 from spotisim.io_utils import atomic_dir
-from user_models.base import AbstractUserModel, History, read_model_meta
+from user_models.base import AbstractUserModel, History, check_probabilities, read_model_meta
 
 NUM_CONTEXTS = len(CONTEXT_TYPES) + 1  # last = unknown
 POSITION_SCALE = 20.0
@@ -175,6 +175,7 @@ class SequentialUserModel(AbstractUserModel):
         self._respond_fn = tf.function(self._respond_graph, reduce_retracing=True)
         self._predict_fn = tf.function(self._predict_graph, reduce_retracing=True)
         self._greedy_fn = tf.function(self._greedy_graph, reduce_retracing=True)
+        self._score_fn = tf.function(self._score_graph, reduce_retracing=True)
 
     @property
     def max_history(self) -> int:
@@ -252,7 +253,25 @@ class SequentialUserModel(AbstractUserModel):
     def _greedy_graph(self, tracks, resp, mask, ctx, length, slate):
         return self._run_slate(tracks, resp, mask, ctx, length, slate, None, None, "greedy")[0]
 
+    def _score_graph(self, tracks, resp, mask, ctx, length, cands):
+        """Every candidate [B, C] as the next track: the history is encoded once."""
+        h = self.net.encode(tracks, resp, mask, ctx)
+        C = tf.shape(cands)[1]
+        state = tf.tile(h[:, None, :], [1, C, 1])
+        pos = tf.tile((length + 1)[:, None], [1, C])
+        valid = tf.tile(tf.cast(mask, tf.float32)[:, None, :], [1, C, 1])
+        return tf.sigmoid(self.net.logits(state, cands, ctx, pos, (tracks, resp, valid)))
+
     # ------------------------------------------------------------------ interface
+    def score_candidates(self, history, candidates):
+        candidates = np.asarray(candidates)
+        if candidates.ndim != 2 or candidates.shape[0] != history.batch_size:
+            raise UserModelError(f"candidates must be [batch, C] with batch "
+                                 f"{history.batch_size}, got shape {candidates.shape}")
+        p = self._score_fn(*self._recent(history), tf.constant(candidates, tf.int32))
+        return check_probabilities(p.numpy().astype(np.float64), candidates.shape,
+                                   type(self).__name__)
+
     def _predict(self, history, slate, slate_responses):
         inputs = self._recent(history)
         if slate_responses is None:

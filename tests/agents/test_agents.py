@@ -217,3 +217,46 @@ def test_replay_skip_rate_by_hand(tiny_log):
     rate, n = replay_skip_rate(np.array([s]), slates, tiny_log, history_length=10)
     assert n == 2
     assert rate == pytest.approx(np.mean([skips[10], skips[11]]))
+
+
+def test_logging_policy_replays_the_logged_continuation(tiny_world_dir, tiny_log):
+    """Slate after slate it recommends the session's next logged tracks in logged
+    order, then falls back to the most played; `logged_track_skip_rate` scores
+    exactly those replayed tracks."""
+    from agents.baselines import LoggedSessionPolicy
+    from agents.evaluate import logged_track_skip_rate, run_episodes
+    from spotisim.episode_samplers import LogEpisodeSampler
+    N = 10
+    sampler = LogEpisodeSampler(tiny_log, N, POOL, hidden_sessions=tiny_world_dir["hidden"])
+    world = SyntheticWorld.load(tiny_world_dir["world"])
+    builder = EnvironmentBuilder(GroundTruthUserModel(world), SlateIndicesTrackSampler(K, POOL, D),
+                                 sampler, np.zeros((len(tiny_log.catalog), D), np.float32),
+                                 batch_size=B, termination=MaxSteps(6), seed=2)
+    env = builder.get_tf_env()
+    policy = LoggedSessionPolicy(env.time_step_spec(), env.action_spec(), tiny_log,
+                                 builder.environment, N, tiny_log.catalog.play_counts)
+    ts = env.reset()
+    keys = builder.environment.episode_keys()
+    recommended = [[] for _ in range(B)]
+    for _ in range(5):
+        action = policy.action(ts).action
+        ids = ts.observation["candidate_ids"]
+        for b in range(B):
+            recommended[b].append(ids[b][action[b]])
+        ts = env.step(action)
+    for b in range(B):
+        rest = tiny_log.session_tracks(int(keys[b]))[N:]
+        got = np.concatenate(recommended[b])
+        n = min(len(rest), len(got))
+        assert got[:n].tolist() == rest[:n].tolist()      # the logged order
+        if len(rest) < len(got):                           # then the most played
+            fill = got[len(rest):len(rest) + K]
+            pops = tiny_log.catalog.play_counts[fill]
+            assert (np.diff(pops) <= 0).all()
+    # The metric counts only recommended tracks from the logged continuation.
+    slates = np.array([[tiny_log.session_tracks(0)[N], tiny_log.session_tracks(0)[0], -1]])
+    rate, n = logged_track_skip_rate(np.array([0]), slates, np.array([[False, True, True]]),
+                                     tiny_log, N)
+    assert n == 1 and rate == 1.0
+    out = run_episodes(policy, env, 8, replay_log=tiny_log, history_length=N)
+    assert out["logged_track_count"] > 0 and 0 <= out["logged_track_skip_rate"] <= 1

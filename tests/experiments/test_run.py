@@ -50,7 +50,7 @@ def test_main_job_writes_everything_and_resumes(tiny_world_dir, tmp_path):
         assert os.path.exists(tmp_path / "run" / name), name
     metrics = json.load(open(tmp_path / "run" / "metrics.json"))
     assert set(metrics["policies"]) == {"random", "most_popular", "nearest_neighbour",
-                                        "greedy_user_model", "ah_dqn"}
+                                        "greedy_user_model", "logging_policy", "ah_dqn"}
     for modes in metrics["policies"].values():
         assert set(modes) == {"offline", "online"}
         for r in modes.values():

@@ -292,3 +292,22 @@ def test_step_unpacks_as_spotify_tuple_and_runs_the_keras_model(world):
     assert reward.shape == (4,) and done.dtype == bool and obs["history"].shape[0] == 4
     assert env.episode_tracker.arrays()["predicted"].shape == (4, K)
     env_utils.validate_py_environment(TFAgtPyEnvironment(env), episodes=2)
+
+
+def test_candidate_scores_come_from_the_scorer_not_the_responding_model(world):
+    """With a candidate_scorer the observation holds its P(listen) per candidate; the
+    responding model (here the ground truth) never shows through."""
+    scorer = ConstantUserModel(0.25)
+    env = make_env(world, batch_size=3, candidate_scorer=scorer, termination=MaxSteps(4))
+    tf_env = TFAgtPyEnvironment(env)
+    env_utils.validate_py_environment(tf_env, episodes=2)
+    obs = env.reset()
+    assert obs["candidate_scores"].shape == (3, POOL)
+    np.testing.assert_allclose(obs["candidate_scores"], 0.25)
+    gt = GroundTruthUserModel(world)
+    obs = env.step(np.tile(np.arange(K, dtype=np.int32), (3, 1))).observation
+    expected = gt.score_candidates(env.history(), env.candidate_tracks())
+    assert not np.allclose(obs["candidate_scores"], expected)
+    np.testing.assert_allclose(obs["candidate_scores"], 0.25)
+    with pytest.raises(ConfigError, match="observe_candidates"):
+        make_env(world, candidate_scorer=scorer, observe_candidates=False)

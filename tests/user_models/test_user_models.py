@@ -166,3 +166,20 @@ def test_any_user_model_swaps_into_the_environment_through_gin(fitted, tiny_log,
         env_utils.validate_py_environment(TFAgtPyEnvironment(builder.environment), episodes=2)
     finally:
         gin.clear_config()
+
+
+@pytest.mark.parametrize("name", ["sequential", "logistic", "ground_truth"])
+def test_score_candidates_equals_one_track_predictions(fitted, tiny_log, tiny_world_dir, name):
+    """score_candidates (the sequential model encodes each history once) gives each
+    candidate's P(listen) as the next track, as predict does for a one-track slate."""
+    model = fitted[name]
+    h, _, _ = _batch(tiny_log, tiny_world_dir, n=5)
+    cands = np.random.default_rng(1).integers(0, len(tiny_log.catalog), (h.batch_size, 7))
+    scores = model.score_candidates(h, cands)
+    rows = np.repeat(np.arange(h.batch_size), 7)
+    slow = model.predict(h.take(rows), cands.reshape(-1, 1))[:, 0].reshape(cands.shape)
+    assert scores.shape == cands.shape
+    np.testing.assert_allclose(scores, slow, rtol=1e-5, atol=1e-6)
+    assert scores.std() > 0  # not a constant
+    with pytest.raises(Exception, match="batch"):
+        model.score_candidates(h, cands[:2])
