@@ -260,3 +260,27 @@ def test_logging_policy_replays_the_logged_continuation(tiny_world_dir, tiny_log
     assert n == 1 and rate == 1.0
     out = run_episodes(policy, env, 8, replay_log=tiny_log, history_length=N)
     assert out["logged_track_count"] > 0 and 0 <= out["logged_track_skip_rate"] <= 1
+
+
+@pytest.mark.parametrize("kind", ["lird_ddpg", "dqn", "ah_dqn"])
+def test_td_errors_for_prioritized_replay(world, kind):
+    """The priorities the distributed learner writes back: one finite |TD error| per
+    transition, and for AH-DQN exactly |target - sum of the slate's Qs|."""
+    from tf_agents.replay_buffers import tf_uniform_replay_buffer
+    from tf_agents.drivers import dynamic_step_driver
+    from experiments.distributed import td_errors
+    builder, env, agent = make(world, kind)
+    buf = tf_uniform_replay_buffer.TFUniformReplayBuffer(agent.collect_data_spec, env.batch_size,
+                                                         max_length=50)
+    dynamic_step_driver.DynamicStepDriver(env, agent.collect_policy, [buf.add_batch],
+                                          num_steps=4 * env.batch_size).run()
+    exp, _ = buf.get_next(sample_batch_size=8, num_steps=2)
+    err = td_errors(agent, exp).numpy()
+    assert err.shape == (8,) and np.isfinite(err).all() and (err >= 0).all() and err.max() > 0
+    if kind == "ah_dqn":
+        from tf_agents.trajectories import trajectory
+        ts_, ps, nts = trajectory.experience_to_transitions(exp, squeeze_time_dim=True)
+        q = agent._q_network(ts_.observation)[0].numpy()
+        q_slate = np.take_along_axis(q, ps.action.numpy(), 1).sum(1)
+        target = agent.td_targets(nts).numpy()
+        np.testing.assert_allclose(err, np.abs(target - q_slate), rtol=1e-5, atol=1e-5)
