@@ -184,3 +184,37 @@ def test_observer_writes_pairs_per_lane_never_across_episodes():
                              (20, 21), (21, 22), (22, 23), (23, 24)]
     obs.close()
     server.stop()
+
+
+def test_lird_ddpg_runs_distributed(sharded_world, tmp_path):
+    """LIRD-DDPG through the same roles: both actors' data consumed, new weights pulled,
+    a clean finish on STOP with its report."""
+    root = str(tmp_path / "lird")
+    args = bindings(sharded_world, tmp_path / "cache",
+                    ["run_experiment.num_iterations = 1000000", "create_lird_ddpg_agent.units = 8"])
+    gin.clear_config()
+    try:
+        parse_gin(["lird_ddpg"], args, [run_mod.CONFIG_DIR])
+        cluster = dist.LocalCluster(root, ["--gin_file=lird_ddpg"]
+                                    + [f"--gin_bindings={b}" for b in args], dist.ScaleOut())
+        result = {}
+        thread = threading.Thread(target=lambda: result.setdefault("rc", cluster.run(timeout=400)))
+        thread.start()
+        try:
+            status = lambda name: dist.read_status(root, name) or {}  # noqa: E731
+            wait_for(lambda: all(status("learner").get("consumed_per_actor", {}).get(str(i), 0) > 0
+                                 and max(status(f"actor_{i}").get("policy_train_steps", [0])) > 0
+                                 for i in (0, 1)),
+                     240, "the learner to consume both actors' data and the actors to pull weights")
+            open(os.path.join(root, dist.STOP_FILE), "w").close()
+            thread.join(300)
+        finally:
+            if thread.is_alive():
+                cluster.shutdown()
+                thread.join(30)
+    finally:
+        gin.clear_config()
+    assert result.get("rc") == 0, open(os.path.join(root, "logs", "learner.log")).read()[-3000:]
+    learner = dist.read_status(root, "learner")
+    assert learner["done"] and learner["train_step"] > 0 and np.isfinite(learner["loss"])
+    assert "lird_ddpg" in json.load(open(os.path.join(root, "metrics.json")))["policies"]
