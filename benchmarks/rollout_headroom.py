@@ -1,0 +1,153 @@
+"""Experiment (not a test): how much can planning gain over the myopic greedy policy
+*in the ground truth itself*?  An upper-bound-style check of the #5 aim "beat greedy on
+episode reward": if even a planner with the true model gains little, no agent will.
+
+The planner is one step of policy improvement over greedy (a rollout policy): at every
+step and for every episode it tries M candidate slates (the greedy one and M - 1 others
+drawn from the top candidates), estimates each one's value as its listens plus the
+listens of an H-step greedy continuation, averaged over R simulated futures of the
+ground truth, and plays the best.  Both policies run on the same test-split episode
+starts of the default world (history 10, pool 100, K = 3, at most 20 slates or 6 fully
+skipped in a row), responses from the ground truth.
+
+    python benchmarks/rollout_headroom.py [--episodes 128] [--alternatives 6]
+        [--rollouts 8] [--horizon 6]
+
+The environment is forked lane by lane by copying its per-episode arrays: an
+experiment-only shortcut that relies on PlaylistEnvironment's internals.
+"""
+
+import argparse
+import copy
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import gin  # noqa: E402
+import numpy as np  # noqa: E402
+
+from experiments import run as run_mod  # noqa: E402
+from spotisim.data.datasets import load_dataset  # noqa: E402
+from spotisim.embeddings import build_embeddings  # noqa: E402
+from spotisim.episode_tracker import EpisodeTracker  # noqa: E402
+from spotisim.gin_utils import parse_gin  # noqa: E402
+from spotisim.termination import AnyOf  # noqa: E402
+from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
+
+
+def _take_lanes(obj, rows, B):
+    """A copy of `obj` whose per-lane arrays (first dimension B) keep `rows`."""
+    new = copy.copy(obj)
+    for k, v in vars(obj).items():
+        if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == B:
+            setattr(new, k, v[rows].copy())
+    return new
+
+
+def fork(env, rows, seed):
+    """A new environment whose lanes are copies of `env`'s lanes `rows`."""
+    B = env.batch_size
+    new = _take_lanes(env, rows, B)
+    new.batch_size = len(rows)
+    term = _take_lanes(env._termination, rows, B)
+    if isinstance(term, AnyOf):
+        term.rules = tuple(_take_lanes(r, rows, B) for r in term.rules)
+        for r in term.rules:
+            r._batch_size = len(rows)
+    term._batch_size = len(rows)
+    new._termination = term
+    new._episode_tracker = EpisodeTracker()
+    new._rng = np.random.default_rng(seed)
+    return new
+
+
+def greedy_slates(env, model, k):
+    p = model.score_candidates(env.history(), env.candidate_tracks())
+    p = np.where(env.available(), p, -np.inf)
+    return np.argsort(-p, axis=1, kind="stable")[:, :k].astype(np.int32), p
+
+
+def run(env, model, episodes, planner=None):
+    """Plays until `episodes` episodes have ended; returns listens per ended episode."""
+    env.reset()
+    totals = np.zeros(env.batch_size)
+    finished = []
+    while len(finished) < episodes:
+        action = planner(env) if planner else greedy_slates(env, model, env.slate_size)[0]
+        res = env.step(action)
+        totals += res.reward
+        for b in np.nonzero(res.done)[0]:
+            finished.append(totals[b])
+            totals[b] = 0
+    return np.array(finished[:episodes])
+
+
+def make_planner(model, alternatives, rollouts, horizon, seed=0):
+    rng = np.random.default_rng(seed)
+    counter = [0]
+
+    def planner(env):
+        B, K = env.batch_size, env.slate_size
+        greedy, p = greedy_slates(env, model, K)
+        order = np.argsort(-p, axis=1, kind="stable")
+        top = order[:, :2 * K + 2]
+        alts = [greedy]
+        for _ in range(alternatives - 1):  # K distinct picks among the top 2K + 2
+            pick = np.argsort(rng.random(top.shape), axis=1)[:, :K]
+            alts.append(np.take_along_axis(top, pick, 1).astype(np.int32))
+        alts = np.stack(alts, 1)                                       # [B, M, K]
+        M = alternatives
+        lanes = np.repeat(np.arange(B), M * rollouts)                  # b-major, then m, r
+        counter[0] += 1
+        sim = fork(env, lanes, seed=1000 * counter[0] + seed)
+        first = np.repeat(alts.reshape(B * M, K), rollouts, axis=0)
+        value = np.zeros(len(lanes))
+        alive = np.ones(len(lanes), bool)
+        res = sim.step(first)
+        value += res.reward
+        alive &= ~res.done
+        for _ in range(horizon - 1):
+            if not alive.any():
+                break
+            res = sim.step(greedy_slates(sim, model, K)[0])
+            value += np.where(alive, res.reward, 0.0)
+            alive &= ~res.done
+        v = value.reshape(B, M, rollouts).mean(-1)
+        best = np.argmax(v, 1)
+        return alts[np.arange(B), best]
+
+    return planner
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--episodes", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--alternatives", type=int, default=6)
+    ap.add_argument("--rollouts", type=int, default=8)
+    ap.add_argument("--horizon", type=int, default=6)
+    args = ap.parse_args()
+    gin.clear_config()
+    parse_gin(["ah_dqn"], [], [run_mod.CONFIG_DIR])
+    data = load_dataset()
+    emb = build_embeddings(data.train).aligned_to(data.log.catalog)
+    truth = GroundTruthUserModel(data.world)
+    results = {}
+    for name in ("greedy (ground truth)", "rollout planner (ground truth)"):
+        env = run_mod.make_builder(data.test, truth, emb, "slate", data.hidden_path,
+                                   batch_size=args.batch, seed=11).environment
+        planner = None if name.startswith("greedy") else make_planner(
+            truth, args.alternatives, args.rollouts, args.horizon)
+        t0 = time.perf_counter()
+        r = run(env, truth, args.episodes, planner)
+        results[name] = r
+        print(f"{name:<32} listens/episode {r.mean():6.2f} +- {1.96 * r.std() / np.sqrt(len(r)):.2f}"
+              f"  ({len(r)} episodes, {time.perf_counter() - t0:.0f} s)", flush=True)
+    g, p = results.values()
+    print(f"planner - greedy: {p.mean() - g.mean():+.2f} listens per episode "
+          f"(M={args.alternatives}, R={args.rollouts}, H={args.horizon})")
+
+
+if __name__ == "__main__":
+    main()
