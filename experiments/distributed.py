@@ -139,9 +139,15 @@ def prepare(root_dir: str, settings: Optional[ScaleOut] = None) -> dict:
     """
     settings = settings or ScaleOut()
     marker = os.path.join(root_dir, "prepared.json")
+    inputs = _prepare_inputs(settings)
     if os.path.exists(marker):
         with open(marker) as f:
-            return json.load(f)
+            prep = json.load(f)
+        if prep.get("inputs") != inputs:
+            raise ConfigError(f"{root_dir} was prepared from other data, user model or "
+                              f"sharding settings ({prep.get('inputs')}); use a new "
+                              "--root_dir (or delete this one) to prepare again")
+        return prep
     from experiments.run import fit_or_load_user_model
     from spotisim.data.datasets import load_dataset
     from spotisim.data.shards import preprocess_shards
@@ -165,9 +171,26 @@ def prepare(root_dir: str, settings: Optional[ScaleOut] = None) -> dict:
     prep = {"shards": [os.path.abspath(s) for s in shards],
             "hidden_path": data.hidden_path and os.path.abspath(data.hidden_path),
             "skip_column": data.log.skip_column, "source": data.source,
-            "user_model": type(user_model).__name__}
+            "user_model": type(user_model).__name__, "inputs": inputs}
     _write_json(marker, prep)
     return prep
+
+
+def _prepare_inputs(settings: ScaleOut) -> str:
+    """The settings `prepare` depends on (data, embeddings, user model, sharding), as
+    a stable string: a root_dir prepared from other ones is refused, not reused."""
+    def stable(v):  # a function's repr holds its address, which differs per process
+        return (f"{v.__module__}.{v.__qualname__}" if callable(v) and hasattr(v, "__qualname__")
+                else repr(v))
+
+    parts = {name: sorted((k, stable(v)) for k, v in gin.get_bindings(name).items())
+             for name in ("load_dataset", "ensure_synthetic_world", "build_embeddings",
+                          "fit_or_load_user_model")}
+    ctor = gin.get_bindings("fit_or_load_user_model").get("model_ctor")
+    if ctor is not None:
+        parts["model"] = sorted((k, stable(v)) for k, v in gin.get_bindings(ctor).items())
+    parts["rows_per_shard"] = settings.rows_per_shard
+    return json.dumps(parts, sort_keys=True, default=str)
 
 
 def load_prepared(root_dir: str) -> dict:

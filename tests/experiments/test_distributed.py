@@ -218,3 +218,22 @@ def test_lird_ddpg_runs_distributed(sharded_world, tmp_path):
     learner = dist.read_status(root, "learner")
     assert learner["done"] and learner["train_step"] > 0 and np.isfinite(learner["loss"])
     assert "lird_ddpg" in json.load(open(os.path.join(root, "metrics.json")))["policies"]
+
+
+def test_prepare_refuses_a_root_dir_prepared_differently(sharded_world, tmp_path):
+    """Shards, user model and catalogue are prepared once per root_dir; other data or
+    user-model settings are refused rather than silently reusing the old ones."""
+    from spotisim.errors import ConfigError
+    root = str(tmp_path / "job")
+    gin.clear_config()
+    try:
+        parse_gin(["ah_dqn"], bindings(sharded_world, tmp_path / "cache"), [run_mod.CONFIG_DIR])
+        prep = dist.prepare(root)
+        assert len(prep["shards"]) == 4 and dist.prepare(root) == prep
+        gin.clear_config()
+        parse_gin(["ah_dqn"], bindings(sharded_world, tmp_path / "cache",
+                                       ["LogisticUserModel.epochs = 3"]), [run_mod.CONFIG_DIR])
+        with pytest.raises(ConfigError, match="prepared from other"):
+            dist.prepare(root)
+    finally:
+        gin.clear_config()
