@@ -19,17 +19,32 @@ def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
                            actor_learning_rate: float = 1e-4,
                            critic_learning_rate: float = 1e-3, gamma: float = 0.9,
                            target_update_tau: float = 0.01, ou_stddev: float = 0.2,
-                           ou_damping: float = 0.15, train_step_counter=None):
+                           ou_damping: float = 0.15, history_prior: float = 0.0,
+                           twin_critics: bool = False, train_step_counter=None):
     """A DdpgAgent with the LIRD actor and critic.
 
     Defaults follow the public LIRD code (seed 004: actor lr 1e-4, critic lr 1e-3) except
     gamma 0.9 (episodes of 20 slates) and tau 0.01 (faster target tracking for short runs).
+    `history_prior`: see `LirdActorNetwork` (0 = the plain LIRD actor).
+    `twin_critics`: TF-Agents' `Td3Agent` instead (two critics, the smaller target;
+    target-policy smoothing; actor updated every second step; Gaussian exploration of
+    `ou_stddev`): DDPG's remedy for a critic the actor learns to exploit.
     """
     obs_spec = time_step_spec.observation
     if train_step_counter is None:  # its own counter, not the process-wide global step
         train_step_counter = tf.Variable(0, dtype=tf.int64, name="train_step")
-    actor = LirdActorNetwork(obs_spec, action_spec, units=units)
+    actor = LirdActorNetwork(obs_spec, action_spec, units=units, history_prior=history_prior)
     critic = LirdCriticNetwork((obs_spec, action_spec), units=units)
+    if twin_critics:
+        from tf_agents.agents.td3 import td3_agent
+        agent = td3_agent.Td3Agent(
+            time_step_spec, action_spec, actor_network=actor, critic_network=critic,
+            actor_optimizer=tf.keras.optimizers.Adam(actor_learning_rate),
+            critic_optimizer=tf.keras.optimizers.Adam(critic_learning_rate),
+            exploration_noise_std=ou_stddev, target_update_tau=target_update_tau,
+            actor_update_period=2, gamma=gamma, train_step_counter=train_step_counter)
+        agent.initialize()
+        return agent
     agent = ddpg_agent.DdpgAgent(
         time_step_spec, action_spec, actor_network=actor, critic_network=critic,
         actor_optimizer=tf.keras.optimizers.Adam(actor_learning_rate),

@@ -65,21 +65,33 @@ class LirdActorNetwork(network.Network):
     """State -> K weight vectors (the LIRD actor), tanh-bounded to the action spec."""
 
     def __init__(self, observation_spec, action_spec, units: int = 64,
-                 name: str = "LirdActorNetwork"):
+                 history_prior: float = 0.0, name: str = "LirdActorNetwork"):
+        """`history_prior` > 0 adds that multiple of the window's mean listened
+        embedding (scaled to max |.| = 1) to every weight vector's pre-activation: the
+        actor then starts as the "more of what was listened to" policy (w . e ranks
+        candidates by their match with the listened tracks) and DDPG learns the
+        correction, instead of finding that direction from random exploration."""
         super().__init__(input_tensor_spec=observation_spec, state_spec=(), name=name)
         self._action_spec = action_spec
         self._k, self._d = action_spec.shape
         self._bound = float(action_spec.maximum)
+        self._prior = float(history_prior)
         self.encoder = HistoryEncoder(units)
         self.hidden = tf.keras.layers.Dense(units, activation="relu", name="actor_hidden")
         self.out = tf.keras.layers.Dense(
-            self._k * self._d, activation="tanh", name="weights",
+            self._k * self._d, name="weights",
             kernel_initializer=tf.keras.initializers.RandomUniform(-0.003, 0.003))
 
     def call(self, observation, step_type=(), network_state=(), training=False):
         squash, obs = _squash(self.input_tensor_spec, observation)
-        w = self.out(self.hidden(self.encoder(obs))) * self._bound
-        w = tf.reshape(w, [-1, self._k, self._d])
+        z = tf.reshape(self.out(self.hidden(self.encoder(obs))), [-1, self._k, self._d])
+        if self._prior:
+            w = obs["responses"] * obs["history_mask"]
+            m = tf.reduce_sum(obs["history"] * w[..., None], 1) / tf.maximum(
+                tf.reduce_sum(w, 1), 1.0)[:, None]
+            m = m / tf.maximum(tf.reduce_max(tf.abs(m), -1, keepdims=True), 1e-8)
+            z = z + self._prior * m[:, None, :]
+        w = tf.tanh(z) * self._bound
         return squash.unflatten(w), network_state
 
 

@@ -427,12 +427,23 @@ def td_errors(agent, experience):
     import tensorflow as tf
     from tf_agents.agents.ddpg import ddpg_agent
     from tf_agents.agents.dqn import dqn_agent
+    from tf_agents.agents.td3 import td3_agent
 
     from agents.ah_dqn import AhDqnAgent
     if isinstance(agent, AhDqnAgent):
         return agent.td_errors(experience)
     if isinstance(agent, ddpg_agent.DdpgAgent):
         return _ddpg_td_errors(agent, experience)
+    if isinstance(agent, td3_agent.Td3Agent):
+        from tf_agents.trajectories import trajectory
+        ts, ps, nts = trajectory.experience_to_transitions(experience, squeeze_time_dim=True)
+        target_a, _ = agent._target_actor_network(nts.observation, step_type=nts.step_type)
+        q_next = tf.minimum(
+            agent._target_critic_network_1((nts.observation, target_a), step_type=nts.step_type)[0],
+            agent._target_critic_network_2((nts.observation, target_a), step_type=nts.step_type)[0])
+        target = nts.reward + agent._gamma * nts.discount * q_next
+        q, _ = agent._critic_network_1((ts.observation, ps.action), step_type=ts.step_type)
+        return tf.abs(target - q)
     if isinstance(agent, dqn_agent.DqnAgent):
         from tf_agents.trajectories import trajectory
         ts, ps, nts = trajectory.experience_to_transitions(experience, squeeze_time_dim=True)

@@ -43,10 +43,12 @@ def build(world, sampler, observe_candidates=True, batch_size=B):
 
 def make(world, kind):
     tf.random.set_seed(0)
-    if kind == "lird_ddpg":
+    if kind in ("lird_ddpg", "lird_td3"):
         b = build(world, ContinuousWeightsTrackSampler(K, POOL, D), observe_candidates=False)
         env = b.get_tf_py_environment()
-        return b, env, create_lird_ddpg_agent(env.time_step_spec(), env.action_spec(), units=16)
+        return b, env, create_lird_ddpg_agent(env.time_step_spec(), env.action_spec(), units=16,
+                                              twin_critics=kind == "lird_td3",
+                                              history_prior=2.0 if kind == "lird_td3" else 0.0)
     if kind == "dqn":
         b = build(world, CandidateIndexTrackSampler(K, POOL, D))
         env = b.get_tf_py_environment()
@@ -59,7 +61,7 @@ def make(world, kind):
     return b, env, agent
 
 
-@pytest.mark.parametrize("kind", ["lird_ddpg", "dqn", "ah_dqn"])
+@pytest.mark.parametrize("kind", ["lird_ddpg", "lird_td3", "dqn", "ah_dqn"])
 def test_trains_with_finite_loss_and_valid_actions(world, kind):
     builder, env, agent = make(world, kind)
     log = train_agent(agent, env, num_iterations=8, batch_size=16, initial_collect_steps=6)
@@ -262,7 +264,7 @@ def test_logging_policy_replays_the_logged_continuation(tiny_world_dir, tiny_log
     assert out["logged_track_count"] > 0 and 0 <= out["logged_track_skip_rate"] <= 1
 
 
-@pytest.mark.parametrize("kind", ["lird_ddpg", "dqn", "ah_dqn"])
+@pytest.mark.parametrize("kind", ["lird_ddpg", "lird_td3", "dqn", "ah_dqn"])
 def test_td_errors_for_prioritized_replay(world, kind):
     """The priorities the distributed learner writes back: one finite |TD error| per
     transition, and for AH-DQN exactly |target - sum of the slate's Qs|."""
@@ -284,3 +286,27 @@ def test_td_errors_for_prioritized_replay(world, kind):
         q_slate = np.take_along_axis(q, ps.action.numpy(), 1).sum(1)
         target = agent.td_targets(nts).numpy()
         np.testing.assert_allclose(err, np.abs(target - q_slate), rtol=1e-5, atol=1e-5)
+
+
+def test_lird_actor_history_prior_starts_at_the_listened_direction(world):
+    """With history_prior, a fresh actor's weight vectors point along the window's mean
+    listened embedding (the plain actor's are near zero and direction-less)."""
+    from agents.networks import LirdActorNetwork
+    b = build(world, ContinuousWeightsTrackSampler(K, POOL, D), observe_candidates=False)
+    env = b.get_tf_py_environment()
+    obs = env.reset().observation
+    w_l = obs["responses"] * obs["history_mask"]
+    m = tf.reduce_sum(obs["history"] * w_l[..., None], 1).numpy()
+    prior = LirdActorNetwork(env.observation_spec(), env.action_spec(), units=8, history_prior=2.0)
+    plain = LirdActorNetwork(env.observation_spec(), env.action_spec(), units=8)
+    wp, wn = prior(obs)[0].numpy(), plain(obs)[0].numpy()
+    assert wp.shape == wn.shape == (B, K, D)
+    listened = w_l.numpy().sum(1) > 0
+    assert listened.any()
+    m, wq = m[listened], wp[listened]
+    cos = np.einsum("bkd,bd->bk", wq, m) / (np.linalg.norm(wq, axis=-1) * np.linalg.norm(m, axis=-1)[:, None])
+    assert (cos > 0.9).all()
+    assert np.abs(wn).max() < 0.1 and np.abs(wq).max() > 0.5
+    # Nothing listened yet: no prior, the plain actor's output.
+    assert np.abs(wp[~listened]).max(initial=0.0) < 0.1
+    assert np.abs(wp).max() <= 1.0
