@@ -305,54 +305,6 @@ def serve_replay(root_dir: str, port: int, settings: ScaleOut) -> None:
 
 # --------------------------------------------------------------------------- collect
 
-class ActorTaggedObserver:
-    """Writes a natively batched environment's trajectories to Reverb.
-
-    TF-Agents' `ReverbAddTrajectoryObserver` takes unbatched steps, so there is one per
-    parallel episode (lane); each keeps its own cache, so a pair never mixes lanes, and
-    it drops the cache at an episode boundary, so a pair never spans two episodes.
-    Every step is written with the actor's id beside it.
-    """
-
-    def __init__(self, py_client, table: str, batch_size: Optional[int], actor_index: int,
-                 sequence_length: int = 2):
-        from tf_agents.replay_buffers import reverb_utils
-
-        tag = np.int32(actor_index)
-
-        class _Lane(reverb_utils.ReverbAddTrajectoryObserver):
-            def __call__(self, trajectory):  # the parent's, writing (step, actor id)
-                self._last_trajectory = trajectory
-                self._get_writer().append((trajectory, tag))
-                self._cached_steps += 1
-                self._write_cached_steps()
-                if trajectory.is_boundary():
-                    self.reset(write_cached_steps=False)
-
-        self._batched = batch_size is not None
-        self._lanes = [_Lane(py_client, table, sequence_length, stride_length=1)
-                       for _ in range(batch_size or 1)]
-        self.steps = 0
-
-    def __call__(self, trajectory) -> None:
-        import tensorflow as tf
-        if not self._batched:
-            self._lanes[0](trajectory)
-        else:
-            for i, lane in enumerate(self._lanes):
-                lane(tf.nest.map_structure(lambda x, i=i: x[i], trajectory))
-        self.steps += len(self._lanes)
-
-    def flush(self) -> None:
-        for lane in self._lanes:
-            lane.flush()
-
-    def close(self) -> None:
-        for lane in self._lanes:
-            lane.reset(write_cached_steps=False)
-            lane._writer.close()
-
-
 def collect(root_dir: str, address: str, actor_index: int, num_actors: int,
             settings: ScaleOut, shards: Optional[Sequence[str]] = None) -> dict:
     """A collect actor: steps its shards' environment with the latest collect policy,
@@ -364,6 +316,7 @@ def collect(root_dir: str, address: str, actor_index: int, num_actors: int,
     from tf_agents.policies import py_tf_eager_policy
     from tf_agents.train import actor as tfa_actor
 
+    from agents.reverb_observer import ActorTaggedObserver
     from spotisim.data.shards import assign_shards
     prep = load_prepared(root_dir)
     shards = list(shards) if shards else assign_shards(prep["shards"], actor_index, num_actors)
@@ -409,52 +362,6 @@ def collect(root_dir: str, address: str, actor_index: int, num_actors: int,
 
 # --------------------------------------------------------------------------- learn
 
-def _ddpg_td_errors(agent, experience):
-    """|TD error| per transition of a DdpgAgent (its loss does not return them)."""
-    import tensorflow as tf
-    from tf_agents.trajectories import trajectory
-    ts, ps, nts = trajectory.experience_to_transitions(experience, squeeze_time_dim=True)
-    target_a, _ = agent._target_actor_network(nts.observation, step_type=nts.step_type)
-    target_q, _ = agent._target_critic_network((nts.observation, target_a),
-                                               step_type=nts.step_type)
-    target = nts.reward + agent._gamma * nts.discount * target_q
-    q, _ = agent._critic_network((ts.observation, ps.action), step_type=ts.step_type)
-    return tf.abs(target - q)
-
-
-def td_errors(agent, experience):
-    """|TD error| per transition, for the priorities of prioritized replay."""
-    import tensorflow as tf
-    from tf_agents.agents.ddpg import ddpg_agent
-    from tf_agents.agents.dqn import dqn_agent
-    from tf_agents.agents.td3 import td3_agent
-
-    from agents.ah_dqn import AhDqnAgent
-    if isinstance(agent, AhDqnAgent):
-        return agent.td_errors(experience)
-    if isinstance(agent, ddpg_agent.DdpgAgent):
-        return _ddpg_td_errors(agent, experience)
-    if isinstance(agent, td3_agent.Td3Agent):
-        from tf_agents.trajectories import trajectory
-        ts, ps, nts = trajectory.experience_to_transitions(experience, squeeze_time_dim=True)
-        target_a, _ = agent._target_actor_network(nts.observation, step_type=nts.step_type)
-        q_next = tf.minimum(
-            agent._target_critic_network_1((nts.observation, target_a), step_type=nts.step_type)[0],
-            agent._target_critic_network_2((nts.observation, target_a), step_type=nts.step_type)[0])
-        target = nts.reward + agent._gamma * nts.discount * q_next
-        q, _ = agent._critic_network_1((ts.observation, ps.action), step_type=ts.step_type)
-        return tf.abs(target - q)
-    if isinstance(agent, dqn_agent.DqnAgent):
-        from tf_agents.trajectories import trajectory
-        ts, ps, nts = trajectory.experience_to_transitions(experience, squeeze_time_dim=True)
-        target = agent._compute_next_q_values(nts, ())
-        target = nts.reward + agent._gamma * nts.discount * target
-        q, _ = agent._q_network(ts.observation, step_type=ts.step_type)
-        q = tf.gather(q, tf.cast(ps.action, tf.int32), batch_dims=1)
-        return tf.abs(target - q)
-    raise ConfigError(f"prioritized replay: no TD errors for {type(agent).__name__}")
-
-
 def learn(root_dir: str, address: str, settings: ScaleOut) -> dict:
     """The learner: samples the replay table, trains, publishes weights every
     `learner_steps_per_run` steps, checkpoints; on finishing (or a STOP file) saves the
@@ -466,6 +373,7 @@ def learn(root_dir: str, address: str, settings: ScaleOut) -> dict:
     from tf_agents.replay_buffers import reverb_replay_buffer
     from tf_agents.train import learner as tfa_learner
 
+    from agents.priorities import td_errors
     prep = load_prepared(root_dir)
     seed = int(_bound("seed"))
     tf.keras.utils.set_random_seed(seed)

@@ -270,7 +270,7 @@ def test_td_errors_for_prioritized_replay(world, kind):
     transition, and for AH-DQN exactly |target - sum of the slate's Qs|."""
     from tf_agents.replay_buffers import tf_uniform_replay_buffer
     from tf_agents.drivers import dynamic_step_driver
-    from experiments.distributed import td_errors
+    from agents.priorities import td_errors
     builder, env, agent = make(world, kind)
     buf = tf_uniform_replay_buffer.TFUniformReplayBuffer(agent.collect_data_spec, env.batch_size,
                                                          max_length=50)
