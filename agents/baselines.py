@@ -56,6 +56,22 @@ def nearest_neighbour_policy(time_step_spec, action_spec):
     return ScoredSlatePolicy(time_step_spec, action_spec, score, name="nearest_neighbour")
 
 
+def _batch_candidates(observation):
+    """(candidate ids [B, C], availability [B, C], whether the input was batched)."""
+    ids = np.asarray(observation["candidate_ids"])
+    mask = np.asarray(observation["candidate_mask"]) > 0
+    if ids.ndim == 2:
+        return ids, mask, True
+    return ids[None], mask[None], False
+
+
+def _top_k_step(score, mask, k, batched, policy_state):
+    """The PolicyStep recommending the k available candidates with the highest score."""
+    score = np.where(mask, score, -np.inf)
+    action = np.argsort(-score, axis=1, kind="stable")[:, :k].astype(np.int32)
+    return policy_step.PolicyStep(action if batched else action[0], policy_state, ())
+
+
 class GreedyUserModelPolicy(py_policy.PyPolicy):
     """Myopic: the K available candidates with the highest P(listen) as the next track
     under `user_model`, given each listener's full history in `environment`.
@@ -72,16 +88,9 @@ class GreedyUserModelPolicy(py_policy.PyPolicy):
         self._k = int(action_spec.shape[0])
 
     def _action(self, time_step, policy_state):
-        obs = time_step.observation
-        ids = np.asarray(obs["candidate_ids"])
-        mask = np.asarray(obs["candidate_mask"]) > 0
-        batched = ids.ndim == 2
-        if not batched:
-            ids, mask = ids[None], mask[None]
+        ids, mask, batched = _batch_candidates(time_step.observation)
         p = self._model.score_candidates(self._env.history(), ids)
-        p = np.where(mask, p, -np.inf)
-        action = np.argsort(-p, axis=1, kind="stable")[:, :self._k].astype(np.int32)
-        return policy_step.PolicyStep(action if batched else action[0], policy_state, ())
+        return _top_k_step(p, mask, self._k, batched, policy_state)
 
 
 @gin.configurable
@@ -131,12 +140,7 @@ class LoggedSessionPolicy(py_policy.PyPolicy):
         self._k = int(action_spec.shape[0])
 
     def _action(self, time_step, policy_state):
-        obs = time_step.observation
-        ids = np.asarray(obs["candidate_ids"])
-        mask = np.asarray(obs["candidate_mask"]) > 0
-        batched = ids.ndim == 2
-        if not batched:
-            ids, mask = ids[None], mask[None]
+        ids, mask, batched = _batch_candidates(time_step.observation)
         rest = self._rest[self._env.episode_keys()]                      # [B, L]
         hit = ids[:, :, None] == rest[:, None, :]                        # [B, C, L]
         logged = hit.any(-1)
@@ -144,6 +148,4 @@ class LoggedSessionPolicy(py_policy.PyPolicy):
         pop = self._pop[ids] / (self._pop.max() + 1.0)                   # in [0, 1)
         # Logged tracks first, earliest logged first; then by popularity.
         score = np.where(logged, 2.0 + rest.shape[1] - position, pop)
-        score = np.where(mask, score, -np.inf)
-        action = np.argsort(-score, axis=1, kind="stable")[:, :self._k].astype(np.int32)
-        return policy_step.PolicyStep(action if batched else action[0], policy_state, ())
+        return _top_k_step(score, mask, self._k, batched, policy_state)
