@@ -12,6 +12,7 @@ import tensorflow as tf
 from tf_agents.policies import py_policy
 from tf_agents.trajectories import policy_step
 
+from agents.evaluate import logged_continuation
 from agents.slate_policy import ScoredSlatePolicy
 from spotisim.environment import PlaylistEnvironment
 from user_models.base import AbstractUserModel
@@ -131,10 +132,7 @@ class LoggedSessionPolicy(py_policy.PyPolicy):
     def __init__(self, time_step_spec, action_spec, log, environment: PlaylistEnvironment,
                  history_length: int, popularity):
         super().__init__(time_step_spec, action_spec)
-        tracks, _, _ = log.padded()
-        cols = np.arange(tracks.shape[1])
-        # -2 (never a track) over the history and the padding
-        self._rest = np.where((cols[None, :] >= history_length) & (tracks >= 0), tracks, -2)
+        self._rest = logged_continuation(log, history_length)[0]
         self._env = environment
         self._pop = np.asarray(popularity, np.float64)
         self._k = int(action_spec.shape[0])

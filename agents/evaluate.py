@@ -13,6 +13,18 @@ from spotisim.builder import TFAgtPyEnvironment
 from spotisim.episode_tracker import list_diversity
 
 
+def logged_continuation(log, history_length: int):
+    """What each logged session played after its first `history_length` tracks.
+
+    Returns:
+      (tracks [S, L] with -2, never a track, over the history and the padding;
+       logged skip flags [S, L]).
+    """
+    tracks, skipped, _ = log.padded()
+    after = np.arange(tracks.shape[1])[None, :] >= history_length
+    return np.where(after & (tracks >= 0), tracks, -2), skipped
+
+
 def replay_skip_rate(keys: np.ndarray, slates: np.ndarray, log, history_length: int):
     """The replay metric of the source texts: a recommended track counts only where the
     held-out part of its logged session actually played it; its skip label is the
@@ -21,9 +33,7 @@ def replay_skip_rate(keys: np.ndarray, slates: np.ndarray, log, history_length: 
     Returns:
       (skip rate over the counted recommendations, number counted).
     """
-    tracks, skipped, mask = log.padded()
-    rest = np.where((np.arange(tracks.shape[1])[None, :] >= history_length) & (tracks >= 0),
-                    tracks, -2)
+    rest, skipped = logged_continuation(log, history_length)
     rest_t, rest_s = rest[keys], skipped[keys]                     # [R, L]
     hit = slates[:, :, None] == rest_t[:, None, :]                  # [R, K, L]
     counted = hit.any(-1)
@@ -40,9 +50,7 @@ def logged_track_skip_rate(keys: np.ndarray, slates: np.ndarray, responses: np.n
     Returns:
       (skip rate under the environment's user model over those tracks, number of them).
     """
-    tracks, _, _ = log.padded()
-    rest = np.where((np.arange(tracks.shape[1])[None, :] >= history_length) & (tracks >= 0),
-                    tracks, -2)[keys]
+    rest = logged_continuation(log, history_length)[0][keys]
     counted = (slates[:, :, None] == rest[:, None, :]).any(-1)
     n = int(counted.sum())
     return (float(1.0 - responses[counted].mean()) if n else float("nan")), n
