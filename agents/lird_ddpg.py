@@ -11,7 +11,8 @@ import gin
 import tensorflow as tf
 from tf_agents.agents.ddpg import ddpg_agent
 
-from agents.networks import LirdActorNetwork, LirdCriticNetwork
+from spotisim.errors import ConfigError
+from agents.networks import LirdActorNetwork, LirdCriticNetwork, LirdSlateCriticNetwork
 
 
 @gin.configurable
@@ -20,7 +21,8 @@ def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
                            critic_learning_rate: float = 1e-3, gamma: float = 0.9,
                            target_update_tau: float = 0.01, ou_stddev: float = 0.2,
                            ou_damping: float = 0.15, history_prior: float = 0.0,
-                           twin_critics: bool = False, train_step_counter=None):
+                           twin_critics: bool = False, slate_critic: bool = False,
+                           critic_temperature: float = 0.5, train_step_counter=None):
     """A DdpgAgent with the LIRD actor and critic.
 
     Defaults follow the public LIRD code (seed 004: actor lr 1e-4, critic lr 1e-3) except
@@ -29,12 +31,22 @@ def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
     `twin_critics`: TF-Agents' `Td3Agent` instead (two critics, the smaller target;
     target-policy smoothing; actor updated every second step; Gaussian exploration of
     `ou_stddev`): DDPG's remedy for a critic the actor learns to exploit.
+    `slate_critic`: `LirdSlateCriticNetwork` (Q valued at the soft slate the weights
+    pick, softmax temperature `critic_temperature`) instead of LIRD's critic over the
+    raw weights.
     """
     obs_spec = time_step_spec.observation
     if train_step_counter is None:  # its own counter, not the process-wide global step
         train_step_counter = tf.Variable(0, dtype=tf.int64, name="train_step")
     actor = LirdActorNetwork(obs_spec, action_spec, units=units, history_prior=history_prior)
-    critic = LirdCriticNetwork((obs_spec, action_spec), units=units)
+    if slate_critic:
+        if "candidates" not in obs_spec:
+            raise ConfigError("create_lird_ddpg_agent.slate_critic = True needs the pool in "
+                              "the observation: bind make_builder.observe_candidates = True")
+        critic = LirdSlateCriticNetwork((obs_spec, action_spec), units=units,
+                                        temperature=critic_temperature)
+    else:
+        critic = LirdCriticNetwork((obs_spec, action_spec), units=units)
     if twin_critics:
         from tf_agents.agents.td3 import td3_agent
         agent = td3_agent.Td3Agent(

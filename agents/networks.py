@@ -5,6 +5,7 @@
   LIRD code read only the first K items).
 * `LirdActorNetwork`: state -> K weight vectors in [-bound, bound] (one per slate position).
 * `LirdCriticNetwork`: (state, action) -> Q, LIRD's Dense 32 -> 16 -> 1 head.
+* `LirdSlateCriticNetwork`: the same head valued at the (soft) slate the weights pick.
 * `CandidateQNetwork`: Q(state, candidate) for every candidate of the pool in one batched
   call (Spotify's Action-Head DQN; also the Q-network of our DQN over candidate indices).
   Besides learned features it sees how the candidate matches the window (cosine to the
@@ -111,6 +112,64 @@ class LirdCriticNetwork(network.Network):
         a = tf.reshape(tf.cast(action, tf.float32), [tf.shape(action)[0], -1])
         z = tf.concat([self.encoder(obs), a], -1)
         q = tf.squeeze(self.q(self.h2(self.h1(z))), -1)
+        return squash.unflatten(q), network_state
+
+
+@gin.configurable
+class LirdSlateCriticNetwork(network.Network):
+    """(state, K weight vectors) -> Q, valued through the slate the weights pick.
+
+    LIRD's critic reads the raw K x d weights, so its action gradient has to learn which
+    directions of a K*d space pick good tracks, from nothing (measured: DDPG's updates
+    then walk a good actor away to near-random).  This critic knows how the track
+    sampler turns weights into a slate: position k picks, softly, the available
+    candidate with the highest w_k . e_c (softmax over w_k . e_c / |w_k| / temperature
+    among the candidates still available; the sampler's hard pick leaves the pool
+    before the next position, as in LIRD).  Each
+    soft pick's features (a learned projection of its embedding and its match with the
+    window) go through LIRD's Dense 32 -> 16 -> 1 head with the state encoding, and Q is
+    the sum over positions.  The critic is still a function of (observation, action);
+    the action gradient now says which *candidates* the weights should move towards.
+    """
+
+    def __init__(self, input_tensor_spec, units: int = 64, temperature: float = 0.5,
+                 name: str = "LirdSlateCriticNetwork"):
+        super().__init__(input_tensor_spec=input_tensor_spec, state_spec=(), name=name)
+        if temperature <= 0:
+            raise ValueError(f"LirdSlateCriticNetwork.temperature must be > 0, got {temperature}")
+        self._temperature = float(temperature)
+        self._k = int(input_tensor_spec[1].shape[0])
+        self.encoder = HistoryEncoder(units)
+        self.cand_proj = tf.keras.layers.Dense(units, activation="relu", name="candidate_projection")
+        self.h1 = tf.keras.layers.Dense(32, activation="relu", name="critic_32")
+        self.h2 = tf.keras.layers.Dense(16, activation="relu", name="critic_16")
+        self.q = tf.keras.layers.Dense(1, name="q")
+
+    def soft_picks(self, observation, action) -> tf.Tensor:
+        """[B, K, C]: position k's soft choice over the candidates (rows sum to 1)."""
+        cands = observation["candidates"]
+        w = tf.cast(action, tf.float32)
+        norm = tf.maximum(tf.norm(w, axis=-1, keepdims=True), 1e-6)          # [B, K, 1]
+        scores = tf.einsum("bkd,bcd->bkc", w, cands) / norm / self._temperature
+        available = tf.cast(observation["candidate_mask"], tf.float32) > 0    # [B, C]
+        C = tf.shape(scores)[-1]
+        picks = []
+        for k in range(self._k):  # K slate positions, each after the previous pick
+            logits = tf.where(available, scores[:, k, :], -1e9)
+            picks.append(tf.nn.softmax(logits, -1))
+            # The sampler's (hard) pick leaves the pool: a mask, no gradient needed.
+            available &= ~tf.cast(tf.one_hot(tf.argmax(logits, -1), C), tf.bool)
+        return tf.stack(picks, 1)
+
+    def call(self, inputs, step_type=(), network_state=(), training=False):
+        squash, (obs, action) = _squash(self.input_tensor_spec, inputs)
+        state = self.encoder(obs)                                             # [B, u]
+        feats = tf.concat([self.cand_proj(obs["candidates"]), history_match(obs)], -1)
+        picked = tf.einsum("bkc,bcf->bkf", self.soft_picks(obs, action), feats)
+        tiled = tf.tile(state[:, None, :], [1, self._k, 1])
+        position = tf.tile(tf.eye(self._k)[None], [tf.shape(state)[0], 1, 1])
+        z = tf.concat([tiled, picked, position], -1)                          # [B, K, .]
+        q = tf.reduce_sum(tf.squeeze(self.q(self.h2(self.h1(z))), -1), -1)
         return squash.unflatten(q), network_state
 
 

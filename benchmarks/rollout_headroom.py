@@ -11,7 +11,9 @@ starts of the default world (history 10, pool 100, K = 3, at most 20 slates or 6
 skipped in a row), responses from the ground truth.
 
     python benchmarks/rollout_headroom.py [--episodes 128] [--alternatives 6]
-        [--rollouts 8] [--horizon 6]
+        [--rollouts 8] [--horizon 6] [--gin_file ah_dqn] [--gin_bindings B ...]
+
+(`--gin_file satiation_world` measures the world with a need for variety.)
 
 The environment is forked lane by lane by copying its per-episode arrays: an
 experiment-only shortcut that relies on PlaylistEnvironment's internals.
@@ -127,9 +129,12 @@ def main():
     ap.add_argument("--alternatives", type=int, default=6)
     ap.add_argument("--rollouts", type=int, default=8)
     ap.add_argument("--horizon", type=int, default=6)
+    ap.add_argument("--gin_file", action="append", default=None,
+                    help="experiment config(s) whose world and environment to use")
+    ap.add_argument("--gin_bindings", action="append", default=[])
     args = ap.parse_args()
     gin.clear_config()
-    parse_gin(["ah_dqn"], [], [run_mod.CONFIG_DIR])
+    parse_gin(args.gin_file or ["ah_dqn"], args.gin_bindings, [run_mod.CONFIG_DIR])
     data = load_dataset()
     emb = build_embeddings(data.train).aligned_to(data.log.catalog)
     truth = GroundTruthUserModel(data.world)

@@ -62,11 +62,15 @@ class GroundTruthUserModel(AbstractUserModel):
                 break
             tracks = np.where(valid, history.tracks[:, t], 0)
             nxt = w.advance(state, tracks, history.responses[:, t] > 0.5)
+            satiety = None  # a world without satiation never has one
+            if nxt.satiety is not None:
+                before = 0.0 if state.satiety is None else state.satiety
+                satiety = np.where(valid[:, None], nxt.satiety, before)
             state = ListenerState(
                 state.listener, state.context, state.mood,
                 np.where(valid[:, None], nxt.taste, state.taste),
                 np.where(valid, nxt.streak, state.streak),
-                np.where(valid, nxt.position, state.position))
+                np.where(valid, nxt.position, state.position), satiety)
         return state
 
     @staticmethod

@@ -62,6 +62,9 @@ def ensure_synthetic_world(directory: str = "data/default", num_sessions: int = 
     settings = {"num_sessions": int(num_sessions), "seed": int(seed),
                 "config": dataclasses.asdict(config)}
     settings["config"]["context_bias"] = list(settings["config"]["context_bias"])
+    if not config.satiation_weight:  # no satiation: absent, so older default worlds stay valid
+        for key in ("satiation_weight", "satiation_decay"):
+            settings["config"].pop(key)
     if num_shards != 1:  # absent for one file, so existing default worlds stay valid
         settings["num_shards"] = int(num_shards)
     marker = os.path.join(directory, "settings.json")

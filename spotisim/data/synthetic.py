@@ -64,6 +64,12 @@ class WorldConfig:
       mood_weight: how much the session mood shifts the starting taste.
       min_length / max_length: session length bounds (MSSD: 10..20).
       leave_base / leave_streak: logit of leaving after a track, once past min_length.
+      satiation_weight / satiation_decay: a need for variety (0 = none, the default
+        world).  Each listened track adds its latent to a per-session satiety vector
+        that decays by `satiation_decay` per track, and a track's logit loses
+        satiation_weight * max(0, satiety . track).  Playing more of the same now then
+        costs listens later, which gives a planner a reason to differ from a greedy
+        policy (without it, the long-term and the myopic interest point the same way).
       pool_size: tracks the logging policy lines up for a session.
       seed: the world's seed (tracks, listeners); session draws take their own seed.
     """
@@ -90,6 +96,8 @@ class WorldConfig:
     leave_streak: float = 0.15
     pool_size: int = 40
     seed: int = 0
+    satiation_weight: float = 0.0
+    satiation_decay: float = 0.7
 
     def validate(self) -> "WorldConfig":
         if self.num_tracks < self.pool_size:
@@ -99,6 +107,10 @@ class WorldConfig:
             raise ConfigError("WorldConfig needs 1 <= min_length <= max_length <= pool_size")
         if len(self.context_bias) != len(CONTEXT_TYPES):
             raise ConfigError(f"WorldConfig.context_bias needs {len(CONTEXT_TYPES)} values")
+        if self.satiation_weight < 0 or not 0 <= self.satiation_decay < 1:
+            raise ConfigError("WorldConfig needs satiation_weight >= 0 and "
+                              f"0 <= satiation_decay < 1, got {self.satiation_weight}, "
+                              f"{self.satiation_decay}")
         return self
 
 
@@ -106,8 +118,9 @@ class WorldConfig:
 class ListenerState:
     """The hidden state of B listeners inside their sessions (all arrays [B, ...]).
 
-    `listener`, `context` and `mood` form the episode's hidden key; `taste`, `streak` and
-    `position` evolve as tracks are played.
+    `listener`, `context` and `mood` form the episode's hidden key; `taste`, `streak`,
+    `position` and `satiety` evolve as tracks are played.  `satiety` is None until the
+    first listen of a world with satiation (read as zeros).
     """
 
     listener: np.ndarray  # int [B]
@@ -116,12 +129,17 @@ class ListenerState:
     taste: np.ndarray     # float [B, D] unit vectors, the current taste state
     streak: np.ndarray    # int [B] consecutive skips so far
     position: np.ndarray  # int [B] 1-based position of the next track
+    satiety: Optional[np.ndarray] = None  # float [B, D] decayed sum of listened latents
+
+    def _map(self, fn) -> "ListenerState":
+        return ListenerState(*(None if getattr(self, f.name) is None else fn(getattr(self, f.name))
+                               for f in dataclasses.fields(self)))
 
     def copy(self) -> "ListenerState":
-        return ListenerState(*(np.array(getattr(self, f.name)) for f in dataclasses.fields(self)))
+        return self._map(np.array)
 
     def take(self, idx: np.ndarray) -> "ListenerState":
-        return ListenerState(*(getattr(self, f.name)[idx] for f in dataclasses.fields(self)))
+        return self._map(lambda a: a[idx])
 
     @property
     def batch_size(self) -> int:
@@ -242,11 +260,15 @@ class SyntheticWorld:
         pos = state.position.astype(np.float64)[:, None]
         fat = c.fatigue * (1.0 - np.exp(-(pos - 1.0) / c.fatigue_scale))
         streak = np.minimum(state.streak, c.max_streak)[:, None]
-        return (c.base_logit + c.taste_weight * sim
-                + c.popularity_weight * self.track_popularity[tracks]
-                + self.listener_bias[state.listener][:, None]
-                + self.context_bias[state.context][:, None]
-                - fat - c.streak_penalty * streak)
+        logit = (c.base_logit + c.taste_weight * sim
+                 + c.popularity_weight * self.track_popularity[tracks]
+                 + self.listener_bias[state.listener][:, None]
+                 + self.context_bias[state.context][:, None]
+                 - fat - c.streak_penalty * streak)
+        if c.satiation_weight and state.satiety is not None:
+            sated = np.einsum("bd,bkd->bk", state.satiety, self.track_latent[tracks])
+            logit = logit - c.satiation_weight * np.maximum(sated, 0.0)
+        return logit
 
     def listen_prob(self, state: ListenerState, tracks: np.ndarray) -> np.ndarray:
         """Ground-truth P(listen) [B, K] for each candidate track as the next play."""
@@ -260,8 +282,12 @@ class SyntheticWorld:
         pull = (c.drift_listen * listened)[:, None] * z
         taste = _unit(state.taste + pull + c.drift_mood * state.mood)
         streak = np.where(listened, 0, state.streak + 1)
+        satiety = None
+        if c.satiation_weight:
+            before = 0.0 if state.satiety is None else state.satiety
+            satiety = c.satiation_decay * before + listened[:, None] * z
         return ListenerState(state.listener, state.context, state.mood, taste, streak,
-                             state.position + 1)
+                             state.position + 1, satiety)
 
     def leave_prob(self, state: ListenerState, cap: bool = True) -> np.ndarray:
         """P(the listener ends the session now), given the state after a track.
@@ -432,6 +458,10 @@ class SyntheticWorld:
         with open(os.path.join(directory, "world.json")) as f:
             cfg = json.load(f)
         cfg["context_bias"] = tuple(cfg["context_bias"])
+        # Knobs added after the world was saved take their class defaults, never a gin
+        # binding meant for another world.
+        for f in dataclasses.fields(WorldConfig):
+            cfg.setdefault(f.name, f.default)
         world = cls.__new__(cls)
         world.config = WorldConfig(**cfg).validate()
         arrays = np.load(os.path.join(directory, "world.npz"))

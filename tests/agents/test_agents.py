@@ -43,11 +43,13 @@ def build(world, sampler, observe_candidates=True, batch_size=B):
 
 def make(world, kind):
     tf.random.set_seed(0)
-    if kind in ("lird_ddpg", "lird_td3"):
-        b = build(world, ContinuousWeightsTrackSampler(K, POOL, D), observe_candidates=False)
+    if kind in ("lird_ddpg", "lird_td3", "lird_slate"):
+        b = build(world, ContinuousWeightsTrackSampler(K, POOL, D),
+                  observe_candidates=kind == "lird_slate")
         env = b.get_tf_py_environment()
         return b, env, create_lird_ddpg_agent(env.time_step_spec(), env.action_spec(), units=16,
                                               twin_critics=kind == "lird_td3",
+                                              slate_critic=kind == "lird_slate",
                                               history_prior=2.0 if kind == "lird_td3" else 0.0)
     if kind == "dqn":
         b = build(world, CandidateIndexTrackSampler(K, POOL, D))
@@ -61,7 +63,7 @@ def make(world, kind):
     return b, env, agent
 
 
-@pytest.mark.parametrize("kind", ["lird_ddpg", "lird_td3", "dqn", "ah_dqn"])
+@pytest.mark.parametrize("kind", ["lird_ddpg", "lird_td3", "lird_slate", "dqn", "ah_dqn"])
 def test_trains_with_finite_loss_and_valid_actions(world, kind):
     builder, env, agent = make(world, kind)
     log = train_agent(agent, env, num_iterations=8, batch_size=16, initial_collect_steps=6)
@@ -107,10 +109,12 @@ def test_ah_dqn_td_target_uses_the_next_state(world):
     np.testing.assert_allclose(agent.td_targets(t1).numpy(), expected, rtol=1e-5)
 
 
-def test_ddpg_actor_update_increases_q_on_a_fixed_critic(world):
-    builder, env, _ = make(world, "lird_ddpg")
+@pytest.mark.parametrize("slate_critic", [False, True])
+def test_ddpg_actor_update_increases_q_on_a_fixed_critic(world, slate_critic):
+    builder, env, _ = make(world, "lird_slate" if slate_critic else "lird_ddpg")
     agent = create_lird_ddpg_agent(env.time_step_spec(), env.action_spec(), units=16,
-                                   critic_learning_rate=0.0, actor_learning_rate=1e-2)
+                                   critic_learning_rate=0.0, actor_learning_rate=1e-2,
+                                   slate_critic=slate_critic)
     time_step = env.reset()
     obs = time_step.observation
 
@@ -264,7 +268,7 @@ def test_logging_policy_replays_the_logged_continuation(tiny_world_dir, tiny_log
     assert out["logged_track_count"] > 0 and 0 <= out["logged_track_skip_rate"] <= 1
 
 
-@pytest.mark.parametrize("kind", ["lird_ddpg", "lird_td3", "dqn", "ah_dqn"])
+@pytest.mark.parametrize("kind", ["lird_ddpg", "lird_td3", "lird_slate", "dqn", "ah_dqn"])
 def test_td_errors_for_prioritized_replay(world, kind):
     """The priorities the distributed learner writes back: one finite |TD error| per
     transition, and for AH-DQN exactly |target - sum of the slate's Qs|."""
@@ -310,3 +314,37 @@ def test_lird_actor_history_prior_starts_at_the_listened_direction(world):
     # Nothing listened yet: no prior, the plain actor's output.
     assert np.abs(wp[~listened]).max(initial=0.0) < 0.1
     assert np.abs(wp).max() <= 1.0
+
+
+def test_slate_critic_values_the_slate_the_sampler_picks(world):
+    """At a low temperature the critic's soft picks are the track sampler's slate (no
+    repeats, unavailable candidates never picked), so Q reads the tracks actually
+    played; a LIRD env without the pool in its observation is refused by name."""
+    from agents.networks import LirdSlateCriticNetwork
+    from spotisim.errors import ConfigError
+    from spotisim.track_samplers import fill_slate
+    b = build(world, ContinuousWeightsTrackSampler(K, POOL, D))
+    env = b.get_tf_py_environment()
+    obs = env.reset().observation
+    mask = obs["candidate_mask"].numpy().copy()
+    mask[:, :5] = 0  # as if already recommended
+    obs = dict(obs, candidate_mask=tf.constant(mask))
+    action = tf.constant(np.random.default_rng(0).uniform(-1, 1, (B, K, D)), tf.float32)
+    critic = LirdSlateCriticNetwork((env.observation_spec(), env.action_spec()), units=8,
+                                    temperature=0.01)
+    picks = critic.soft_picks(obs, action).numpy()                       # [B, K, C]
+    np.testing.assert_allclose(picks.sum(-1), 1.0, rtol=1e-5)
+    scores = np.einsum("bkd,bcd->bkc", action.numpy(), obs["candidates"].numpy())
+    hard = fill_slate(scores, mask > 0)
+    np.testing.assert_array_equal(picks.argmax(-1), hard)
+    assert picks[:, :, :5].max() < 1e-4
+    q, _ = critic((obs, action))
+    assert q.shape == (B,) and np.isfinite(q.numpy()).all()
+    # Q depends on the action only through the slate: weights that pick the same
+    # tracks get the same value.
+    q_scaled, _ = critic((obs, action * 0.5))
+    np.testing.assert_allclose(q_scaled.numpy(), q.numpy(), rtol=1e-5)
+    plain = build(world, ContinuousWeightsTrackSampler(K, POOL, D), observe_candidates=False)
+    penv = plain.get_tf_py_environment()
+    with pytest.raises(ConfigError, match="observe_candidates"):
+        create_lird_ddpg_agent(penv.time_step_spec(), penv.action_spec(), slate_critic=True)

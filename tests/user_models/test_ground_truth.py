@@ -18,8 +18,10 @@ def _history(sim, t):
                    sim["listener"], sim["mood"])
 
 
-def test_matches_the_logged_probabilities():
-    world = SyntheticWorld(WorldConfig(seed=1, **TINY_WORLD))
+@pytest.mark.parametrize("satiation", [0.0, 0.5])
+def test_matches_the_logged_probabilities(satiation):
+    """Also in a world with satiation, whose satiety the replay must carry."""
+    world = SyntheticWorld(WorldConfig(seed=1, satiation_weight=satiation, **TINY_WORLD))
     sim = world.simulate_sessions(np.random.default_rng(3), 50)
     model = GroundTruthUserModel(world)
     t, K = 6, 3
@@ -31,6 +33,11 @@ def test_matches_the_logged_probabilities():
     one = np.concatenate([model.predict(_history(sim, t).take(np.array([i])), slate[i:i + 1],
                                         sim["listened"][i:i + 1, t:t + K]) for i in range(50)])
     np.testing.assert_allclose(one, p)
+    # Shorter histories padded into the same batch keep their own state.
+    short = _history(sim, t)
+    short.length[::2] = 3
+    p_short = model.predict(short, sim["tracks"][:, 3:6], sim["listened"][:, 3:6])
+    np.testing.assert_allclose(p_short[::2], sim["prob"][::2, 3:6], rtol=1e-12)
 
 
 def test_respond_samples_with_the_given_uniforms():

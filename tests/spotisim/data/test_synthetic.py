@@ -118,3 +118,51 @@ def test_cli(tmp_path, capsys):
 def test_bad_config():
     with pytest.raises(ConfigError, match="context_bias"):
         SyntheticWorld(WorldConfig(context_bias=(0.0,)))
+
+
+def test_satiation_needs_variety_and_is_off_by_default(default_world):
+    """With satiation, listening to a track lowers P(listen) of tracks like it (not of
+    tracks unlike it) and the effect fades; weight 0 (the default world) is unchanged."""
+    import dataclasses
+    sated = SyntheticWorld(dataclasses.replace(default_world.config, satiation_weight=0.5))
+    np.testing.assert_array_equal(sated.track_latent, default_world.track_latent)
+    rng = np.random.default_rng(5)
+    state = sated.new_sessions(rng, 32)
+    z = sated.track_latent
+    played = rng.integers(0, len(z), 32)
+    cos = z[played] @ z.T                                      # [32, T]
+    like = np.argsort(-cos, axis=1)[:, 1:4]                    # most similar, not itself
+    unlike = np.argsort(cos, axis=1)[:, :3]                    # pointing away
+    listened = np.ones(32, bool)
+    after = sated.advance(state, played, listened)
+    plain_after = default_world.advance(state, played, listened)
+    assert plain_after.satiety is None
+    np.testing.assert_allclose(after.taste, plain_after.taste)
+    np.testing.assert_allclose(after.satiety, z[played])
+    drop_like = default_world.listen_prob(plain_after, like) - sated.listen_prob(after, like)
+    drop_unlike = (default_world.listen_prob(plain_after, unlike)
+                   - sated.listen_prob(after, unlike))
+    assert (drop_like > 0.01).all()
+    np.testing.assert_allclose(drop_unlike, 0.0, atol=1e-12)   # max(0, .) spares them
+    # Skips add nothing; satiety decays by satiation_decay per track.
+    skipped = sated.advance(after, unlike[:, 0], np.zeros(32, bool))
+    np.testing.assert_allclose(skipped.satiety, 0.7 * after.satiety)
+    # copy/take carry the satiety; a state without it (session start) reads as zeros.
+    np.testing.assert_allclose(after.take(np.array([3])).satiety, after.satiety[3:4])
+    np.testing.assert_allclose(sated.listen_prob(state, like),
+                               default_world.listen_prob(state, like))
+    with pytest.raises(ConfigError, match="satiation_decay"):
+        WorldConfig(satiation_decay=1.0).validate()
+
+
+def test_saved_world_without_satiation_keys_loads(tmp_path):
+    """A world saved before the satiation knobs existed loads with them off."""
+    import json
+    w = SyntheticWorld(WorldConfig(seed=4, num_tracks=200, num_listeners=30))
+    w.save(str(tmp_path / "w"))
+    path = tmp_path / "w" / "world.json"
+    cfg = json.loads(path.read_text())
+    cfg.pop("satiation_weight"), cfg.pop("satiation_decay")
+    path.write_text(json.dumps(cfg))
+    back = SyntheticWorld.load(str(tmp_path / "w"))
+    assert back.config.satiation_weight == 0.0
