@@ -77,6 +77,16 @@ def _digest(*parts) -> str:
     return h.hexdigest()[:16]
 
 
+def _module_source(obj) -> str:
+    """The source of the module defining `obj` ("" where Python cannot find it)."""
+    import inspect
+    module = inspect.getmodule(obj)
+    try:
+        return inspect.getsource(module) if module is not None else ""
+    except (OSError, TypeError):
+        return ""
+
+
 @gin.configurable
 def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
                            model_ctor: Callable[..., AbstractUserModel] = SequentialUserModel,
@@ -88,14 +98,16 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
       directory: a saved user model to use as is (any class: see `load_user_model`).
       model_ctor: otherwise, the class fitted on the train split (early stopping on
         validation).  A fitted model is cached under `cache_dir`, keyed by the data, the
-        embeddings, the class and its gin bindings, and reused by later runs.
+        embeddings, the class, its gin bindings and the source of its module (a cached
+        model fitted by older code is not silently reused), and reused by later runs.
     """
     if directory:
         return load_user_model(directory)
     name = getattr(model_ctor, "__name__", str(model_ctor))
     key = _digest(data.source, data.train.session_ids[:50].tolist(), data.train.num_rows,
                   np.ascontiguousarray(embeddings).tobytes(), name,
-                  sorted(gin.get_bindings(model_ctor).items()) if hasattr(gin, "get_bindings") else "")
+                  sorted(gin.get_bindings(model_ctor).items()) if hasattr(gin, "get_bindings") else "",
+                  _module_source(model_ctor))
     path = os.path.join(cache_dir, f"{name}-{key}")
     if os.path.exists(os.path.join(path, "user_model.json")):
         return load_user_model(path)
