@@ -140,3 +140,19 @@ def test_seed_summary_arithmetic():
     s = seeds.summarize(outs)
     assert s["p"]["online"]["skip_rate"]["mean"] == pytest.approx(2.0)
     assert "+-" in seeds.format_table(s)
+
+
+@pytest.mark.parametrize("configs", [[os.path.splitext(f)[0]] for f in sorted(
+    os.listdir(run_mod.CONFIG_DIR)) if f.endswith(".gin") and f != "satiation_world.gin"]
+    + [["ah_dqn", "satiation_world"]])
+def test_every_shipped_config_parses(configs):
+    """A misspelt binding in a shipped config fails here, not in a user's first run."""
+    from experiments import alignment, distributed  # noqa: F401  (their configurables)
+    gin.clear_config()
+    try:
+        parse_gin(configs, [], [run_mod.CONFIG_DIR])
+        if "satiation_world" in configs:
+            from spotisim.data.synthetic import WorldConfig
+            assert WorldConfig().satiation_weight > 0
+    finally:
+        gin.clear_config()
