@@ -22,7 +22,7 @@ def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
                            target_update_tau: float = 0.01, ou_stddev: float = 0.2,
                            ou_damping: float = 0.15, history_prior: float = 0.0,
                            twin_critics: bool = False, slate_critic: bool = False,
-                           critic_temperature: float = 0.5, train_step_counter=None):
+                           critic_temperature: float = 0.05, train_step_counter=None):
     """A DdpgAgent with the LIRD actor and critic.
 
     Defaults follow the public LIRD code (seed 004: actor lr 1e-4, critic lr 1e-3) except

@@ -132,7 +132,7 @@ class LirdSlateCriticNetwork(network.Network):
     the action gradient now says which *candidates* the weights should move towards.
     """
 
-    def __init__(self, input_tensor_spec, units: int = 64, temperature: float = 0.5,
+    def __init__(self, input_tensor_spec, units: int = 64, temperature: float = 0.05,
                  name: str = "LirdSlateCriticNetwork"):
         super().__init__(input_tensor_spec=input_tensor_spec, state_spec=(), name=name)
         if temperature <= 0:

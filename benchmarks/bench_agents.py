@@ -2,7 +2,8 @@
 environment steps collected per second and gradient steps per second — with the
 train loop of `agents.training` (B parallel episodes, one batched collect step and one
 gradient step of 64 transitions per iteration), against the ground-truth user model on
-the default synthetic world.
+the default synthetic world.  `lird_slate` is LIRD-DDPG with the slate critic
+(`lird_slate_critic.gin`), which needs the pool in the observation.
 
     python benchmarks/bench_agents.py [--iterations 300] [--batch 32]
 """
@@ -40,8 +41,9 @@ def main():
     print(f"B={args.batch} parallel episodes, pool 100, K=3, {args.iterations} iterations "
           f"(after a 20-iteration warm-up that traces the graphs)")
     print(f"{'agent':<12} {'env steps/s':>12} {'gradient steps/s':>17}")
-    for name in ("lird_ddpg", "dqn", "ah_dqn"):
+    for name in ("lird_ddpg", "lird_slate", "dqn", "ah_dqn"):
         sampler = {"lird_ddpg": ContinuousWeightsTrackSampler(3, 100, d),
+                   "lird_slate": ContinuousWeightsTrackSampler(3, 100, d),
                    "dqn": CandidateIndexTrackSampler(3, 100, d),
                    "ah_dqn": SlateIndicesTrackSampler(3, 100, d)}[name]
         builder = EnvironmentBuilder(GroundTruthUserModel(world), sampler,
@@ -51,8 +53,9 @@ def main():
                                      observe_candidates=name != "lird_ddpg")
         env = builder.get_tf_py_environment()
         tss, acs = env.time_step_spec(), env.action_spec()
-        if name == "lird_ddpg":
-            agent = create_lird_ddpg_agent(tss, acs)
+        if name.startswith("lird"):
+            agent = create_lird_ddpg_agent(tss, acs, slate_critic=name == "lird_slate",
+                                           history_prior=2.0 if name == "lird_slate" else 0.0)
         elif name == "dqn":
             agent = create_dqn_agent(tss, acs)
         else:
