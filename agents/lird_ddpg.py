@@ -40,6 +40,9 @@ def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
         train_step_counter = tf.Variable(0, dtype=tf.int64, name="train_step")
     actor = LirdActorNetwork(obs_spec, action_spec, units=units, history_prior=history_prior)
     if slate_critic:
+        if not critic_temperature > 0:
+            raise ConfigError("create_lird_ddpg_agent.critic_temperature must be > 0, got "
+                              f"{critic_temperature}")
         if "candidates" not in obs_spec:
             raise ConfigError("create_lird_ddpg_agent.slate_critic = True needs the pool in "
                               "the observation: bind make_builder.observe_candidates = True")

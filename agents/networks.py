@@ -125,10 +125,11 @@ class LirdSlateCriticNetwork(network.Network):
     sampler turns weights into a slate: position k picks, softly, the available
     candidate with the highest w_k . e_c (softmax over w_k . e_c / |w_k| / temperature
     among the candidates still available; the sampler's hard pick leaves the pool
-    before the next position, as in LIRD).  Each
-    soft pick's features (a learned projection of its embedding and its match with the
-    window) go through LIRD's Dense 32 -> 16 -> 1 head with the state encoding, and Q is
-    the sum over positions.  The critic is still a function of (observation, action);
+    before the next position, as in LIRD).  Each soft pick's features (a learned
+    projection of its embedding and its match with the window) go through LIRD's
+    Dense 32 -> 16 -> 1 head with the state encoding and the position, and Q is the sum
+    over positions.  A low temperature keeps the soft picks close to the hard ones
+    (measured: 0.05 beats 0.5 on the default world's acoustic embeddings).  The critic is still a function of (observation, action);
     the action gradient now says which *candidates* the weights should move towards.
     """
 

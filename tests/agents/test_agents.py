@@ -348,3 +348,6 @@ def test_slate_critic_values_the_slate_the_sampler_picks(world):
     penv = plain.get_tf_py_environment()
     with pytest.raises(ConfigError, match="observe_candidates"):
         create_lird_ddpg_agent(penv.time_step_spec(), penv.action_spec(), slate_critic=True)
+    with pytest.raises(ConfigError, match="critic_temperature"):
+        create_lird_ddpg_agent(env.time_step_spec(), env.action_spec(), slate_critic=True,
+                               critic_temperature=0.0)
