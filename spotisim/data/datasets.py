@@ -62,9 +62,6 @@ def ensure_synthetic_world(directory: str = "data/default", num_sessions: int = 
     settings = {"num_sessions": int(num_sessions), "seed": int(seed),
                 "config": dataclasses.asdict(config)}
     settings["config"]["context_bias"] = list(settings["config"]["context_bias"])
-    if not config.satiation_weight:  # no satiation: absent, so older default worlds stay valid
-        for key in ("satiation_weight", "satiation_decay"):
-            settings["config"].pop(key)
     if num_shards != 1:  # absent for one file, so existing default worlds stay valid
         settings["num_shards"] = int(num_shards)
     marker = os.path.join(directory, "settings.json")
@@ -74,8 +71,12 @@ def ensure_synthetic_world(directory: str = "data/default", num_sessions: int = 
              "hidden": os.path.join(directory, "hidden_sessions.parquet")}
     if os.path.exists(marker):
         with open(marker) as f:
-            if json.load(f) == settings and all(os.path.exists(p) for p in paths.values()):
-                return paths
+            stored = json.load(f)
+        if isinstance(stored.get("config"), dict):
+            stored["config"] = WorldConfig.saved_with_defaults(stored["config"])
+            stored["config"]["context_bias"] = list(stored["config"]["context_bias"])
+        if stored == settings and all(os.path.exists(p) for p in paths.values()):
+            return paths
     paths = generate(directory, num_sessions, seed, config, "csv", num_shards=num_shards)
     with atomic_file(marker) as f:
         json.dump(settings, f, indent=1)

@@ -99,6 +99,13 @@ class WorldConfig:
     satiation_weight: float = 0.0
     satiation_decay: float = 0.7
 
+    @staticmethod
+    def saved_with_defaults(saved: dict) -> dict:
+        """A saved config (world.json, settings.json) with the knobs added since it was
+        saved at their class defaults, never at a gin binding meant for another world:
+        worlds saved before a knob existed stay valid."""
+        return {**{f.name: f.default for f in dataclasses.fields(WorldConfig)}, **saved}
+
     def validate(self) -> "WorldConfig":
         if self.num_tracks < self.pool_size:
             raise ConfigError(f"WorldConfig.num_tracks ({self.num_tracks}) must be at least "
@@ -457,11 +464,8 @@ class SyntheticWorld:
     def load(cls, directory: str) -> "SyntheticWorld":
         with open(os.path.join(directory, "world.json")) as f:
             cfg = json.load(f)
+        cfg = WorldConfig.saved_with_defaults(cfg)
         cfg["context_bias"] = tuple(cfg["context_bias"])
-        # Knobs added after the world was saved take their class defaults, never a gin
-        # binding meant for another world.
-        for f in dataclasses.fields(WorldConfig):
-            cfg.setdefault(f.name, f.default)
         world = cls.__new__(cls)
         world.config = WorldConfig(**cfg).validate()
         arrays = np.load(os.path.join(directory, "world.npz"))
