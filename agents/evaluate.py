@@ -10,6 +10,7 @@ import numpy as np
 from tf_agents.policies import py_policy, py_tf_eager_policy
 
 from spotisim.builder import TFAgtPyEnvironment
+from spotisim.environment import END_REASONS
 from spotisim.episode_tracker import list_diversity
 
 
@@ -83,12 +84,18 @@ def run_episodes(policy, env: TFAgtPyEnvironment, num_episodes: int,
     _, inverse = np.unique(ep, return_inverse=True)
     rewards = np.bincount(inverse, weights=a["reward"][keep])
     lengths = np.bincount(inverse)
+    heard = a["heard"][keep]
+    reasons = a["end_reason"][keep][a["done"][keep]]
     out = {
         "episodes": float(len(done_eps)),
-        "skip_rate": float(1.0 - a["responses"][keep].mean()),
+        "skip_rate": float(1.0 - a["responses"][keep][heard].mean()),
         "mean_episode_reward": float(rewards.mean()),
         "episode_reward_sd": float(rewards.std()),
         "mean_episode_length": float(lengths.mean()),
+        **{f"episode_length_p{q}": float(np.percentile(lengths, q)) for q in (10, 50, 90)},
+        "tracks_heard_per_episode": float(heard.sum() / len(done_eps)),
+        **{f"end_{name}_rate": float((reasons == code).mean())
+           for code, name in END_REASONS.items()},
         "coverage": float(len(np.unique(a["slate"][keep])) / env.env.embeddings.shape[0]),
     }
     if diversity_features is not None:

@@ -57,6 +57,7 @@ from spotisim.track_samplers import (CandidateIndexTrackSampler, ContinuousWeigh
 from user_models import load_user_model
 from user_models.base import AbstractUserModel
 from user_models.ground_truth import GroundTruthUserModel
+from user_models.leave_hazard import LeaveHazard
 from user_models.lird import LirdSimulatorUserModel  # noqa: F401  (gin-configurable)
 from user_models.logistic import LogisticUserModel  # noqa: F401  (gin-configurable)
 from user_models.sequential import SequentialUserModel
@@ -102,7 +103,7 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
         model fitted by older code is not silently reused), and reused by later runs.
     """
     if directory:
-        return load_user_model(directory)
+        return attach_leave_hazard(load_user_model(directory), data, embeddings)
     name = getattr(model_ctor, "__name__", str(model_ctor))
     key = _digest(data.source, data.train.session_ids[:50].tolist(), data.train.num_rows,
                   np.ascontiguousarray(embeddings).tobytes(), name,
@@ -110,9 +111,29 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
                   _module_source(model_ctor))
     path = os.path.join(cache_dir, f"{name}-{key}")
     if os.path.exists(os.path.join(path, "user_model.json")):
-        return load_user_model(path)
-    model = model_ctor(embeddings=embeddings).fit(data.train, data.val)
-    model.save(path)
+        model = load_user_model(path)
+    else:
+        model = model_ctor(embeddings=embeddings).fit(data.train, data.val)
+        model.save(path)
+    return attach_leave_hazard(model, data, embeddings, cache_dir=path)
+
+
+def attach_leave_hazard(model: AbstractUserModel, data: Dataset, embeddings: np.ndarray,
+                        cache_dir: Optional[str] = None) -> AbstractUserModel:
+    """Gives a learned user model its P(leave): a `LeaveHazard` fitted on the train
+    split's session lengths (cached beside the model, keyed by the hazard's code).  The
+    ground truth keeps its own hazard."""
+    if isinstance(model, GroundTruthUserModel):
+        return model
+    path = None
+    if cache_dir is not None:
+        path = os.path.join(cache_dir, f"leave_hazard-{_digest(_module_source(LeaveHazard))}.json")
+        if os.path.exists(path):
+            model.leave_hazard = LeaveHazard.load(path, embeddings)
+            return model
+    model.leave_hazard = LeaveHazard(embeddings).fit(data.train)
+    if path is not None:
+        model.leave_hazard.save(path)
     return model
 
 
@@ -343,7 +364,9 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
     if agent is None:
         with atomic_file(os.path.join(run_dir, "operative_config.gin")) as f:
             f.write(gin.operative_config_str())
-    out = {"data": data.source, "user_model": type(user_model).__name__,
+    reward_name = make_builder(data.test, user_model, emb, "slate", data.hidden_path,
+                               batch_size=1).environment.reward.name
+    out = {"data": data.source, "user_model": type(user_model).__name__, "reward": reward_name,
            "embeddings": emb_obj.source, "agent": agent_name,
            "iterations": num_iterations, "seconds": time.perf_counter() - t_start,
            "final_loss": float(np.mean(losses[-50:])) if losses else None,
@@ -357,21 +380,26 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
 
 def format_table(out: dict) -> str:
     """The final table a person reads."""
+    reward = out.get("reward", "listens per episode")
     lines = [f"data: {out['data']}   user model: {out['user_model']}   "
              f"embeddings: {out['embeddings']}   ({out['seconds']:.0f} s)",
-             f"{'policy':<20} {'mode':<8} {'skip rate':>9} {'listens/ep':>10} "
-             f"{'slates/ep':>9} {'diversity':>9} {'coverage':>8} {'logged skip':>11} "
-             f"{'replay skip (n)':>16}"]
+             f"reward: {reward}",
+             f"{'policy':<20} {'mode':<8} {'skip rate':>9} {'reward/ep':>9} "
+             f"{'slates/ep':>9} {'left':>6} {'diversity':>9} {'coverage':>8} "
+             f"{'logged skip':>11} {'replay skip (n)':>16}"]
     for name, modes in out["policies"].items():
         for mode, r in modes.items():
             lines.append(f"{name:<20} {mode:<8} {r['skip_rate']:>9.3f} "
-                         f"{r['mean_episode_reward']:>10.2f} {r['mean_episode_length']:>9.2f} "
+                         f"{r['mean_episode_reward']:>9.2f} {r['mean_episode_length']:>9.2f} "
+                         f"{r.get('end_left_rate', float('nan')):>6.3f} "
                          f"{r.get('diversity', float('nan')):>9.3f} {r['coverage']:>8.3f} "
                          f"{r.get('logged_track_skip_rate', float('nan')):>11.3f} "
                          f"{r.get('replay_skip_rate', float('nan')):>8.3f} "
                          f"({int(r.get('replay_count', 0))})")
     lines.append("offline = scored by the user model the agent trained against; "
-                 "online = scored by the synthetic world's ground truth; logged skip = "
+                 "online = scored by the synthetic world's ground truth; reward/ep = the "
+                 "reward above, summed over an episode; slates/ep = episode length; left = "
+                 "share of episodes that ended because the listener left; logged skip = "
                  "simulated skip rate of recommended tracks the logged session played next "
                  "(for logging_policy: its replayed part); replay skip = "
                  "logged skip rate of recommended tracks the held-out session played (n)")

@@ -19,9 +19,16 @@ from tf_agents.specs import array_spec
 from spotisim.episode_samplers import AbstractEpisodeSampler
 from spotisim.episode_tracker import EpisodeTracker
 from spotisim.errors import ConfigError
+from spotisim.rewards import AbstractReward, PositionDiscountedListens
 from spotisim.termination import AnyOf, TerminationRule
 from spotisim.track_samplers import AbstractTrackSampler
 from user_models.base import AbstractUserModel, History
+
+
+# Why an episode ended (`EpisodeTracker` column end_reason; END_NONE: it goes on).
+END_NONE, END_LEFT, END_GAVE_UP, END_LIMIT, END_POOL = 0, 1, 2, 3, 4
+END_REASONS = {END_LEFT: "left", END_GAVE_UP: "gave_up", END_LIMIT: "step_limit",
+               END_POOL: "pool_exhausted"}
 
 
 class StepResult(tuple):
@@ -120,7 +127,8 @@ class PlaylistEnvironment(AbstractEnvironment):
     too when `state_includes_skips`), so a fully skipped slate leaves the state as it was.
     The user model always sees the whole history, skips included.
 
-    Reward: sum_k position_discount^k * listened_k (1.0 = plain count of listens).
+    Reward: a `spotisim.rewards` part (default: sum_k position_discount^k * listened_k,
+    1.0 = plain count of listens); tracks after the listener left earn nothing.
 
     Args:
       user_model / track_sampler / episode_sampler / episode_tracker / termination: the
@@ -129,7 +137,9 @@ class PlaylistEnvironment(AbstractEnvironment):
       embeddings: float [T, d] track embeddings (catalog order).
       batch_size: B, episodes run side by side.
       state_length: N, tracks in the observation window.
-      position_discount: reward discount per slate position.
+      position_discount: reward discount per slate position (used when no `reward`
+        part is given).
+      reward: the reward part (`spotisim.rewards`); it names the report's reward.
       observe_candidates: include the pool in the observation (needed by DQN / AH-DQN;
         LIRD scores the pool inside the track sampler and can leave it out).
       state_includes_skips: skipped tracks also enter the observation window.
@@ -139,6 +149,10 @@ class PlaylistEnvironment(AbstractEnvironment):
         time, kept the same when the responding model is swapped (for instance for the
         ground truth in an online evaluation), so the ground truth never leaks into
         the observation.
+      simulate_leaving: the listener may leave after any track, with the user model's
+        P(leave) (`AbstractUserModel.leave_probs`), sampled with this environment's
+        RNG; the episode then ends as a termination (discount 0).  Off reproduces the
+        worlds before leaving was simulated (`myopic_world.gin`).
       seed: seeds the environment's RNG (episode draws and responses).
     """
 
@@ -148,8 +162,11 @@ class PlaylistEnvironment(AbstractEnvironment):
                  termination: Optional[TerminationRule] = None, batch_size: int = 1,
                  state_length: int = 10, position_discount: float = 1.0,
                  observe_candidates: bool = True, state_includes_skips: bool = False,
-                 candidate_scorer: Optional[AbstractUserModel] = None, seed: int = 0):
+                 candidate_scorer: Optional[AbstractUserModel] = None,
+                 simulate_leaving: bool = True, reward: Optional[AbstractReward] = None,
+                 seed: int = 0):
         super().__init__(batch_size)
+        self.simulate_leaving = bool(simulate_leaving)
         if candidate_scorer is not None and not observe_candidates:
             raise ConfigError("candidate_scorer needs observe_candidates=True")
         self._scorer = candidate_scorer
@@ -178,8 +195,8 @@ class PlaylistEnvironment(AbstractEnvironment):
         self.state_length = int(state_length)
         self.slate_size = track_sampler.slate_size
         self.pool_size = track_sampler.pool_size
-        self.position_weights = (position_discount ** np.arange(self.slate_size)).astype(np.float32)
-        self.max_reward = float(self.position_weights.sum())
+        self.reward = reward if reward is not None else PositionDiscountedListens(position_discount)
+        self.max_reward = self.reward.max_reward(self.slate_size)
         self.observe_candidates = bool(observe_candidates)
         self.state_includes_skips = bool(state_includes_skips)
         self._rng = np.random.default_rng(seed)
@@ -332,18 +349,26 @@ class PlaylistEnvironment(AbstractEnvironment):
             pos = self._track_sampler.select(act, cand_emb, self._avail[rows])
             slate = np.take_along_axis(self._cands[rows], pos, axis=1)
             uniforms = self._rng.random((len(rows), K + 1))
-            probs, responses, left = self._user_model.respond(self.history(rows), slate, uniforms)
-            r = (responses * self.position_weights).sum(axis=1).astype(np.float32)
+            answer = self._user_model.respond(self.history(rows), slate, uniforms,
+                                              leaving=self.simulate_leaving)
+            probs, responses, left = answer
+            heard = getattr(answer, "heard", np.ones_like(responses, dtype=bool))
+            r = self.reward(responses, heard)
             self._avail[rows[:, None], pos] = False
             self._append(rows, slate, responses)
             self._steps[rows] += 1
             ended, term = self._termination.update(responses, left, rows)
+            gone = np.zeros(len(rows), bool) if left is None else np.asarray(left, bool)
             exhausted = self._avail[rows].sum(axis=1) < K
-            ended = ended | exhausted
+            reason = np.select([gone, ended & term, ended, exhausted],
+                               [END_LEFT, END_GAVE_UP, END_LIMIT, END_POOL], END_NONE)
+            ended = ended | exhausted | gone
+            term = term | gone
             reward[rows], done[rows], terminal[rows] = r, ended, term & ended
             self._needs_reset[rows] = ended
             self._episode_tracker.record(self._episode[rows], self._steps[rows] - 1,
-                                         self._key[rows], slate, probs, responses, r, ended)
+                                         self._key[rows], slate, probs, responses, r, ended,
+                                         heard=heard, end_reason=reason)
         return StepResult(self._observation(), reward, done, terminal, first)
 
     def _append(self, rows: np.ndarray, slate: np.ndarray, responses: np.ndarray) -> None:

@@ -50,7 +50,7 @@ class EpisodeTracker:
     """
 
     COLUMNS = ("episode_id", "step", "listener_key", "slate", "predicted", "responses",
-               "reward", "done")
+               "heard", "reward", "done", "end_reason")
 
     def __init__(self, output_path: Optional[str] = None,
                  track_features: Optional[np.ndarray] = None):
@@ -60,8 +60,15 @@ class EpisodeTracker:
 
     def record(self, episode_id: np.ndarray, step: np.ndarray, listener_key: np.ndarray,
                slate: np.ndarray, predicted: np.ndarray, responses: np.ndarray,
-               reward: np.ndarray, done: np.ndarray) -> None:
-        """Records one step of B episodes (all arrays have leading dimension B)."""
+               reward: np.ndarray, done: np.ndarray, heard: Optional[np.ndarray] = None,
+               end_reason: Optional[np.ndarray] = None) -> None:
+        """Records one step of B episodes (all arrays have leading dimension B).
+
+        `heard` [B, K] is False for slate positions after the listener left (default:
+        all heard); `end_reason` [B] says why an episode ended at this step (codes of
+        `spotisim.environment.END_REASONS`, 0 = it goes on; default: 0)."""
+        heard = np.ones(np.shape(responses), bool) if heard is None else heard
+        end_reason = np.zeros(len(done), np.int8) if end_reason is None else end_reason
         block = {
             "episode_id": np.asarray(episode_id, np.int64).copy(),
             "step": np.asarray(step, np.int64).copy(),
@@ -69,8 +76,10 @@ class EpisodeTracker:
             "slate": np.asarray(slate, np.int64).copy(),
             "predicted": np.asarray(predicted, np.float32).copy(),
             "responses": np.asarray(responses, bool).copy(),
+            "heard": np.asarray(heard, bool).copy(),
             "reward": np.asarray(reward, np.float32).copy(),
             "done": np.asarray(done, bool).copy(),
+            "end_reason": np.asarray(end_reason, np.int8).copy(),
         }
         b = len(block["episode_id"])
         for name, v in block.items():
@@ -126,7 +135,7 @@ class EpisodeTracker:
         out = {
             "steps": float(len(ep)),
             "episodes": float(len(ep_len)),
-            "skip_rate": float(1.0 - a["responses"].mean()),
+            "skip_rate": float(1.0 - a["responses"][a["heard"]].mean()),
             "mean_episode_reward": float(ep_reward.mean()),
             "mean_episode_length": float(ep_len.mean()),
             "mean_step_reward": float(a["reward"].mean()),

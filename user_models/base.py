@@ -70,6 +70,18 @@ class History:
                    np.zeros(batch_size, np.int32), ctx, np.full(batch_size, -1, np.int64))
 
 
+class Responses(tuple):
+    """What `respond` returns: unpacks as (probabilities [B, K], responses bool [B, K],
+    left bool [B] or None) and also carries `heard` bool [B, K]: False for the slate
+    positions after the listener left (never played, so neither listened nor skipped)."""
+
+    def __new__(cls, probs: np.ndarray, responses: np.ndarray, left: Optional[np.ndarray],
+                heard: Optional[np.ndarray] = None):
+        self = super().__new__(cls, (probs, responses, left))
+        self.heard = np.ones(np.shape(responses), bool) if heard is None else heard
+        return self
+
+
 def read_model_meta(directory: str, expected_class: str) -> dict:
     """The user_model.json of a saved model, checked to hold `expected_class`."""
     import json
@@ -111,6 +123,9 @@ class AbstractUserModel(abc.ABC):
     cascades: bool = True
     #: The longest slate the model can score (None: any length).
     max_slate_size: Optional[int] = None
+    #: P(leave) after a track, learned from session lengths (`LeaveHazard`), or None:
+    #: a model without one never ends a session by itself.
+    leave_hazard = None
 
     def fit(self, train_log, val_log, verbose: bool = False) -> "AbstractUserModel":
         """Learns from a training log (early stopping on the validation log).  Models
@@ -155,23 +170,50 @@ class AbstractUserModel(abc.ABC):
         rows = np.repeat(np.arange(B), C)
         return self.predict(history.take(rows), candidates.reshape(-1, 1))[:, 0].reshape(B, C)
 
-    def respond(self, history: History, slate: np.ndarray,
-                uniforms: np.ndarray) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    def leave_probs(self, history: History, slate: np.ndarray,
+                    responses: np.ndarray) -> Optional[np.ndarray]:
+        """P(the listener leaves) [B, K] right after each slate position, given the
+        responses to the slate; None for a model that does not model leaving.
+
+        The default asks `leave_hazard` (fitted on session lengths) about the history
+        extended by the slate; the ground truth answers with the world's own hazard."""
+        if self.leave_hazard is None:
+            return None
+        K = slate.shape[1]
+        ext = history.extended(slate, responses)
+        hz = self.leave_hazard.hazards(ext.tracks, ext.responses)
+        cols = history.length[:, None].astype(np.int64) + np.arange(K)[None, :]
+        return np.take_along_axis(hz, cols, axis=1)
+
+    def respond(self, history: History, slate: np.ndarray, uniforms: np.ndarray,
+                leaving: bool = True) -> "Responses":
         """Samples the listener's responses to a slate, position by position.
 
         Args:
           history: what each listener heard so far.
           slate: int [B, K].
-          uniforms: float [B, K + 1] uniform draws from the environment's RNG (the last
-            column decides whether the listener leaves, for models that model it).
+          uniforms: float [B, K + 1] uniform draws from the environment's RNG; column k
+            decides position k's response, the last one when the listener leaves.
+          leaving: whether the listener may leave (models that model it).  The exit is
+            checked after every track: with hazards h_k (`leave_probs`), the listener
+            has left by position k when u < 1 - prod_{j<=k} (1 - h_j) (one draw u, the
+            inverse of the leaving time's distribution); tracks after that are not heard
+            (response 0).
 
         Returns:
-          (probabilities [B, K], responses bool [B, K], left bool [B] or None).
+          `Responses`: (probabilities [B, K], responses bool [B, K], left bool [B] or
+          None), with `.heard` [B, K].
         """
         slate = np.asarray(slate)
-        probs, responses, left = self._respond(history, slate, uniforms)
+        probs, responses, _ = self._respond(history, slate, uniforms)
         check_probabilities(probs, slate.shape, type(self).__name__)
-        return probs, responses, left
+        hz = self.leave_probs(history, slate, responses) if leaving else None
+        if hz is None:
+            return Responses(probs, responses, None)
+        check_probabilities(hz, slate.shape, f"{type(self).__name__}.leave_probs")
+        gone = uniforms[:, -1:] < 1.0 - np.cumprod(1.0 - hz, axis=1)   # [B, K]
+        heard = np.concatenate([np.ones_like(gone[:, :1]), ~gone[:, :-1]], axis=1)
+        return Responses(probs, responses & heard, gone[:, -1], heard)
 
     @abc.abstractmethod
     def _predict(self, history: History, slate: np.ndarray,

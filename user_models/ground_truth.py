@@ -25,8 +25,9 @@ class GroundTruthUserModel(AbstractUserModel):
 
     Args:
       world: the `SyntheticWorld` whose listeners the episodes carry.
-      model_leaving: whether `respond` also reports that the listener left (the world's
-        session-ending hazard after the slate).
+
+    P(leave) (`leave_probs`) is the world's hazard after each track, without the log's
+    20-track cap: the simulator's episodes run past anything logged.
     """
 
     cascades = True
@@ -39,9 +40,8 @@ class GroundTruthUserModel(AbstractUserModel):
     def load(cls, directory: str) -> "GroundTruthUserModel":
         return cls(SyntheticWorld.load(directory))
 
-    def __init__(self, world: SyntheticWorld, model_leaving: bool = False):
+    def __init__(self, world: SyntheticWorld):
         self.world = world
-        self.model_leaving = bool(model_leaving)
 
     def state_after(self, history: History) -> ListenerState:
         """The hidden state of each listener after its history (vectorised replay)."""
@@ -62,16 +62,21 @@ class GroundTruthUserModel(AbstractUserModel):
                 break
             tracks = np.where(valid, history.tracks[:, t], 0)
             nxt = w.advance(state, tracks, history.responses[:, t] > 0.5)
-            satiety = None  # a world without satiation never has one
-            if nxt.satiety is not None:
-                before = 0.0 if state.satiety is None else state.satiety
-                satiety = np.where(valid[:, None], nxt.satiety, before)
             state = ListenerState(
                 state.listener, state.context, state.mood,
-                np.where(valid[:, None], nxt.taste, state.taste),
-                np.where(valid, nxt.streak, state.streak),
-                np.where(valid, nxt.position, state.position), satiety)
+                *(self._keep_where(valid, getattr(nxt, f), getattr(state, f))
+                  for f in ("taste", "streak", "position", "satiety", "centroid", "boredom")))
         return state
+
+    @staticmethod
+    def _keep_where(valid, after, before):
+        """Per row, the state after the track where `valid`, else as before (None: a
+        mechanism the world does not have, or one not started yet, read as zeros)."""
+        if after is None:
+            return None
+        before = np.zeros_like(after) if before is None else before
+        mask = valid.reshape((-1,) + (1,) * (np.ndim(after) - 1))
+        return np.where(mask, after, before)
 
     @staticmethod
     def _unit(x):
@@ -89,6 +94,15 @@ class GroundTruthUserModel(AbstractUserModel):
                 state = self.world.advance(state, slate[:, k], r)
         return probs
 
+    def score_candidates(self, history, candidates):
+        """P(listen) [B, C] of each candidate as the next track: one replay of the
+        history, then every candidate scored against the same state."""
+        candidates = np.asarray(candidates)
+        if candidates.ndim != 2 or candidates.shape[0] != history.batch_size:
+            raise UserModelError(f"candidates must be [batch, C] with batch "
+                                 f"{history.batch_size}, got shape {candidates.shape}")
+        return self.world.listen_prob(self.state_after(history), candidates)
+
     def _respond(self, history, slate, uniforms):
         state = self.state_after(history)
         B, K = slate.shape
@@ -98,7 +112,13 @@ class GroundTruthUserModel(AbstractUserModel):
             probs[:, k] = self.world.listen_prob(state, slate[:, k:k + 1])[:, 0]
             responses[:, k] = uniforms[:, k] < probs[:, k]
             state = self.world.advance(state, slate[:, k], responses[:, k])
-        left = None
-        if self.model_leaving:
-            left = uniforms[:, K] < self.world.leave_prob(state, cap=False)
-        return probs, responses, left
+        return probs, responses, None
+
+    def leave_probs(self, history, slate, responses):
+        state = self.state_after(history)
+        K = slate.shape[1]
+        out = np.zeros(slate.shape)
+        for k in range(K):
+            state = self.world.advance(state, slate[:, k], np.asarray(responses)[:, k])
+            out[:, k] = self.world.leave_prob(state, cap=False)
+        return out

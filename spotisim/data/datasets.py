@@ -60,8 +60,7 @@ def ensure_synthetic_world(directory: str = "data/default", num_sessions: int = 
     if config.seed != seed:
         config = dataclasses.replace(config, seed=seed)
     settings = {"num_sessions": int(num_sessions), "seed": int(seed),
-                "config": dataclasses.asdict(config)}
-    settings["config"]["context_bias"] = list(settings["config"]["context_bias"])
+                "config": config.to_json()}
     if num_shards != 1:  # absent for one file, so existing default worlds stay valid
         settings["num_shards"] = int(num_shards)
     marker = os.path.join(directory, "settings.json")
@@ -73,8 +72,7 @@ def ensure_synthetic_world(directory: str = "data/default", num_sessions: int = 
         with open(marker) as f:
             stored = json.load(f)
         if isinstance(stored.get("config"), dict):
-            stored["config"] = WorldConfig.saved_with_defaults(stored["config"])
-            stored["config"]["context_bias"] = list(stored["config"]["context_bias"])
+            stored["config"] = WorldConfig.from_json(stored["config"]).to_json()
         if stored == settings and all(os.path.exists(p) for p in paths.values()):
             return paths
     paths = generate(directory, num_sessions, seed, config, "csv", num_shards=num_shards)

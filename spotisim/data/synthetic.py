@@ -57,6 +57,10 @@ class WorldConfig:
       popularity_weight: weight of the track's latent popularity (standard normal).
       listener_bias_sd: spread of per-listener pickiness.
       fatigue / fatigue_scale: position fatigue, fatigue * (1 - exp(-(pos-1)/scale)).
+      position_logit: when set, replaces position fatigue by a logit offset per
+        position (1-based; the last value holds beyond the table).  Calibrated so the
+        logged skip rate at each position 1-10 matches MSSD's (a monotone fatigue
+        cannot: MSSD's skip rate peaks at position 7 and falls again by 10).
       streak_penalty / max_streak: logit penalty per consecutive skip (capped).
       context_bias: logit offset per context type, in CONTEXT_TYPES order.
       drift_listen: how far a listened track pulls the taste state towards itself.
@@ -70,6 +74,16 @@ class WorldConfig:
         satiation_weight * max(0, satiety . track).  Playing more of the same now then
         costs listens later, which gives a planner a reason to differ from a greedy
         policy (without it, the long-term and the myopic interest point the same way).
+      boredom_weight / boredom_decay / boredom_keep / boredom_ref: listeners who leave
+        when bored (0 = never bored: the "myopic" world, byte for byte the world before
+        boredom existed).  Each *listened* track adds its redundancy with what was
+        listened to lately, rho = max(0, z . c), to a boredom level b that decays by
+        `boredom_decay` per track; c is a centroid of recent listens,
+        c <- unit(boredom_keep * c + (1 - boredom_keep) * z).  Boredom adds
+        boredom_weight * (b - boredom_ref) to the logit of leaving after a track and
+        leaves P(listen) unchanged: more of the same is as likely to be listened to
+        now, but shortens the session, which the next track's P(listen) cannot show
+        (the reason a long-horizon policy can beat greedy here).
       pool_size: tracks the logging policy lines up for a session.
       seed: the world's seed (tracks, listeners); session draws take their own seed.
     """
@@ -84,6 +98,10 @@ class WorldConfig:
     listener_bias_sd: float = 0.5
     fatigue: float = 0.78
     fatigue_scale: float = 1.5
+    # benchmarks/calibrate_world.py --fit (BUILD_NOTES, "Listeners who leave when bored").
+    position_logit: Tuple[float, ...] = dataclasses.field(
+        default=(-0.068, -0.527, -0.702, -0.768, -0.804, -0.806, -0.802, -0.736, -0.664,
+                 -0.581), metadata={"absent": ()})
     streak_penalty: float = 0.18
     max_streak: int = 5
     context_bias: Tuple[float, ...] = (0.25, 0.0, -0.15, -0.05, 0.0, -0.2)
@@ -98,13 +116,33 @@ class WorldConfig:
     seed: int = 0
     satiation_weight: float = 0.0
     satiation_decay: float = 0.7
+    # A saved config without a knob predates it: it means the knob's `absent` value.
+    boredom_weight: float = dataclasses.field(default=0.5, metadata={"absent": 0.0})
+    boredom_decay: float = 0.9
+    boredom_keep: float = 0.7
+    boredom_ref: float = 2.143
 
     @staticmethod
     def saved_with_defaults(saved: dict) -> dict:
         """A saved config (world.json, settings.json) with the knobs added since it was
-        saved at their class defaults, never at a gin binding meant for another world:
-        worlds saved before a knob existed stay valid."""
-        return {**{f.name: f.default for f in dataclasses.fields(WorldConfig)}, **saved}
+        saved at their class defaults (or, for a knob whose default switches a mechanism
+        on, at the value that means "off": field metadata `absent`), never at a gin
+        binding meant for another world: worlds saved before a knob existed stay valid
+        and keep meaning what they meant."""
+        return {**{f.name: f.metadata.get("absent", f.default)
+                   for f in dataclasses.fields(WorldConfig)}, **saved}
+
+    def to_json(self) -> dict:
+        """The config as JSON values (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, saved: dict) -> "WorldConfig":
+        """A saved config (see `saved_with_defaults`) as a validated WorldConfig."""
+        cfg = cls.saved_with_defaults(saved)
+        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
+        return cls(**cfg).validate()
 
     def validate(self) -> "WorldConfig":
         if self.num_tracks < self.pool_size:
@@ -118,6 +156,11 @@ class WorldConfig:
             raise ConfigError("WorldConfig needs satiation_weight >= 0 and "
                               f"0 <= satiation_decay < 1, got {self.satiation_weight}, "
                               f"{self.satiation_decay}")
+        if self.boredom_weight < 0 or not 0 <= self.boredom_decay < 1 \
+                or not 0 <= self.boredom_keep < 1:
+            raise ConfigError("WorldConfig needs boredom_weight >= 0, 0 <= boredom_decay < 1 "
+                              f"and 0 <= boredom_keep < 1, got {self.boredom_weight}, "
+                              f"{self.boredom_decay}, {self.boredom_keep}")
         return self
 
 
@@ -126,8 +169,10 @@ class ListenerState:
     """The hidden state of B listeners inside their sessions (all arrays [B, ...]).
 
     `listener`, `context` and `mood` form the episode's hidden key; `taste`, `streak`,
-    `position` and `satiety` evolve as tracks are played.  `satiety` is None until the
-    first listen of a world with satiation (read as zeros).
+    `position`, `satiety`, `centroid` and `boredom` evolve as tracks are played.
+    `satiety` is None until the first listen of a world with satiation (read as zeros);
+    `centroid` and `boredom` are None in a world without boredom (and `centroid` until
+    the first listen).
     """
 
     listener: np.ndarray  # int [B]
@@ -137,6 +182,8 @@ class ListenerState:
     streak: np.ndarray    # int [B] consecutive skips so far
     position: np.ndarray  # int [B] 1-based position of the next track
     satiety: Optional[np.ndarray] = None  # float [B, D] decayed sum of listened latents
+    centroid: Optional[np.ndarray] = None  # float [B, D] unit centroid of recent listens
+    boredom: Optional[np.ndarray] = None   # float [B] decayed sum of redundancies
 
     def _map(self, fn) -> "ListenerState":
         return ListenerState(*(None if getattr(self, f.name) is None else fn(getattr(self, f.name))
@@ -264,8 +311,12 @@ class SyntheticWorld:
         c = self.config
         tracks = np.asarray(tracks)
         sim = np.einsum("bd,bkd->bk", state.taste, self.track_latent[tracks])
-        pos = state.position.astype(np.float64)[:, None]
-        fat = c.fatigue * (1.0 - np.exp(-(pos - 1.0) / c.fatigue_scale))
+        if c.position_logit:
+            table = np.asarray(c.position_logit, np.float64)
+            fat = -table[np.minimum(state.position, len(table)) - 1][:, None]
+        else:
+            pos = state.position.astype(np.float64)[:, None]
+            fat = c.fatigue * (1.0 - np.exp(-(pos - 1.0) / c.fatigue_scale))
         streak = np.minimum(state.streak, c.max_streak)[:, None]
         logit = (c.base_logit + c.taste_weight * sim
                  + c.popularity_weight * self.track_popularity[tracks]
@@ -293,8 +344,30 @@ class SyntheticWorld:
         if c.satiation_weight:
             before = 0.0 if state.satiety is None else state.satiety
             satiety = c.satiation_decay * before + listened[:, None] * z
+        centroid, boredom = self._advance_boredom(state, z, listened)
         return ListenerState(state.listener, state.context, state.mood, taste, streak,
-                             state.position + 1, satiety)
+                             state.position + 1, satiety, centroid, boredom)
+
+    def _advance_boredom(self, state: ListenerState, z: np.ndarray, listened: np.ndarray):
+        """(centroid, boredom) after one track; (None, None) in a world without boredom.
+
+        A listen adds its redundancy with the centroid of recent listens (0 for the first
+        listen) and pulls the centroid towards itself; a skip adds nothing and leaves the
+        centroid; boredom decays every track."""
+        c = self.config
+        if not c.boredom_weight:
+            return None, None
+        B = len(listened)
+        b0 = np.zeros(B) if state.boredom is None else state.boredom
+        if state.centroid is None:
+            c0, has = np.zeros_like(z), np.zeros(B, bool)
+        else:
+            c0 = state.centroid
+            has = np.linalg.norm(c0, axis=1) > 0
+        rho = np.where(listened & has, np.maximum(np.einsum("bd,bd->b", z, c0), 0.0), 0.0)
+        moved = np.where(has[:, None], _unit(c.boredom_keep * c0 + (1 - c.boredom_keep) * z), z)
+        centroid = np.where(listened[:, None], moved, c0)
+        return centroid, c.boredom_decay * b0 + rho
 
     def leave_prob(self, state: ListenerState, cap: bool = True) -> np.ndarray:
         """P(the listener ends the session now), given the state after a track.
@@ -303,7 +376,10 @@ class SyntheticWorld:
         skip-driven hazard acts (what a simulator of longer episodes wants)."""
         c = self.config
         done = state.position - 1  # tracks heard so far
-        p = _sigmoid(c.leave_base + c.leave_streak * state.streak)
+        logit = c.leave_base + c.leave_streak * state.streak
+        if c.boredom_weight and state.boredom is not None:
+            logit = logit + c.boredom_weight * (state.boredom - c.boredom_ref)
+        p = _sigmoid(logit)
         p = np.where(done < c.min_length, 0.0, p)
         return np.where(cap & (done >= c.max_length), 1.0, p)
 
@@ -458,16 +534,14 @@ class SyntheticWorld:
                      track_ids=self.track_ids.astype(str),
                      **{"feat_" + k: v for k, v in self.track_features.items()})
             with open(os.path.join(tmp, "world.json"), "w") as f:
-                json.dump(dataclasses.asdict(self.config), f, indent=1)
+                json.dump(self.config.to_json(), f, indent=1)
 
     @classmethod
     def load(cls, directory: str) -> "SyntheticWorld":
         with open(os.path.join(directory, "world.json")) as f:
             cfg = json.load(f)
-        cfg = WorldConfig.saved_with_defaults(cfg)
-        cfg["context_bias"] = tuple(cfg["context_bias"])
         world = cls.__new__(cls)
-        world.config = WorldConfig(**cfg).validate()
+        world.config = WorldConfig.from_json(cfg)
         arrays = np.load(os.path.join(directory, "world.npz"))
         world.track_features = {}
         for k in arrays.files:

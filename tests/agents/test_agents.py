@@ -237,7 +237,8 @@ def test_logging_policy_replays_the_logged_continuation(tiny_world_dir, tiny_log
     world = SyntheticWorld.load(tiny_world_dir["world"])
     builder = EnvironmentBuilder(GroundTruthUserModel(world), SlateIndicesTrackSampler(K, POOL, D),
                                  sampler, np.zeros((len(tiny_log.catalog), D), np.float32),
-                                 batch_size=B, termination=MaxSteps(6), seed=2)
+                                 batch_size=B, termination=MaxSteps(6), seed=2,
+                                 simulate_leaving=False)  # whole episodes: replay, not leaving
     env = builder.get_tf_env()
     policy = LoggedSessionPolicy(env.time_step_spec(), env.action_spec(), tiny_log,
                                  builder.environment, N, tiny_log.catalog.play_counts)

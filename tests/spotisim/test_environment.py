@@ -51,6 +51,7 @@ def embeddings(world):
 
 def make_env(world, sampler_cls=SlateIndicesTrackSampler, batch_size=1, user_model=None,
              termination=None, seed=0, tracker=None, **kw):
+    kw.setdefault("simulate_leaving", False)  # the tests of leaving turn it on
     return PlaylistEnvironment(
         user_model or GroundTruthUserModel(world), sampler_cls(K, POOL, D),
         SyntheticEpisodeSampler(world, 10, POOL), embeddings(world),
@@ -311,3 +312,50 @@ def test_candidate_scores_come_from_the_scorer_not_the_responding_model(world):
     np.testing.assert_allclose(obs["candidate_scores"], 0.25)
     with pytest.raises(ConfigError, match="observe_candidates"):
         make_env(world, candidate_scorer=scorer, observe_candidates=False)
+
+
+class LeavesOnSecondSlate(AbstractUserModel):
+    """Always listens; leaves right after the second track of the episode's second
+    slate (hazard 1 there, 0 elsewhere)."""
+
+    cascades = False
+
+    def _predict(self, history, slate, slate_responses):
+        return np.ones(slate.shape)
+
+    def leave_probs(self, history, slate, responses):
+        hz = np.zeros(slate.shape)
+        second = history.length == 10 + slate.shape[1]   # history of 10, one slate heard
+        hz[second, 1] = 1.0
+        return hz
+
+
+def test_a_listener_who_leaves_ends_the_episode_with_discount_0(world, tmp_path):
+    """Leaving ends the episode (discount 0, whatever the termination rule), the track
+    after the exit is not heard (no reward, not a skip), the tracker says why, and with
+    B > 1 the next step restarts only the episodes that ended."""
+    tracker = EpisodeTracker()
+    env = TFAgtPyEnvironment(make_env(world, batch_size=3, user_model=LeavesOnSecondSlate(),
+                                      tracker=tracker, simulate_leaving=True,
+                                      termination=AnyOf([MaxSteps(20)])))
+    t0 = env.reset()
+    assert (t0.step_type == ts.StepType.FIRST).all()
+    a = np.zeros((3, K), np.int32)
+    t1 = env.step(a)
+    np.testing.assert_array_equal(t1.reward, [3, 3, 3])       # three listens each
+    assert (t1.step_type == ts.StepType.MID).all() and (t1.discount == 1).all()
+    t2 = env.step(a)
+    np.testing.assert_array_equal(t2.reward, [2, 2, 2])       # left after track 2 of 3
+    assert (t2.step_type == ts.StepType.LAST).all() and (t2.discount == 0).all()
+    t3 = env.step(a)                                           # restart: action ignored
+    assert (t3.step_type == ts.StepType.FIRST).all() and (t3.reward == 0).all()
+    rec = tracker.arrays()
+    np.testing.assert_array_equal(rec["heard"][-3:], [[True, True, False]] * 3)
+    np.testing.assert_array_equal(rec["end_reason"], [0, 0, 0, 1, 1, 1])  # 1 = left
+    assert tracker.summary()["skip_rate"] == 0.0               # the unheard track is no skip
+    # Leaving off: the same model never leaves.
+    quiet = make_env(world, batch_size=3, user_model=LeavesOnSecondSlate(),
+                     termination=AnyOf([MaxSteps(20)]))
+    quiet.reset()
+    quiet.step(a)
+    assert not quiet.step(a).done.any()

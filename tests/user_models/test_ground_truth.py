@@ -43,17 +43,43 @@ def test_matches_the_logged_probabilities(satiation):
 def test_respond_samples_with_the_given_uniforms():
     world = SyntheticWorld(WorldConfig(seed=1, **TINY_WORLD))
     sim = world.simulate_sessions(np.random.default_rng(4), 20)
-    model = GroundTruthUserModel(world, model_leaving=True)
+    model = GroundTruthUserModel(world)
     h = _history(sim, 10)
     slate = sim["tracks"][:, 10:13]
     always = np.zeros((20, 4))
-    probs, resp, left = model.respond(h, slate, always)
-    assert resp.all() and left is not None
+    probs, resp, left = model.respond(h, slate, always, leaving=False)
+    assert resp.all() and left is None
     np.testing.assert_allclose(probs, model.predict(h, slate, np.ones((20, 3), bool)))
     never = np.ones((20, 4))
     probs2, resp2, left2 = model.respond(h, slate, never)
-    assert not resp2.any() and not left2.any()
+    assert not resp2.any() and not left2.any()   # u = 1: nobody leaves
     np.testing.assert_allclose(probs2, model.predict(h, slate, np.zeros((20, 3), bool)))
+
+
+def test_leaving_is_checked_after_every_track():
+    """One draw u decides the leaving time: gone after track k when
+    u < 1 - prod_{j<=k}(1 - h_j); the tracks after it are not heard."""
+    world = SyntheticWorld(WorldConfig(seed=1, **TINY_WORLD))
+    sim = world.simulate_sessions(np.random.default_rng(4), 20)
+    model = GroundTruthUserModel(world)
+    h = _history(sim, 10)
+    slate = sim["tracks"][:, 10:13]
+    listen_all = np.zeros((20, 3))
+    hz = model.leave_probs(h, slate, np.ones((20, 3), bool))
+    assert ((hz > 0) & (hz < 1)).all()
+    gone_by = 1 - np.cumprod(1 - hz, axis=1)                   # [20, 3] increasing
+    # u just below P(gone after track 1): leaves after the first track.
+    u = np.concatenate([listen_all, 0.999 * gone_by[:, :1]], 1)
+    _, resp, left = model.respond(h, slate, u)
+    assert left.all() and resp[:, 0].all() and not resp[:, 1:].any()
+    # u between P(gone by 2) and P(gone by 3): hears two, leaves after the third.
+    u[:, 3] = 0.5 * (gone_by[:, 1] + gone_by[:, 2])
+    _, resp, left = model.respond(h, slate, u)
+    assert left.all() and resp.all()
+    # u above P(gone by 3): stays.
+    u[:, 3] = np.minimum(1.001 * gone_by[:, 2], 1 - 1e-12)
+    _, resp, left = model.respond(h, slate, u)
+    assert not left.any() and resp.all()
 
 
 def test_needs_the_listener_key():

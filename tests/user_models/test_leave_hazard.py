@@ -1,0 +1,86 @@
+"""LeaveHazard: censoring at the log's cap, the boredom effect recovered from observable
+vectors, and P(leave) through the user-model interface."""
+
+import numpy as np
+import pytest
+
+from spotisim.data.session_log import read_session_log
+from spotisim.data.synthetic import WorldConfig, generate
+from spotisim.embeddings import build_embeddings
+from spotisim.errors import UserModelError
+from tests.conftest import TINY_WORLD
+from user_models.base import AbstractUserModel, History
+from user_models.leave_hazard import LeaveHazard, boredom_features
+
+
+@pytest.fixture(scope="module")
+def world_log(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("hazard_world"))
+    p = generate(out, num_sessions=4000, seed=6, config=WorldConfig(seed=6, **TINY_WORLD))
+    log = read_session_log(p["log"], p["tracks"])
+    return log, build_embeddings(log).aligned_to(log.catalog)
+
+
+def test_sessions_at_the_cap_are_censored(world_log):
+    """Rows: every track from the shortest length on, up to the session's end or the
+    cap (exclusive); events: only sessions that ended before the cap."""
+    log, emb = world_log
+    h = LeaveHazard(emb, decays=(0.9,), keeps=(0.7,))
+    h.first_at_risk, h.cap = int(log.lengths.min()), int(log.lengths.max())
+    assert (h.first_at_risk, h.cap) == (10, 20)
+    X, y = h._rows(log, 0.9, 0.7)
+    L = log.lengths
+    # A session of length L < 20 is at risk after tracks 10..L (L - 9 rows, one event);
+    # one at the cap after tracks 10..19 (10 rows, no event: censored, not leaving).
+    assert len(y) == int(np.where(L < 20, L - 9, 10).sum())
+    assert y.sum() == (L < 20).sum()
+    # A loss that counted the cap as leaving would have one event per session.
+    assert y.sum() < log.num_sessions
+
+
+def test_recovers_the_boredom_effect_from_observable_vectors(world_log):
+    log, emb = world_log
+    h = LeaveHazard(emb).fit(log)
+    z = h.z_scores
+    assert h.weights[2] > 0 and z["boredom"] > 4      # more of the same -> more leaving
+    assert h.weights[1] > 0                           # skip streaks end sessions too
+    # No logged listener left before track 10: the hazard is 0 there.
+    tracks, skipped, mask = log.padded()
+    hz = h.hazards(tracks[:50], (mask & ~skipped)[:50])
+    assert (hz[:, :9] == 0).all() and (hz[:, 9:] > 0).all()
+
+
+def test_boredom_features_follow_the_recursion():
+    """Two listens of the same direction, a skip, then an orthogonal listen."""
+    e = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    tracks = np.array([[0, 1, 2, 2]])
+    listened = np.array([[1, 1, 0, 1]])
+    streak, bored, centroid = boredom_features(tracks, listened, e, decay=0.5, keep=0.7)
+    # rho: 0 (first listen), 1 (same as centroid), skip adds nothing, 0 (orthogonal).
+    np.testing.assert_allclose(bored[0], [0.0, 1.0, 0.5, 0.25])
+    np.testing.assert_array_equal(streak[0], [0, 0, 1, 0])
+    np.testing.assert_allclose(centroid[0], np.array([0.7, 0.3]) / np.hypot(0.7, 0.3))
+
+
+class AlwaysListens(AbstractUserModel):
+    cascades = False
+
+    def _predict(self, history, slate, slate_responses):
+        return np.full(slate.shape, 0.999)
+
+
+def test_a_learned_model_leaves_through_its_hazard(world_log):
+    log, emb = world_log
+    model = AlwaysListens()
+    B = 8
+    h = History(np.tile(np.arange(12, dtype=np.int32), (B, 1)), np.ones((B, 12), np.float32),
+                np.full(B, 12, np.int32), np.zeros(B, np.int16), np.full(B, -1))
+    slate = np.tile(np.array([[20, 21, 22]]), (B, 1))
+    assert model.leave_probs(h, slate, np.ones((B, 3), bool)) is None  # no hazard: stays
+    model.leave_hazard = LeaveHazard(emb).fit(log)
+    hz = model.leave_probs(h, slate, np.ones((B, 3), bool))
+    full = model.leave_hazard.hazards(*[np.concatenate([a, b], 1) for a, b in
+                                        ((h.tracks, slate), (h.responses, np.ones((B, 3))))])
+    np.testing.assert_allclose(hz, full[:, 12:15])
+    with pytest.raises(UserModelError, match="before fit"):
+        LeaveHazard(emb).hazards(h.tracks, h.responses)
