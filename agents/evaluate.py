@@ -60,28 +60,40 @@ def logged_track_skip_rate(keys: np.ndarray, slates: np.ndarray, responses: np.n
 def run_episodes(policy, env: TFAgtPyEnvironment, num_episodes: int,
                  diversity_features: np.ndarray = None, max_steps: int = 100_000,
                  replay_log=None, history_length: int = 10) -> Dict[str, float]:
-    """Steps `env` (batched) with `policy` until `num_episodes` episodes have finished.
+    """Resets `env` (batched, B >= num_episodes lanes) and scores the first episode of
+    each of its first `num_episodes` lanes, stepping until all of them have ended.
 
-    Only finished episodes are counted; the environment's tracker is cleared first.
+    Why each lane's first episode: the starts are drawn at reset, before any response,
+    so every policy evaluated on an environment built with the same seed plays the
+    *same* episode starts (paired comparisons), and long episodes count as much as
+    short ones (counting the first N episodes to finish would favour short ones).
     With `replay_log` (the log the episodes were drawn from), the replay skip rate is
     added: `replay_skip_rate` and `replay_count`.
+
+    Raises:
+      ValueError: the environment runs fewer lanes than `num_episodes`.
     """
     if not isinstance(policy, py_policy.PyPolicy):
         policy = py_tf_eager_policy.PyTFEagerPolicy(policy, use_tf_function=True,
                                                     batch_time_steps=False)
+    if env.env.batch_size < num_episodes:
+        raise ValueError(f"run_episodes needs an environment of at least {num_episodes} "
+                         f"lanes (one episode each), got {env.env.batch_size}")
     tracker = env.env.episode_tracker
     tracker.clear()
     time_step = env.reset()
+    first = env.env.episodes_started - env.env.batch_size   # ids of the reset's episodes
+    wanted = np.arange(first, first + num_episodes)
     for _ in range(max_steps):
-        time_step = env.step(policy.action(time_step).action)
         a = tracker.arrays()
-        if a and int(a["done"].sum()) >= num_episodes:
+        if a and np.isin(wanted, a["episode_id"][a["done"]]).all():
             break
+        time_step = env.step(policy.action(time_step).action)
     a = tracker.arrays()
-    done_eps = np.unique(a["episode_id"][a["done"]])[:num_episodes]
+    done_eps = np.intersect1d(wanted, a["episode_id"][a["done"]])
     keep = np.isin(a["episode_id"], done_eps)
     ep = a["episode_id"][keep]
-    _, inverse = np.unique(ep, return_inverse=True)
+    _, inverse = np.unique(ep, return_inverse=True)   # episode order = lane order
     rewards = np.bincount(inverse, weights=a["reward"][keep])
     lengths = np.bincount(inverse)
     heard = a["heard"][keep]
@@ -91,6 +103,7 @@ def run_episodes(policy, env: TFAgtPyEnvironment, num_episodes: int,
         "skip_rate": float(1.0 - a["responses"][keep][heard].mean()),
         "mean_episode_reward": float(rewards.mean()),
         "episode_reward_sd": float(rewards.std()),
+        "episode_rewards": rewards.tolist(),   # per start, in lane order: for paired tests
         "mean_episode_length": float(lengths.mean()),
         **{f"episode_length_p{q}": float(np.percentile(lengths, q)) for q in (10, 50, 90)},
         "tracks_heard_per_episode": float(heard.sum() / len(done_eps)),

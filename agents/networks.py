@@ -66,7 +66,8 @@ class LirdActorNetwork(network.Network):
     """State -> K weight vectors (the LIRD actor), tanh-bounded to the action spec."""
 
     def __init__(self, observation_spec, action_spec, units: int = 64,
-                 history_prior: float = 0.0, name: str = "LirdActorNetwork"):
+                 history_prior: float = 0.0, score_prior: float = 0.0,
+                 name: str = "LirdActorNetwork"):
         """`history_prior` > 0 adds that multiple of the window's mean listened
         embedding (scaled to max |.| = 1) to every weight vector's pre-activation: the
         actor then starts as the "more of what was listened to" policy (w . e ranks
@@ -77,6 +78,7 @@ class LirdActorNetwork(network.Network):
         self._k, self._d = action_spec.shape
         self._bound = float(action_spec.maximum)
         self._prior = float(history_prior)
+        self._score_prior = float(score_prior)
         self.encoder = HistoryEncoder(units)
         self.hidden = tf.keras.layers.Dense(units, activation="relu", name="actor_hidden")
         self.out = tf.keras.layers.Dense(
@@ -91,7 +93,10 @@ class LirdActorNetwork(network.Network):
             m = tf.reduce_sum(obs["history"] * w[..., None], 1) / tf.maximum(
                 tf.reduce_sum(w, 1), 1.0)[:, None]
             m = m / tf.maximum(tf.reduce_max(tf.abs(m), -1, keepdims=True), 1e-8)
-            z = z + self._prior * m[:, None, :]
+            pad = self._d - m.shape[-1]  # candidate features may extend the embedding
+            z = z + self._prior * tf.pad(m, [[0, 0], [0, pad]])[:, None, :]
+        if self._score_prior:
+            z = z + self._score_prior * tf.one_hot(self._d - 2, self._d)[None, None, :]
         w = tf.tanh(z) * self._bound
         return squash.unflatten(w), network_state
 
@@ -198,6 +203,9 @@ class CandidateQNetwork(network.Network):
         if "candidate_scores" in obs:  # a learned user model's P(listen), when observed
             p = tf.clip_by_value(obs["candidate_scores"], 1e-4, 1 - 1e-4)[..., None]
             parts += [p, tf.math.log(p / (1.0 - p)) / 4.0]
+        if "candidate_leave" in obs:  # its P(leave) after the candidate, when observed
+            h = tf.clip_by_value(obs["candidate_leave"], 1e-4, 1 - 1e-4)[..., None]
+            parts += [h, tf.math.log(h / (1.0 - h)) / 4.0]
         z = tf.concat(parts, -1)
         q = tf.squeeze(self.q(self.h2(self.h1(z))), -1)               # [B, C]
         return squash.unflatten(q), network_state

@@ -35,7 +35,7 @@ def main():
         gt, SlateIndicesTrackSampler(3, 100, emb.shape[1]),
         LogEpisodeSampler(data.test, 10, 100, hidden_sessions=data.hidden_path,
                           embeddings=emb, neighbour_share=args.neighbour_share),
-        emb, batch_size=64, seed=5, termination=AnyOf([MaxSteps(20), ConsecutiveSkips(6)]))
+        emb, batch_size=args.episodes, seed=5, termination=AnyOf([MaxSteps(20), ConsecutiveSkips(6)]))
     env = builder.get_tf_env()
     tf_env = tf_py_environment.TFPyEnvironment(env)
     tss, acs = tf_env.time_step_spec(), tf_env.action_spec()

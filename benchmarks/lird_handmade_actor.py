@@ -37,11 +37,11 @@ class MeanListenedActor(py_policy.PyPolicy):
 
 
 def main():
-    parse_gin(["lird_ddpg"], [], [run_mod.CONFIG_DIR])
+    parse_gin(["lird_published"], [], [run_mod.CONFIG_DIR])
     data = load_dataset()
     emb = build_embeddings(data.train).aligned_to(data.log.catalog)
     builder = run_mod.make_builder(data.test, GroundTruthUserModel(data.world), emb, "weights",
-                                   data.hidden_path, batch_size=64, seed=2)
+                                   data.hidden_path, batch_size=256, seed=2)
     env = builder.get_tf_env()
     r = run_episodes(MeanListenedActor(env.time_step_spec(), env.action_spec()), env, 256)
     print(f"hand-made LIRD actor (w_k = mean listened embedding), online: skip rate "

@@ -21,6 +21,8 @@ import time
 from typing import Dict, Sequence
 
 import gin
+
+import spotisim
 import numpy as np
 from absl import app, flags
 from tf_agents.environments import tf_py_environment
@@ -114,7 +116,7 @@ def run_alignment(run_dir: str, user_models: Sequence[str] = ("sequential", "log
     scores: Dict[str, Dict[str, dict]] = {}
     for scorer_name, scorer in scorers.items():
         builder = make_builder(data.test, scorer, emb, "slate", data.hidden_path,
-                               batch_size=64, seed=seed + 7)
+                               batch_size=eval_episodes, seed=seed + 7)
         env = builder.get_tf_env()
         tf_env = tf_py_environment.TFPyEnvironment(env)
         policies = _policies(tf_env.time_step_spec(), tf_env.action_spec(), data, env, models)
@@ -193,8 +195,7 @@ def define_flags() -> None:
 
 def main(argv):
     del argv
-    from absl import logging
-    logging.set_verbosity(logging.WARNING)
+    spotisim.quiet_logging()  # SPOTISIM_VERBOSE=1 keeps the stack's own chatter
     try:
         parse_gin(FLAGS.gin_file or ["alignment"], FLAGS.gin_bindings, [CONFIG_DIR])
         out = run_alignment(FLAGS.run_dir)

@@ -41,6 +41,8 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 import gin
+
+import spotisim
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -94,6 +96,20 @@ class ScaleOut:
     preprocess_workers: Optional[int] = None
     restart_actors: bool = True
     evaluate: bool = True
+
+
+HAZARD_FILE = "leave_hazard.json"
+
+
+def _load_prepared_user_model(root_dir: str, emb):
+    """The prepared user model with the leave hazard it was prepared with (if any)."""
+    from user_models import load_user_model
+    from user_models.leave_hazard import LeaveHazard
+    directory = os.path.join(root_dir, "user_model")
+    model = load_user_model(directory)
+    if os.path.exists(os.path.join(directory, HAZARD_FILE)):
+        model.leave_hazard = LeaveHazard.load(os.path.join(directory, HAZARD_FILE), emb)
+    return model
 
 
 def _bound(name: str):
@@ -165,6 +181,8 @@ def prepare(root_dir: str, settings: Optional[ScaleOut] = None) -> dict:
     emb_obj.save(os.path.join(root_dir, "embeddings"))
     data.log.catalog.save(os.path.join(root_dir, "catalog"))
     user_model.save(os.path.join(root_dir, "user_model"))
+    if user_model.leave_hazard is not None:  # every role simulates leaving the same way
+        user_model.leave_hazard.save(os.path.join(root_dir, "user_model", HAZARD_FILE))
     with atomic_file(os.path.join(root_dir, "train_sessions.parquet"), "wb") as f:
         pq.write_table(pa.table({"session_id": pa.array(data.train.session_ids.tolist(),
                                                         pa.string())}), f)
@@ -222,7 +240,6 @@ def make_environment(root_dir: str, prep: dict, shards: Sequence[str], batch_siz
     """(environment builder, agent factory) for the shards, as the main job builds them."""
     from experiments.run import AGENT_SAMPLER, make_builder
     from spotisim.embeddings import TrackEmbeddings
-    from user_models import load_user_model
     agent_fn = _bound("agent_fn")
     if agent_fn is None:
         raise ConfigError("run_experiment.agent_fn is not bound: the distributed mode "
@@ -230,7 +247,7 @@ def make_environment(root_dir: str, prep: dict, shards: Sequence[str], batch_siz
     kind = AGENT_SAMPLER.get(getattr(agent_fn, "__name__", ""), "slate")
     log = shard_log(root_dir, prep, shards)
     emb = TrackEmbeddings.load(os.path.join(root_dir, "embeddings")).aligned_to(log.catalog)
-    user_model = load_user_model(os.path.join(root_dir, "user_model"))
+    user_model = _load_prepared_user_model(root_dir, emb)
     builder = make_builder(log, user_model, emb, kind, prep["hidden_path"],
                            batch_size=batch_size, seed=seed)
     return builder, agent_fn
@@ -452,10 +469,9 @@ def evaluate(root_dir: str, agent, agent_fn, seed: int) -> dict:
     from experiments.run import final_evaluation, format_table
     from spotisim.data.datasets import load_dataset
     from spotisim.embeddings import TrackEmbeddings
-    from user_models import load_user_model
     data = load_dataset()
     emb = TrackEmbeddings.load(os.path.join(root_dir, "embeddings")).aligned_to(data.log.catalog)
-    user_model = load_user_model(os.path.join(root_dir, "user_model"))
+    user_model = _load_prepared_user_model(root_dir, emb)
     t0 = time.perf_counter()
     metrics = final_evaluation(data, user_model, emb, agent, agent_fn,
                                _bound("baselines"),
@@ -580,14 +596,12 @@ def define_flags() -> None:
 
 def main(argv) -> int:
     del argv
-    from absl import flags, logging
-    import tensorflow as tf
+    from absl import flags
 
     from experiments.run import CONFIG_DIR
     from spotisim.gin_utils import parse_gin
     FLAGS = flags.FLAGS
-    logging.set_verbosity(logging.WARNING)
-    tf.get_logger().setLevel("ERROR")
+    spotisim.quiet_logging()  # SPOTISIM_VERBOSE=1 keeps the stack's own chatter
     try:
         files = FLAGS.gin_file or ["lird_ddpg"]
         paths = parse_gin(files, FLAGS.gin_bindings, [CONFIG_DIR])

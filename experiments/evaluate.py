@@ -19,6 +19,8 @@ import sys
 from typing import Dict, Sequence
 
 import gin
+
+import spotisim
 import numpy as np
 from absl import app, flags
 from tf_agents.environments import tf_py_environment
@@ -70,7 +72,7 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
     for um_name in user_models:
         scorer = _scorer(um_name, data, emb)
         slate = make_builder(data.test, scorer, emb, "slate", data.hidden_path,
-                             batch_size=64, seed=seed + 2, scorer=trained)
+                             batch_size=episodes, seed=seed + 2, scorer=trained)
         env = slate.get_tf_env()
         tf_env = tf_py_environment.TFPyEnvironment(env)
         tss, acs = tf_env.time_step_spec(), tf_env.action_spec()
@@ -79,8 +81,8 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
                     "nearest_neighbour": (bp.nearest_neighbour_policy(tss, acs), env)}
         if agent is not None:
             kind = AGENT_SAMPLER.get(f"create_{agent}_agent", "slate")
-            b = make_builder(data.test, scorer, emb, kind, data.hidden_path, batch_size=64,
-                             seed=seed + 2, scorer=trained)
+            b = make_builder(data.test, scorer, emb, kind, data.hidden_path,
+                             batch_size=episodes, seed=seed + 2, scorer=trained)
             agent_env = b.get_tf_env()
             policies[agent] = (py_tf_eager_policy.SavedModelPyTFEagerPolicy(
                 os.path.join(run_dir, "policy"), agent_env.time_step_spec(),
@@ -132,8 +134,7 @@ def define_flags() -> None:
 
 def main(argv):
     del argv
-    from absl import logging
-    logging.set_verbosity(logging.WARNING)
+    spotisim.quiet_logging()  # SPOTISIM_VERBOSE=1 keeps the stack's own chatter
     try:
         if not FLAGS.run_dir:
             raise ConfigError("--run_dir is required")

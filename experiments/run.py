@@ -31,6 +31,8 @@ import time
 from typing import Callable, Dict, Optional, Sequence
 
 import gin
+
+import spotisim
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
@@ -146,25 +148,35 @@ def make_builder(log, user_model: AbstractUserModel, embeddings: np.ndarray, sam
                  neighbour_share: float = 0.5, max_steps: int = 20,
                  max_skipped_slates: int = 6, position_discount: float = 1.0,
                  observe_candidates: Optional[bool] = None, observe_scores: bool = False,
+                 score_features: bool = False,
                  scorer: Optional[AbstractUserModel] = None) -> EnvironmentBuilder:
     """The simulated environment over a log split (all knobs gin-configurable).
 
     With `observe_scores`, the observation also holds `scorer`'s P(listen) of every
     candidate (`candidate_scores`); `scorer` is the learned user model the agent trains
-    against, passed unchanged when `user_model` is swapped for evaluation.
+    against, passed unchanged when `user_model` is swapped for evaluation.  With
+    `score_features` (the "weights" sampler), LIRD's weight vectors also score that
+    model's logit P(listen) and P(leave) of each candidate (see
+    `PlaylistEnvironment.feature_scorer`).
     """
     if sampler_kind not in SAMPLERS:
         raise ConfigError(f"make_builder.sampler_kind must be one of {sorted(SAMPLERS)}")
     if observe_candidates is None:
         observe_candidates = sampler_kind != "weights"
+    # Only LIRD's weights score candidate features; the baselines' and the other agents'
+    # environments in the same run are built without them.
+    feature_scorer = (scorer or user_model) if score_features and sampler_kind == "weights" \
+        else None
+    dim = embeddings.shape[1] + (2 if feature_scorer is not None else 0)
     return EnvironmentBuilder(
-        user_model, SAMPLERS[sampler_kind](slate_size, pool_size, embeddings.shape[1]),
+        user_model, SAMPLERS[sampler_kind](slate_size, pool_size, dim),
         LogEpisodeSampler(log, history_length, pool_size, hidden_sessions=hidden_path,
                           embeddings=embeddings, neighbour_share=neighbour_share),
         embeddings, batch_size=batch_size, seed=seed,
         termination=AnyOf([MaxSteps(max_steps), ConsecutiveSkips(max_skipped_slates)]),
         position_discount=position_discount, observe_candidates=observe_candidates,
-        candidate_scorer=(scorer or user_model) if observe_scores and observe_candidates else None)
+        candidate_scorer=(scorer or user_model) if observe_scores and observe_candidates else None,
+        feature_scorer=feature_scorer)
 
 
 # --------------------------------------------------------------------------- plots
@@ -238,8 +250,9 @@ def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarr
         modes["online"] = ground_truth
     policies = {}
     for mode, model in modes.items():
+        # One lane per evaluated episode: every policy plays the same starts (paired).
         slate_builder = make_builder(data.test, model, emb, "slate", data.hidden_path,
-                                     batch_size=64, seed=seed + 2, scorer=user_model)
+                                     batch_size=eval_episodes, seed=seed + 2, scorer=user_model)
         slate_env = slate_builder.get_tf_env()
         tf_env = tf_py_environment.TFPyEnvironment(slate_env)
         tss, acs = tf_env.time_step_spec(), tf_env.action_spec()
@@ -266,8 +279,8 @@ def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarr
                 history_length=slate_builder.environment._episode_sampler.history_length)
         if agent is not None:
             kind = AGENT_SAMPLER.get(getattr(agent_fn, "__name__", ""), "slate")
-            b = make_builder(data.test, model, emb, kind, data.hidden_path, batch_size=64,
-                             seed=seed + 2, scorer=user_model)
+            b = make_builder(data.test, model, emb, kind, data.hidden_path,
+                             batch_size=eval_episodes, seed=seed + 2, scorer=user_model)
             metrics.setdefault(agent_name, {})[mode] = run_episodes(
                 agent.policy, b.get_tf_env(), eval_episodes, div, replay_log=data.test,
                 history_length=b.environment._episode_sampler.history_length)
@@ -420,9 +433,7 @@ def define_flags() -> None:
 
 def main(argv):
     del argv
-    from absl import logging
-    logging.set_verbosity(logging.WARNING)  # checkpoint / SavedModel chatter
-    tf.get_logger().setLevel("ERROR")
+    spotisim.quiet_logging()  # SPOTISIM_VERBOSE=1 keeps the stack's own chatter
     files = FLAGS.gin_file or ["lird_ddpg"]
     try:
         paths = parse_gin(files, FLAGS.gin_bindings, [CONFIG_DIR])

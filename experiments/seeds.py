@@ -16,6 +16,8 @@ import sys
 from typing import Dict, List, Sequence
 
 import gin
+
+import spotisim
 import numpy as np
 from absl import app, flags
 
@@ -25,9 +27,12 @@ from spotisim.gin_utils import parse_gin
 from spotisim.io_utils import atomic_file
 
 METRICS = ("skip_rate", "mean_episode_reward", "mean_episode_length", "diversity", "coverage")
-# Two-sided 95% Student t quantiles for n - 1 degrees of freedom.
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-       9: 2.262, 10: 2.228}
+def t95(df: int) -> float:
+    """The two-sided 95% Student t quantile for `df` degrees of freedom, exact for any
+    df (TensorFlow Probability's StudentT; no 1.96 fallback, which narrows the interval
+    of small samples)."""
+    import tensorflow_probability as tfp
+    return float(tfp.distributions.StudentT(df=float(df), loc=0.0, scale=1.0).quantile(0.975))
 
 
 def interval(values: Sequence[float]) -> Dict[str, float]:
@@ -35,8 +40,26 @@ def interval(values: Sequence[float]) -> Dict[str, float]:
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
     if len(v) == 0:
         return {"mean": float("nan"), "ci95": float("nan"), "n": 0}
-    half = 0.0 if len(v) < 2 else T95.get(len(v) - 1, 1.96) * v.std(ddof=1) / np.sqrt(len(v))
+    half = 0.0 if len(v) < 2 else t95(len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
     return {"mean": float(v.mean()), "ci95": float(half), "n": int(len(v))}
+
+
+def paired_differences(outs: List[dict], baseline: str = "greedy_user_model",
+                       metric: str = "mean_episode_reward") -> Dict[str, Dict[str, dict]]:
+    """Per policy and mode, the t-interval over seeds of (policy - baseline) on `metric`.
+    Within a seed both played the same episode starts (`run_episodes`), so this is a
+    paired comparison; the interval is over seeds."""
+    out: Dict[str, Dict[str, dict]] = {}
+    if baseline not in outs[0]["policies"]:
+        return out
+    for policy, modes in outs[0]["policies"].items():
+        if policy == baseline:
+            continue
+        for mode in modes:
+            diffs = [o["policies"][policy][mode][metric] - o["policies"][baseline][mode][metric]
+                     for o in outs]
+            out.setdefault(policy, {})[mode] = interval(diffs)
+    return out
 
 
 def summarize(outs: List[dict]) -> Dict[str, Dict[str, Dict[str, dict]]]:
@@ -60,6 +83,17 @@ def format_table(summary) -> str:
     return "\n".join(lines)
 
 
+def format_paired(paired) -> str:
+    """Each policy's reward per episode minus greedy_user_model's, same starts."""
+    lines = [f"{'policy':<20} {'mode':<8} {'reward/ep - greedy_user_model':>31}"]
+    for policy, modes in paired.items():
+        for mode, r in modes.items():
+            lo, hi = r["mean"] - r["ci95"], r["mean"] + r["ci95"]
+            lines.append(f"{policy:<20} {mode:<8} {r['mean']:>+9.3f} [{lo:+.3f}, {hi:+.3f}]")
+    lines.append("paired on the same episode starts within a seed; 95% t-interval over seeds")
+    return "\n".join(lines)
+
+
 FLAGS = flags.FLAGS
 
 
@@ -73,8 +107,7 @@ def define_flags() -> None:
 
 def main(argv):
     del argv
-    from absl import logging
-    logging.set_verbosity(logging.WARNING)
+    spotisim.quiet_logging()  # SPOTISIM_VERBOSE=1 keeps the stack's own chatter
     try:
         paths = parse_gin(FLAGS.gin_file or ["ah_dqn"], FLAGS.gin_bindings, [CONFIG_DIR])
         run_dir = FLAGS.run_dir or os.path.join(
@@ -88,9 +121,12 @@ def main(argv):
         print(f"error: {exc}", file=sys.stderr)
         return 1
     summary = summarize(outs)
+    paired = paired_differences(outs)
     with atomic_file(os.path.join(run_dir, "summary.json")) as f:
-        json.dump({"seeds": [int(s) for s in FLAGS.seeds], "summary": summary}, f, indent=1)
+        json.dump({"seeds": [int(s) for s in FLAGS.seeds], "summary": summary,
+                   "paired_vs_greedy_user_model": paired}, f, indent=1)
     print(format_table(summary))
+    print(format_paired(paired))
     print(f"written to {run_dir}")
     return 0
 

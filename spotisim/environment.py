@@ -149,6 +149,16 @@ class PlaylistEnvironment(AbstractEnvironment):
         time, kept the same when the responding model is swapped (for instance for the
         ground truth in an online evaluation), so the ground truth never leaks into
         the observation.
+      observe_leave_risk: with a `candidate_scorer` that models leaving, also observe
+        its P(leave) right after each candidate were it listened to next
+        (`candidate_leave`, from the scorer's `leave_hazard`): what a boredom-aware
+        policy weighs against P(listen).
+      feature_scorer: a learned user model whose answers extend the candidate features
+        the *track sampler* scores (not the observation): [embedding, logit P(listen),
+        logit P(leave right after, if listened)] of each candidate, so a LIRD weight
+        vector can weigh a likely listen against a listener who stays (the sampler's
+        embedding_dim is then d + 2).  Like `candidate_scorer`, it is the model the
+        agent trains against, kept when the responding model is swapped.
       simulate_leaving: the listener may leave after any track, with the user model's
         P(leave) (`AbstractUserModel.leave_probs`), sampled with this environment's
         RNG; the episode then ends as a termination (discount 0).  Off reproduces the
@@ -163,13 +173,25 @@ class PlaylistEnvironment(AbstractEnvironment):
                  state_length: int = 10, position_discount: float = 1.0,
                  observe_candidates: bool = True, state_includes_skips: bool = False,
                  candidate_scorer: Optional[AbstractUserModel] = None,
-                 simulate_leaving: bool = True, reward: Optional[AbstractReward] = None,
+                 observe_leave_risk: bool = False,
+                 feature_scorer: Optional[AbstractUserModel] = None,
+                 simulate_leaving: bool = True,
+                 reward: Optional[AbstractReward] = None,
                  seed: int = 0):
         super().__init__(batch_size)
         self.simulate_leaving = bool(simulate_leaving)
         if candidate_scorer is not None and not observe_candidates:
             raise ConfigError("candidate_scorer needs observe_candidates=True")
         self._scorer = candidate_scorer
+        if observe_leave_risk and getattr(candidate_scorer, "leave_hazard", None) is None:
+            raise ConfigError("PlaylistEnvironment.observe_leave_risk needs a candidate_scorer "
+                              "with a leave_hazard (make_builder.observe_scores = True and a "
+                              "learned user model)")
+        self.observe_leave_risk = bool(observe_leave_risk)
+        if feature_scorer is not None and getattr(feature_scorer, "leave_hazard", None) is None:
+            raise ConfigError("PlaylistEnvironment.feature_scorer needs a learned user model "
+                              "with a leave_hazard")
+        self._feature_scorer = feature_scorer
         self._user_model = user_model
         self._track_sampler = track_sampler
         self._episode_sampler = episode_sampler
@@ -180,9 +202,10 @@ class PlaylistEnvironment(AbstractEnvironment):
         if emb.ndim != 2 or emb.shape[0] != episode_sampler.num_tracks:
             raise ConfigError(f"embeddings must be [num_tracks={episode_sampler.num_tracks}, "
                               f"d], got shape {emb.shape}")
-        if emb.shape[1] != track_sampler.embedding_dim:
+        extra = 0 if feature_scorer is None else 2
+        if emb.shape[1] + extra != track_sampler.embedding_dim:
             raise ConfigError(f"track sampler expects embedding_dim={track_sampler.embedding_dim}"
-                              f" but the embeddings have {emb.shape[1]}")
+                              f" but the candidate features have {emb.shape[1] + extra}")
         if track_sampler.pool_size != episode_sampler.pool_size:
             raise ConfigError(f"track sampler pool_size ({track_sampler.pool_size}) differs "
                               f"from the episode sampler's ({episode_sampler.pool_size})")
@@ -239,6 +262,9 @@ class PlaylistEnvironment(AbstractEnvironment):
         if self._scorer is not None:
             spec["candidate_scores"] = array_spec.BoundedArraySpec(
                 (C,), np.float32, 0.0, 1.0, name="candidate_scores")
+        if self.observe_leave_risk:
+            spec["candidate_leave"] = array_spec.BoundedArraySpec(
+                (C,), np.float32, 0.0, 1.0, name="candidate_leave")
         return spec
 
     # ------------------------------------------------------------------ state access
@@ -257,6 +283,11 @@ class PlaylistEnvironment(AbstractEnvironment):
     def available(self) -> np.ndarray:
         """bool [B, C] candidates not yet recommended."""
         return self._avail.copy()
+
+    @property
+    def episodes_started(self) -> int:
+        """How many episodes this environment has started (episode ids run from 0)."""
+        return int(self._next_episode)
 
     def episode_keys(self) -> np.ndarray:
         """int64 [B] each current episode's origin (the logged session index for
@@ -318,7 +349,18 @@ class PlaylistEnvironment(AbstractEnvironment):
         if self._scorer is not None:  # one batched call over all B x C pairs
             obs["candidate_scores"] = self._scorer.score_candidates(
                 self.history(), self._cands).astype(np.float32)
+        if self.observe_leave_risk:
+            obs["candidate_leave"] = self._scorer.leave_hazard.hazard_if_listened(
+                self.history(), self._cands).astype(np.float32)
         return obs
+
+    def model_features(self, rows: np.ndarray) -> np.ndarray:
+        """float32 [R, C, 2]: logit P(listen) and logit P(leave if listened) of
+        each candidate of `rows`, from the feature scorer (see the class docstring)."""
+        h, cands = self.history(rows), self._cands[rows]
+        p = np.clip(self._feature_scorer.score_candidates(h, cands), 1e-4, 1 - 1e-4)
+        q = np.clip(self._feature_scorer.leave_hazard.hazard_if_listened(h, cands), 1e-4, 1 - 1e-4)
+        return np.stack([np.log(p / (1 - p)), np.log(q / (1 - q))], -1).astype(np.float32)
 
     def _reset(self):
         self._start(np.arange(self.batch_size))
@@ -346,6 +388,8 @@ class PlaylistEnvironment(AbstractEnvironment):
             action = np.asarray(action)
             act = action[rows] if action.ndim and action.shape[0] == B else action
             cand_emb = self._emb[self._cands[rows]]
+            if self._feature_scorer is not None:
+                cand_emb = np.concatenate([cand_emb, self.model_features(rows)], axis=-1)
             pos = self._track_sampler.select(act, cand_emb, self._avail[rows])
             slate = np.take_along_axis(self._cands[rows], pos, axis=1)
             uniforms = self._rng.random((len(rows), K + 1))

@@ -155,6 +155,20 @@ class LeaveHazard:
         t = np.arange(1, p.shape[1] + 1)[None, :]
         return np.where(t >= self.first_at_risk, p, 0.0)
 
+    def hazard_if_listened(self, history, candidates: np.ndarray) -> np.ndarray:
+        """float [B, C]: P(leave) right after each candidate, were it played next and
+        listened to (the streak resets; its redundancy adds to the boredom level)."""
+        if self.weights is None:
+            raise UserModelError("LeaveHazard used before fit or load")
+        _, bored, centroid = boredom_features(history.tracks, history.responses,
+                                              self.unit_emb, self.decay, self.keep)
+        b = bored[:, -1] if bored.shape[1] else np.zeros(history.batch_size)
+        rho = np.maximum(np.einsum("bcd,bd->bc", self.unit_emb[candidates], centroid), 0.0)
+        w = self.weights
+        p = 1 / (1 + np.exp(-(w[0] + w[2] * (self.decay * b[:, None] + rho))))
+        at_risk = (history.length + 1 >= self.first_at_risk)[:, None]
+        return np.where(at_risk, p, 0.0)
+
     def redundancy(self, history, candidates: np.ndarray) -> np.ndarray:
         """float [B, C]: how much listening to each candidate next would add to the
         boredom level, max(0, e_c . centroid of recent listens) (what a leave-aware

@@ -265,7 +265,7 @@ def test_logging_policy_replays_the_logged_continuation(tiny_world_dir, tiny_log
     rate, n = logged_track_skip_rate(np.array([0]), slates, np.array([[False, True, True]]),
                                      tiny_log, N)
     assert n == 1 and rate == 1.0
-    out = run_episodes(policy, env, 8, replay_log=tiny_log, history_length=N)
+    out = run_episodes(policy, env, B, replay_log=tiny_log, history_length=N)
     assert out["logged_track_count"] > 0 and 0 <= out["logged_track_skip_rate"] <= 1
 
 

@@ -134,12 +134,24 @@ def test_seed_summary_arithmetic():
     from experiments import seeds
     r = seeds.interval([1.0, 2.0, 3.0])
     # mean 2, sd 1, n 3: half-width = 4.303 * 1 / sqrt(3).
-    assert r["mean"] == pytest.approx(2.0) and r["ci95"] == pytest.approx(4.303 / 3 ** 0.5)
+    assert r["mean"] == pytest.approx(2.0) and r["ci95"] == pytest.approx(4.303 / 3 ** 0.5, abs=1e-3)
     assert seeds.interval([5.0])["ci95"] == 0.0
     outs = [{"policies": {"p": {"online": {m: v for m in seeds.METRICS}}}} for v in (1.0, 3.0)]
     s = seeds.summarize(outs)
     assert s["p"]["online"]["skip_rate"]["mean"] == pytest.approx(2.0)
     assert "+-" in seeds.format_table(s)
+    # Exact t quantiles for any number of seeds (tables: t_0.975 = 4.303 at 2 df,
+    # 2.201 at 11 df, 2.042 at 30 df), never the normal 1.96.
+    assert seeds.t95(2) == pytest.approx(4.303, abs=1e-3)
+    assert seeds.t95(11) == pytest.approx(2.201, abs=1e-3)
+    assert seeds.t95(30) == pytest.approx(2.042, abs=1e-3)
+    # Paired differences: per seed (agent - greedy) = 1.0 and 3.0 -> mean 2, sd sqrt(2),
+    # half-width 12.706 * sqrt(2) / sqrt(2) = 12.706.
+    outs = [{"policies": {"greedy_user_model": {"online": {"mean_episode_reward": g}},
+                          "agent": {"online": {"mean_episode_reward": g + d}}}}
+            for g, d in ((5.0, 1.0), (7.0, 3.0))]
+    pd = seeds.paired_differences(outs)["agent"]["online"]
+    assert pd["mean"] == pytest.approx(2.0) and pd["ci95"] == pytest.approx(12.706, abs=1e-3)
 
 
 @pytest.mark.parametrize("configs", [[os.path.splitext(f)[0]] for f in sorted(

@@ -359,3 +359,42 @@ def test_a_listener_who_leaves_ends_the_episode_with_discount_0(world, tmp_path)
     quiet.reset()
     quiet.step(a)
     assert not quiet.step(a).done.any()
+
+
+def test_feature_scorer_extends_what_lird_weights_score(world, tiny_log):
+    """With a feature scorer the weights sampler scores [embedding, logit P(listen),
+    logit P(leave if listened)]: a weight vector that is 1 on the P(listen) coordinate
+    and 0 elsewhere picks exactly the scorer's greedy slate."""
+    from user_models.leave_hazard import LeaveHazard
+    emb = embeddings(world)
+    scorer = GroundTruthUserModel(world)
+    scorer.leave_hazard = LeaveHazard(emb).fit(tiny_log)
+    with pytest.raises(ConfigError, match="embedding_dim"):
+        make_env(world, ContinuousWeightsTrackSampler, feature_scorer=scorer)
+    env = PlaylistEnvironment(
+        GroundTruthUserModel(world), ContinuousWeightsTrackSampler(K, POOL, D + 2),
+        SyntheticEpisodeSampler(world, 10, POOL), emb, batch_size=4, seed=0,
+        feature_scorer=scorer, simulate_leaving=False, observe_candidates=False)
+    env.reset()
+    feats = env.model_features(np.arange(4))                      # [4, C, 2]
+    p = scorer.score_candidates(env.history(), env.candidate_tracks())
+    np.testing.assert_allclose(feats[..., 0], np.log(p / (1 - p)), rtol=1e-4, atol=1e-4)
+    w = np.zeros((4, K, D + 2), np.float32)
+    w[:, :, D] = 1.0
+    greedy = np.argsort(-p, axis=1, kind="stable")[:, :K]
+    slate_ids = np.take_along_axis(env.candidate_tracks(), greedy, 1)
+    env.step(w)
+    np.testing.assert_array_equal(env.episode_tracker.arrays()["slate"], slate_ids)
+    # Weight on the leave coordinate alone: the slate of lowest leave risk.
+    env2 = PlaylistEnvironment(
+        GroundTruthUserModel(world), ContinuousWeightsTrackSampler(K, POOL, D + 2),
+        SyntheticEpisodeSampler(world, 10, POOL), emb, batch_size=4, seed=0,
+        feature_scorer=scorer, simulate_leaving=False, observe_candidates=False)
+    env2.reset()
+    risk = env2.model_features(np.arange(4))[..., 1]
+    w2 = np.zeros((4, K, D + 2), np.float32)
+    w2[:, :, D + 1] = -1.0
+    env2.step(w2)
+    picked = env2.episode_tracker.arrays()["slate"]
+    calm = np.take_along_axis(env2.candidate_tracks(), np.argsort(risk, 1, kind="stable")[:, :K], 1)
+    np.testing.assert_array_equal(np.sort(picked, 1), np.sort(calm, 1))

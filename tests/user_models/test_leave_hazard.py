@@ -84,3 +84,20 @@ def test_a_learned_model_leaves_through_its_hazard(world_log):
     np.testing.assert_allclose(hz, full[:, 12:15])
     with pytest.raises(UserModelError, match="before fit"):
         LeaveHazard(emb).hazards(h.tracks, h.responses)
+
+
+def test_hazard_if_listened_is_the_hazard_after_a_listen(world_log):
+    """What the environment can observe per candidate equals leave_probs of that
+    candidate played alone and listened to."""
+    log, emb = world_log
+    model = AlwaysListens()
+    model.leave_hazard = LeaveHazard(emb).fit(log)
+    tracks, skipped, mask = log.padded()
+    B = 6
+    h = History(tracks[:B, :12], (mask & ~skipped)[:B, :12].astype(np.float32),
+                np.full(B, 12, np.int32), np.zeros(B, np.int16), np.full(B, -1))
+    cands = np.tile(np.arange(40, 45), (B, 1))
+    got = model.leave_hazard.hazard_if_listened(h, cands)
+    rows = np.repeat(np.arange(B), 5)
+    want = model.leave_probs(h.take(rows), cands.reshape(-1, 1), np.ones((B * 5, 1), bool))
+    np.testing.assert_allclose(got, want.reshape(B, 5), rtol=1e-10)
