@@ -22,6 +22,7 @@ from tf_agents.agents import tf_agent
 from tf_agents.trajectories import trajectory
 from tf_agents.utils import common
 
+from agents.registry import register_agent
 from agents.slate_policy import ScoredSlatePolicy, top_k_available
 
 
@@ -117,6 +118,7 @@ class AhDqnAgent(tf_agent.TFAgent):
 
 
 @gin.configurable
+@register_agent("ah_dqn", sampler="slate", td_errors=lambda agent, exp: agent.td_errors(exp))
 def create_ah_dqn_agent(time_step_spec, action_spec, units: int = 64,
                         learning_rate: float = 1e-3, epsilon_greedy: float = 0.1,
                         gamma: float = 0.9, target_update_tau: float = 0.05,

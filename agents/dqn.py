@@ -9,7 +9,19 @@ import gin
 import tensorflow as tf
 from tf_agents.agents.dqn import dqn_agent
 
+from tf_agents.trajectories import trajectory
+
 from agents.networks import CandidateQNetwork
+from agents.registry import register_agent
+
+
+def td_errors(agent, experience) -> tf.Tensor:
+    """|TD error| [B] per transition pair, as the (double) DQN loss computes it."""
+    ts, ps, nts = trajectory.experience_to_transitions(experience, squeeze_time_dim=True)
+    target = nts.reward + agent._gamma * nts.discount * agent._compute_next_q_values(nts, ())
+    q, _ = agent._q_network(ts.observation, step_type=ts.step_type)
+    q = tf.gather(q, tf.cast(ps.action, tf.int32), batch_dims=1)
+    return tf.abs(target - q)
 
 
 def candidate_mask_splitter(observation):
@@ -18,6 +30,7 @@ def candidate_mask_splitter(observation):
 
 
 @gin.configurable
+@register_agent("dqn", sampler="index", td_errors=td_errors)
 def create_dqn_agent(time_step_spec, action_spec, units: int = 64, learning_rate: float = 1e-3,
                      epsilon_greedy: float = 0.1, gamma: float = 0.9, double: bool = True,
                      target_update_tau: float = 0.05, train_step_counter=None):

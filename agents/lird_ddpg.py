@@ -11,11 +11,34 @@ import gin
 import tensorflow as tf
 from tf_agents.agents.ddpg import ddpg_agent
 
-from spotisim.errors import ConfigError
+from tf_agents.agents.td3 import td3_agent
+from tf_agents.trajectories import trajectory
+
 from agents.networks import LirdActorNetwork, LirdCriticNetwork, LirdSlateCriticNetwork
+from agents.registry import register_agent
+from spotisim.errors import ConfigError
+
+
+def td_errors(agent, experience) -> tf.Tensor:
+    """|TD error| [B] per transition pair, as DDPG's (or, with twin critics, TD3's) loss
+    computes it: the priorities of prioritized replay."""
+    ts, ps, nts = trajectory.experience_to_transitions(experience, squeeze_time_dim=True)
+    target_a, _ = agent._target_actor_network(nts.observation, step_type=nts.step_type)
+    inputs = (nts.observation, target_a)
+    if isinstance(agent, td3_agent.Td3Agent):  # the smaller of the two target critics
+        q_next = tf.minimum(agent._target_critic_network_1(inputs, step_type=nts.step_type)[0],
+                            agent._target_critic_network_2(inputs, step_type=nts.step_type)[0])
+        critic = agent._critic_network_1
+    else:
+        q_next, _ = agent._target_critic_network(inputs, step_type=nts.step_type)
+        critic = agent._critic_network
+    target = nts.reward + agent._gamma * nts.discount * q_next
+    q, _ = critic((ts.observation, ps.action), step_type=ts.step_type)
+    return tf.abs(target - q)
 
 
 @gin.configurable
+@register_agent("lird_ddpg", sampler="weights", td_errors=td_errors)
 def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
                            actor_learning_rate: float = 1e-4,
                            critic_learning_rate: float = 1e-3, gamma: float = 0.9,
@@ -53,7 +76,6 @@ def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
     else:
         critic = LirdCriticNetwork((obs_spec, action_spec), units=units)
     if twin_critics:
-        from tf_agents.agents.td3 import td3_agent
         agent = td3_agent.Td3Agent(
             time_step_spec, action_spec, actor_network=actor, critic_network=critic,
             actor_optimizer=tf.keras.optimizers.Adam(actor_learning_rate),

@@ -37,12 +37,8 @@ from spotisim.errors import ConfigError, SpotisimError
 from spotisim.gin_utils import parse_gin
 from spotisim.io_utils import atomic_file
 from user_models.ground_truth import GroundTruthUserModel
-from user_models.lird import LirdSimulatorUserModel
-from user_models.logistic import LogisticUserModel
-from user_models.sequential import SequentialUserModel
+from user_models.registry import learned_user_models
 
-USER_MODELS = {"sequential": SequentialUserModel, "logistic": LogisticUserModel,
-               "lird_simulator": LirdSimulatorUserModel}
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
@@ -95,7 +91,7 @@ def run_alignment(run_dir: str, user_models: Sequence[str] = ("sequential", "log
     """Scores every policy under every learned user model and the ground truth.
 
     Args:
-      user_models: learned user models to test (keys of USER_MODELS).
+      user_models: learned user models to test (registered names, `learned_user_models`).
       policy_dirs: saved policies of trained agents (a run's policy/ directory; slate
         agents only, i.e. AH-DQN and the baselines' action space).
       eval_episodes: whole episodes per (policy, scorer).
@@ -108,10 +104,11 @@ def run_alignment(run_dir: str, user_models: Sequence[str] = ("sequential", "log
     emb = build_embeddings(data.train).aligned_to(data.log.catalog)
     models = {}
     for name in user_models:
-        if name not in USER_MODELS:
+        registered = learned_user_models()
+        if name not in registered:
             raise ConfigError(f"run_alignment.user_models: unknown {name!r} "
-                              f"(known: {', '.join(USER_MODELS)})")
-        models[name] = fit_or_load_user_model(data, emb, model_ctor=USER_MODELS[name])
+                              f"(known: {', '.join(registered)})")
+        models[name] = fit_or_load_user_model(data, emb, model_ctor=registered[name])
     scorers = dict(models, ground_truth=GroundTruthUserModel(data.world))
     scores: Dict[str, Dict[str, dict]] = {}
     for scorer_name, scorer in scorers.items():

@@ -238,13 +238,14 @@ def shard_log(root_dir: str, prep: dict, shards: Sequence[str]):
 def make_environment(root_dir: str, prep: dict, shards: Sequence[str], batch_size: int,
                      seed: int):
     """(environment builder, agent factory) for the shards, as the main job builds them."""
-    from experiments.run import AGENT_SAMPLER, make_builder
+    from agents.registry import agent_spec
+    from experiments.run import make_builder
     from spotisim.embeddings import TrackEmbeddings
     agent_fn = _bound("agent_fn")
     if agent_fn is None:
         raise ConfigError("run_experiment.agent_fn is not bound: the distributed mode "
                           "trains an agent (use lird_ddpg.gin, ah_dqn.gin or dqn.gin)")
-    kind = AGENT_SAMPLER.get(getattr(agent_fn, "__name__", ""), "slate")
+    kind = agent_spec(agent_fn).sampler
     log = shard_log(root_dir, prep, shards)
     emb = TrackEmbeddings.load(os.path.join(root_dir, "embeddings")).aligned_to(log.catalog)
     user_model = _load_prepared_user_model(root_dir, emb)
@@ -476,7 +477,8 @@ def evaluate(root_dir: str, agent, agent_fn, seed: int) -> dict:
     metrics = final_evaluation(data, user_model, emb, agent, agent_fn,
                                _bound("baselines"),
                                int(_bound("eval_episodes")), seed, root_dir)
-    name = getattr(agent_fn, "__name__", "agent").replace("create_", "").replace("_agent", "")
+    from agents.registry import agent_spec
+    name = agent_spec(agent_fn).name
     out = {"data": data.source, "user_model": type(user_model).__name__,
            "embeddings": TrackEmbeddings.load(os.path.join(root_dir, "embeddings")).source,
            "agent": name, "iterations": int(agent.train_step_counter.numpy()),

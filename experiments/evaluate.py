@@ -28,8 +28,9 @@ from tf_agents.policies import py_tf_eager_policy
 
 from agents import baselines as bp
 from agents.evaluate import run_episodes
-from experiments.alignment import USER_MODELS
-from experiments.run import AGENT_SAMPLER, fit_or_load_user_model, make_builder
+from user_models.registry import learned_user_models
+from agents.registry import agent_spec_by_name
+from experiments.run import fit_or_load_user_model, make_builder
 from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
 from spotisim.errors import ConfigError, SpotisimError
@@ -43,12 +44,13 @@ def _scorer(name: str, data, emb):
         if not data.synthetic:
             raise ConfigError("--user_model=ground_truth needs the synthetic world's data")
         return GroundTruthUserModel(data.world)
-    if name in USER_MODELS:
-        return fit_or_load_user_model(data, emb, model_ctor=USER_MODELS[name])
+    registered = learned_user_models()
+    if name in registered:
+        return fit_or_load_user_model(data, emb, model_ctor=registered[name])
     if os.path.isdir(name):
         return load_user_model(name)
     raise ConfigError(f"--user_model {name!r}: not one of ground_truth, "
-                      f"{', '.join(USER_MODELS)}, nor a saved user-model directory")
+                      f"{', '.join(registered)}, nor a saved user-model directory")
 
 
 def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
@@ -66,8 +68,9 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
     emb = build_embeddings(data.train).aligned_to(data.log.catalog)
     # A policy that observes candidate scores keeps getting them from the model it
     # trained against, whichever model responds.
+    bound = gin.get_bindings("make_builder")
     trained = (fit_or_load_user_model(data, emb)
-               if gin.get_bindings("make_builder").get("observe_scores") else None)
+               if bound.get("observe_scores") or bound.get("score_features") else None)
     results: Dict[str, Dict[str, dict]] = {}
     for um_name in user_models:
         scorer = _scorer(um_name, data, emb)
@@ -80,8 +83,8 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
                     "most_popular": (bp.popularity_policy(tss, acs, data.train.catalog.play_counts), env),
                     "nearest_neighbour": (bp.nearest_neighbour_policy(tss, acs), env)}
         if agent is not None:
-            kind = AGENT_SAMPLER.get(f"create_{agent}_agent", "slate")
-            b = make_builder(data.test, scorer, emb, kind, data.hidden_path,
+            b = make_builder(data.test, scorer, emb, agent_spec_by_name(agent).sampler,
+                             data.hidden_path,
                              batch_size=episodes, seed=seed + 2, scorer=trained)
             agent_env = b.get_tf_env()
             policies[agent] = (py_tf_eager_policy.SavedModelPyTFEagerPolicy(

@@ -44,6 +44,7 @@ from agents import baselines as baseline_policies
 from agents.ah_dqn import create_ah_dqn_agent  # noqa: F401  (gin-configurable)
 from agents.dqn import create_dqn_agent  # noqa: F401
 from agents.evaluate import run_episodes
+from agents.registry import agent_spec
 from agents.lird_ddpg import create_lird_ddpg_agent  # noqa: F401
 from agents.training import Trainer
 from spotisim.builder import EnvironmentBuilder
@@ -67,8 +68,6 @@ from user_models.sequential import SequentialUserModel
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 SAMPLERS = {"weights": ContinuousWeightsTrackSampler, "index": CandidateIndexTrackSampler,
             "slate": SlateIndicesTrackSampler}
-AGENT_SAMPLER = {"create_lird_ddpg_agent": "weights", "create_dqn_agent": "index",
-                 "create_ah_dqn_agent": "slate"}
 
 
 # --------------------------------------------------------------------------- user model
@@ -240,9 +239,7 @@ def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarr
     run_dir/episodes.parquet.  Shared by the main job and the distributed learner.
     """
     metrics: Dict[str, dict] = {}
-    agent_name = None
-    if agent_fn is not None:
-        agent_name = getattr(agent_fn, "__name__", "agent").replace("create_", "").replace("_agent", "")
+    spec = agent_spec(agent_fn) if agent_fn is not None else None
     ground_truth = GroundTruthUserModel(data.world) if data.synthetic else None
     div = data.log.catalog.diversity_features() if data.log.catalog.has_features else None
     modes = {"offline": user_model}
@@ -278,10 +275,9 @@ def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarr
                 policies[name](), slate_env, eval_episodes, div, replay_log=data.test,
                 history_length=slate_builder.environment._episode_sampler.history_length)
         if agent is not None:
-            kind = AGENT_SAMPLER.get(getattr(agent_fn, "__name__", ""), "slate")
-            b = make_builder(data.test, model, emb, kind, data.hidden_path,
+            b = make_builder(data.test, model, emb, spec.sampler, data.hidden_path,
                              batch_size=eval_episodes, seed=seed + 2, scorer=user_model)
-            metrics.setdefault(agent_name, {})[mode] = run_episodes(
+            metrics.setdefault(spec.name, {})[mode] = run_episodes(
                 agent.policy, b.get_tf_env(), eval_episodes, div, replay_log=data.test,
                 history_length=b.environment._episode_sampler.history_length)
             if mode == list(modes)[-1] and run_dir is not None:
@@ -324,8 +320,8 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
     agent = None
     agent_name = None
     if agent_fn is not None:
-        agent_name = getattr(agent_fn, "__name__", "agent").replace("create_", "").replace("_agent", "")
-        kind = AGENT_SAMPLER.get(getattr(agent_fn, "__name__", ""), "slate")
+        spec = agent_spec(agent_fn)
+        agent_name, kind = spec.name, spec.sampler
         train_builder = make_builder(data.train, user_model, emb, kind, data.hidden_path,
                                      seed=seed)
         train_env = tf_py_environment.TFPyEnvironment(train_builder.get_tf_env())

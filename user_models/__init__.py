@@ -21,9 +21,7 @@ from spotisim.errors import UserModelError
 def load_user_model(directory: str):
     """Loads a user model saved with `.save(directory)`, whatever its class."""
     from user_models.ground_truth import GroundTruthUserModel
-    from user_models.lird import LirdSimulatorUserModel
-    from user_models.logistic import LogisticUserModel
-    from user_models.sequential import SequentialUserModel
+    from user_models.registry import user_model_class
 
     if os.path.exists(os.path.join(directory, "world.json")):
         return GroundTruthUserModel.load(directory)
@@ -32,8 +30,8 @@ def load_user_model(directory: str):
         raise UserModelError(f"{directory}: no saved user model here (user_model.json missing)")
     with open(meta_path) as f:
         cls_name = json.load(f).get("class")
-    classes = {c.__name__: c for c in (SequentialUserModel, LogisticUserModel,
-                                       LirdSimulatorUserModel)}
-    if cls_name not in classes:
-        raise UserModelError(f"{directory}: unknown user model class {cls_name!r}")
-    return classes[cls_name].load(directory)
+    try:
+        cls = user_model_class(cls_name)
+    except UserModelError as exc:
+        raise UserModelError(f"{directory}: {exc}") from None
+    return cls.load(directory)

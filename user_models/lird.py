@@ -28,6 +28,7 @@ from spotisim.data.session_log import SessionLog
 from spotisim.errors import ConfigError, UserModelError
 from spotisim.io_utils import atomic_dir
 from user_models.base import AbstractUserModel, History, read_model_meta
+from user_models.registry import register_user_model
 
 
 class LirdMemoryNet(tf.keras.Model):
@@ -58,6 +59,7 @@ class LirdMemoryNet(tf.keras.Model):
         return sim / tf.reduce_sum(sim, -1, keepdims=True)
 
 
+@register_user_model("lird_simulator")
 @gin.configurable
 class LirdSimulatorUserModel(AbstractUserModel):
     """The LIRD memory simulator.

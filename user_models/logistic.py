@@ -17,6 +17,7 @@ from spotisim.data.session_log import SessionLog
 from spotisim.errors import ConfigError
 from spotisim.io_utils import atomic_dir
 from user_models.base import AbstractUserModel, History, read_model_meta
+from user_models.registry import register_user_model
 from user_models.sequential import NUM_CONTEXTS, SequentialUserModel
 
 FEATURES = ("popularity", "sim_listened", "sim_skipped", "max_sim_listened",
@@ -28,6 +29,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-9)
 
 
+@register_user_model("logistic")
 @gin.configurable
 class LogisticUserModel(AbstractUserModel):
     """Logistic regression on engineered features.

@@ -26,6 +26,7 @@ from spotisim.data.session_log import SessionLog
 from spotisim.errors import ConfigError, UserModelError
 from spotisim.io_utils import atomic_dir
 from user_models.base import AbstractUserModel, History, check_probabilities, read_model_meta
+from user_models.registry import register_user_model
 
 NUM_CONTEXTS = len(CONTEXT_TYPES) + 1  # last = unknown
 POSITION_SCALE = 20.0
@@ -144,6 +145,7 @@ class SequentialResponseNet(tf.keras.Model):
         return self.sequence_logits(tracks, responses, tf.cast(mask, tf.bool), context_1h)
 
 
+@register_user_model("sequential")
 @gin.configurable
 class SequentialUserModel(AbstractUserModel):
     """GRU user model over the listening history, cascading within a slate.

@@ -27,16 +27,14 @@ from spotisim.io_utils import atomic_file
 from user_models import evaluation
 from user_models.base import AbstractUserModel
 from user_models.ground_truth import GroundTruthUserModel
-from user_models.lird import LirdSimulatorUserModel
-from user_models.logistic import LogisticUserModel
+from user_models.registry import learned_user_models
 from user_models.sequential import SequentialUserModel
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
-BASELINES: Dict[str, Callable] = {
-    "logistic": LogisticUserModel,
-    "lird_simulator": LirdSimulatorUserModel,
-}
+def baselines() -> Dict[str, Callable]:
+    """The registered learned user models a trained model is compared with."""
+    return {k: v for k, v in learned_user_models().items() if k != "sequential"}
 
 
 @gin.configurable
@@ -50,7 +48,7 @@ def train_user_model(model_ctor: Callable[..., AbstractUserModel] = SequentialUs
     Args:
       model_ctor: a user-model class (gin: `@SequentialUserModel`).
       output_dir: where model/, embeddings/, report.json go.
-      compare: baselines fitted and reported alongside (names in BASELINES).
+      compare: baselines fitted and reported alongside (registered names, `baselines()`).
       dataset: the data (default: `load_dataset()`, gin-configurable).
     """
     t0 = time.perf_counter()
@@ -60,10 +58,11 @@ def train_user_model(model_ctor: Callable[..., AbstractUserModel] = SequentialUs
     reports = {}
     models = {"model": model_ctor(embeddings=vectors)}
     for name in compare:
-        if name not in BASELINES:
+        known = baselines()
+        if name not in known:
             raise SpotisimError(f"train_user_model.compare: unknown baseline {name!r} "
-                                f"(known: {', '.join(BASELINES)})")
-        models[name] = BASELINES[name](embeddings=vectors)
+                                f"(known: {', '.join(known)})")
+        models[name] = known[name](embeddings=vectors)
     for name, model in models.items():
         t = time.perf_counter()
         model.fit(data.train, data.val)
