@@ -20,7 +20,6 @@ experiment-only shortcut that relies on PlaylistEnvironment's internals.
 """
 
 import argparse
-import copy
 import os
 import time
 
@@ -32,36 +31,9 @@ import numpy as np  # noqa: E402
 from experiments import run as run_mod  # noqa: E402
 from spotisim.data.datasets import load_dataset  # noqa: E402
 from spotisim.embeddings import build_embeddings  # noqa: E402
-from spotisim.episode_tracker import EpisodeTracker  # noqa: E402
 from spotisim.gin_utils import parse_gin  # noqa: E402
-from spotisim.termination import AnyOf  # noqa: E402
 from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
-
-
-def _take_lanes(obj, rows, B):
-    """A copy of `obj` whose per-lane arrays (first dimension B) keep `rows`."""
-    new = copy.copy(obj)
-    for k, v in vars(obj).items():
-        if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == B:
-            setattr(new, k, v[rows].copy())
-    return new
-
-
-def fork(env, rows, seed):
-    """A new environment whose lanes are copies of `env`'s lanes `rows`."""
-    B = env.batch_size
-    new = _take_lanes(env, rows, B)
-    new.batch_size = len(rows)
-    term = _take_lanes(env._termination, rows, B)
-    if isinstance(term, AnyOf):
-        term.rules = tuple(_take_lanes(r, rows, B) for r in term.rules)
-        for r in term.rules:
-            r._batch_size = len(rows)
-    term._batch_size = len(rows)
-    new._termination = term
-    new._episode_tracker = EpisodeTracker()
-    new._rng = np.random.default_rng(seed)
-    return new
+from headroom import fork  # noqa: E402  (benchmarks/ is this script's folder)
 
 
 def greedy_slates(env, model, k):

@@ -18,6 +18,13 @@ def _history(sim, t):
                    sim["listener"], sim["mood"])
 
 
+def _after_ten_tracks():
+    """(model, history of 10 logged tracks, the next 3 logged tracks) of 20 sessions."""
+    world = SyntheticWorld(WorldConfig(seed=1, **TINY_WORLD))
+    sim = world.simulate_sessions(np.random.default_rng(4), 20)
+    return GroundTruthUserModel(world), _history(sim, 10), sim["tracks"][:, 10:13]
+
+
 @pytest.mark.parametrize("satiation", [0.0, 0.5])
 def test_matches_the_logged_probabilities(satiation):
     """Also in a world with satiation, whose satiety the replay must carry."""
@@ -41,11 +48,7 @@ def test_matches_the_logged_probabilities(satiation):
 
 
 def test_respond_samples_with_the_given_uniforms():
-    world = SyntheticWorld(WorldConfig(seed=1, **TINY_WORLD))
-    sim = world.simulate_sessions(np.random.default_rng(4), 20)
-    model = GroundTruthUserModel(world)
-    h = _history(sim, 10)
-    slate = sim["tracks"][:, 10:13]
+    model, h, slate = _after_ten_tracks()
     always = np.zeros((20, 4))
     probs, resp, left = model.respond(h, slate, always, leaving=False)
     assert resp.all() and left is None
@@ -59,11 +62,7 @@ def test_respond_samples_with_the_given_uniforms():
 def test_leaving_is_checked_after_every_track():
     """One draw u decides the leaving time: gone after track k when
     u < 1 - prod_{j<=k}(1 - h_j); the tracks after it are not heard."""
-    world = SyntheticWorld(WorldConfig(seed=1, **TINY_WORLD))
-    sim = world.simulate_sessions(np.random.default_rng(4), 20)
-    model = GroundTruthUserModel(world)
-    h = _history(sim, 10)
-    slate = sim["tracks"][:, 10:13]
+    model, h, slate = _after_ten_tracks()
     listen_all = np.zeros((20, 3))
     hz = model.leave_probs(h, slate, np.ones((20, 3), bool))
     assert ((hz > 0) & (hz < 1)).all()
