@@ -8,6 +8,7 @@ from typing import Dict
 
 import numpy as np
 from tf_agents.policies import py_policy, py_tf_eager_policy
+from tf_agents.trajectories import time_step as ts
 
 from spotisim.builder import TFAgtPyEnvironment
 from spotisim.environment import END_REASONS
@@ -83,12 +84,13 @@ def run_episodes(policy, env: TFAgtPyEnvironment, num_episodes: int,
     tracker.clear()
     time_step = env.reset()
     first = env.env.episodes_started - env.env.batch_size   # ids of the reset's episodes
-    wanted = np.arange(first, first + num_episodes)
+    wanted = np.arange(first, first + num_episodes)           # lane i plays episode first + i
+    ended = np.zeros(num_episodes, bool)
     for _ in range(max_steps):
-        a = tracker.arrays()
-        if a and np.isin(wanted, a["episode_id"][a["done"]]).all():
+        if ended.all():
             break
         time_step = env.step(policy.action(time_step).action)
+        ended |= np.atleast_1d(time_step.step_type)[:num_episodes] == ts.StepType.LAST
     a = tracker.arrays()
     done_eps = np.intersect1d(wanted, a["episode_id"][a["done"]])
     keep = np.isin(a["episode_id"], done_eps)

@@ -231,7 +231,8 @@ def _plot_comparison(path: str, metrics: Dict[str, dict]) -> None:
 def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarray,
                      agent=None, agent_fn: Optional[Callable] = None,
                      baselines: Sequence[str] = (), eval_episodes: int = 256, seed: int = 0,
-                     run_dir: Optional[str] = None) -> Dict[str, dict]:
+                     run_dir: Optional[str] = None,
+                     info: Optional[dict] = None) -> Dict[str, dict]:
     """Scores the agent's greedy policy and the baselines on test-split episodes,
     offline (under `user_model`) and, on synthetic data, online (the ground truth).
 
@@ -251,6 +252,8 @@ def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarr
         slate_builder = make_builder(data.test, model, emb, "slate", data.hidden_path,
                                      batch_size=eval_episodes, seed=seed + 2, scorer=user_model)
         slate_env = slate_builder.get_tf_env()
+        if info is not None:  # what the report calls the reward
+            info["reward"] = slate_builder.environment.reward.name
         tf_env = tf_py_environment.TFPyEnvironment(slate_env)
         tss, acs = tf_env.time_step_spec(), tf_env.action_spec()
         policies = {
@@ -368,14 +371,13 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
         if bar is not None:
             bar.close()
         policy_saver.PolicySaver(agent.policy, batch_size=None).save(os.path.join(run_dir, "policy"))
+    info: dict = {}
     metrics.update(final_evaluation(data, user_model, emb, agent, agent_fn, baselines,
-                                    eval_episodes, seed, run_dir))
+                                    eval_episodes, seed, run_dir, info))
     if agent is None:
         with atomic_file(os.path.join(run_dir, "operative_config.gin")) as f:
             f.write(gin.operative_config_str())
-    reward_name = make_builder(data.test, user_model, emb, "slate", data.hidden_path,
-                               batch_size=1).environment.reward.name
-    out = {"data": data.source, "user_model": type(user_model).__name__, "reward": reward_name,
+    out = {"data": data.source, "user_model": type(user_model).__name__, "reward": info["reward"],
            "embeddings": emb_obj.source, "agent": agent_name,
            "iterations": num_iterations, "seconds": time.perf_counter() - t_start,
            "final_loss": float(np.mean(losses[-50:])) if losses else None,

@@ -205,9 +205,12 @@ class AbstractUserModel(abc.ABC):
           None), with `.heard` [B, K].
         """
         slate = np.asarray(slate)
-        probs, responses, _ = self._respond(history, slate, uniforms)
+        probs, responses, hz = self._respond(history, slate, uniforms)
         check_probabilities(probs, slate.shape, type(self).__name__)
-        hz = self.leave_probs(history, slate, responses) if leaving else None
+        if not leaving:
+            hz = None
+        elif hz is None:
+            hz = self.leave_probs(history, slate, responses)
         if hz is None:
             return Responses(probs, responses, None)
         check_probabilities(hz, slate.shape, f"{type(self).__name__}.leave_probs")
@@ -221,7 +224,12 @@ class AbstractUserModel(abc.ABC):
         """Subclasses: P(listen) [B, K]."""
 
     def _respond(self, history, slate, uniforms):
-        """Default cascade: K teacher-forced predictions (one when not `cascades`)."""
+        """Default cascade: K teacher-forced predictions (one when not `cascades`).
+
+        Returns (probabilities, responses, hazards): `hazards` [B, K] is P(leave) after
+        each position when the model computed it on the way (the ground truth, whose
+        replay of the history serves both), else None and `respond` asks
+        `leave_probs`."""
         B, K = slate.shape
         if not self.cascades:
             probs = self._predict(history, slate, None)

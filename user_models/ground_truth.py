@@ -108,11 +108,13 @@ class GroundTruthUserModel(AbstractUserModel):
         B, K = slate.shape
         probs = np.zeros((B, K))
         responses = np.zeros((B, K), bool)
+        hazards = np.zeros((B, K))
         for k in range(K):
             probs[:, k] = self.world.listen_prob(state, slate[:, k:k + 1])[:, 0]
             responses[:, k] = uniforms[:, k] < probs[:, k]
             state = self.world.advance(state, slate[:, k], responses[:, k])
-        return probs, responses, None
+            hazards[:, k] = self.world.leave_prob(state, cap=False)
+        return probs, responses, hazards
 
     def leave_probs(self, history, slate, responses):
         state = self.state_after(history)
