@@ -24,6 +24,7 @@ from tf_agents.utils import common
 
 from agents.registry import register_agent
 from agents.slate_policy import ScoredSlatePolicy, top_k_available
+from agents.td_loss import td_loss_fn
 
 
 @gin.configurable
@@ -38,14 +39,16 @@ class AhDqnAgent(tf_agent.TFAgent):
       gamma: discount of future slates.
       target_update_tau / target_update_period: soft target updates.
       gradient_clipping: global-norm clip, or None.
+      td_loss: "squared" (the mean of the target: the default) or "huber" (see
+        `agents.td_loss`).
     """
 
     def __init__(self, time_step_spec, action_spec, q_network,
                  optimizer: Optional[tf.keras.optimizers.Optimizer] = None,
                  epsilon_greedy: float = 0.1, gamma: float = 0.9,
                  target_update_tau: float = 0.05, target_update_period: int = 1,
-                 gradient_clipping: Optional[float] = 10.0, train_step_counter=None,
-                 name: Optional[str] = None):
+                 gradient_clipping: Optional[float] = 10.0, td_loss: str = "squared",
+                 train_step_counter=None, name: Optional[str] = None):
         tf.Module.__init__(self, name=name)
         if train_step_counter is None:  # its own counter, not the process-wide global step
             train_step_counter = tf.Variable(0, dtype=tf.int64, name="train_step")
@@ -56,6 +59,7 @@ class AhDqnAgent(tf_agent.TFAgent):
         self._optimizer = optimizer or tf.keras.optimizers.Adam(1e-3)
         self._gamma = float(gamma)
         self._gradient_clipping = gradient_clipping
+        self._td_loss = td_loss_fn(td_loss, "create_ah_dqn_agent.td_loss")
         self._k = int(action_spec.shape[0])
         score = lambda obs: self._q_network(obs)[0]  # noqa: E731
         policy = ScoredSlatePolicy(time_step_spec, action_spec, score, network=q_network)
@@ -101,7 +105,7 @@ class AhDqnAgent(tf_agent.TFAgent):
     def loss(self, experience) -> tf.Tensor:
         time_steps, q_slate, target = self._slate_q_and_target(experience, training=True)
         valid = tf.cast(~time_steps.is_last(), tf.float32)
-        err = tf.compat.v1.losses.huber_loss(target, q_slate, reduction=tf.compat.v1.losses.Reduction.NONE)
+        err = self._td_loss(target, q_slate)
         return tf.reduce_sum(err * valid) / tf.maximum(tf.reduce_sum(valid), 1.0)
 
     def _train(self, experience, weights=None):
@@ -122,14 +126,14 @@ class AhDqnAgent(tf_agent.TFAgent):
 def create_ah_dqn_agent(time_step_spec, action_spec, units: int = 64,
                         learning_rate: float = 1e-3, epsilon_greedy: float = 0.1,
                         gamma: float = 0.9, target_update_tau: float = 0.05,
-                        train_step_counter=None) -> AhDqnAgent:
+                        td_loss: str = "squared", train_step_counter=None) -> AhDqnAgent:
     """An initialised AH-DQN agent with a `CandidateQNetwork` (gin factory)."""
     from agents.networks import CandidateQNetwork
     agent = AhDqnAgent(time_step_spec, action_spec,
                        CandidateQNetwork(time_step_spec.observation, units=units),
                        optimizer=tf.keras.optimizers.Adam(learning_rate),
                        epsilon_greedy=epsilon_greedy, gamma=gamma,
-                       target_update_tau=target_update_tau,
+                       target_update_tau=target_update_tau, td_loss=td_loss,
                        train_step_counter=train_step_counter)
     agent.initialize()
     return agent

@@ -13,6 +13,7 @@ from tf_agents.trajectories import trajectory
 
 from agents.networks import CandidateQNetwork
 from agents.registry import register_agent
+from agents.td_loss import td_loss_fn
 
 
 def td_errors(agent, experience) -> tf.Tensor:
@@ -33,8 +34,10 @@ def candidate_mask_splitter(observation):
 @register_agent("dqn", sampler="index", td_errors=td_errors)
 def create_dqn_agent(time_step_spec, action_spec, units: int = 64, learning_rate: float = 1e-3,
                      epsilon_greedy: float = 0.1, gamma: float = 0.9, double: bool = True,
-                     target_update_tau: float = 0.05, train_step_counter=None):
-    """A (double) DQN agent whose action is one candidate index."""
+                     target_update_tau: float = 0.05, td_loss: str = "squared",
+                     train_step_counter=None):
+    """A (double) DQN agent whose action is one candidate index; `td_loss`: see
+    `agents.td_loss` ("squared" estimates the mean return, "huber" its median)."""
     obs_spec = time_step_spec.observation
     if train_step_counter is None:  # its own counter, not the process-wide global step
         train_step_counter = tf.Variable(0, dtype=tf.int64, name="train_step")
@@ -45,7 +48,7 @@ def create_dqn_agent(time_step_spec, action_spec, units: int = 64, learning_rate
                 observation_and_action_constraint_splitter=candidate_mask_splitter,
                 epsilon_greedy=epsilon_greedy, gamma=gamma,
                 target_update_tau=target_update_tau, target_update_period=1,
-                td_errors_loss_fn=tf.compat.v1.losses.huber_loss,
+                td_errors_loss_fn=td_loss_fn(td_loss, "create_dqn_agent.td_loss"),
                 train_step_counter=train_step_counter)
     agent.initialize()
     return agent

@@ -16,6 +16,7 @@ from tf_agents.trajectories import trajectory
 
 from agents.networks import LirdActorNetwork, LirdCriticNetwork, LirdSlateCriticNetwork
 from agents.registry import register_agent
+from agents.td_loss import td_loss_fn
 from spotisim.errors import ConfigError
 
 
@@ -46,7 +47,8 @@ def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
                            ou_damping: float = 0.15, history_prior: float = 0.0,
                            score_prior: float = 0.0,
                            twin_critics: bool = False, slate_critic: bool = False,
-                           critic_temperature: float = 0.05, train_step_counter=None):
+                           critic_temperature: float = 0.05, td_loss: str = "squared",
+                           train_step_counter=None):
     """A DdpgAgent with the LIRD actor and critic.
 
     Defaults follow the public LIRD code (seed 004: actor lr 1e-4, critic lr 1e-3) except
@@ -58,8 +60,11 @@ def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
     `slate_critic`: `LirdSlateCriticNetwork` (Q valued at the soft slate the weights
     pick, softmax temperature `critic_temperature`) instead of LIRD's critic over the
     raw weights.
+    `td_loss`: the critic's loss, "squared" (the mean return) or "huber" (TF-Agents'
+    default, which estimates the median: see `agents.td_loss`).
     """
     obs_spec = time_step_spec.observation
+    loss = td_loss_fn(td_loss, "create_lird_ddpg_agent.td_loss")
     if train_step_counter is None:  # its own counter, not the process-wide global step
         train_step_counter = tf.Variable(0, dtype=tf.int64, name="train_step")
     actor = LirdActorNetwork(obs_spec, action_spec, units=units, history_prior=history_prior,
@@ -81,7 +86,8 @@ def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
             actor_optimizer=tf.keras.optimizers.Adam(actor_learning_rate),
             critic_optimizer=tf.keras.optimizers.Adam(critic_learning_rate),
             exploration_noise_std=ou_stddev, target_update_tau=target_update_tau,
-            actor_update_period=2, gamma=gamma, train_step_counter=train_step_counter)
+            actor_update_period=2, gamma=gamma, td_errors_loss_fn=loss,
+            train_step_counter=train_step_counter)
         agent.initialize()
         return agent
     agent = ddpg_agent.DdpgAgent(
@@ -89,6 +95,6 @@ def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
         actor_optimizer=tf.keras.optimizers.Adam(actor_learning_rate),
         critic_optimizer=tf.keras.optimizers.Adam(critic_learning_rate),
         ou_stddev=ou_stddev, ou_damping=ou_damping, target_update_tau=target_update_tau,
-        gamma=gamma, train_step_counter=train_step_counter)
+        gamma=gamma, td_errors_loss_fn=loss, train_step_counter=train_step_counter)
     agent.initialize()
     return agent

@@ -104,11 +104,11 @@ HAZARD_FILE = "leave_hazard.json"
 def _load_prepared_user_model(root_dir: str, emb):
     """The prepared user model with the leave hazard it was prepared with (if any)."""
     from user_models import load_user_model
-    from user_models.leave_hazard import LeaveHazard
+    from user_models.leave_hazard import load_leave_model
     directory = os.path.join(root_dir, "user_model")
     model = load_user_model(directory)
     if os.path.exists(os.path.join(directory, HAZARD_FILE)):
-        model.leave_hazard = LeaveHazard.load(os.path.join(directory, HAZARD_FILE), emb)
+        model.leave_hazard = load_leave_model(os.path.join(directory, HAZARD_FILE), emb)
     return model
 
 
@@ -250,7 +250,8 @@ def make_environment(root_dir: str, prep: dict, shards: Sequence[str], batch_siz
     emb = TrackEmbeddings.load(os.path.join(root_dir, "embeddings")).aligned_to(log.catalog)
     user_model = _load_prepared_user_model(root_dir, emb)
     builder = make_builder(log, user_model, emb, kind, prep["hidden_path"],
-                           batch_size=batch_size, seed=seed)
+                           batch_size=batch_size, seed=seed,
+                           expected_leaving=bool(_bound("expected_leaving")))
     return builder, agent_fn
 
 

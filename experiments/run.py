@@ -60,7 +60,7 @@ from spotisim.track_samplers import (CandidateIndexTrackSampler, ContinuousWeigh
 from user_models import load_user_model
 from user_models.base import AbstractUserModel
 from user_models.ground_truth import GroundTruthUserModel
-from user_models.leave_hazard import LeaveHazard
+from user_models.leave_hazard import leave_model_class, load_leave_model
 from user_models.lird import LirdSimulatorUserModel  # noqa: F401  (gin-configurable)
 from user_models.logistic import LogisticUserModel  # noqa: F401  (gin-configurable)
 from user_models.sequential import SequentialUserModel
@@ -121,18 +121,22 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
 
 def attach_leave_hazard(model: AbstractUserModel, data: Dataset, embeddings: np.ndarray,
                         cache_dir: Optional[str] = None) -> AbstractUserModel:
-    """Gives a learned user model its P(leave): a `LeaveHazard` fitted on the train
-    split's session lengths (cached beside the model, keyed by the hazard's code).  The
-    ground truth keeps its own hazard."""
+    """Gives a learned user model its P(leave): its class's leave model
+    (`leave_model_class`: the `LeaveHazard`, or the sequential model's `LeaveHead`)
+    fitted on the train split's session lengths, early stopping on the validation split
+    (cached beside the model, keyed by the leave model's code).  The ground truth keeps
+    its own hazard."""
     if isinstance(model, GroundTruthUserModel):
         return model
+    cls = leave_model_class(getattr(model, "leave_model_class", "LeaveHazard"))
     path = None
     if cache_dir is not None:
-        path = os.path.join(cache_dir, f"leave_hazard-{_digest(_module_source(LeaveHazard))}.json")
+        code = _digest(_module_source(cls), _module_source(load_leave_model))
+        path = os.path.join(cache_dir, f"{cls.__name__}-{code}.json")
         if os.path.exists(path):
-            model.leave_hazard = LeaveHazard.load(path, embeddings)
+            model.leave_hazard = load_leave_model(path, embeddings)
             return model
-    model.leave_hazard = LeaveHazard(embeddings).fit(data.train)
+    model.leave_hazard = cls(embeddings).fit(data.train, data.val)
     if path is not None:
         model.leave_hazard.save(path)
     return model
@@ -148,7 +152,8 @@ def make_builder(log, user_model: AbstractUserModel, embeddings: np.ndarray, sam
                  max_skipped_slates: int = 6, position_discount: float = 1.0,
                  observe_candidates: Optional[bool] = None, observe_scores: bool = False,
                  score_features: bool = False,
-                 scorer: Optional[AbstractUserModel] = None) -> EnvironmentBuilder:
+                 scorer: Optional[AbstractUserModel] = None,
+                 expected_leaving: bool = False) -> EnvironmentBuilder:
     """The simulated environment over a log split (all knobs gin-configurable).
 
     With `observe_scores`, the observation also holds `scorer`'s P(listen) of every
@@ -156,7 +161,9 @@ def make_builder(log, user_model: AbstractUserModel, embeddings: np.ndarray, sam
     against, passed unchanged when `user_model` is swapped for evaluation.  With
     `score_features` (the "weights" sampler), LIRD's weight vectors also score that
     model's logit P(listen) and P(leave) of each candidate (see
-    `PlaylistEnvironment.feature_scorer`).
+    `PlaylistEnvironment.feature_scorer`).  `expected_leaving` is for environments
+    that train an agent (`run_experiment.expected_leaving`; see
+    `PlaylistEnvironment.expected_leaving`), never for evaluation.
     """
     if sampler_kind not in SAMPLERS:
         raise ConfigError(f"make_builder.sampler_kind must be one of {sorted(SAMPLERS)}")
@@ -175,7 +182,8 @@ def make_builder(log, user_model: AbstractUserModel, embeddings: np.ndarray, sam
         termination=AnyOf([MaxSteps(max_steps), ConsecutiveSkips(max_skipped_slates)]),
         position_discount=position_discount, observe_candidates=observe_candidates,
         candidate_scorer=(scorer or user_model) if observe_scores and observe_candidates else None,
-        feature_scorer=feature_scorer)
+        feature_scorer=feature_scorer,
+        **({"expected_leaving": True} if expected_leaving else {}))
 
 
 # --------------------------------------------------------------------------- plots
@@ -294,7 +302,8 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
                    checkpoint_every: int = 500, eval_episodes: int = 256,
                    baselines: Sequence[str] = ("random", "most_popular", "nearest_neighbour",
                                                "greedy_user_model", "logging_policy"),
-                   seed: int = 0, resume: bool = True, progress: bool = True) -> dict:
+                   expected_leaving: bool = True, seed: int = 0, resume: bool = True,
+                   progress: bool = True) -> dict:
     """Runs one experiment end to end; returns the metrics written to metrics.json.
 
     Args:
@@ -305,6 +314,9 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
       eval_every / checkpoint_every: iterations between evaluations / checkpoints.
       eval_episodes: whole episodes per policy in the final evaluation.
       baselines: baseline policies evaluated beside the agent.
+      expected_leaving: the agent trains in an environment that takes leaving in
+        expectation (`PlaylistEnvironment.expected_leaving`: the same expected return,
+        P(leave) in the discount instead of drawn exits); evaluation always draws exits.
       seed: seeds TensorFlow and the environments (same seed, same metrics).
       resume: continue from run_dir's last checkpoint if there is one.
     """
@@ -326,7 +338,7 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
         spec = agent_spec(agent_fn)
         agent_name, kind = spec.name, spec.sampler
         train_builder = make_builder(data.train, user_model, emb, kind, data.hidden_path,
-                                     seed=seed)
+                                     seed=seed, expected_leaving=expected_leaving)
         train_env = tf_py_environment.TFPyEnvironment(train_builder.get_tf_env())
         agent = agent_fn(train_env.time_step_spec(), train_env.action_spec())
         trainer = Trainer(agent, train_env)

@@ -31,7 +31,9 @@ class TFAgtPyEnvironment(py_environment.PyEnvironment):
 
     Step types: FIRST for an episode (re)started at this step, LAST when it ended, MID
     otherwise.  Discount 0 only when the episode ended by a termination (the listener
-    left / gave up); a time limit is a truncation and keeps discount 1.
+    left / gave up); a time limit is a truncation and keeps discount 1.  An environment
+    that takes leaving in expectation discounts every other step by the probability
+    that the listener stays (`StepResult.continuation`).
     """
 
     def __init__(self, environment: AbstractEnvironment, batched: Optional[bool] = None):
@@ -59,7 +61,7 @@ class TFAgtPyEnvironment(py_environment.PyEnvironment):
     def _time_step(self, r: StepResult) -> ts.TimeStep:
         step_type = np.where(r.first, ts.StepType.FIRST,
                              np.where(r.done, ts.StepType.LAST, ts.StepType.MID)).astype(np.int32)
-        discount = np.where(r.done & r.terminal, 0.0, 1.0).astype(np.float32)
+        discount = np.where(r.done & r.terminal, 0.0, r.continuation).astype(np.float32)
         out = ts.TimeStep(step_type, r.reward.astype(np.float32), discount, r.observation)
         if not self._batched:
             out = ts.TimeStep(out.step_type[0], out.reward[0], out.discount[0],

@@ -42,13 +42,19 @@ class StepResult(tuple):
     done: bool [B], the episode ended with this step.
     terminal: bool [B], it ended because the listener is gone (discount 0), not a limit.
     first: bool [B], the episode was (re)started at this step; reward is 0.
+    continuation: float [B], the probability that the episode goes on past this step
+      when leaving is taken in expectation (`PlaylistEnvironment.expected_leaving`),
+      else 1: the TF-Agents discount of a step that did not terminate.
     """
 
     def __new__(cls, observation: Dict[str, np.ndarray], reward: np.ndarray,
-                done: np.ndarray, terminal: np.ndarray, first: np.ndarray):
+                done: np.ndarray, terminal: np.ndarray, first: np.ndarray,
+                continuation: Optional[np.ndarray] = None):
         self = super().__new__(cls, (observation, reward, done))
         self.terminal = terminal
         self.first = first
+        self.continuation = (np.ones(np.shape(reward), np.float32) if continuation is None
+                             else continuation)
         return self
 
     @property
@@ -163,6 +169,17 @@ class PlaylistEnvironment(AbstractEnvironment):
         P(leave) (`AbstractUserModel.leave_probs`), sampled with this environment's
         RNG; the episode then ends as a termination (discount 0).  Off reproduces the
         worlds before leaving was simulated (`myopic_world.gin`).
+      expected_leaving: take leaving in expectation instead of drawing the exit (for
+        environments that *train* agents; evaluation always draws it).  The listener
+        never leaves in the sampled trajectory; position k's reward is weighted by the
+        probability that they are still there to hear it, prod_{j<k} (1 - h_j), and the
+        step's discount is the probability that they stay through the slate,
+        prod_j (1 - h_j).  Every policy's expected return is the same as with drawn
+        exits (the exit is drawn independently of the responses, given the hazards), but
+        a TD target now sees the model's P(leave) instead of one coin flip of it: the
+        cost of boring a listener reaches the value estimate without the variance of
+        episodes that end or go on at random.  Episodes end at the step limit or when
+        the listener gives up.
       seed: seeds the environment's RNG (episode draws and responses).
     """
 
@@ -175,11 +192,14 @@ class PlaylistEnvironment(AbstractEnvironment):
                  candidate_scorer: Optional[AbstractUserModel] = None,
                  observe_leave_risk: bool = False,
                  feature_scorer: Optional[AbstractUserModel] = None,
-                 simulate_leaving: bool = True,
+                 simulate_leaving: bool = True, expected_leaving: bool = False,
                  reward: Optional[AbstractReward] = None,
                  seed: int = 0):
         super().__init__(batch_size)
         self.simulate_leaving = bool(simulate_leaving)
+        if expected_leaving and not simulate_leaving:
+            raise ConfigError("PlaylistEnvironment.expected_leaving needs simulate_leaving = True")
+        self.expected_leaving = bool(expected_leaving)
         if candidate_scorer is not None and not observe_candidates:
             raise ConfigError("candidate_scorer needs observe_candidates=True")
         self._scorer = candidate_scorer
@@ -384,6 +404,7 @@ class PlaylistEnvironment(AbstractEnvironment):
         reward = np.zeros(B, np.float32)
         done = np.zeros(B, bool)
         terminal = np.zeros(B, bool)
+        continuation = np.ones(B, np.float32)
         if len(rows):
             action = np.asarray(action)
             act = action[rows] if action.ndim and action.shape[0] == B else action
@@ -394,10 +415,18 @@ class PlaylistEnvironment(AbstractEnvironment):
             slate = np.take_along_axis(self._cands[rows], pos, axis=1)
             uniforms = self._rng.random((len(rows), K + 1))
             answer = self._user_model.respond(self.history(rows), slate, uniforms,
-                                              leaving=self.simulate_leaving)
+                                              leaving=self.simulate_leaving,
+                                              sample_exit=not self.expected_leaving)
             probs, responses, left = answer
             heard = getattr(answer, "heard", np.ones_like(responses, dtype=bool))
-            r = self.reward(responses, heard)
+            hz = getattr(answer, "hazards", None)
+            if self.expected_leaving and hz is not None:
+                stay = np.cumprod(1.0 - hz, axis=1)                          # [R, K]
+                r = self.reward(responses, np.concatenate([np.ones((len(rows), 1)),
+                                                           stay[:, :-1]], axis=1))
+                continuation[rows] = stay[:, -1]
+            else:
+                r = self.reward(responses, heard)
             self._avail[rows[:, None], pos] = False
             self._append(rows, slate, responses)
             self._steps[rows] += 1
@@ -413,7 +442,7 @@ class PlaylistEnvironment(AbstractEnvironment):
             self._episode_tracker.record(self._episode[rows], self._steps[rows] - 1,
                                          self._key[rows], slate, probs, responses, r, ended,
                                          heard=heard, end_reason=reason)
-        return StepResult(self._observation(), reward, done, terminal, first)
+        return StepResult(self._observation(), reward, done, terminal, first, continuation)
 
     def _append(self, rows: np.ndarray, slate: np.ndarray, responses: np.ndarray) -> None:
         """Adds a heard slate to the full history and updates the observation window."""

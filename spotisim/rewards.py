@@ -2,7 +2,9 @@
 (like the track sampler or the termination rule), so reports can name what they sum.
 
 A reward reads the slate's responses (and which positions were heard, since a listener
-who left mid-slate never heard the rest) and returns one float per episode.
+who left mid-slate never heard the rest) and returns one float per episode.  "Heard" may
+also be a probability: an environment that takes leaving in expectation weighs each
+position by the chance that the listener is still there to hear it.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ class AbstractReward(abc.ABC):
     name: str = "reward per episode"
 
     def __call__(self, responses: np.ndarray, heard: np.ndarray) -> np.ndarray:
-        """float32 [B] from bool responses [B, K] (listened) and heard [B, K]."""
-        return np.asarray(self._reward(np.asarray(responses, bool), np.asarray(heard, bool)),
-                          np.float32)
+        """float32 [B] from bool responses [B, K] (listened) and heard [B, K] (bool, or
+        the probability in [0, 1] that position k is heard)."""
+        return np.asarray(self._reward(np.asarray(responses, bool).astype(np.float64),
+                                       np.asarray(heard, np.float64)), np.float32)
 
     def max_reward(self, slate_size: int) -> float:
         """The most one slate can earn."""
@@ -36,7 +39,8 @@ class AbstractReward(abc.ABC):
 
     @abc.abstractmethod
     def _reward(self, responses: np.ndarray, heard: np.ndarray) -> np.ndarray:
-        """Subclasses: [B] rewards."""
+        """Subclasses: [B] rewards from float 0/1 responses [B, K] and heard weights
+        [B, K] (1 / 0, or probabilities)."""
 
 
 @gin.configurable
@@ -46,7 +50,7 @@ class Listens(AbstractReward):
     name = "listens per episode"
 
     def _reward(self, responses, heard):
-        return (responses & heard).sum(axis=1)
+        return (responses * heard).sum(axis=1)
 
 
 @gin.configurable
@@ -63,4 +67,4 @@ class PositionDiscountedListens(AbstractReward):
 
     def _reward(self, responses, heard):
         w = self.discount ** np.arange(responses.shape[1])
-        return ((responses & heard) * w).sum(axis=1)
+        return (responses * heard * w).sum(axis=1)

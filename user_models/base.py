@@ -73,12 +73,14 @@ class History:
 class Responses(tuple):
     """What `respond` returns: unpacks as (probabilities [B, K], responses bool [B, K],
     left bool [B] or None) and also carries `heard` bool [B, K]: False for the slate
-    positions after the listener left (never played, so neither listened nor skipped)."""
+    positions after the listener left (never played, so neither listened nor skipped),
+    and `hazards` float [B, K] or None: the model's P(leave) after each position."""
 
     def __new__(cls, probs: np.ndarray, responses: np.ndarray, left: Optional[np.ndarray],
-                heard: Optional[np.ndarray] = None):
+                heard: Optional[np.ndarray] = None, hazards: Optional[np.ndarray] = None):
         self = super().__new__(cls, (probs, responses, left))
         self.heard = np.ones(np.shape(responses), bool) if heard is None else heard
+        self.hazards = hazards
         return self
 
 
@@ -123,9 +125,13 @@ class AbstractUserModel(abc.ABC):
     cascades: bool = True
     #: The longest slate the model can score (None: any length).
     max_slate_size: Optional[int] = None
-    #: P(leave) after a track, learned from session lengths (`LeaveHazard`), or None:
-    #: a model without one never ends a session by itself.
+    #: P(leave) after a track, learned from session lengths (a `LeaveHazard` or a
+    #: `LeaveHead`), or None: a model without one never ends a session by itself.
     leave_hazard = None
+    #: How a learned model of this class learns leaving: the class fitted on the train
+    #: split's session lengths (`experiments.run.attach_leave_hazard`).  The simple
+    #: fitted hazard by default; the sequential model has a Keras leave head.
+    leave_model_class = "LeaveHazard"
 
     def fit(self, train_log, val_log, verbose: bool = False) -> "AbstractUserModel":
         """Learns from a training log (early stopping on the validation log).  Models
@@ -186,7 +192,7 @@ class AbstractUserModel(abc.ABC):
         return np.take_along_axis(hz, cols, axis=1)
 
     def respond(self, history: History, slate: np.ndarray, uniforms: np.ndarray,
-                leaving: bool = True) -> "Responses":
+                leaving: bool = True, sample_exit: bool = True) -> "Responses":
         """Samples the listener's responses to a slate, position by position.
 
         Args:
@@ -199,6 +205,10 @@ class AbstractUserModel(abc.ABC):
             has left by position k when u < 1 - prod_{j<=k} (1 - h_j) (one draw u, the
             inverse of the leaving time's distribution); tracks after that are not heard
             (response 0).
+          sample_exit: with False the exit is not drawn (every track is heard, `left` is
+            None) and only the hazards are returned (`Responses.hazards`), for
+            environments that take leaving in expectation (see
+            `PlaylistEnvironment.expected_leaving`).
 
         Returns:
           `Responses`: (probabilities [B, K], responses bool [B, K], left bool [B] or
@@ -214,9 +224,11 @@ class AbstractUserModel(abc.ABC):
         if hz is None:
             return Responses(probs, responses, None)
         check_probabilities(hz, slate.shape, f"{type(self).__name__}.leave_probs")
+        if not sample_exit:
+            return Responses(probs, responses, None, hazards=hz)
         gone = uniforms[:, -1:] < 1.0 - np.cumprod(1.0 - hz, axis=1)   # [B, K]
         heard = np.concatenate([np.ones_like(gone[:, :1]), ~gone[:, :-1]], axis=1)
-        return Responses(probs, responses & heard, gone[:, -1], heard)
+        return Responses(probs, responses & heard, gone[:, -1], heard, hz)
 
     @abc.abstractmethod
     def _predict(self, history: History, slate: np.ndarray,

@@ -45,6 +45,15 @@ class GroundTruthUserModel(AbstractUserModel):
 
     def state_after(self, history: History) -> ListenerState:
         """The hidden state of each listener after its history (vectorised replay)."""
+        return self._replay(history)[0]
+
+    def hazards_along(self, history: History, cap: bool = False) -> np.ndarray:
+        """float [B, H]: the world's P(leave) after each entry of the history (0 past a
+        row's length), with or without the log's length cap: the true hazard a learned
+        leave model is measured against."""
+        return self._replay(history, record=True, cap=cap)[1]
+
+    def _replay(self, history: History, record: bool = False, cap: bool = False):
         if history.hidden is None or (history.listener < 0).any():
             raise UserModelError(
                 "GroundTruthUserModel needs the synthetic listener key (listener id and "
@@ -56,6 +65,7 @@ class GroundTruthUserModel(AbstractUserModel):
         taste = self._unit(w.listener_taste[history.listener] + w.config.mood_weight * mood)
         state = ListenerState(history.listener, history.context.astype(np.int64), mood,
                               taste, np.zeros(B, np.int64), np.ones(B, np.int64))
+        hazards = np.zeros(history.tracks.shape) if record else None
         for t in range(int(history.length.max()) if B else 0):
             valid = t < history.length
             if not valid.any():
@@ -66,7 +76,9 @@ class GroundTruthUserModel(AbstractUserModel):
                 state.listener, state.context, state.mood,
                 *(self._keep_where(valid, getattr(nxt, f), getattr(state, f))
                   for f in ("taste", "streak", "position", "satiety", "centroid", "boredom")))
-        return state
+            if record:
+                hazards[:, t] = np.where(valid, w.leave_prob(state, cap=cap), 0.0)
+        return state, hazards
 
     @staticmethod
     def _keep_where(valid, after, before):

@@ -71,6 +71,42 @@ def boredom_features(tracks: np.ndarray, listened: np.ndarray, unit_emb: np.ndar
     return streak_out, bored_out, centroid
 
 
+def at_risk_rows(lengths: np.ndarray, width: int, first_at_risk: int,
+                 cap: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(at_risk, event): bool [S, width] each, for the positions t = 1..width after which
+    a logged session could have ended: from `first_at_risk` on, up to its length, and
+    before the log's `cap`.  A session that reached the cap is censored: it stayed up to
+    the cap and has no row at it (the log cut it, not the listener); any other session
+    has its event at its length."""
+    t = np.arange(1, width + 1)[None, :]
+    L = np.asarray(lengths)[:, None]
+    at_risk = (t >= first_at_risk) & (t <= L) & (t < cap)
+    return at_risk, (t == L) & at_risk
+
+
+def leave_model_class(name: str):
+    """The leave model class of that name ("LeaveHazard" or "LeaveHead")."""
+    if name == "LeaveHead":
+        from user_models.leave_head import LeaveHead
+        return LeaveHead
+    if name != "LeaveHazard":
+        raise UserModelError(f"unknown leave model class {name!r} (LeaveHazard, LeaveHead)")
+    return LeaveHazard
+
+
+def load_leave_model(path: str, embeddings: np.ndarray):
+    """A saved `LeaveHazard` or `LeaveHead`, by the class its file names."""
+    if not os.path.exists(path):
+        raise UserModelError(f"{path}: no saved leave model")
+    with open(path) as f:
+        name = json.load(f).get("class", "LeaveHazard")
+    try:
+        cls = leave_model_class(name)
+    except UserModelError as exc:
+        raise UserModelError(f"{path}: {exc}") from None
+    return cls.load(path, embeddings)
+
+
 def _irls(X: np.ndarray, y: np.ndarray, ridge: float = 1e-6, iters: int = 50):
     """Logistic regression by Newton-Raphson: (weights, standard errors, log-likelihood)."""
     w = np.zeros(X.shape[1])
@@ -113,14 +149,13 @@ class LeaveHazard:
         tracks, skipped, mask = log.padded()
         L = log.lengths
         streak, bored, _ = boredom_features(tracks, mask & ~skipped, self.unit_emb, decay, keep)
-        t = np.arange(1, tracks.shape[1] + 1)[None, :]
-        at_risk = (t >= self.first_at_risk) & (t <= L[:, None]) & (t < self.cap)
-        event = (t == L[:, None]) & at_risk
+        at_risk, event = at_risk_rows(L, tracks.shape[1], self.first_at_risk, self.cap)
         X = np.stack([np.ones(at_risk.sum()), streak[at_risk], bored[at_risk]], 1)
         return X, event[at_risk].astype(np.float64)
 
-    def fit(self, log) -> "LeaveHazard":
-        """Fits on a `SessionLog`; sessions at the log's longest length are censored."""
+    def fit(self, log, val_log=None) -> "LeaveHazard":
+        """Fits on a `SessionLog`; sessions at the log's longest length are censored.
+        (`val_log` is not needed: the fit has no early stopping.)"""
         if log.num_sessions == 0:
             raise UserModelError("LeaveHazard.fit needs a log with sessions")
         self.first_at_risk = int(log.lengths.min())
@@ -180,7 +215,7 @@ class LeaveHazard:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str) -> None:
         with atomic_file(path) as f:
-            json.dump({"weights": self.weights.tolist(), "std_errors": self.std_errors.tolist(),
+            json.dump({"class": "LeaveHazard", "weights": self.weights.tolist(), "std_errors": self.std_errors.tolist(),
                        "decay": self.decay, "keep": self.keep,
                        "first_at_risk": self.first_at_risk, "cap": self.cap,
                        "num_rows": self.num_rows}, f, indent=1)

@@ -160,6 +160,7 @@ class SequentialUserModel(AbstractUserModel):
     """
 
     cascades = True
+    leave_model_class = "LeaveHead"  # its P(leave): `user_models.leave_head`
 
     def __init__(self, embeddings: np.ndarray, units: int = 64, max_history: int = 20,
                  learning_rate: float = 3e-3, epochs: int = 20, batch_size: int = 256,

@@ -361,6 +361,66 @@ def test_a_listener_who_leaves_ends_the_episode_with_discount_0(world, tmp_path)
     assert not quiet.step(a).done.any()
 
 
+class HalfLeaves(AbstractUserModel):
+    """Always listens; P(leave) 0.5 after the second track of every slate, 0 elsewhere."""
+
+    cascades = False
+
+    def _predict(self, history, slate, slate_responses):
+        return np.ones(slate.shape)
+
+    def leave_probs(self, history, slate, responses):
+        hz = np.zeros(slate.shape)
+        hz[:, 1] = 0.5
+        return hz
+
+
+def test_expected_leaving_weights_rewards_and_discounts_by_the_chance_to_stay(world):
+    """In expectation: nobody leaves, position k earns prod_{j<k} (1 - h_j) of its
+    listen, and the step's discount is the chance to stay through the slate."""
+    env = TFAgtPyEnvironment(make_env(world, batch_size=2, user_model=HalfLeaves(),
+                                      simulate_leaving=True, expected_leaving=True,
+                                      termination=AnyOf([MaxSteps(4)])))
+    env.reset()
+    a = np.zeros((2, K), np.int32)
+    for step in range(4):
+        t = env.step(a)
+        np.testing.assert_allclose(t.reward, [1 + 1 + 0.5] * 2)
+        if step < 3:
+            assert (t.step_type == ts.StepType.MID).all()
+            np.testing.assert_allclose(t.discount, 0.5)
+    assert (t.step_type == ts.StepType.LAST).all()           # the step limit ends it
+    with pytest.raises(ConfigError, match="simulate_leaving"):
+        make_env(world, expected_leaving=True, simulate_leaving=False)
+
+
+def test_expected_leaving_keeps_every_policys_expected_return(world):
+    """The ground truth's own hazards, one fixed policy: the mean return with drawn exits
+    and the mean discounted return in expectation agree (within 4 standard errors over
+    400 episodes), and they are not the return of a listener who never leaves."""
+    cfg = dict(TINY_WORLD, boredom_weight=0.5, leave_base=-1.5)
+    w = SyntheticWorld(WorldConfig(seed=5, **cfg))
+    truth = GroundTruthUserModel(w)
+
+    def returns(expected, leaving=True):
+        env = make_env(w, batch_size=400, user_model=truth, simulate_leaving=leaving,
+                       expected_leaving=expected, termination=AnyOf([MaxSteps(5)]), seed=11)
+        tf_env = TFAgtPyEnvironment(env)
+        tf_env.reset()
+        total, alive = np.zeros(400), np.ones(400)
+        for _ in range(5):
+            t = tf_env.step(np.tile(np.arange(K, dtype=np.int32) + 3 * _, (400, 1)))
+            total += alive * t.reward
+            alive = alive * t.discount * (t.step_type != ts.StepType.LAST)
+        return total
+
+    drawn, expected, never = returns(False), returns(True), returns(False, leaving=False)
+    se = np.sqrt(drawn.var() / len(drawn) + expected.var() / len(expected))
+    assert abs(drawn.mean() - expected.mean()) < 4 * se
+    assert expected.mean() < never.mean() - 4 * se
+    assert expected.std() < drawn.std()                       # the point: less variance
+
+
 def test_feature_scorer_extends_what_lird_weights_score(world, tiny_log):
     """With a feature scorer the weights sampler scores [embedding, logit P(listen),
     logit P(leave if listened)]: a weight vector that is 1 on the P(listen) coordinate

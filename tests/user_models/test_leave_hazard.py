@@ -101,3 +101,84 @@ def test_hazard_if_listened_is_the_hazard_after_a_listen(world_log):
     rows = np.repeat(np.arange(B), 5)
     want = model.leave_probs(h.take(rows), cands.reshape(-1, 1), np.ones((B * 5, 1), bool))
     np.testing.assert_allclose(got, want.reshape(B, 5), rtol=1e-10)
+
+
+# ------------------------------------------------------------------ LeaveHead (sequential)
+
+@pytest.fixture(scope="module")
+def head(world_log):
+    from user_models.leave_head import LeaveHead
+    log, emb = world_log
+    return LeaveHead(emb, epochs=15).fit(log)
+
+
+def test_censored_hazard_loss_skips_rows_that_are_not_at_risk():
+    """The loss averages only at-risk rows: a censored session's missing row at the cap
+    (where a naive loss would see "left") changes nothing."""
+    import tensorflow as tf
+    from user_models.leave_head import censored_hazard_loss
+    logits = tf.constant([[-2.0, -2.0, 5.0]])
+    events = tf.constant([[0.0, 0.0, 1.0]])
+    at_risk = tf.constant([[True, True, False]])
+    want = float(tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=[0.0, 0.0], logits=[-2.0, -2.0])))
+    assert float(censored_hazard_loss(logits, events, at_risk)) == pytest.approx(want)
+    assert float(censored_hazard_loss(logits, events, tf.ones_like(at_risk))) != pytest.approx(want)
+
+
+def test_leave_head_learns_more_of_the_same_raises_leaving(world_log, head):
+    """Fitted on session lengths with the cap censored: a leave rate near the log's,
+    a higher hazard after redundant listens than after varied ones, hazard 0 before the
+    log's shortest session, and the same answer after a save/load round trip."""
+    from user_models.leave_head import LeaveHead
+    from user_models.leave_hazard import at_risk_rows, load_leave_model
+    log, emb = world_log
+    tracks, skipped, mask = log.padded()
+    listened = mask & ~skipped
+    hz = head.hazards(tracks, listened)
+    at_risk, events = at_risk_rows(log.lengths, tracks.shape[1], 10, 20)
+    assert hz[at_risk].mean() == pytest.approx(events[at_risk].mean(), rel=0.15)
+    assert (hz[:, :9] == 0).all()
+    # Same track over and over vs the most varied tracks, all listened to.
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    far = np.argsort(unit @ unit[0])[:14]
+    same = np.zeros((1, 14), np.int32)
+    h_same = head.hazards(same, np.ones((1, 14)))[0, -1]
+    h_varied = head.hazards(far[None, :].astype(np.int32), np.ones((1, 14)))[0, -1]
+    assert h_same > 1.5 * h_varied
+    # A head that ignored censoring (counting the cap as leaving) would not match this
+    # rate: the cap holds about half the sessions.
+    naive_rate = (events[at_risk].sum() + (log.lengths == 20).sum()) / (at_risk.sum() + (log.lengths == 20).sum())
+    assert abs(hz[at_risk].mean() - naive_rate) > abs(hz[at_risk].mean() - events[at_risk].mean())
+    import os
+    import tempfile
+    path = os.path.join(tempfile.mkdtemp(), "head.json")
+    head.save(path)
+    again = load_leave_model(path, emb)
+    assert isinstance(again, LeaveHead)
+    np.testing.assert_allclose(again.hazards(tracks[:20], listened[:20]), hz[:20])
+
+
+def test_leave_head_hazard_if_listened_is_the_hazard_after_a_listen(world_log, head):
+    log, emb = world_log
+    model = AlwaysListens()
+    model.leave_hazard = head
+    tracks, skipped, mask = log.padded()
+    B = 6
+    h = History(tracks[:B, :12], (mask & ~skipped)[:B, :12].astype(np.float32),
+                np.full(B, 12, np.int32), np.zeros(B, np.int16), np.full(B, -1))
+    cands = np.tile(np.arange(40, 45), (B, 1))
+    got = head.hazard_if_listened(h, cands)
+    rows = np.repeat(np.arange(B), 5)
+    want = model.leave_probs(h.take(rows), cands.reshape(-1, 1), np.ones((B * 5, 1), bool))
+    np.testing.assert_allclose(got, want.reshape(B, 5), rtol=1e-8)
+
+
+def test_sequential_model_gets_the_leave_head():
+    from user_models.leave_hazard import leave_model_class
+    from user_models.logistic import LogisticUserModel
+    from user_models.sequential import SequentialUserModel
+    assert leave_model_class(SequentialUserModel.leave_model_class).__name__ == "LeaveHead"
+    assert leave_model_class(LogisticUserModel.leave_model_class) is LeaveHazard
+    with pytest.raises(UserModelError, match="unknown leave model"):
+        leave_model_class("Nope")

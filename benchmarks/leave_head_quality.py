@@ -1,0 +1,143 @@
+"""How well do the learned leave models know when listeners leave?  (Not a test.)
+
+On a synthetic world's test split: every at-risk row (a logged session after track t,
+from the log's shortest session length on, before its 20-track cap: sessions at the cap
+are censored) gets "left here" or not; each model's P(leave) there is scored by
+  * AUC (ranking: does it know *who* leaves),
+  * ECE (calibration: 10 bins of equal mass by predicted P(leave), the row-weighted mean
+    of |mean predicted - observed rate|; equal-width bins would put nearly every row in
+    the first bin, hazards being small).
+Models: the world's true hazard (the ceiling: the AUC a perfect model reaches), the
+sequential model's `LeaveHead`, and the simple fitted `LeaveHazard`.  The long-horizon
+issue's aims for the head: AUC within 0.02 of the true hazard's, ECE <= 0.02.
+
+With `--mssd` it also runs on the real MSSD slices (no truth there): the head against a
+hazard that uses position only (one leaving rate per track position, fitted on the
+train split).
+
+    python benchmarks/leave_head_quality.py [--mssd]
+"""
+
+import argparse
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import gin  # noqa: E402
+import numpy as np  # noqa: E402
+
+from experiments.run import CONFIG_DIR  # noqa: E402
+from spotisim.data.datasets import load_dataset  # noqa: E402
+from spotisim.embeddings import build_embeddings  # noqa: E402
+from spotisim.gin_utils import parse_gin  # noqa: E402
+from user_models.base import History  # noqa: E402
+from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
+from user_models.leave_hazard import LeaveHazard, at_risk_rows  # noqa: E402
+from user_models.leave_head import LeaveHead  # noqa: E402
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties counted half)."""
+    import pandas as pd
+    labels = np.asarray(labels, bool)
+    ranks = pd.Series(np.asarray(scores, float)).rank(method="average").to_numpy()
+    n1, n0 = labels.sum(), (~labels).sum()
+    return float((ranks[labels].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def ece(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error over `bins` bins of equal mass."""
+    order = np.argsort(probs, kind="stable")
+    err = 0.0
+    for part in np.array_split(order, bins):
+        err += len(part) * abs(probs[part].mean() - labels[part].mean())
+    return float(err / len(probs))
+
+
+def rows(log, hazards, first_at_risk, cap):
+    """(predicted, event) at the log's at-risk rows from hazards [S, H]."""
+    tracks, _, _ = log.padded()
+    at_risk, events = at_risk_rows(log.lengths, tracks.shape[1], first_at_risk, cap)
+    return hazards[at_risk], events[at_risk]
+
+
+def position_hazard(train, test, cap):
+    """A hazard that knows only the position: the train split's leaving rate after
+    track t, for each t (the censored Kaplan-Meier step), applied to the test split."""
+    first = int(train.lengths.min())
+    tracks, _, _ = train.padded()
+    at_risk, events = at_risk_rows(train.lengths, tracks.shape[1], first, cap)
+    rate = events.sum(0) / np.maximum(at_risk.sum(0), 1)
+    width = test.padded()[0].shape[1]
+    rate = np.pad(rate, (0, max(0, width - len(rate))), mode="edge")[:width]
+    return np.tile(rate[None, :], (test.num_sessions, 1))
+
+
+def report(name, p, y, truth_auc=None):
+    a, e = auc(p, y), ece(p, y)
+    gap = "" if truth_auc is None else f"   AUC gap to the truth {truth_auc - a:+.3f}"
+    print(f"  {name:<34} AUC {a:.3f}   ECE {e:.4f}   mean P {p.mean():.4f}{gap}", flush=True)
+    return a, e
+
+
+def synthetic(args):
+    gin.clear_config()
+    parse_gin(args.gin_file, args.gin_bindings, [CONFIG_DIR])
+    data = load_dataset()
+    emb = build_embeddings(data.train).aligned_to(data.log.catalog)
+    head = LeaveHead(emb).fit(data.train, data.val)
+    hazard = LeaveHazard(emb).fit(data.train)
+    test = data.test
+    tracks, skipped, mask = test.padded()
+    listened = (mask & ~skipped).astype(np.float32)
+    listener, mood = data.hidden(test)
+    history = History(tracks, listened, test.lengths.astype(np.int32),
+                      test.session_context().astype(np.int16), listener, mood)
+    true_h = GroundTruthUserModel(data.world).hazards_along(history, cap=False)
+    first, cap = head.first_at_risk, head.cap
+    pt, y = rows(test, true_h, first, cap)
+    print(f"{data.source}: test split, {test.num_sessions} sessions, {len(y)} at-risk rows, "
+          f"{int(y.sum())} leaves (rate {y.mean():.4f})")
+    truth_auc, _ = report("true hazard (ceiling)", pt, y)
+    a, e = report("LeaveHead (sequential model)", rows(test, head.hazards(tracks, listened),
+                                                        first, cap)[0], y, truth_auc)
+    report("LeaveHazard (logistic, LIRD models)", rows(test, hazard.hazards(tracks, listened),
+                                                       first, cap)[0], y, truth_auc)
+    report("position only", rows(test, position_hazard(data.train, test, cap), first, cap)[0],
+           y, truth_auc)
+    print(f"leave head: AUC gap {truth_auc - a:+.3f} (aim <= 0.02), ECE {e:.4f} (aim <= 0.02)")
+
+
+def mssd(args):
+    gin.clear_config()
+    parse_gin(["mssd_sample"], [], [CONFIG_DIR])
+    data = load_dataset()
+    emb = build_embeddings(data.train).aligned_to(data.log.catalog)
+    head = LeaveHead(emb).fit(data.train, data.val)
+    test = data.test
+    tracks, skipped, mask = test.padded()
+    listened = (mask & ~skipped).astype(np.float32)
+    first, cap = head.first_at_risk, head.cap
+    _, y = rows(test, np.zeros(tracks.shape), first, cap)
+    print(f"{data.source}: test split, {test.num_sessions} sessions, {len(y)} at-risk rows, "
+          f"{int(y.sum())} leaves (rate {y.mean():.4f})")
+    pos_auc, _ = report("position only", rows(test, position_hazard(data.train, test, cap),
+                                               first, cap)[0], y)
+    a, _ = report("LeaveHead (sequential model)",
+                  rows(test, head.hazards(tracks, listened), first, cap)[0], y)
+    print(f"MSSD leave head AUC {a:.3f} vs position only {pos_auc:.3f} ({a - pos_auc:+.3f})")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gin_file", action="append", default=[])
+    ap.add_argument("--gin_bindings", action="append", default=[])
+    ap.add_argument("--mssd", action="store_true", help="also the real MSSD slices")
+    args = ap.parse_args()
+    synthetic(args)
+    if args.mssd:
+        mssd(args)
+
+
+if __name__ == "__main__":
+    main()

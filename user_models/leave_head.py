@@ -1,0 +1,236 @@
+"""`LeaveHead`: the sequential user model's P(leave) after a track, a small Keras network
+trained on the logged session lengths with a censored discrete-time hazard loss.
+
+Why not the fitted `LeaveHazard` alone: that one assumes the world's form (one boredom
+recursion, its constants picked from a grid, a linear logit).  The head reads the same
+observable signals at every time scale of the grid at once (the skip streak and the
+boredom level b_t for each (decay, keep) pair, from unit track vectors only) and learns
+how to combine them: a linear part plus a hidden layer, so a listener whose boredom
+builds on several time scales, or acts non-linearly, is not forced into one.
+
+Why these inputs and not the GRU state: episodes in the simulator run to 60 tracks
+after a 10-track history, far past the log's 20-track cap.  The inputs here stay in the
+range the log shows (the streak is capped at 5, every boredom level is a decayed sum
+bounded by 1 / (1 - decay)), and nothing reads the position, so the head extrapolates
+the way the hazard does, monotonically in boredom, instead of reading a recurrent state
+at lengths it never saw.
+
+The loss (`censored_hazard_loss`): after each track t from the log's shortest session
+length on, "did the listener leave here" (t = the session's length) or not; sessions
+that reach the log's cap (MSSD: 20) are censored: they contribute "stayed" up to the cap
+and nothing at it, since the log cut them, not the listener.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from spotisim.errors import UserModelError
+from spotisim.io_utils import atomic_file
+from user_models.leave_hazard import MAX_STREAK, _unit, at_risk_rows, boredom_features
+
+DECAYS = (0.7, 0.8, 0.9, 0.95)
+KEEPS = (0.5, 0.7, 0.9)
+
+
+def censored_hazard_loss(logits: tf.Tensor, events: tf.Tensor, at_risk: tf.Tensor) -> tf.Tensor:
+    """Mean binary cross-entropy of "left after this track" over the at-risk rows only
+    (a censored session has no row at its cap: see `at_risk_rows`)."""
+    w = tf.cast(at_risk, tf.float32)
+    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(events, tf.float32),
+                                                  logits=logits)
+    return tf.reduce_sum(bce * w) / tf.maximum(tf.reduce_sum(w), 1.0)
+
+
+class LeaveHead:
+    """A fitted leave head (see the module docstring); same interface as `LeaveHazard`.
+
+    Args:
+      embeddings: float [T, d] the track vectors the run uses.
+      units: hidden units beside the linear part.
+      decays / keeps: the time scales of the boredom recursions it reads.
+      epochs / batch_size / learning_rate / patience / seed: training (Adam, early
+        stopping on the validation split's censored loss, best weights kept).
+    """
+
+    def __init__(self, embeddings: np.ndarray, units: int = 16,
+                 decays: Sequence[float] = DECAYS, keeps: Sequence[float] = KEEPS,
+                 epochs: int = 40, batch_size: int = 4096, learning_rate: float = 1e-2,
+                 patience: int = 4, seed: int = 0):
+        self.unit_emb = _unit(np.asarray(embeddings, np.float64))
+        self.decays, self.keeps = tuple(float(d) for d in decays), tuple(float(k) for k in keeps)
+        self.config = dict(units=int(units), epochs=int(epochs), batch_size=int(batch_size),
+                           learning_rate=float(learning_rate), patience=int(patience),
+                           seed=int(seed))
+        self.params: Optional[dict] = None
+        self.first_at_risk = 1
+        self.cap = None
+        self.history_: list = []
+
+    @property
+    def pairs(self) -> Tuple[Tuple[float, float], ...]:
+        return tuple((d, k) for d in self.decays for k in self.keeps)
+
+    @property
+    def num_features(self) -> int:
+        return 1 + len(self.pairs)
+
+    # ------------------------------------------------------------------ features
+    def _recursions(self, tracks, listened):
+        """Per keep: (streak [B, H], {decay: boredom [B, H]}, centroid [B, d])."""
+        out = {}
+        for keep in self.keeps:
+            for decay in self.decays:
+                streak, bored, centroid = boredom_features(tracks, listened, self.unit_emb,
+                                                           decay, keep)
+                out[(decay, keep)] = (streak, bored, centroid)
+        return out
+
+    def features(self, tracks: np.ndarray, listened: np.ndarray) -> np.ndarray:
+        """float [B, H, F]: [streak / 5, b_t(decay, keep) * (1 - decay) for each pair]
+        after each entry of padded histories (each boredom level scaled to [0, 1])."""
+        rec = self._recursions(np.asarray(tracks), np.asarray(listened))
+        streak = next(iter(rec.values()))[0]
+        cols = [streak / MAX_STREAK] + [rec[(d, k)][1] * (1 - d) for d, k in self.pairs]
+        return np.stack(cols, -1)
+
+    # ------------------------------------------------------------------ network
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        """Logits from features [..., F] (numpy: the simulator calls this every step)."""
+        p = self.params
+        hidden = np.maximum(x @ p["w1"] + p["b1"], 0.0)
+        return x @ p["w_lin"] + hidden @ p["w2"] + p["b"]
+
+    def _keras_logits(self, variables, x):
+        w1, b1, w2, w_lin, b = variables
+        return (tf.linalg.matvec(x, w_lin) + tf.linalg.matvec(tf.nn.relu(x @ w1 + b1), w2) + b)
+
+    def fit(self, log, val_log=None) -> "LeaveHead":
+        """Fits on a `SessionLog` (early stopping on `val_log`, else on `log`)."""
+        if log.num_sessions == 0:
+            raise UserModelError("LeaveHead.fit needs a log with sessions")
+        self.first_at_risk = int(log.lengths.min())
+        self.cap = int(log.lengths.max())
+        train = self._rows(log)
+        if train[1].sum() == 0:
+            raise UserModelError("LeaveHead.fit: no session ends before the log's length "
+                                 "cap, so nothing shows when listeners leave")
+        val = self._rows(val_log) if val_log is not None and val_log.num_sessions else train
+        c = self.config
+        rng = np.random.default_rng(c["seed"])
+        F, U = self.num_features, c["units"]
+        base = float(np.log(train[1].mean() / (1 - train[1].mean())))
+        init = tf.keras.initializers.GlorotUniform(seed=c["seed"])
+        variables = [tf.Variable(init((F, U)), name="w1"), tf.Variable(tf.zeros(U), name="b1"),
+                     tf.Variable(tf.zeros(U), name="w2"), tf.Variable(tf.zeros(F), name="w_lin"),
+                     tf.Variable(base, name="b")]
+        opt = tf.keras.optimizers.Adam(c["learning_rate"])
+
+        @tf.function(reduce_retracing=True)
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                loss = censored_hazard_loss(self._keras_logits(variables, x), y,
+                                            tf.ones_like(y))
+            opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            return loss
+
+        def loss_of(rows):
+            x, y = (tf.constant(a, tf.float32) for a in rows)
+            return float(censored_hazard_loss(self._keras_logits(variables, x), y,
+                                              tf.ones_like(y)))
+
+        best, best_vars, bad = np.inf, None, 0
+        self.history_ = []
+        n = len(train[1])
+        for epoch in range(c["epochs"]):
+            order = rng.permutation(n)
+            for b in range(0, n, c["batch_size"]):
+                idx = order[b:b + c["batch_size"]]
+                step(tf.constant(train[0][idx], tf.float32), tf.constant(train[1][idx], tf.float32))
+            v = loss_of(val)
+            self.history_.append({"epoch": epoch + 1, "val_loss": v})
+            if v < best - 1e-6:
+                best, best_vars, bad = v, [x.numpy() for x in variables], 0
+            else:
+                bad += 1
+                if bad >= c["patience"]:
+                    break
+        w1, b1, w2, w_lin, b = best_vars
+        self.params = {"w1": w1, "b1": b1, "w2": w2, "w_lin": w_lin, "b": float(b)}
+        return self
+
+    def _rows(self, log):
+        """(features [R, F], events [R]) of the log's at-risk rows."""
+        tracks, skipped, mask = log.padded()
+        at_risk, events = at_risk_rows(log.lengths, tracks.shape[1], self.first_at_risk, self.cap)
+        x = self.features(tracks, mask & ~skipped)
+        return x[at_risk], events[at_risk].astype(np.float64)
+
+    # ------------------------------------------------------------------ prediction
+    def _check(self):
+        if self.params is None:
+            raise UserModelError("LeaveHead used before fit or load")
+
+    def hazards(self, tracks: np.ndarray, listened: np.ndarray) -> np.ndarray:
+        """P(leave) [B, H] after each entry of padded histories (0 before the log's
+        shortest session length: no logged listener left that early)."""
+        self._check()
+        p = 1 / (1 + np.exp(-self._forward(self.features(tracks, listened))))
+        t = np.arange(1, p.shape[1] + 1)[None, :]
+        return np.where(t >= self.first_at_risk, p, 0.0)
+
+    def hazard_if_listened(self, history, candidates: np.ndarray) -> np.ndarray:
+        """float [B, C]: P(leave) right after each candidate, were it played next and
+        listened to (the streak resets; its redundancy adds to every boredom level)."""
+        self._check()
+        rec = self._recursions(history.tracks, history.responses)
+        e = self.unit_emb[np.asarray(candidates)]                           # [B, C, d]
+        B, C = np.shape(candidates)
+        cols = [np.zeros((B, C))]
+        for d, k in self.pairs:
+            _, bored, centroid = rec[(d, k)]
+            b = bored[:, -1] if bored.shape[1] else np.zeros(B)
+            rho = np.maximum(np.einsum("bcd,bd->bc", e, centroid), 0.0)
+            cols.append((d * b[:, None] + rho) * (1 - d))
+        p = 1 / (1 + np.exp(-self._forward(np.stack(cols, -1))))
+        at_risk = (history.length + 1 >= self.first_at_risk)[:, None]
+        return np.where(at_risk, p, 0.0)
+
+    def redundancy(self, history, candidates: np.ndarray) -> np.ndarray:
+        """float [B, C]: max(0, e_c . centroid of recent listens), the centroid kept at
+        the time scale the head leans on most (largest summed linear weight)."""
+        self._check()
+        w = np.abs(self.params["w_lin"][1:]).reshape(len(self.decays), len(self.keeps))
+        keep = self.keeps[int(np.argmax(w.sum(0)))]
+        _, _, centroid = boredom_features(history.tracks, history.responses, self.unit_emb,
+                                          self.decays[0], keep)
+        return np.maximum(np.einsum("bcd,bd->bc", self.unit_emb[np.asarray(candidates)],
+                                    centroid), 0.0)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str) -> None:
+        self._check()
+        with atomic_file(path) as f:
+            json.dump({"class": "LeaveHead", "config": self.config, "decays": self.decays,
+                       "keeps": self.keeps, "first_at_risk": self.first_at_risk,
+                       "cap": self.cap, "history": self.history_,
+                       "params": {k: np.asarray(v).tolist() for k, v in self.params.items()}},
+                      f, indent=1)
+
+    @classmethod
+    def load(cls, path: str, embeddings: np.ndarray) -> "LeaveHead":
+        with open(path) as f:
+            meta = json.load(f)
+        if meta.get("class") != "LeaveHead":
+            raise UserModelError(f"{path}: holds a {meta.get('class', 'LeaveHazard')}, "
+                                 "not a LeaveHead")
+        head = cls(embeddings, decays=meta["decays"], keeps=meta["keeps"], **meta["config"])
+        head.params = {k: (np.asarray(v) if k != "b" else float(v))
+                       for k, v in meta["params"].items()}
+        head.first_at_risk, head.cap = meta["first_at_risk"], meta["cap"]
+        head.history_ = meta.get("history", [])
+        return head
