@@ -96,17 +96,77 @@ def test_ah_dqn_slates_are_distinct_and_available(world):
             assert all(r >= POOL - 5 for r in row)
 
 
+def _perturb_target(agent, scale=0.5, seed=7):
+    """Makes the target network differ from the online one (`initialize` copies it)."""
+    rng = np.random.default_rng(seed)
+    for v in agent._target_q_network.variables:
+        v.assign(v + scale * rng.standard_normal(v.shape).astype(np.float32))
+
+
 def test_ah_dqn_td_target_uses_the_next_state(world):
+    """r' + gamma * discount' * sum of the *target* network's Q over the top-K of the
+    *online* network among the still-available candidates: with the two networks made
+    different, a terminal row (discount 0) and a row with only two candidates left."""
     _, env, agent = make(world, "ah_dqn")
+    _perturb_target(agent)
     t0 = env.reset()
     t1 = env.step(agent.policy.action(t0).action)
-    q_online = agent._q_network(t1.observation)[0].numpy()
-    q_target = agent._target_q_network(t1.observation)[0].numpy()
-    mask = t1.observation["candidate_mask"].numpy() > 0
-    best = np.argsort(-np.where(mask, q_online, -np.inf), axis=1)[:, :K]
-    expected = t1.reward.numpy() + 0.9 * t1.discount.numpy() * np.take_along_axis(
-        q_target, best, 1).sum(1)
-    np.testing.assert_allclose(agent.td_targets(t1).numpy(), expected, rtol=1e-5)
+    mask = t1.observation["candidate_mask"].numpy().copy()
+    mask[1] = 0
+    mask[1, [4, 9]] = 1                                     # fewer than K left
+    obs = dict(t1.observation, candidate_mask=tf.constant(mask))
+    discount = np.array([0.0, 1.0, 0.5, 1.0], np.float32)  # row 0 terminal
+    t1 = t1._replace(observation=obs, discount=tf.constant(discount))
+    q_online = agent._q_network(obs)[0].numpy()
+    q_target = agent._target_q_network(obs)[0].numpy()
+    assert np.abs(q_online - q_target).max() > 0.1          # the networks do differ
+    avail = mask > 0
+    value = np.zeros(B)
+    for b in range(B):
+        best = [c for c in np.argsort(-q_online[b]) if avail[b, c]][:K]
+        value[b] = q_target[b, best].sum()
+    expected = t1.reward.numpy() + 0.9 * discount * value
+    got = agent.td_targets(t1).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert got[0] == pytest.approx(float(t1.reward.numpy()[0]))   # terminal: reward only
+
+
+def test_ah_dqn_loss_is_squared_td_error_over_pairs_not_starting_at_last(world):
+    """The loss is the mean squared TD error over the transition pairs whose first step
+    is not LAST (a LAST -> FIRST pair spans two episodes and must not train)."""
+    from tf_agents.trajectories import time_step as ts
+    from tf_agents.trajectories import trajectory
+    _, env, agent = make(world, "ah_dqn")
+    _perturb_target(agent)
+    t0 = env.reset()
+    a0 = agent.policy.action(t0).action
+    t1 = env.step(a0)
+    a1 = agent.policy.action(t1).action
+    first = np.array([ts.StepType.MID, ts.StepType.LAST, ts.StepType.MID, ts.StepType.LAST],
+                     np.int32)
+
+    def stack(x, y):
+        return tf.stack([tf.convert_to_tensor(x), tf.convert_to_tensor(y)], 1)
+
+    exp = trajectory.Trajectory(
+        step_type=stack(first, t1.step_type), observation=tf.nest.map_structure(
+            stack, t0.observation, t1.observation),
+        action=stack(a0, a1), policy_info=(),
+        next_step_type=stack(t1.step_type, t1.step_type),
+        reward=stack(t1.reward, t1.reward), discount=stack(t1.discount, t1.discount))
+    q = agent._q_network(t0.observation)[0].numpy()
+    q_slate = np.take_along_axis(q, a0.numpy(), 1).sum(1)
+    err = (agent.td_targets(t1).numpy() - q_slate) ** 2
+    valid = first != ts.StepType.LAST
+    want = err[valid].mean()
+    assert float(agent.loss(exp)) == pytest.approx(want, rel=1e-5)
+    assert abs(err.mean() - want) > 1e-3                   # masking changes the answer
+    huber = AhDqnAgent(env.time_step_spec(), env.action_spec(),
+                       CandidateQNetwork(env.observation_spec(), units=16), td_loss="huber")
+    with pytest.raises(Exception, match="td_loss"):
+        AhDqnAgent(env.time_step_spec(), env.action_spec(),
+                   CandidateQNetwork(env.observation_spec(), units=16), td_loss="l1")
+    assert huber._td_loss is not agent._td_loss
 
 
 @pytest.mark.parametrize("slate_critic", [False, True])
