@@ -1,0 +1,129 @@
+"""Does what wins in the simulator win with real listeners?  (Not a test.)
+
+A policy trained against the learned user model is scored "offline" (that model answers)
+and "online" (the synthetic world's ground truth answers).  This measures the gap with
+policies that need no training, so it is the simulator's, not an agent's:
+
+1. The redundancy-aware greedy under the learned model (logit P(listen) - l *
+   redundancy from observable vectors, `benchmarks/headroom.py`), for a sweep of l,
+   on the same 1,000 test starts offline and online; paired gains over greedy (l = 0).
+2. Where the learned model errs: along each policy's online episodes, the learned
+   model's and the truth's P(listen) of the track played first in each slate, by
+   quartile of its redundancy (how like the listener's recent listens it is).
+3. With `--ensemble N`: N - 1 more sequential models fitted on bootstrap resamples of
+   the training sessions (different seeds); their disagreement (standard deviation of
+   logit P(listen)) on those same tracks, the signal an uncertainty-penalised
+   (pessimistic, MOPO-style) simulator would use.  With `--logistic`, the logistic
+   model's P(listen) there as a second opinion.
+
+    python benchmarks/transfer_gap.py [--episodes 1000] [--lambdas 0,0.5,1,2]
+        [--ensemble 3] [--logistic]
+"""
+
+import argparse
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+from headroom import learned_redundancy, load, paired_gain, play, redundancy_greedy  # noqa: E402
+from experiments import run as run_mod  # noqa: E402
+from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
+
+
+def _logit(p):
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+def first_picks(env, policy, models, steps=8):
+    """Plays `policy` on `env` (every lane's first episode, up to `steps` slates) and
+    returns, for the first track of each slate played, [P(listen) under each of
+    `models`] and its redundancy (rows of live lanes only)."""
+    env.reset()
+    live = np.ones(env.batch_size, bool)
+    probs, reds = [], []
+    for _ in range(steps):
+        action = policy(env)
+        cands, hist = env.candidate_tracks(), env.history()
+        first = np.take_along_axis(cands, action[:, :1], 1)
+        probs.append(np.stack([m.score_candidates(hist, first)[:, 0] for m in models], 1)[live])
+        reds.append(policy.redundancy(env)[np.arange(env.batch_size), action[:, 0]][live])
+        res = env.step(action)
+        live &= ~res.done
+        if not live.any():
+            break
+    return np.concatenate(probs), np.concatenate(reds)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--episodes", type=int, default=1000)
+    ap.add_argument("--lambdas", default="0,0.5,1,2")
+    ap.add_argument("--ensemble", type=int, default=1)
+    ap.add_argument("--logistic", action="store_true")
+    args = ap.parse_args()
+    data, emb = load(["lird_ddpg"], [])
+    model = run_mod.fit_or_load_user_model(data, emb)
+    truth = GroundTruthUserModel(data.world)
+    redundancy = learned_redundancy(model)
+    lambdas = [float(x) for x in args.lambdas.split(",")]
+
+    def env(responder):
+        return run_mod.make_builder(data.test, responder, emb, "slate", data.hidden_path,
+                                    batch_size=args.episodes, seed=11, scorer=model).environment
+
+    print("1. redundancy-aware greedy under the learned model (listens per episode)")
+    listens = {}
+    for lam in lambdas:
+        policy = redundancy_greedy(model, redundancy, lam)
+        for mode, responder in (("offline", model), ("online", truth)):
+            listens[(lam, mode)] = play(env(responder), policy)[0]
+        line = f"  l={lam:g}: offline {listens[(lam, 'offline')].mean():.2f}  online " \
+               f"{listens[(lam, 'online')].mean():.2f}"
+        if lam != lambdas[0]:
+            for mode in ("offline", "online"):
+                g = paired_gain(listens[(lam, mode)], listens[(lambdas[0], mode)])
+                line += f"   {mode} vs l={lambdas[0]:g}: {g[0]:+.1f}% [{g[1]:+.1f}, {g[2]:+.1f}]"
+        print(line, flush=True)
+
+    members = [model]
+    if args.ensemble > 1:
+        from user_models.sequential import SequentialUserModel
+        for i in range(1, args.ensemble):
+            rng = np.random.default_rng(i)
+            rows = np.sort(rng.integers(0, data.train.num_sessions, data.train.num_sessions))
+            members.append(SequentialUserModel(emb, seed=i).fit(data.train.subset(rows), data.val))
+    extra = []
+    if args.logistic:
+        from user_models.logistic import LogisticUserModel
+        extra = [LogisticUserModel(emb).fit(data.train, data.val)]
+    print("2. P(listen) of the first track of each slate, online episodes: learned model "
+          "vs truth, by redundancy quartile")
+    for lam in lambdas:
+        policy = redundancy_greedy(model, redundancy, lam)
+        policy.redundancy = redundancy
+        p, red = first_picks(env(truth), policy, members + extra + [truth])
+        learned, true = p[:, 0], p[:, -1]
+        line = f"  l={lam:g}: {len(red)} tracks, learned {learned.mean():.3f} truth " \
+               f"{true.mean():.3f} (gap {learned.mean() - true.mean():+.3f})"
+        if args.ensemble > 1:
+            sd = _logit(p[:, :args.ensemble]).std(1)
+            line += f"; ensemble logit sd {sd.mean():.3f}"
+        if extra:
+            line += f"; logistic {p[:, args.ensemble].mean():.3f}"
+        print(line)
+        edges = np.quantile(red, [0, 0.25, 0.5, 0.75, 1.0])
+        for q in range(4):
+            m = (red >= edges[q]) & (red <= edges[q + 1])
+            part = f"    redundancy [{edges[q]:.2f}, {edges[q + 1]:.2f}]: learned " \
+                   f"{learned[m].mean():.3f} truth {true[m].mean():.3f} gap " \
+                   f"{learned[m].mean() - true[m].mean():+.3f}"
+            if args.ensemble > 1:
+                part += f"  ensemble sd {_logit(p[m, :args.ensemble]).std(1).mean():.3f}"
+            print(part, flush=True)
+
+
+if __name__ == "__main__":
+    main()
