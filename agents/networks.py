@@ -22,6 +22,8 @@ import tensorflow as tf
 from tf_agents.networks import network, utils
 from tf_agents.utils import nest_utils
 
+from spotisim.errors import ConfigError
+
 
 class HistoryEncoder(tf.keras.layers.Layer):
     """GRU over [embedding, response] of the N tracks of the window (masked padding)."""
@@ -53,6 +55,42 @@ def history_match(obs) -> tf.Tensor:
     max_l = tf.reduce_max(tf.where(w_l > 0, sims, -1.0), -1)
     newest = sims[:, :, -1] * obs["history_mask"][:, -1:]
     return tf.stack([mean_l, max_l, mean_s, newest], -1)
+
+
+def _logit(p):
+    p = tf.clip_by_value(p, 1e-4, 1 - 1e-4)
+    return tf.math.log(p / (1.0 - p))
+
+
+def model_answers(obs) -> list:
+    """Per candidate, what the learned user model says when the observation holds it:
+    [P(listen), logit / 4] (`candidate_scores`) and [P(leave after it), logit / 4]
+    (`candidate_leave`); a list of [B, C, 2] tensors (empty when neither is observed)."""
+    parts = []
+    for key in ("candidate_scores", "candidate_leave"):
+        if key in obs:
+            p = tf.clip_by_value(obs[key], 1e-4, 1 - 1e-4)[..., None]
+            parts.append(tf.concat([p, _logit(p) / 4.0], -1))
+    return parts
+
+
+def sampler_features(obs, dim: int) -> tf.Tensor:
+    """[B, C, dim]: the candidate features LIRD's weights score in the track sampler:
+    the embeddings, and with `make_builder.score_features` (dim = d + 2) the learned
+    model's logit P(listen) and logit P(leave if listened), read here from the
+    observation (`candidate_scores`, `candidate_leave`: the same model, the same
+    clipping as `PlaylistEnvironment.model_features`)."""
+    cands = obs["candidates"]
+    extra = dim - int(cands.shape[-1])
+    if extra == 0:
+        return cands
+    if extra != 2 or "candidate_scores" not in obs or "candidate_leave" not in obs:
+        raise ConfigError(
+            f"the LIRD weights have {dim} dimensions but the observed candidates {int(cands.shape[-1])}:"
+            " with make_builder.score_features = True the slate critic needs "
+            "make_builder.observe_scores = True and PlaylistEnvironment.observe_leave_risk = True")
+    return tf.concat([cands, _logit(obs["candidate_scores"])[..., None],
+                      _logit(obs["candidate_leave"])[..., None]], -1)
 
 
 def _squash(spec, inputs):
@@ -153,8 +191,8 @@ class LirdSlateCriticNetwork(network.Network):
 
     def soft_picks(self, observation, action) -> tf.Tensor:
         """[B, K, C]: position k's soft choice over the candidates (rows sum to 1)."""
-        cands = observation["candidates"]
         w = tf.cast(action, tf.float32)
+        cands = sampler_features(observation, int(w.shape[-1]))
         norm = tf.maximum(tf.norm(w, axis=-1, keepdims=True), 1e-6)          # [B, K, 1]
         scores = tf.einsum("bkd,bcd->bkc", w, cands) / norm / self._temperature
         available = tf.cast(observation["candidate_mask"], tf.float32) > 0    # [B, C]
@@ -170,7 +208,8 @@ class LirdSlateCriticNetwork(network.Network):
     def call(self, inputs, step_type=(), network_state=(), training=False):
         squash, (obs, action) = _squash(self.input_tensor_spec, inputs)
         state = self.encoder(obs)                                             # [B, u]
-        feats = tf.concat([self.cand_proj(obs["candidates"]), history_match(obs)], -1)
+        feats = tf.concat([self.cand_proj(obs["candidates"]), history_match(obs)]
+                          + model_answers(obs), -1)
         picked = tf.einsum("bkc,bcf->bkf", self.soft_picks(obs, action), feats)
         tiled = tf.tile(state[:, None, :], [1, self._k, 1])
         position = tf.tile(tf.eye(self._k)[None], [tf.shape(state)[0], 1, 1])
@@ -199,13 +238,7 @@ class CandidateQNetwork(network.Network):
         C = tf.shape(cands)[1]
         tiled = tf.tile(state[:, None, :], [1, C, 1])
         sim = tf.reduce_sum(tiled * cands, -1, keepdims=True)         # a learned match term
-        parts = [tiled, cands, sim, history_match(obs)]
-        if "candidate_scores" in obs:  # a learned user model's P(listen), when observed
-            p = tf.clip_by_value(obs["candidate_scores"], 1e-4, 1 - 1e-4)[..., None]
-            parts += [p, tf.math.log(p / (1.0 - p)) / 4.0]
-        if "candidate_leave" in obs:  # its P(leave) after the candidate, when observed
-            h = tf.clip_by_value(obs["candidate_leave"], 1e-4, 1 - 1e-4)[..., None]
-            parts += [h, tf.math.log(h / (1.0 - h)) / 4.0]
-        z = tf.concat(parts, -1)
+        # The learned user model's P(listen) and P(leave) per candidate, when observed.
+        z = tf.concat([tiled, cands, sim, history_match(obs)] + model_answers(obs), -1)
         q = tf.squeeze(self.q(self.h2(self.h1(z))), -1)               # [B, C]
         return squash.unflatten(q), network_state
