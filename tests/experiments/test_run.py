@@ -45,7 +45,11 @@ def run(world, run_dir, cache, iterations, config="ah_dqn", resume=True, extra=(
 
 
 def test_main_job_writes_everything_and_resumes(tiny_world_dir, tmp_path):
+    from tensorflow.python.framework import config as tf_config
+    tf_config.disable_op_determinism()
     out = run(tiny_world_dir, tmp_path / "run", tmp_path / "cache", 10)
+    # Deterministic kernels were on for the run only: later tests run as they do alone.
+    assert not tf_config.is_op_determinism_enabled()
     for name in ARTEFACTS:
         assert os.path.exists(tmp_path / "run" / name), name
     metrics = json.load(open(tmp_path / "run" / "metrics.json"))
@@ -168,3 +172,37 @@ def test_every_shipped_config_parses(configs):
             assert WorldConfig().satiation_weight > 0
     finally:
         gin.clear_config()
+
+
+def test_user_model_cache_is_keyed_by_the_logs_content(tiny_log, tmp_path):
+    """A log with the same sessions, ids and size but one skip flag flipped deep inside
+    (past the first 50 sessions an id-and-size key looked at) gets its own fit; the same
+    log again is a cache hit."""
+    import copy
+
+    from experiments.run import fit_or_load_user_model
+    from spotisim.data.datasets import Dataset
+    from spotisim.embeddings import build_embeddings
+    from user_models.logistic import LogisticUserModel
+
+    train, val, test = tiny_log.split(seed=0)
+    emb = build_embeddings(train).aligned_to(tiny_log.catalog)
+
+    def dataset(train_log):
+        return Dataset(tiny_log, train_log, val, test, source="tiny")
+
+    cache = tmp_path / "cache"
+    fit_or_load_user_model(dataset(train), emb, model_ctor=LogisticUserModel, cache_dir=str(cache))
+    fit_or_load_user_model(dataset(train), emb, model_ctor=LogisticUserModel, cache_dir=str(cache))
+    assert len(os.listdir(cache)) == 1                      # same content: reused
+    changed = copy.copy(train)
+    changed.columns = dict(train.columns)
+    flag = train.columns[train.skip_column].copy()
+    row = train.offsets[train.num_sessions - 3]             # a session far past the 50th
+    flag[row] = ~flag[row]
+    changed.columns[train.skip_column] = flag
+    changed._digest = None
+    assert train.num_sessions > 60 and changed.num_rows == train.num_rows
+    assert changed.content_digest() != train.content_digest()
+    fit_or_load_user_model(dataset(changed), emb, model_ctor=LogisticUserModel, cache_dir=str(cache))
+    assert len(os.listdir(cache)) == 2                      # changed content: refitted
