@@ -156,6 +156,35 @@ def test_seed_summary_arithmetic():
             for g, d in ((5.0, 1.0), (7.0, 3.0))]
     pd = seeds.paired_differences(outs)["agent"]["online"]
     assert pd["mean"] == pytest.approx(2.0) and pd["ci95"] == pytest.approx(12.706, abs=1e-3)
+    # A policy that one seed did not evaluate is left out, not a KeyError.
+    outs[0]["policies"]["random"] = {"online": {m: 1.0 for m in seeds.METRICS}}
+    assert set(seeds.summarize(outs)) == {"greedy_user_model", "agent"}
+    assert set(seeds.paired_differences(outs)) == {"agent"}
+
+
+def test_seeds_summarize_only_reads_finished_runs(tmp_path):
+    """`--summarize_only` reads each seed's metrics.json (no run, no evaluation) and
+    writes the paired differences to greedy and to the logging policy."""
+    import subprocess
+    import sys
+    for seed, (g, a, lp) in enumerate(((5.0, 6.0, 4.0), (7.0, 10.0, 6.0))):
+        d = tmp_path / f"seed_{seed}"
+        d.mkdir()
+        pol = {name: {"online": {"mean_episode_reward": v, "skip_rate": 0.5,
+                                 "mean_episode_length": 3.0, "diversity": 0.1,
+                                 "coverage": 0.2}}
+               for name, v in (("greedy_user_model", g), ("agent", a), ("logging_policy", lp))}
+        (d / "metrics.json").write_text(json.dumps({"policies": pol}))
+    r = subprocess.run([sys.executable, "-m", "experiments.seeds", "--summarize_only",
+                        f"--run_dir={tmp_path}", "--seeds=0,1"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.load(open(tmp_path / "summary.json"))
+    # agent - greedy: 1 and 3 -> mean 2; agent - logging: 2 and 4 -> mean 3.
+    assert out["paired_vs_greedy_user_model"]["agent"]["online"]["mean"] == pytest.approx(2.0)
+    assert out["paired_vs_logging_policy"]["agent"]["online"]["mean"] == pytest.approx(3.0)
+    r = subprocess.run([sys.executable, "-m", "experiments.seeds", "--summarize_only",
+                        f"--run_dir={tmp_path}", "--seeds=0,5"], capture_output=True, text=True)
+    assert r.returncode == 1 and "seed_5" in r.stderr
 
 
 @pytest.mark.parametrize("configs", [[os.path.splitext(f)[0]] for f in sorted(
