@@ -23,6 +23,7 @@ checkpoint (--noresume starts over).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -99,14 +100,16 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
     Args:
       directory: a saved user model to use as is (any class: see `load_user_model`).
       model_ctor: otherwise, the class fitted on the train split (early stopping on
-        validation).  A fitted model is cached under `cache_dir`, keyed by the data, the
+        validation).  A fitted model is cached under `cache_dir`, keyed by the content
+        of the train and validation splits (`SessionLog.content_digest`), the
         embeddings, the class, its gin bindings and the source of its module (a cached
-        model fitted by older code is not silently reused), and reused by later runs.
+        model fitted on other data or by older code is not silently reused), and reused
+        by later runs.
     """
     if directory:
         return attach_leave_hazard(load_user_model(directory), data, embeddings)
     name = getattr(model_ctor, "__name__", str(model_ctor))
-    key = _digest(data.source, data.train.session_ids[:50].tolist(), data.train.num_rows,
+    key = _digest(data.source, data.train.content_digest(), data.val.content_digest(),
                   np.ascontiguousarray(embeddings).tobytes(), name,
                   sorted(gin.get_bindings(model_ctor).items()) if hasattr(gin, "get_bindings") else "",
                   _module_source(model_ctor))
@@ -296,7 +299,28 @@ def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarr
     return metrics
 
 
+def scoped_op_determinism(fn: Callable) -> Callable:
+    """Runs `fn` with TensorFlow's deterministic kernels on (same seed, same metrics),
+    and turns them off again afterwards if they were off: the switch is process-wide,
+    so without this every later computation in the process (the next test, say) would
+    run differently from how it runs alone.  TF 2.15 has no public switch-off, hence
+    `tensorflow.python.framework.config`."""
+    from tensorflow.python.framework import config as tf_config
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        was_on = tf_config.is_op_determinism_enabled()
+        tf.config.experimental.enable_op_determinism()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if not was_on:
+                tf_config.disable_op_determinism()
+    return wrapper
+
+
 @gin.configurable
+@scoped_op_determinism
 def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
                    num_iterations: int = 3000, eval_every: int = 1000,
                    checkpoint_every: int = 500, eval_episodes: int = 256,
@@ -322,8 +346,8 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
     """
     t_start = time.perf_counter()
     os.makedirs(run_dir, exist_ok=True)
-    # Same seed, same metrics: deterministic kernels and seeded random ops.
-    tf.config.experimental.enable_op_determinism()
+    # Same seed, same metrics: deterministic kernels (`scoped_op_determinism`) and
+    # seeded random ops.
     tf.keras.utils.set_random_seed(seed)  # Python, numpy and TF (unseeded Keras initialisers)
     data = load_dataset()
     emb_obj = build_embeddings(data.train)

@@ -22,7 +22,7 @@ import numpy as np
 from absl import app, flags
 
 from experiments.run import CONFIG_DIR, run_experiment
-from spotisim.errors import SpotisimError
+from spotisim.errors import ConfigError, SpotisimError
 from spotisim.gin_utils import parse_gin
 from spotisim.io_utils import atomic_file
 
@@ -50,10 +50,10 @@ def paired_differences(outs: List[dict], baseline: str = "greedy_user_model",
     Within a seed both played the same episode starts (`run_episodes`), so this is a
     paired comparison; the interval is over seeds."""
     out: Dict[str, Dict[str, dict]] = {}
-    if baseline not in outs[0]["policies"]:
+    if baseline not in common_policies(outs):
         return out
     for policy, modes in outs[0]["policies"].items():
-        if policy == baseline:
+        if policy == baseline or policy not in common_policies(outs):
             continue
         for mode in modes:
             diffs = [o["policies"][policy][mode][metric] - o["policies"][baseline][mode][metric]
@@ -62,9 +62,14 @@ def paired_differences(outs: List[dict], baseline: str = "greedy_user_model",
     return out
 
 
+def common_policies(outs: List[dict]) -> List[str]:
+    """The policies every seed evaluated (in the first seed's order)."""
+    return [p for p in outs[0]["policies"] if all(p in o["policies"] for o in outs)]
+
+
 def summarize(outs: List[dict]) -> Dict[str, Dict[str, Dict[str, dict]]]:
     summary: Dict[str, Dict[str, Dict[str, dict]]] = {}
-    for policy in outs[0]["policies"]:
+    for policy in common_policies(outs):
         for mode in outs[0]["policies"][policy]:
             for m in METRICS:
                 vals = [o["policies"][policy][mode].get(m) for o in outs]
@@ -83,9 +88,9 @@ def format_table(summary) -> str:
     return "\n".join(lines)
 
 
-def format_paired(paired) -> str:
-    """Each policy's reward per episode minus greedy_user_model's, same starts."""
-    lines = [f"{'policy':<20} {'mode':<8} {'reward/ep - greedy_user_model':>31}"]
+def format_paired(paired, baseline: str = "greedy_user_model") -> str:
+    """Each policy's reward per episode minus the baseline's, same starts."""
+    lines = [f"{'policy':<20} {'mode':<8} {'reward/ep - ' + baseline:>31}"]
     for policy, modes in paired.items():
         for mode, r in modes.items():
             lo, hi = r["mean"] - r["ci95"], r["mean"] + r["ci95"]
@@ -103,6 +108,8 @@ def define_flags() -> None:
     flags.DEFINE_multi_string("gin_bindings", [], "gin bindings")
     flags.DEFINE_string("run_dir", None, "output directory (default runs/<config>_seeds)")
     flags.DEFINE_list("seeds", ["0", "1", "2"], "seeds, comma separated")
+    flags.DEFINE_bool("summarize_only", False, "summarise the seeds' finished runs "
+                      "(their metrics.json) without running or re-evaluating anything")
 
 
 def main(argv):
@@ -114,19 +121,32 @@ def main(argv):
             "runs", os.path.splitext(os.path.basename(paths[-1]))[0] + "_seeds")
         outs = []
         for s in FLAGS.seeds:
+            seed_dir = os.path.join(run_dir, f"seed_{int(s)}")
+            if FLAGS.summarize_only:
+                path = os.path.join(seed_dir, "metrics.json")
+                if not os.path.exists(path):
+                    raise ConfigError(f"--summarize_only: {path} does not exist (seed {s} "
+                                      "has not finished)")
+                with open(path) as f:
+                    outs.append(json.load(f))
+                continue
             with gin.unlock_config():
                 gin.bind_parameter("run_experiment.seed", int(s))
-            outs.append(run_experiment(os.path.join(run_dir, f"seed_{int(s)}")))
+            outs.append(run_experiment(seed_dir))
     except SpotisimError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     summary = summarize(outs)
     paired = paired_differences(outs)
+    paired_logging = paired_differences(outs, baseline="logging_policy")
     with atomic_file(os.path.join(run_dir, "summary.json")) as f:
         json.dump({"seeds": [int(s) for s in FLAGS.seeds], "summary": summary,
-                   "paired_vs_greedy_user_model": paired}, f, indent=1)
+                   "paired_vs_greedy_user_model": paired,
+                   "paired_vs_logging_policy": paired_logging}, f, indent=1)
     print(format_table(summary))
     print(format_paired(paired))
+    if paired_logging:
+        print(format_paired(paired_logging, "logging_policy"))
     print(f"written to {run_dir}")
     return 0
 

@@ -142,6 +142,27 @@ class SessionLog:
         skipped[rows, pos[keep]] = self.skipped[keep]
         return tracks, skipped, tracks >= 0
 
+    def content_digest(self) -> str:
+        """A SHA-256 over everything a model could learn from: the session ids, the
+        session boundaries, the catalogue's track ids and each row's track, every column
+        and the skip definition (what a cache of fitted models is keyed by).  Computed once per log (the arrays are
+        hashed as bytes: about 50 ms per million rows)."""
+        if getattr(self, "_digest", None) is None:
+            import hashlib
+            h = hashlib.sha256()
+            h.update("\x1f".join(map(str, self.session_ids)).encode())
+            h.update(np.ascontiguousarray(self.offsets).tobytes())
+            h.update("\x1f".join(map(str, self.catalog.track_ids)).encode())  # what indices mean
+            h.update(np.ascontiguousarray(self.tracks).tobytes())
+            h.update(self.skip_column.encode())
+            for name in sorted(self.columns):
+                col = self.columns[name]
+                h.update(name.encode())
+                h.update(np.ascontiguousarray(col).tobytes() if col.dtype != object
+                         else "\x1f".join(map(str, col)).encode())
+            self._digest = h.hexdigest()
+        return self._digest
+
     # ------------------------------------------------------------------ subsets
     def subset(self, sessions: Sequence[int]) -> "SessionLog":
         """A new log with the given sessions (in that order), sharing the catalog."""

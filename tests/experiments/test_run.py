@@ -45,7 +45,11 @@ def run(world, run_dir, cache, iterations, config="ah_dqn", resume=True, extra=(
 
 
 def test_main_job_writes_everything_and_resumes(tiny_world_dir, tmp_path):
+    from tensorflow.python.framework import config as tf_config
+    tf_config.disable_op_determinism()
     out = run(tiny_world_dir, tmp_path / "run", tmp_path / "cache", 10)
+    # Deterministic kernels were on for the run only: later tests run as they do alone.
+    assert not tf_config.is_op_determinism_enabled()
     for name in ARTEFACTS:
         assert os.path.exists(tmp_path / "run" / name), name
     metrics = json.load(open(tmp_path / "run" / "metrics.json"))
@@ -152,6 +156,35 @@ def test_seed_summary_arithmetic():
             for g, d in ((5.0, 1.0), (7.0, 3.0))]
     pd = seeds.paired_differences(outs)["agent"]["online"]
     assert pd["mean"] == pytest.approx(2.0) and pd["ci95"] == pytest.approx(12.706, abs=1e-3)
+    # A policy that one seed did not evaluate is left out, not a KeyError.
+    outs[0]["policies"]["random"] = {"online": {m: 1.0 for m in seeds.METRICS}}
+    assert set(seeds.summarize(outs)) == {"greedy_user_model", "agent"}
+    assert set(seeds.paired_differences(outs)) == {"agent"}
+
+
+def test_seeds_summarize_only_reads_finished_runs(tmp_path):
+    """`--summarize_only` reads each seed's metrics.json (no run, no evaluation) and
+    writes the paired differences to greedy and to the logging policy."""
+    import subprocess
+    import sys
+    for seed, (g, a, lp) in enumerate(((5.0, 6.0, 4.0), (7.0, 10.0, 6.0))):
+        d = tmp_path / f"seed_{seed}"
+        d.mkdir()
+        pol = {name: {"online": {"mean_episode_reward": v, "skip_rate": 0.5,
+                                 "mean_episode_length": 3.0, "diversity": 0.1,
+                                 "coverage": 0.2}}
+               for name, v in (("greedy_user_model", g), ("agent", a), ("logging_policy", lp))}
+        (d / "metrics.json").write_text(json.dumps({"policies": pol}))
+    r = subprocess.run([sys.executable, "-m", "experiments.seeds", "--summarize_only",
+                        f"--run_dir={tmp_path}", "--seeds=0,1"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.load(open(tmp_path / "summary.json"))
+    # agent - greedy: 1 and 3 -> mean 2; agent - logging: 2 and 4 -> mean 3.
+    assert out["paired_vs_greedy_user_model"]["agent"]["online"]["mean"] == pytest.approx(2.0)
+    assert out["paired_vs_logging_policy"]["agent"]["online"]["mean"] == pytest.approx(3.0)
+    r = subprocess.run([sys.executable, "-m", "experiments.seeds", "--summarize_only",
+                        f"--run_dir={tmp_path}", "--seeds=0,5"], capture_output=True, text=True)
+    assert r.returncode == 1 and "seed_5" in r.stderr
 
 
 @pytest.mark.parametrize("configs", [[os.path.splitext(f)[0]] for f in sorted(
@@ -168,3 +201,37 @@ def test_every_shipped_config_parses(configs):
             assert WorldConfig().satiation_weight > 0
     finally:
         gin.clear_config()
+
+
+def test_user_model_cache_is_keyed_by_the_logs_content(tiny_log, tmp_path):
+    """A log with the same sessions, ids and size but one skip flag flipped deep inside
+    (past the first 50 sessions an id-and-size key looked at) gets its own fit; the same
+    log again is a cache hit."""
+    import copy
+
+    from experiments.run import fit_or_load_user_model
+    from spotisim.data.datasets import Dataset
+    from spotisim.embeddings import build_embeddings
+    from user_models.logistic import LogisticUserModel
+
+    train, val, test = tiny_log.split(seed=0)
+    emb = build_embeddings(train).aligned_to(tiny_log.catalog)
+
+    def dataset(train_log):
+        return Dataset(tiny_log, train_log, val, test, source="tiny")
+
+    cache = tmp_path / "cache"
+    fit_or_load_user_model(dataset(train), emb, model_ctor=LogisticUserModel, cache_dir=str(cache))
+    fit_or_load_user_model(dataset(train), emb, model_ctor=LogisticUserModel, cache_dir=str(cache))
+    assert len(os.listdir(cache)) == 1                      # same content: reused
+    changed = copy.copy(train)
+    changed.columns = dict(train.columns)
+    flag = train.columns[train.skip_column].copy()
+    row = train.offsets[train.num_sessions - 3]             # a session far past the 50th
+    flag[row] = ~flag[row]
+    changed.columns[train.skip_column] = flag
+    changed._digest = None
+    assert train.num_sessions > 60 and changed.num_rows == train.num_rows
+    assert changed.content_digest() != train.content_digest()
+    fit_or_load_user_model(dataset(changed), emb, model_ctor=LogisticUserModel, cache_dir=str(cache))
+    assert len(os.listdir(cache)) == 2                      # changed content: refitted
