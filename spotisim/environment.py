@@ -260,6 +260,9 @@ class PlaylistEnvironment(AbstractEnvironment):
         self._episode = np.zeros(B, np.int64)
         self._steps = np.zeros(B, np.int64)
         self._needs_reset = np.zeros(B, bool)
+        # The scorer's answers in the last observation (see `model_features`).
+        self._observed_p: Optional[np.ndarray] = None
+        self._observed_h: Optional[np.ndarray] = None
 
     # ------------------------------------------------------------------ specs
     def observation_space(self):
@@ -367,19 +370,27 @@ class PlaylistEnvironment(AbstractEnvironment):
             obs["candidate_mask"] = self._avail.astype(np.int32)
             obs["candidate_ids"] = self._cands.copy()
         if self._scorer is not None:  # one batched call over all B x C pairs
-            obs["candidate_scores"] = self._scorer.score_candidates(
-                self.history(), self._cands).astype(np.float32)
+            self._observed_p = self._scorer.score_candidates(self.history(), self._cands)
+            obs["candidate_scores"] = self._observed_p.astype(np.float32)
         if self.observe_leave_risk:
-            obs["candidate_leave"] = self._scorer.leave_hazard.hazard_if_listened(
-                self.history(), self._cands).astype(np.float32)
+            self._observed_h = self._scorer.leave_hazard.hazard_if_listened(
+                self.history(), self._cands)
+            obs["candidate_leave"] = self._observed_h.astype(np.float32)
         return obs
 
     def model_features(self, rows: np.ndarray) -> np.ndarray:
         """float32 [R, C, 2]: logit P(listen) and logit P(leave if listened) of
         each candidate of `rows`, from the feature scorer (see the class docstring)."""
-        h, cands = self.history(rows), self._cands[rows]
-        p = np.clip(self._feature_scorer.score_candidates(h, cands), 1e-4, 1 - 1e-4)
-        q = np.clip(self._feature_scorer.leave_hazard.hazard_if_listened(h, cands), 1e-4, 1 - 1e-4)
+        if (self._feature_scorer is self._scorer and self.observe_leave_risk
+                and self._observed_h is not None):
+            # The observation the action was chosen on already holds these answers for
+            # the same states (rows restarted this step are not among `rows`).
+            p, q = self._observed_p[rows], self._observed_h[rows]
+        else:
+            h, cands = self.history(rows), self._cands[rows]
+            p = self._feature_scorer.score_candidates(h, cands)
+            q = self._feature_scorer.leave_hazard.hazard_if_listened(h, cands)
+        p, q = np.clip(p, 1e-4, 1 - 1e-4), np.clip(q, 1e-4, 1 - 1e-4)
         return np.stack([np.log(p / (1 - p)), np.log(q / (1 - q))], -1).astype(np.float32)
 
     def _reset(self):

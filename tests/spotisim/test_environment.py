@@ -421,6 +421,31 @@ def test_expected_leaving_keeps_every_policys_expected_return(world):
     assert expected.std() < drawn.std()                       # the point: less variance
 
 
+def test_lird_features_reuse_the_observed_answers(world, tiny_log):
+    """When the sampler's feature scorer is the observed scorer, the features are the
+    observation's answers for the same states (no second scoring call), and equal to
+    scoring again."""
+    from user_models.leave_hazard import LeaveHazard
+    emb = embeddings(world)
+    scorer = GroundTruthUserModel(world)
+    scorer.leave_hazard = LeaveHazard(emb).fit(tiny_log)
+    calls = []
+    score = scorer.score_candidates
+    scorer.score_candidates = lambda h, c: calls.append(len(c)) or score(h, c)
+    env = PlaylistEnvironment(
+        GroundTruthUserModel(world), ContinuousWeightsTrackSampler(K, POOL, D + 2),
+        SyntheticEpisodeSampler(world, 10, POOL), emb, batch_size=4, seed=0,
+        feature_scorer=scorer, candidate_scorer=scorer, observe_leave_risk=True,
+        simulate_leaving=False, observe_candidates=True)
+    obs = env.reset()
+    env.step(np.random.default_rng(0).uniform(-1, 1, (4, K, D + 2)).astype(np.float32))
+    assert calls == [4, 4]                       # one per observation, none for the features
+    feats = env.model_features(np.array([1, 3]))
+    p = np.clip(score(env.history(np.array([1, 3])), env.candidate_tracks()[[1, 3]]), 1e-4, 1 - 1e-4)
+    np.testing.assert_allclose(feats[..., 0], np.log(p / (1 - p)), rtol=1e-5)
+    assert obs["candidate_scores"].shape == (4, POOL)
+
+
 def test_feature_scorer_extends_what_lird_weights_score(world, tiny_log):
     """With a feature scorer the weights sampler scores [embedding, logit P(listen),
     logit P(leave if listened)]: a weight vector that is 1 on the P(listen) coordinate
