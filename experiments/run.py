@@ -147,6 +147,52 @@ def attach_leave_hazard(model: AbstractUserModel, data: Dataset, embeddings: np.
 
 # --------------------------------------------------------------------------- environments
 
+# What `make_builder` passes to each part itself: {part's gin name: {part's knob:
+# the make_builder binding that sets it}}.  An argument passed in code overrides a gin
+# binding, so a binding on one of these would be silently ignored: it is refused.
+_SAMPLER_KNOBS = {"slate_size": "make_builder.slate_size", "pool_size": "make_builder.pool_size",
+                  "embedding_dim": "make_builder (the embeddings' width)"}
+PASSED_KNOBS = {
+    "ContinuousWeightsTrackSampler": _SAMPLER_KNOBS,
+    "CandidateIndexTrackSampler": _SAMPLER_KNOBS,
+    "SlateIndicesTrackSampler": _SAMPLER_KNOBS,
+    "LogEpisodeSampler": {"history_length": "make_builder.history_length",
+                          "pool_size": "make_builder.pool_size",
+                          "neighbour_share": "make_builder.neighbour_share",
+                          "hidden_sessions": "load_dataset (the log's hidden sessions)",
+                          "embeddings": "build_embeddings"},
+    "MaxSteps": {"max_steps": "make_builder.max_steps"},
+    "ConsecutiveSkips": {"max_skipped_slates": "make_builder.max_skipped_slates"},
+    "EnvironmentBuilder": {"user_model": "fit_or_load_user_model.model_ctor or .directory",
+                           "track_sampler": "run_experiment.agent_fn (its registered sampler)",
+                           "episode_sampler": "make_builder's knobs",
+                           "embeddings": "build_embeddings",
+                           "batch_size": "make_builder.batch_size",
+                           "seed": "run_experiment.seed", "termination":
+                           "make_builder.max_steps / make_builder.max_skipped_slates"},
+    "PlaylistEnvironment": {"position_discount": "make_builder.position_discount",
+                            "observe_candidates": "make_builder.observe_candidates",
+                            "candidate_scorer": "make_builder.observe_scores",
+                            "feature_scorer": "make_builder.score_features",
+                            "expected_leaving": "run_experiment.expected_leaving",
+                            "batch_size": "make_builder.batch_size",
+                            "seed": "run_experiment.seed"},
+}
+
+
+def refuse_shadowed_bindings() -> None:
+    """Raises ConfigError for a gin binding on a part's knob that `make_builder` sets
+    itself (it would be silently ignored), naming the binding to use instead."""
+    for part, knobs in PASSED_KNOBS.items():
+        try:
+            bound = gin.get_bindings(part)
+        except (ValueError, KeyError):  # not a registered configurable in this process
+            continue
+        for knob in sorted(set(bound) & set(knobs)):
+            raise ConfigError(f"{part}.{knob} is set by the main job itself, so this binding "
+                              f"would be ignored: bind {knobs[knob]} instead")
+
+
 @gin.configurable
 def make_builder(log, user_model: AbstractUserModel, embeddings: np.ndarray, sampler_kind: str,
                  hidden_path: Optional[str], batch_size: int = 32, seed: int = 0,
@@ -157,7 +203,10 @@ def make_builder(log, user_model: AbstractUserModel, embeddings: np.ndarray, sam
                  score_features: bool = False,
                  scorer: Optional[AbstractUserModel] = None,
                  expected_leaving: bool = False) -> EnvironmentBuilder:
-    """The simulated environment over a log split (all knobs gin-configurable).
+    """The simulated environment over a log split (all knobs gin-configurable; a
+    binding on a part's knob that this function sets itself is refused, see
+    `PASSED_KNOBS`; the parts' other knobs, e.g. `PlaylistEnvironment.reward` or
+    `PlaylistEnvironment.observe_leave_risk`, are bound on the part).
 
     With `observe_scores`, the observation also holds `scorer`'s P(listen) of every
     candidate (`candidate_scores`); `scorer` is the learned user model the agent trains
@@ -170,6 +219,7 @@ def make_builder(log, user_model: AbstractUserModel, embeddings: np.ndarray, sam
     """
     if sampler_kind not in SAMPLERS:
         raise ConfigError(f"make_builder.sampler_kind must be one of {sorted(SAMPLERS)}")
+    refuse_shadowed_bindings()
     if observe_candidates is None:
         observe_candidates = sampler_kind != "weights"
     # Only LIRD's weights score candidate features; the baselines' and the other agents'

@@ -235,3 +235,36 @@ def test_user_model_cache_is_keyed_by_the_logs_content(tiny_log, tmp_path):
     assert changed.content_digest() != train.content_digest()
     fit_or_load_user_model(dataset(changed), emb, model_ctor=LogisticUserModel, cache_dir=str(cache))
     assert len(os.listdir(cache)) == 2                      # changed content: refitted
+
+
+@pytest.mark.parametrize("binding, names", [
+    ("MaxSteps.max_steps = 7", ("MaxSteps.max_steps", "make_builder.max_steps")),
+    ("PlaylistEnvironment.position_discount = 0.5",
+     ("PlaylistEnvironment.position_discount", "make_builder.position_discount")),
+    ("ContinuousWeightsTrackSampler.slate_size = 5",
+     ("ContinuousWeightsTrackSampler.slate_size", "make_builder.slate_size")),
+])
+def test_a_binding_the_main_job_would_ignore_is_refused(tiny_log, binding, names):
+    """make_builder sets these knobs itself; a binding on the part would be silently
+    overridden, so it fails loudly and names the binding to use."""
+    from spotisim.embeddings import build_embeddings
+    from spotisim.errors import ConfigError
+    from user_models.ground_truth import GroundTruthUserModel  # noqa: F401
+    emb = build_embeddings(tiny_log).aligned_to(tiny_log.catalog)
+    gin.clear_config()
+    try:
+        gin.parse_config(binding)
+        with pytest.raises(ConfigError) as err:
+            run_mod.make_builder(tiny_log, None, emb, "slate", None)
+        for name in names:
+            assert name in str(err.value)
+    finally:
+        gin.clear_config()
+    # A knob make_builder leaves to the part takes effect.
+    gin.parse_config("PlaylistEnvironment.state_includes_skips = True")
+    try:
+        from user_models.logistic import LogisticUserModel
+        b = run_mod.make_builder(tiny_log, LogisticUserModel(emb), emb, "slate", None)
+        assert b.environment.state_includes_skips
+    finally:
+        gin.clear_config()
