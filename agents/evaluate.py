@@ -65,9 +65,11 @@ def run_episodes(policy, env: TFAgtPyEnvironment, num_episodes: int,
     each of its first `num_episodes` lanes, stepping until all of them have ended.
 
     Why each lane's first episode: the starts are drawn at reset, before any response,
-    so every policy evaluated on an environment built with the same seed plays the
-    *same* episode starts (paired comparisons), and long episodes count as much as
-    short ones (counting the first N episodes to finish would favour short ones).
+    and the environment's random stream is restarted from its seed first
+    (`restart_rng`), so every policy evaluated on an environment built with the same
+    seed, the same one or a new one, plays the *same* episode starts (paired
+    comparisons), and long episodes count as much as short ones (counting the first N
+    episodes to finish would favour short ones).
     With `replay_log` (the log the episodes were drawn from), the replay skip rate is
     added: `replay_skip_rate` and `replay_count`.
 
@@ -82,6 +84,8 @@ def run_episodes(policy, env: TFAgtPyEnvironment, num_episodes: int,
                          f"lanes (one episode each), got {env.env.batch_size}")
     tracker = env.env.episode_tracker
     tracker.clear()
+    if hasattr(env.env, "restart_rng"):
+        env.env.restart_rng()
     time_step = env.reset()
     first = env.env.episodes_started - env.env.batch_size   # ids of the reset's episodes
     wanted = np.arange(first, first + num_episodes)           # lane i plays episode first + i

@@ -242,6 +242,7 @@ class PlaylistEnvironment(AbstractEnvironment):
         self.max_reward = self.reward.max_reward(self.slate_size)
         self.observe_candidates = bool(observe_candidates)
         self.state_includes_skips = bool(state_includes_skips)
+        self._seed = seed
         self._rng = np.random.default_rng(seed)
         self._next_episode = 0
         B, N = self.batch_size, self.state_length
@@ -323,6 +324,13 @@ class PlaylistEnvironment(AbstractEnvironment):
         return History(self._h_tracks[rows], self._h_resp[rows], self._h_len[rows],
                        self._context[rows], self._listener[rows],
                        None if self._hidden is None else self._hidden[rows])
+
+    def restart_rng(self) -> None:
+        """Restarts the environment's random stream from its seed, so that the next
+        reset draws the same episode starts (and the same response draws) as the first
+        one did: what lets several policies be evaluated, one after another, on the same
+        starts (`agents.evaluate.run_episodes`)."""
+        self._rng = np.random.default_rng(self._seed)
 
     # ------------------------------------------------------------------ episodes
     def _start(self, rows: np.ndarray) -> None:

@@ -412,3 +412,39 @@ def test_slate_critic_values_the_slate_the_sampler_picks(world):
     with pytest.raises(ConfigError, match="critic_temperature"):
         create_lird_ddpg_agent(env.time_step_spec(), env.action_spec(), slate_critic=True,
                                critic_temperature=0.0)
+
+
+def test_policies_evaluated_one_after_another_play_the_same_starts(world):
+    """run_episodes on one environment, twice, with two different policies: both play
+    the same episode starts (the random stream restarts from the seed), so differences
+    between policies are paired; a third run repeats the first exactly."""
+    from tf_agents.policies import py_policy
+    from tf_agents.trajectories import policy_step
+
+    from agents.evaluate import run_episodes
+    builder = build(world, SlateIndicesTrackSampler(K, POOL, D), batch_size=6)
+    env = builder.get_tf_env()
+
+    class Ordered(py_policy.PyPolicy):
+        """The first (or last) K available candidates; remembers the first state."""
+
+        def __init__(self, last):
+            super().__init__(env.time_step_spec(), env.action_spec())
+            self.last, self.first_history = last, None
+
+        def _action(self, time_step, policy_state):
+            obs = time_step.observation
+            if self.first_history is None:
+                self.first_history = obs["history_ids"].copy()
+            order = np.argsort(obs["candidate_mask"] * -1, axis=1, kind="stable")
+            n = obs["candidate_mask"].sum(1, keepdims=True)
+            idx = np.arange(K)[None, :] if not self.last else n - 1 - np.arange(K)[None, :]
+            return policy_step.PolicyStep(np.take_along_axis(order, idx, 1).astype(np.int32))
+
+    first, other, again = Ordered(False), Ordered(True), Ordered(False)
+    a = run_episodes(first, env, 6)
+    b = run_episodes(other, env, 6)
+    c = run_episodes(again, env, 6)
+    np.testing.assert_array_equal(first.first_history, other.first_history)
+    assert c["episode_rewards"] == a["episode_rewards"]
+    assert b["episode_rewards"] != a["episode_rewards"]
