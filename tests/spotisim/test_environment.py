@@ -111,6 +111,45 @@ def test_episode_cycle_and_reset_after_last(world):
     assert last.is_last() and last.discount == 1.0
 
 
+def test_with_several_lanes_only_the_ended_episode_restarts(world):
+    """B = 3, lane 1 leaves after its first slate (hazard 1 there), the others go on:
+    at the next step lane 1 is FIRST with reward 0 and its action is ignored (no slate
+    recorded for it, no candidate used), while lanes 0 and 2 step normally."""
+
+    class LaneOneLeaves(AbstractUserModel):
+        cascades = False
+
+        def _predict(self, history, slate, slate_responses):
+            return np.ones(slate.shape)
+
+        def leave_probs(self, history, slate, responses):
+            hz = np.zeros(slate.shape)
+            hz[history.listener == self.leaver, -1] = 1.0
+            return hz
+
+    model = LaneOneLeaves()
+    tracker = EpisodeTracker()
+    env = make_env(world, batch_size=3, user_model=model, tracker=tracker,
+                   simulate_leaving=True, termination=AnyOf([MaxSteps(20)]))
+    tf_env = TFAgtPyEnvironment(env)
+    tf_env.reset()
+    model.leaver = env.history().listener[1]
+    assert (env.history().listener != model.leaver).sum() == 2   # only lane 1 leaves
+    a = np.tile(np.arange(K, dtype=np.int32), (3, 1))
+    t1 = tf_env.step(a)
+    assert [int(x) for x in t1.step_type] == [ts.StepType.MID, ts.StepType.LAST, ts.StepType.MID]
+    np.testing.assert_array_equal(t1.reward, [3, 3, 3])
+    avail_before = env.available()
+    t2 = tf_env.step(a + K)
+    assert [int(x) for x in t2.step_type] == [ts.StepType.MID, ts.StepType.FIRST, ts.StepType.MID]
+    np.testing.assert_array_equal(t2.reward, [3, 0, 3])
+    assert env.available()[1].all()                              # a fresh pool, nothing used
+    assert avail_before[0].sum() - env.available()[0].sum() == K
+    rec = tracker.arrays()
+    assert len(rec["episode_id"]) == 3 + 2                       # no record for lane 1's ignored action
+    assert sorted(rec["episode_id"][-2:].tolist()) == [0, 2]
+
+
 def test_consecutive_skips_terminate_with_discount_zero(world):
     env = TFAgtPyEnvironment(make_env(world, user_model=ConstantUserModel(0.0),
                                       termination=AnyOf([MaxSteps(20), ConsecutiveSkips(4)])))
