@@ -29,17 +29,27 @@ def test_alignment_on_a_tiny_world(tiny_world_dir, tmp_path):
     try:
         parse_gin(["alignment"], tiny_bindings(tiny_world_dir, [
             f"fit_or_load_user_model.cache_dir = '{tmp_path / 'cache'}'",
-            "run_alignment.user_models = ['logistic']",
+            "run_alignment.user_models = ['logistic', 'lird_simulator']",
             "run_alignment.eval_episodes = 6"]), [alignment.CONFIG_DIR])
         out = alignment.run_alignment(str(tmp_path / "align"))
     finally:
         gin.clear_config()
-    assert len(out["policies"]) == 6  # 5 baselines + greedy under the one user model
+    assert len(out["policies"]) == 7  # 5 baselines + greedy under each of the two models
     for p in out["policies"]:
-        assert set(out["scores"][p]) == {"logistic", "ground_truth"}
-    a = out["alignment"]["logistic"]
-    assert -1 <= a["kendall_tau"] <= 1 and -1 <= a["spearman_rho"] <= 1
-    assert out["best_aligned_user_model"] == "logistic"
+        assert set(out["scores"][p]) == {"logistic", "lird_simulator", "ground_truth"}
+    # Each model's tau and rho are those of its offline scores against the online ones
+    # (the arithmetic itself: test_rank_correlations_by_hand), and the best aligned is
+    # the one of larger tau.
+    online = [out["scores"][p]["ground_truth"]["mean_episode_reward"] for p in out["policies"]]
+    taus = {}
+    for m in ("logistic", "lird_simulator"):
+        offline = [out["scores"][p][m]["mean_episode_reward"] for p in out["policies"]]
+        taus[m] = alignment.kendall_tau(offline, online)
+        assert out["alignment"][m]["kendall_tau"] == pytest.approx(taus[m])
+        assert out["alignment"][m]["spearman_rho"] == pytest.approx(
+            alignment.spearman_rho(offline, online))
+    assert taus["logistic"] != taus["lird_simulator"]
+    assert out["best_aligned_user_model"] == max(taus, key=taus.get)
     saved = json.load(open(tmp_path / "align" / "alignment.json"))
     assert saved["alignment"] == out["alignment"]
     assert os.path.exists(tmp_path / "align" / "alignment.png")
