@@ -171,24 +171,34 @@ def test_ah_dqn_loss_is_squared_td_error_over_pairs_not_starting_at_last(world):
 
 @pytest.mark.parametrize("slate_critic", [False, True])
 def test_ddpg_actor_update_increases_q_on_a_fixed_critic(world, slate_critic):
+    """Through `agent.train()` (critic and actor losses, both optimizers, target updates)
+    with the critic's learning rate 0: the critic's weights do not move, and the actor
+    ascends it (its Q on the batch's states goes up): the sign bug of public LIRD code,
+    which descended Q, would make it go down."""
+    from agents.training import Trainer
     builder, env, _ = make(world, "lird_slate" if slate_critic else "lird_ddpg")
     agent = create_lird_ddpg_agent(env.time_step_spec(), env.action_spec(), units=16,
                                    critic_learning_rate=0.0, actor_learning_rate=1e-2,
                                    slate_critic=slate_critic)
-    time_step = env.reset()
-    obs = time_step.observation
+    trainer = Trainer(agent, env, batch_size=8, initial_collect_steps=4)
+    trainer._init_driver.run()
+    exp = next(iter(trainer._dataset))
+    obs = tf.nest.map_structure(lambda t: t[:, 0], exp.observation)
 
     def q_of_policy():
         a, _ = agent._actor_network(obs)
         return float(tf.reduce_mean(agent._critic_network((obs, a))[0]))
 
+    critic = [v.numpy().copy() for v in agent._critic_network.trainable_variables]
+    actor = [v.numpy().copy() for v in agent._actor_network.trainable_variables]
     before = q_of_policy()
     for _ in range(5):
-        with tf.GradientTape() as tape:
-            loss = agent.actor_loss(time_step)
-        grads = tape.gradient(loss, agent._actor_network.trainable_variables)
-        agent._actor_optimizer.apply_gradients(zip(grads, agent._actor_network.trainable_variables))
+        agent.train(exp)
     assert q_of_policy() > before
+    for old, v in zip(critic, agent._critic_network.trainable_variables):
+        np.testing.assert_array_equal(old, v.numpy())
+    assert any(not np.array_equal(old, v.numpy())
+               for old, v in zip(actor, agent._actor_network.trainable_variables))
 
 
 def test_encoder_reads_the_whole_window():
