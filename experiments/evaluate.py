@@ -30,7 +30,7 @@ from agents import baselines as bp
 from agents.evaluate import run_episodes
 from user_models.registry import learned_user_models
 from agents.registry import agent_spec_by_name
-from experiments.run import fit_or_load_user_model, make_builder
+from experiments.run import fit_or_load_user_model, make_builder, without_shadowed_bindings
 from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
 from spotisim.errors import ConfigError, SpotisimError
@@ -61,7 +61,8 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
     if not (os.path.exists(cfg) and os.path.exists(metrics_path)):
         raise ConfigError(f"{run_dir}: not a finished run (operative_config.gin and "
                           "metrics.json expected)")
-    gin.parse_config_file(cfg, skip_unknown=True)
+    with open(cfg) as f:  # the knobs make_builder sets itself are set again by it
+        gin.parse_config(without_shadowed_bindings(f.read()), skip_unknown=True)
     with open(metrics_path) as f:
         agent = json.load(f).get("agent")
     data = load_dataset()

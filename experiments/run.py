@@ -180,6 +180,20 @@ PASSED_KNOBS = {
 }
 
 
+def without_shadowed_bindings(config_text: str) -> str:
+    """A gin config (a finished run's operative_config.gin) without the bindings of
+    `PASSED_KNOBS`: the operative config records what each part received, including
+    defaults of knobs that `make_builder` sets; re-parsed, they would be refused."""
+    keep = []
+    for line in config_text.splitlines():
+        name = line.split("=", 1)[0].strip()
+        part, _, knob = name.rpartition(".")
+        if "=" in line and knob in PASSED_KNOBS.get(part.split("/")[-1], {}):
+            continue
+        keep.append(line)
+    return "\n".join(keep) + "\n"
+
+
 def refuse_shadowed_bindings() -> None:
     """Raises ConfigError for a gin binding on a part's knob that `make_builder` sets
     itself (it would be silently ignored), naming the binding to use instead."""
@@ -235,8 +249,7 @@ def make_builder(log, user_model: AbstractUserModel, embeddings: np.ndarray, sam
         termination=AnyOf([MaxSteps(max_steps), ConsecutiveSkips(max_skipped_slates)]),
         position_discount=position_discount, observe_candidates=observe_candidates,
         candidate_scorer=(scorer or user_model) if observe_scores and observe_candidates else None,
-        feature_scorer=feature_scorer,
-        **({"expected_leaving": True} if expected_leaving else {}))
+        feature_scorer=feature_scorer, expected_leaving=expected_leaving)
 
 
 # --------------------------------------------------------------------------- plots

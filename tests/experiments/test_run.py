@@ -131,7 +131,13 @@ def test_real_mssd_slice_end_to_end(mssd_sample_path, tmp_path):
     for modes in out["policies"].values():
         assert set(modes) == {"offline"}  # no ground truth on real data
         r = modes["offline"]
-        assert r["replay_count"] > 0 and 0 <= r["replay_skip_rate"] <= 1
+        # Every policy plays the same 8 starts; a track counts for the replay metric only
+        # where the held-out session played it, which a policy may never hit.
+        assert r["replay_count"] >= 0
+        if r["replay_count"]:
+            assert 0 <= r["replay_skip_rate"] <= 1
+    # The logging policy plays the held-out continuation itself: every track replays.
+    assert out["policies"]["logging_policy"]["offline"]["replay_count"] > 0
 
 
 def test_seed_summary_arithmetic():
@@ -268,3 +274,14 @@ def test_a_binding_the_main_job_would_ignore_is_refused(tiny_log, binding, names
         assert b.environment.state_includes_skips
     finally:
         gin.clear_config()
+
+
+def test_an_operative_config_loses_only_the_knobs_make_builder_sets():
+    text = ("PlaylistEnvironment.expected_leaving = False\n"
+            "PlaylistEnvironment.observe_leave_risk = True\n"
+            "MaxSteps.max_steps = 20\n"
+            "train/MaxSteps.max_steps = 20\n"
+            "make_builder.max_steps = 20\n")
+    kept = run_mod.without_shadowed_bindings(text)
+    assert kept.split("\n")[:2] == ["PlaylistEnvironment.observe_leave_risk = True",
+                                    "make_builder.max_steps = 20"]
