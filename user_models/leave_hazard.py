@@ -71,6 +71,37 @@ def boredom_features(tracks: np.ndarray, listened: np.ndarray, unit_emb: np.ndar
     return streak_out, bored_out, centroid
 
 
+def boredom_features_grid(tracks: np.ndarray, listened: np.ndarray, unit_emb: np.ndarray,
+                          decays: Sequence[float], keeps: Sequence[float]):
+    """`boredom_features` for every (decay, keep) pair in one pass over the positions
+    (the leave head reads 12 of them every simulated step; one Python loop instead of
+    12): (streak [B, H], boredom [D, K, B, H], centroid [K, B, d])."""
+    tracks = np.asarray(tracks)
+    B, H = tracks.shape
+    d = unit_emb.shape[1]
+    dec = np.asarray(decays, np.float64)[:, None, None]          # [D, 1, 1]
+    kp = np.asarray(keeps, np.float64)[:, None, None]            # [K, 1, 1]
+    streak_out = np.zeros((B, H))
+    bored_out = np.zeros((len(decays), len(keeps), B, H))
+    centroid = np.zeros((len(keeps), B, d))
+    has = np.zeros(B, bool)
+    b = np.zeros((len(decays), len(keeps), B))
+    streak = np.zeros(B)
+    for t in range(H):
+        valid = tracks[:, t] >= 0
+        lis = valid & (np.asarray(listened[:, t]) > 0.5)
+        e = unit_emb[np.maximum(tracks[:, t], 0)]
+        rho = np.where(lis & has, np.maximum(np.einsum("kbd,bd->kb", centroid, e), 0.0), 0.0)
+        moved = np.where(has[None, :, None], _unit(kp * centroid + (1 - kp) * e[None]), e[None])
+        centroid = np.where(lis[None, :, None], moved, centroid)
+        has |= lis
+        b = np.where(valid[None, None, :], dec * b + rho[None], b)
+        streak = np.where(valid, np.where(lis, 0, streak + 1), streak)
+        streak_out[:, t] = np.minimum(streak, MAX_STREAK)
+        bored_out[..., t] = b
+    return streak_out, bored_out, centroid
+
+
 def at_risk_rows(lengths: np.ndarray, width: int, first_at_risk: int,
                  cap: int) -> Tuple[np.ndarray, np.ndarray]:
     """(at_risk, event): bool [S, width] each, for the positions t = 1..width after which

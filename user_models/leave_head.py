@@ -31,7 +31,8 @@ import tensorflow as tf
 
 from spotisim.errors import UserModelError
 from spotisim.io_utils import atomic_file
-from user_models.leave_hazard import MAX_STREAK, _unit, at_risk_rows, boredom_features
+from user_models.leave_hazard import (MAX_STREAK, _unit, at_risk_rows, boredom_features,
+                                      boredom_features_grid)
 
 DECAYS = (0.7, 0.8, 0.9, 0.95)
 KEEPS = (0.5, 0.7, 0.9)
@@ -82,13 +83,10 @@ class LeaveHead:
     # ------------------------------------------------------------------ features
     def _recursions(self, tracks, listened):
         """Per keep: (streak [B, H], {decay: boredom [B, H]}, centroid [B, d])."""
-        out = {}
-        for keep in self.keeps:
-            for decay in self.decays:
-                streak, bored, centroid = boredom_features(tracks, listened, self.unit_emb,
-                                                           decay, keep)
-                out[(decay, keep)] = (streak, bored, centroid)
-        return out
+        streak, bored, centroid = boredom_features_grid(tracks, listened, self.unit_emb,
+                                                        self.decays, self.keeps)
+        return {(d, k): (streak, bored[i, j], centroid[j])
+                for i, d in enumerate(self.decays) for j, k in enumerate(self.keeps)}
 
     def features(self, tracks: np.ndarray, listened: np.ndarray) -> np.ndarray:
         """float [B, H, F]: [streak / 5, b_t(decay, keep) * (1 - decay) for each pair]

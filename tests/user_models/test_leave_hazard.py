@@ -182,3 +182,19 @@ def test_sequential_model_gets_the_leave_head():
     assert leave_model_class(LogisticUserModel.leave_model_class) is LeaveHazard
     with pytest.raises(UserModelError, match="unknown leave model"):
         leave_model_class("Nope")
+
+
+def test_the_grid_of_recursions_equals_each_recursion(world_log):
+    from user_models.leave_hazard import boredom_features_grid
+    log, emb = world_log
+    unit = emb.astype(np.float64) / np.linalg.norm(emb.astype(np.float64), axis=1, keepdims=True)
+    tracks, skipped, mask = log.padded()
+    listened = mask[:40] & ~skipped[:40]
+    streak, bored, centroid = boredom_features_grid(tracks[:40], listened, unit,
+                                                    (0.7, 0.9), (0.5, 0.8))
+    for i, d in enumerate((0.7, 0.9)):
+        for j, k in enumerate((0.5, 0.8)):
+            s1, b1, c1 = boredom_features(tracks[:40], listened, unit, d, k)
+            np.testing.assert_allclose(bored[i, j], b1, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(centroid[j], c1, rtol=1e-12, atol=1e-12)
+            np.testing.assert_array_equal(streak, s1)
