@@ -24,6 +24,21 @@ SAMPLERS = [ContinuousWeightsTrackSampler, CandidateIndexTrackSampler, SlateIndi
 POOL, K, D = 40, 3, 9
 
 
+class AlwaysListens(AbstractUserModel):
+    """P(listen) 1; P(leave) after each slate position from `hazards(history, slate)`."""
+
+    cascades = False
+
+    def __init__(self, hazards):
+        self.hazards = hazards
+
+    def _predict(self, history, slate, slate_responses):
+        return np.ones(slate.shape)
+
+    def leave_probs(self, history, slate, responses):
+        return self.hazards(history, slate)
+
+
 class ConstantUserModel(AbstractUserModel):
     """P(listen) = p everywhere; counts its calls."""
 
@@ -116,18 +131,12 @@ def test_with_several_lanes_only_the_ended_episode_restarts(world):
     at the next step lane 1 is FIRST with reward 0 and its action is ignored (no slate
     recorded for it, no candidate used), while lanes 0 and 2 step normally."""
 
-    class LaneOneLeaves(AbstractUserModel):
-        cascades = False
+    def lane_one_leaves(history, slate):
+        hz = np.zeros(slate.shape)
+        hz[history.listener == model.leaver, -1] = 1.0
+        return hz
 
-        def _predict(self, history, slate, slate_responses):
-            return np.ones(slate.shape)
-
-        def leave_probs(self, history, slate, responses):
-            hz = np.zeros(slate.shape)
-            hz[history.listener == self.leaver, -1] = 1.0
-            return hz
-
-    model = LaneOneLeaves()
+    model = AlwaysListens(lane_one_leaves)
     tracker = EpisodeTracker()
     env = make_env(world, batch_size=3, user_model=model, tracker=tracker,
                    simulate_leaving=True, termination=AnyOf([MaxSteps(20)]))
@@ -353,20 +362,12 @@ def test_candidate_scores_come_from_the_scorer_not_the_responding_model(world):
         make_env(world, candidate_scorer=scorer, observe_candidates=False)
 
 
-class LeavesOnSecondSlate(AbstractUserModel):
-    """Always listens; leaves right after the second track of the episode's second
-    slate (hazard 1 there, 0 elsewhere)."""
-
-    cascades = False
-
-    def _predict(self, history, slate, slate_responses):
-        return np.ones(slate.shape)
-
-    def leave_probs(self, history, slate, responses):
-        hz = np.zeros(slate.shape)
-        second = history.length == 10 + slate.shape[1]   # history of 10, one slate heard
-        hz[second, 1] = 1.0
-        return hz
+def leaves_on_second_slate(history, slate):
+    """Hazard 1 right after the second track of the episode's second slate, else 0."""
+    hz = np.zeros(slate.shape)
+    second = history.length == 10 + slate.shape[1]   # history of 10, one slate heard
+    hz[second, 1] = 1.0
+    return hz
 
 
 def test_a_listener_who_leaves_ends_the_episode_with_discount_0(world, tmp_path):
@@ -374,7 +375,7 @@ def test_a_listener_who_leaves_ends_the_episode_with_discount_0(world, tmp_path)
     after the exit is not heard (no reward, not a skip), the tracker says why, and with
     B > 1 the next step restarts only the episodes that ended."""
     tracker = EpisodeTracker()
-    env = TFAgtPyEnvironment(make_env(world, batch_size=3, user_model=LeavesOnSecondSlate(),
+    env = TFAgtPyEnvironment(make_env(world, batch_size=3, user_model=AlwaysListens(leaves_on_second_slate),
                                       tracker=tracker, simulate_leaving=True,
                                       termination=AnyOf([MaxSteps(20)])))
     t0 = env.reset()
@@ -393,31 +394,24 @@ def test_a_listener_who_leaves_ends_the_episode_with_discount_0(world, tmp_path)
     np.testing.assert_array_equal(rec["end_reason"], [0, 0, 0, 1, 1, 1])  # 1 = left
     assert tracker.summary()["skip_rate"] == 0.0               # the unheard track is no skip
     # Leaving off: the same model never leaves.
-    quiet = make_env(world, batch_size=3, user_model=LeavesOnSecondSlate(),
+    quiet = make_env(world, batch_size=3, user_model=AlwaysListens(leaves_on_second_slate),
                      termination=AnyOf([MaxSteps(20)]))
     quiet.reset()
     quiet.step(a)
     assert not quiet.step(a).done.any()
 
 
-class HalfLeaves(AbstractUserModel):
-    """Always listens; P(leave) 0.5 after the second track of every slate, 0 elsewhere."""
-
-    cascades = False
-
-    def _predict(self, history, slate, slate_responses):
-        return np.ones(slate.shape)
-
-    def leave_probs(self, history, slate, responses):
-        hz = np.zeros(slate.shape)
-        hz[:, 1] = 0.5
-        return hz
+def half_leave_after_second_track(history, slate):
+    """P(leave) 0.5 after the second track of every slate, 0 elsewhere."""
+    hz = np.zeros(slate.shape)
+    hz[:, 1] = 0.5
+    return hz
 
 
 def test_expected_leaving_weights_rewards_and_discounts_by_the_chance_to_stay(world):
     """In expectation: nobody leaves, position k earns prod_{j<k} (1 - h_j) of its
     listen, and the step's discount is the chance to stay through the slate."""
-    env = TFAgtPyEnvironment(make_env(world, batch_size=2, user_model=HalfLeaves(),
+    env = TFAgtPyEnvironment(make_env(world, batch_size=2, user_model=AlwaysListens(half_leave_after_second_track),
                                       simulate_leaving=True, expected_leaving=True,
                                       termination=AnyOf([MaxSteps(4)])))
     env.reset()
