@@ -18,7 +18,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
 
 from headroom import (learned_redundancy, load, paired_gain, play,  # noqa: E402
                       redundancy_greedy, truth_redundancy)  # (benchmarks/ is this folder)
