@@ -180,6 +180,45 @@ PASSED_KNOBS = {
 }
 
 
+def _setup_bindings(config_text: str, prefixes) -> Dict[str, str]:
+    """{name: value} of an operative config's bindings whose name starts with one of
+    `prefixes` (continuation lines of a long value joined)."""
+    out, name = {}, None
+    for line in config_text.splitlines():
+        if line[:1].isspace() and name is not None:
+            out[name] += " " + line.strip()
+            continue
+        name = None
+        if "=" in line and not line.startswith("#"):
+            key, value = (x.strip() for x in line.split("=", 1))
+            if key.startswith(tuple(prefixes)):
+                name, out[key] = key, value
+    return out
+
+
+def refuse_changed_setup(saved_config: str, agent_factory: str) -> None:
+    """Raises ConfigError when a run directory's checkpoint was made with another agent
+    or environment than the one now configured: restoring it would silently keep the
+    old iteration count (so nothing trains) and drop the variables that no longer
+    match.  Compares the agent factory's, `make_builder`'s and `PlaylistEnvironment`'s
+    bindings that both configs record; the run's length and evaluation settings may
+    change on resume."""
+    if not os.path.exists(saved_config):
+        return
+    prefixes = (f"{agent_factory}.", "make_builder.", "PlaylistEnvironment.")
+    with open(saved_config) as f:
+        before = _setup_bindings(f.read(), prefixes)
+    now = _setup_bindings(gin.operative_config_str(), prefixes)
+    # Only what both record: gin lists a parameter once a call leaves it to gin, and
+    # the saved config was written after more calls (the evaluation's) than exist now.
+    for key in sorted(set(before) & set(now)):
+        if before[key] != now[key]:
+            raise ConfigError(
+                f"{os.path.dirname(saved_config)} holds a checkpoint of another setup "
+                f"({key}: {before[key]} then, {now[key]} now): "
+                "use another --run_dir, or --noresume to start over")
+
+
 def without_shadowed_bindings(config_text: str) -> str:
     """A gin config (a finished run's operative_config.gin) without the bindings of
     `PASSED_KNOBS`: the operative config records what each part received, including
@@ -429,6 +468,10 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
         train_env = tf_py_environment.TFPyEnvironment(train_builder.get_tf_env())
         agent = agent_fn(train_env.time_step_spec(), train_env.action_spec())
         trainer = Trainer(agent, train_env)
+        # (The Checkpointer restores as it is built: check the setup first.)
+        if resume and tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")):
+            refuse_changed_setup(os.path.join(run_dir, "operative_config.gin"),
+                                 agent_fn.__name__)
         ckpt = common.Checkpointer(os.path.join(run_dir, "checkpoints"), max_to_keep=2,
                                    **trainer.checkpoint_items())
         if resume:

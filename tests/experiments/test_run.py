@@ -70,6 +70,12 @@ def test_main_job_writes_everything_and_resumes(tiny_world_dir, tmp_path):
     assert any("ckpt-15" in c for c in ckpts)
     # The user model was fitted once and reused from the cache.
     assert len(os.listdir(tmp_path / "cache")) == 1
+    # Resuming that checkpoint with another agent setup fails loudly instead of keeping
+    # its iteration count (nothing would train) and dropping the mismatched variables.
+    from spotisim.errors import ConfigError
+    with pytest.raises(ConfigError, match="create_ah_dqn_agent.units: 8 then, 16 now"):
+        run(tiny_world_dir, tmp_path / "run", tmp_path / "cache", 20,
+            extra=["create_ah_dqn_agent.units = 16"])
 
 
 def test_same_seed_same_metrics(tiny_world_dir, tmp_path):
