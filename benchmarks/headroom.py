@@ -243,7 +243,7 @@ def load(gin_files, bindings):
     gin.clear_config()
     parse_gin(gin_files, bindings, [run_mod.CONFIG_DIR])
     data = load_dataset()
-    emb = build_embeddings(data.train).aligned_to(data.log.catalog)
+    emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
     return data, emb
 
 

@@ -30,7 +30,7 @@ def main():
     gin.clear_config()
     parse_gin(args.gin_file, args.gin_bindings, [CONFIG_DIR])
     data = load_dataset()
-    emb = build_embeddings(data.train).aligned_to(data.log.catalog)
+    emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
     h = LeaveHazard(emb).fit(data.log)
     print(f"{data.source}: {data.log.num_sessions} sessions, {h.num_rows} at-risk rows, "
           f"{int((data.log.lengths < h.cap).sum())} left before the cap of {h.cap}")

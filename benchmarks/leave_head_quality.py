@@ -84,7 +84,7 @@ def synthetic(args):
     gin.clear_config()
     parse_gin(args.gin_file, args.gin_bindings, [CONFIG_DIR])
     data = load_dataset()
-    emb = build_embeddings(data.train).aligned_to(data.log.catalog)
+    emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
     head = LeaveHead(emb).fit(data.train, data.val)
     hazard = LeaveHazard(emb).fit(data.train)
     test = data.test
@@ -112,7 +112,7 @@ def mssd(args):
     gin.clear_config()
     parse_gin(["mssd_sample"], [], [CONFIG_DIR])
     data = load_dataset()
-    emb = build_embeddings(data.train).aligned_to(data.log.catalog)
+    emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
     head = LeaveHead(emb).fit(data.train, data.val)
     test = data.test
     tracks, skipped, mask = test.padded()

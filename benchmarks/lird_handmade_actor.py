@@ -39,7 +39,7 @@ class MeanListenedActor(py_policy.PyPolicy):
 def main():
     parse_gin(["lird_published"], [], [run_mod.CONFIG_DIR])
     data = load_dataset()
-    emb = build_embeddings(data.train).aligned_to(data.log.catalog)
+    emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
     builder = run_mod.make_builder(data.test, GroundTruthUserModel(data.world), emb, "weights",
                                    data.hidden_path, batch_size=256, seed=2)
     env = builder.get_tf_env()

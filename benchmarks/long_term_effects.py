@@ -46,7 +46,7 @@ def main():
     gin.clear_config()
     parse_gin(["ah_dqn"], [], [run_mod.CONFIG_DIR])
     data = load_dataset()
-    emb = build_embeddings(data.train).aligned_to(data.log.catalog)
+    emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
     models = {"ground truth": GroundTruthUserModel(data.world),
               "sequential": run_mod.fit_or_load_user_model(data, emb),
               "logistic": run_mod.fit_or_load_user_model(data, emb,

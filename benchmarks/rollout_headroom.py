@@ -108,7 +108,7 @@ def main():
     gin.clear_config()
     parse_gin(args.gin_file or ["ah_dqn"], args.gin_bindings, [run_mod.CONFIG_DIR])
     data = load_dataset()
-    emb = build_embeddings(data.train).aligned_to(data.log.catalog)
+    emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
     truth = GroundTruthUserModel(data.world)
     results = {}
     for name in ("greedy (ground truth)", "rollout planner (ground truth)"):

@@ -101,7 +101,7 @@ def run_alignment(run_dir: str, user_models: Sequence[str] = ("sequential", "log
     if not data.synthetic:
         raise ConfigError("the alignment study needs ground truth: run it on the synthetic "
                           "world (leave load_dataset.log_path unset)")
-    emb = build_embeddings(data.train).aligned_to(data.log.catalog)
+    emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
     models = {}
     for name in user_models:
         registered = learned_user_models()

@@ -174,7 +174,7 @@ def prepare(root_dir: str, settings: Optional[ScaleOut] = None) -> dict:
         raise ConfigError("the distributed mode shards the raw log files: point "
                           "load_dataset.log_path at CSV / Parquet files, not at a "
                           f"processed log ({data.log_path})")
-    emb_obj = build_embeddings(data.train)
+    emb_obj = build_embeddings(data.train, unlabelled=data.log)
     user_model = fit_or_load_user_model(data, emb_obj.aligned_to(data.log.catalog))
     shards = preprocess_shards(data.log_path, os.path.join(root_dir, "shards"),
                                settings.preprocess_workers, settings.rows_per_shard)

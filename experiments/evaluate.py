@@ -66,7 +66,7 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
     with open(metrics_path) as f:
         agent = json.load(f).get("agent")
     data = load_dataset()
-    emb = build_embeddings(data.train).aligned_to(data.log.catalog)
+    emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
     # A policy that observes candidate scores keeps getting them from the model it
     # trained against, whichever model responds.
     bound = gin.get_bindings("make_builder")

@@ -452,7 +452,7 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
     # seeded random ops.
     tf.keras.utils.set_random_seed(seed)  # Python, numpy and TF (unseeded Keras initialisers)
     data = load_dataset()
-    emb_obj = build_embeddings(data.train)
+    emb_obj = build_embeddings(data.train, unlabelled=data.log)
     emb = emb_obj.aligned_to(data.log.catalog)
     user_model = fit_or_load_user_model(data, emb)
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "tb"))

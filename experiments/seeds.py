@@ -25,14 +25,9 @@ from experiments.run import CONFIG_DIR, run_experiment
 from spotisim.errors import ConfigError, SpotisimError
 from spotisim.gin_utils import parse_gin
 from spotisim.io_utils import atomic_file
+from spotisim.stats import t95
 
 METRICS = ("skip_rate", "mean_episode_reward", "mean_episode_length", "diversity", "coverage")
-def t95(df: int) -> float:
-    """The two-sided 95% Student t quantile for `df` degrees of freedom, exact for any
-    df (TensorFlow Probability's StudentT; no 1.96 fallback, which narrows the interval
-    of small samples)."""
-    import tensorflow_probability as tfp
-    return float(tfp.distributions.StudentT(df=float(df), loc=0.0, scale=1.0).quantile(0.975))
 
 
 def interval(values: Sequence[float]) -> Dict[str, float]:

@@ -165,20 +165,82 @@ class Item2VecTrainer:
             if verbose:
                 print(f"item2vec epoch {epoch + 1}/{self.epochs} loss {self.history[-1]:.4f}")
         self.probe_loss_after = probe_loss()
-        return TrackEmbeddings(emb.numpy()[:T].astype(np.float32), log.catalog.track_ids,
-                               f"item2vec(dim={self.dim})")
+        # A track of the catalogue no training session played keeps no random initial
+        # vector: it gets the average track (`fold_in` with nothing to place it from).
+        trained = np.bincount(tracks[mask], minlength=T) > 0
+        vectors = fold_in(emb.numpy()[:T], trained, log.subset(np.zeros(0, np.int64)))
+        return TrackEmbeddings(vectors, log.catalog.track_ids, f"item2vec(dim={self.dim})")
 
 
 @gin.configurable
 def build_embeddings(log: SessionLog, source: str = "auto",
-                     trainer: Optional[Item2VecTrainer] = None) -> TrackEmbeddings:
+                     trainer: Optional[Item2VecTrainer] = None,
+                     unlabelled: Optional[SessionLog] = None) -> TrackEmbeddings:
     """Chooses the embedding source: 'acoustic', 'item2vec', or 'auto' (acoustic when
-    the log came with a track table, item2vec otherwise)."""
+    the log came with a track table, item2vec otherwise).
+
+    `unlabelled`: a log over the same catalogue (typically the whole log, of which `log`
+    is the train split) whose track ids, not labels, place the tracks item2vec never
+    saw in `log` (`fold_in`).  Acoustic vectors need no placing."""
     if source == "auto":
         source = "acoustic" if log.catalog.has_features else "item2vec"
     if source == "acoustic":
         return acoustic_embeddings(log.catalog)
     if source == "item2vec":
-        return (trainer or Item2VecTrainer()).fit(log)
+        emb = (trainer or Item2VecTrainer()).fit(log)
+        if unlabelled is not None:
+            played = np.bincount(log.tracks, minlength=len(log.catalog)) > 0
+            if len(played) != len(unlabelled.catalog):
+                raise ConfigError("build_embeddings: the unlabelled log has another "
+                                  "catalogue than the training log")
+            emb = dataclasses.replace(emb, vectors=fold_in(emb.vectors, played, unlabelled),
+                                      source=emb.source + "+fold-in")
+        return emb
     raise ConfigError(f"build_embeddings.source must be 'auto', 'acoustic' or 'item2vec', "
                       f"got {source!r}")
+
+
+def fold_in(vectors: np.ndarray, known: np.ndarray, log: SessionLog) -> np.ndarray:
+    """Vectors for the tracks not in `known`, placed from their sessions in `log`.
+
+    The documented representation of a track a model never saw: the mean vector of the
+    known tracks it shares sessions with in `log` (item2vec's own prediction of a track
+    from its context, using track ids only, never labels), scaled to the known vectors'
+    mean length.  A track that shares no session with a known track gets the mean of
+    the known vectors (the "average track").
+
+    Args:
+      vectors: float [T, d], rows of unknown tracks ignored.
+      known: bool [T] which rows are real.
+      log: sessions whose track indices point into the same T rows.
+
+    Returns:
+      float32 [T, d]: known rows unchanged, unknown rows folded in.
+    """
+    vectors = np.asarray(vectors, np.float32)
+    known = np.asarray(known, bool)
+    out = vectors.copy()
+    if known.all():
+        return out
+    if not known.any():
+        raise DataValidationError("no track of the catalogue has a vector: nothing to "
+                                  "place unseen tracks from")
+    mean_norm = float(np.linalg.norm(vectors[known], axis=1).mean())
+    average = vectors[known].mean(0)
+    session = log.session_of_row
+    is_known = known[log.tracks]
+    d = vectors.shape[1]
+    # Per session: the sum and count of its known tracks' vectors.
+    sums = np.zeros((log.num_sessions, d), np.float64)
+    np.add.at(sums, session[is_known], vectors[log.tracks[is_known]])
+    counts = np.bincount(session[is_known], minlength=log.num_sessions).astype(np.float64)
+    # Per unknown track: the sums over the sessions it was played in.
+    rows = np.nonzero(~is_known)[0]
+    acc = np.zeros((len(vectors), d), np.float64)
+    np.add.at(acc, log.tracks[rows], sums[session[rows]])
+    n = np.bincount(log.tracks[rows], weights=counts[session[rows]], minlength=len(vectors))
+    placed = np.where(n[:, None] > 0, acc / np.maximum(n, 1)[:, None], average[None, :])
+    norms = np.maximum(np.linalg.norm(placed, axis=1, keepdims=True), 1e-9)
+    placed = placed / norms * mean_norm
+    out[~known] = placed[~known].astype(np.float32)
+    return out

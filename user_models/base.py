@@ -28,6 +28,10 @@ class History:
       listener: int64 [B] listener id where known (synthetic world); -1 otherwise.
       hidden: optional float [B, Dh] hidden per-episode state that only the ground truth
         may read (the synthetic session mood).  Learned models must ignore it.
+      behaviour: optional float32 [B, H, F] the logged behaviour of each heard track
+        (`spotisim.data.behaviour`); NaN rows are steps nobody logged (simulated or
+        predicted), which a model reading behaviour fills by its rule.  None: no step
+        was logged.
     """
 
     tracks: np.ndarray
@@ -36,6 +40,7 @@ class History:
     context: np.ndarray
     listener: np.ndarray
     hidden: Optional[np.ndarray] = None
+    behaviour: Optional[np.ndarray] = None
 
     @property
     def batch_size(self) -> int:
@@ -44,7 +49,8 @@ class History:
     def take(self, idx: np.ndarray) -> "History":
         return History(self.tracks[idx], self.responses[idx], self.length[idx],
                        self.context[idx], self.listener[idx],
-                       None if self.hidden is None else self.hidden[idx])
+                       None if self.hidden is None else self.hidden[idx],
+                       None if self.behaviour is None else self.behaviour[idx])
 
     def extended(self, tracks: np.ndarray, responses: np.ndarray) -> "History":
         """This history with `tracks` [B, k] (and their responses) heard after it."""
@@ -60,8 +66,13 @@ class History:
         rows = np.arange(B)[:, None]
         out_t[rows, cols] = tracks
         out_r[rows, cols] = np.asarray(responses, np.float32)
+        out_b = None
+        if self.behaviour is not None:  # the new steps were not logged: NaN
+            out_b = np.full((B, max(width, 1), self.behaviour.shape[2]), np.nan, np.float32)
+            out_b[:, :w0] = self.behaviour[:, :w0]
+            out_b[rows, cols] = np.nan
         return History(out_t, out_r, (self.length + k).astype(np.int32), self.context,
-                       self.listener, self.hidden)
+                       self.listener, self.hidden, out_b)
 
     @classmethod
     def empty(cls, batch_size: int, context: Optional[np.ndarray] = None) -> "History":
@@ -132,6 +143,12 @@ class AbstractUserModel(abc.ABC):
     #: split's session lengths (`experiments.run.attach_leave_hazard`).  The simple
     #: fitted hazard by default; the sequential model has a Keras leave head.
     leave_model_class = "LeaveHazard"
+    #: The catalogue the model's track indices point into (row i = track_ids[i]):
+    #: recorded by `fit`, saved with the model, read by
+    #: `user_models.catalog_alignment.align_to_log`.  None: unknown.
+    track_ids: Optional[np.ndarray] = None
+    #: True for a model whose answers do not depend on which track is which.
+    catalog_free: bool = False
 
     def fit(self, train_log, val_log, verbose: bool = False) -> "AbstractUserModel":
         """Learns from a training log (early stopping on the validation log).  Models
@@ -140,6 +157,15 @@ class AbstractUserModel(abc.ABC):
 
     def save(self, directory: str) -> None:
         raise UserModelError(f"{type(self).__name__} cannot be saved")
+
+    def remapped(self, rows: np.ndarray, embeddings: Optional[np.ndarray]) -> "AbstractUserModel":
+        """A copy of this model reading another catalogue: new track i is this model's
+        track rows[i], or unseen when rows[i] < 0; `embeddings` [T_new, d] gives every
+        new track's vector (unseen ones already placed).  Per-track parameters of
+        unseen tracks take the value of a track never played in training.  Use
+        `catalog_alignment.align_to_log` rather than calling this directly."""
+        raise UserModelError(f"{type(self).__name__} cannot be mapped onto another "
+                             "catalogue")
 
     def predict(self, history: History, slate: np.ndarray,
                 slate_responses: Optional[np.ndarray] = None) -> np.ndarray:

@@ -28,6 +28,7 @@ from spotisim.data.session_log import SessionLog
 from spotisim.errors import ConfigError, UserModelError
 from spotisim.io_utils import atomic_dir
 from user_models.base import AbstractUserModel, History, read_model_meta
+from user_models.catalog_alignment import read_track_ids, write_track_ids
 from user_models.registry import register_user_model
 
 
@@ -168,6 +169,7 @@ class LirdSimulatorUserModel(AbstractUserModel):
         self.net.action_rep.assign((a_sum / np.maximum(counts, 1)[:, None]).astype(np.float32))
         self.net.present.assign(present.astype(np.float32))
         self.record_counts = counts
+        self.track_ids = train_log.catalog.track_ids
         if verbose:
             print(f"LIRD memory: {counts.sum()} records over {present.sum()} patterns")
         return self
@@ -179,6 +181,8 @@ class LirdSimulatorUserModel(AbstractUserModel):
                      state_rep=self.net.state_rep.numpy(),
                      action_rep=self.net.action_rep.numpy(),
                      present=self.net.present.numpy(), counts=self.record_counts)
+            if self.track_ids is not None:
+                write_track_ids(tmp, self.track_ids)
             with open(os.path.join(tmp, "user_model.json"), "w") as f:
                 json.dump({"class": "LirdSimulatorUserModel", "config": self.config}, f)
 
@@ -191,4 +195,13 @@ class LirdSimulatorUserModel(AbstractUserModel):
             model.net.action_rep.assign(a["action_rep"])
             model.net.present.assign(a["present"])
             model.record_counts = a["counts"]
+        model.track_ids = read_track_ids(directory)
+        return model
+
+    def remapped(self, rows, embeddings):
+        model = type(self)(embeddings, **self.config)
+        model.net.state_rep.assign(self.net.state_rep)
+        model.net.action_rep.assign(self.net.action_rep)
+        model.net.present.assign(self.net.present)
+        model.record_counts = self.record_counts
         return model

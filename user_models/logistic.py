@@ -17,6 +17,7 @@ from spotisim.data.session_log import SessionLog
 from spotisim.errors import ConfigError
 from spotisim.io_utils import atomic_dir
 from user_models.base import AbstractUserModel, History, read_model_meta
+from user_models.catalog_alignment import read_track_ids, write_track_ids
 from user_models.registry import register_user_model
 from user_models.sequential import NUM_CONTEXTS, SequentialUserModel
 
@@ -61,6 +62,8 @@ class LogisticUserModel(AbstractUserModel):
         self.net = tf.keras.Sequential([tf.keras.layers.Dense(
             1, kernel_initializer=tf.keras.initializers.Zeros(), input_shape=(len(FEATURES),))])
         self.history_ = []
+        # The popularity feature of a track never played in training (set by `fit`).
+        self.unplayed_popularity = float(self.popularity.min()) if len(self.popularity) else 0.0
 
     # ------------------------------------------------------------------ features
     def features(self, mem_tracks, mem_resp, valid, cand, position, context) -> np.ndarray:
@@ -162,9 +165,13 @@ class LogisticUserModel(AbstractUserModel):
         if len(train_log.catalog) != len(self.embeddings):
             raise ConfigError(f"the log's catalogue has {len(train_log.catalog)} tracks but "
                               f"the embeddings have {len(self.embeddings)} rows")
-        counts = train_log.catalog.play_counts.astype(np.float64)
+        # Plays in the train split only: the catalogue's counts cover the whole log,
+        # validation and test plays included.
+        counts = np.bincount(train_log.tracks, minlength=len(train_log.catalog)).astype(np.float64)
         pop = np.log1p(counts)
         self.popularity = ((pop - pop.mean()) / max(pop.std(), 1e-6)).astype(np.float32)
+        self.unplayed_popularity = float(-pop.mean() / max(pop.std(), 1e-6))
+        self.track_ids = train_log.catalog.track_ids
         x, y = self.session_features(train_log)
         xv, yv = self.session_features(val_log)
         self.mean, self.std = x.mean(0), np.maximum(x.std(0), 1e-6)
@@ -190,7 +197,10 @@ class LogisticUserModel(AbstractUserModel):
         with atomic_dir(directory) as tmp:
             w, b = self.net.layers[0].get_weights()
             np.savez(os.path.join(tmp, "model.npz"), embeddings=self.embeddings,
-                     popularity=self.popularity, mean=self.mean, std=self.std, w=w, b=b)
+                     popularity=self.popularity, mean=self.mean, std=self.std, w=w, b=b,
+                     unplayed_popularity=self.unplayed_popularity)
+            if self.track_ids is not None:
+                write_track_ids(tmp, self.track_ids)
             with open(os.path.join(tmp, "user_model.json"), "w") as f:
                 json.dump({"class": "LogisticUserModel", "config": self.config,
                            "features": list(FEATURES), "history": self.history_}, f, indent=1)
@@ -202,5 +212,19 @@ class LogisticUserModel(AbstractUserModel):
             model = cls(a["embeddings"], a["popularity"], **meta["config"])
             model.mean, model.std = a["mean"], a["std"]
             model.net.layers[0].set_weights([a["w"], a["b"]])
+            if "unplayed_popularity" in a.files:
+                model.unplayed_popularity = float(a["unplayed_popularity"])
         model.history_ = meta.get("history", [])
+        model.track_ids = read_track_ids(directory)
+        return model
+
+    def remapped(self, rows, embeddings):
+        rows = np.asarray(rows, np.int64)
+        popularity = np.where(rows >= 0, self.popularity[np.maximum(rows, 0)],
+                              self.unplayed_popularity)
+        model = type(self)(embeddings, popularity, **self.config)
+        model.mean, model.std = self.mean, self.std
+        model.unplayed_popularity = self.unplayed_popularity
+        model.net.layers[0].set_weights(self.net.layers[0].get_weights())
+        model.history_ = list(self.history_)
         return model

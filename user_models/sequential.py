@@ -21,11 +21,13 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from spotisim.data.behaviour import NUM_BEHAVIOUR_FEATURES, BehaviourFill, padded_behaviour
 from spotisim.data.schema import CONTEXT_TYPES
 from spotisim.data.session_log import SessionLog
 from spotisim.errors import ConfigError, UserModelError
 from spotisim.io_utils import atomic_dir
 from user_models.base import AbstractUserModel, History, check_probabilities, read_model_meta
+from user_models.catalog_alignment import read_track_ids, write_track_ids
 from user_models.registry import register_user_model
 
 NUM_CONTEXTS = len(CONTEXT_TYPES) + 1  # last = unknown
@@ -74,10 +76,11 @@ class SequentialResponseNet(tf.keras.Model):
     def _safe(self, tracks):
         return tf.where(tracks < 0, self.num_tracks, tracks)
 
-    def step_inputs(self, tracks, responses):
-        """x_t = [proj(e_t), r_t] for tracks [B, L] and responses [B, L]."""
+    def step_inputs(self, tracks, responses, behaviour):
+        """x_t = [proj(e_t), r_t, b_t] for tracks [B, L], responses [B, L] and the
+        logged behaviour [B, L, F] of each heard track (F = 0 when not read)."""
         e = self.proj(self.track_emb(self._safe(tracks)))
-        return tf.concat([e, responses[..., None]], axis=-1)
+        return tf.concat([e, responses[..., None], behaviour], axis=-1)
 
     def memory_features(self, tracks, mem_tracks, mem_resp, valid):
         """Read of the heard tracks for candidates [B, L].
@@ -121,10 +124,10 @@ class SequentialResponseNet(tf.keras.Model):
         z = tf.concat([state, e, ctx, tf.minimum(pos, 3.0), mem], axis=-1)
         return tf.squeeze(self.out(self.hidden(z)), -1) + tf.squeeze(self.track_bias(safe), -1)
 
-    def sequence_logits(self, tracks, responses, mask, context_1h):
+    def sequence_logits(self, tracks, responses, mask, context_1h, behaviour):
         """Teacher-forced logits for every position of padded sessions [B, L]."""
         h0 = self.init_state(context_1h)
-        x = self.step_inputs(tracks, responses)
+        x = self.step_inputs(tracks, responses, behaviour)
         outs, _ = self.rnn(x, initial_state=[h0], mask=mask)
         # State before position t = output after t - 1 (h0 before the first).
         before = tf.concat([h0[:, None, :], outs[:, :-1, :]], axis=1)
@@ -134,15 +137,17 @@ class SequentialResponseNet(tf.keras.Model):
         valid = causal[None] * tf.cast(mask, tf.float32)[:, None, :]
         return self.logits(before, tracks, context_1h, position, (tracks, responses, valid))
 
-    def encode(self, tracks, responses, mask, context_1h):
+    def encode(self, tracks, responses, mask, context_1h, behaviour):
         """State after a (left-aligned, masked) history."""
         h0 = self.init_state(context_1h)
-        _, h = self.rnn(self.step_inputs(tracks, responses), initial_state=[h0], mask=mask)
+        _, h = self.rnn(self.step_inputs(tracks, responses, behaviour), initial_state=[h0],
+                        mask=mask)
         return h
 
     def call(self, inputs):
-        tracks, responses, mask, context_1h = inputs
-        return self.sequence_logits(tracks, responses, tf.cast(mask, tf.bool), context_1h)
+        tracks, responses, mask, context_1h, behaviour = inputs
+        return self.sequence_logits(tracks, responses, tf.cast(mask, tf.bool), context_1h,
+                                    behaviour)
 
 
 @register_user_model("sequential")
@@ -153,6 +158,11 @@ class SequentialUserModel(AbstractUserModel):
     Args:
       embeddings: float [T, d] track embeddings (frozen inside the model, saved with it).
       units: GRU / head width.
+      use_behaviour: the GRU also reads each heard track's logged behaviour (skip_1,
+        skip_3, pauses, seeks, reasons, shuffle, premium: `spotisim.data.behaviour`),
+        what MSSD's strong models read.  Steps nobody logged (simulated, predicted) get
+        the train split's mean behaviour of plays with the same outcome
+        (`BehaviourFill`).
       max_history: most recent history entries the model reads.
       learning_rate / epochs / batch_size / patience: training (early stopping on the
         validation loss, best weights restored).
@@ -164,13 +174,18 @@ class SequentialUserModel(AbstractUserModel):
 
     def __init__(self, embeddings: np.ndarray, units: int = 64, max_history: int = 20,
                  learning_rate: float = 3e-3, epochs: int = 20, batch_size: int = 256,
-                 patience: int = 3, seed: int = 0):
+                 patience: int = 3, seed: int = 0, use_behaviour: bool = False):
         if units < 1 or max_history < 1:
             raise ConfigError("SequentialUserModel.units and max_history must be positive")
         self.embeddings = np.asarray(embeddings, np.float32)
         self.config = dict(units=int(units), max_history=int(max_history),
                            learning_rate=float(learning_rate), epochs=int(epochs),
-                           batch_size=int(batch_size), patience=int(patience), seed=int(seed))
+                           batch_size=int(batch_size), patience=int(patience), seed=int(seed),
+                           use_behaviour=bool(use_behaviour))
+        self.behaviour_dim = NUM_BEHAVIOUR_FEATURES if use_behaviour else 0
+        # The fill rule lives in variables, so graphs traced before `fit` read its value.
+        self._fill_listened = tf.Variable(tf.zeros(self.behaviour_dim), trainable=False)
+        self._fill_skipped = tf.Variable(tf.zeros(self.behaviour_dim), trainable=False)
         tf.random.set_seed(seed)
         self.net = SequentialResponseNet(self.embeddings, units, seed)
         self._build()
@@ -186,7 +201,27 @@ class SequentialUserModel(AbstractUserModel):
 
     def _build(self):
         z = tf.zeros((1, 2), tf.int32)
-        self.net((z, tf.zeros((1, 2)), tf.ones((1, 2), tf.bool), tf.zeros((1, NUM_CONTEXTS))))
+        self.net((z, tf.zeros((1, 2)), tf.ones((1, 2), tf.bool), tf.zeros((1, NUM_CONTEXTS)),
+                  tf.zeros((1, 2, self.behaviour_dim))))
+
+    @property
+    def behaviour_fill(self) -> BehaviourFill:
+        return BehaviourFill(self._fill_listened.numpy(), self._fill_skipped.numpy())
+
+    @behaviour_fill.setter
+    def behaviour_fill(self, fill: BehaviourFill) -> None:
+        self._fill_listened.assign(fill.listened)
+        self._fill_skipped.assign(fill.skipped)
+
+    def _behaviour(self, behaviour, responses: np.ndarray) -> np.ndarray:
+        """[B, L, F] model input: logged behaviour with unlogged steps (NaN, or all of
+        them when `behaviour` is None) filled by the rule; [B, L, 0] when not read."""
+        B, L = responses.shape
+        if not self.behaviour_dim:
+            return np.zeros((B, L, 0), np.float32)
+        if behaviour is None:
+            behaviour = np.full((B, L, self.behaviour_dim), np.nan, np.float32)
+        return self.behaviour_fill.fill(behaviour, responses)
 
     # ------------------------------------------------------------------ inputs
     @staticmethod
@@ -202,23 +237,27 @@ class SequentialUserModel(AbstractUserModel):
         idx = np.maximum(n - H, 0)[:, None] + np.arange(H)[None, :]
         valid = idx < n[:, None]
         safe = np.minimum(idx, max(history.tracks.shape[1] - 1, 0))
+        beh = None
         if history.tracks.shape[1] == 0:
             tracks = np.full((len(n), H), -1, np.int32)
             resp = np.zeros((len(n), H), np.float32)
         else:
             tracks = np.where(valid, np.take_along_axis(history.tracks, safe, 1), -1)
             resp = np.where(valid, np.take_along_axis(history.responses, safe, 1), 0)
+            if self.behaviour_dim and history.behaviour is not None:
+                beh = np.take_along_axis(history.behaviour, safe[..., None], 1)
+        beh = self._behaviour(beh, resp) * valid[..., None]
         return (tracks.astype(np.int32), resp.astype(np.float32), valid,
-                self.context_one_hot(history.context), n.astype(np.int32))
+                self.context_one_hot(history.context), n.astype(np.int32), beh)
 
     # ------------------------------------------------------------------ graph functions
-    def _run_slate(self, tracks, resp, mask, ctx, length, slate, forced, uniforms, mode):
+    def _run_slate(self, tracks, resp, mask, ctx, length, beh, slate, forced, uniforms, mode):
         """The cascade over the slate's positions (a graph loop: any slate length).
 
         mode: 'sample' (responses drawn with `uniforms`), 'forced' (teacher forcing with
         `forced`) or 'greedy' (each position conditioned on the likely outcome before).
         """
-        h = self.net.encode(tracks, resp, mask, ctx)
+        h = self.net.encode(tracks, resp, mask, ctx, beh)
         K = tf.shape(slate)[1]
         H = tf.shape(tracks)[1]
         B = tf.shape(tracks)[0]
@@ -243,22 +282,27 @@ class SequentialUserModel(AbstractUserModel):
             slot = tf.one_hot(H + k, H + K)[None, :]
             mem_resp = mem_resp + slot * r[:, None]
             mem_mask = mem_mask + slot
-            x = self.net.step_inputs(slate[:, k:k + 1], r[:, None])[:, 0]
+            b = (r[:, None] * self._fill_listened[None, :]
+                 + (1.0 - r[:, None]) * self._fill_skipped[None, :])  # not logged: the rule
+            x = self.net.step_inputs(slate[:, k:k + 1], r[:, None], b[:, None, :])[:, 0]
             h, _ = self.net.cell(x, [h])
         return tf.transpose(probs.stack()), tf.transpose(outcomes.stack())
 
-    def _respond_graph(self, tracks, resp, mask, ctx, length, slate, uniforms):
-        return self._run_slate(tracks, resp, mask, ctx, length, slate, None, uniforms, "sample")
+    def _respond_graph(self, tracks, resp, mask, ctx, length, beh, slate, uniforms):
+        return self._run_slate(tracks, resp, mask, ctx, length, beh, slate, None, uniforms,
+                               "sample")
 
-    def _predict_graph(self, tracks, resp, mask, ctx, length, slate, forced):
-        return self._run_slate(tracks, resp, mask, ctx, length, slate, forced, None, "forced")[0]
+    def _predict_graph(self, tracks, resp, mask, ctx, length, beh, slate, forced):
+        return self._run_slate(tracks, resp, mask, ctx, length, beh, slate, forced, None,
+                               "forced")[0]
 
-    def _greedy_graph(self, tracks, resp, mask, ctx, length, slate):
-        return self._run_slate(tracks, resp, mask, ctx, length, slate, None, None, "greedy")[0]
+    def _greedy_graph(self, tracks, resp, mask, ctx, length, beh, slate):
+        return self._run_slate(tracks, resp, mask, ctx, length, beh, slate, None, None,
+                               "greedy")[0]
 
-    def _score_graph(self, tracks, resp, mask, ctx, length, cands):
+    def _score_graph(self, tracks, resp, mask, ctx, length, beh, cands):
         """Every candidate [B, C] as the next track: the history is encoded once."""
-        h = self.net.encode(tracks, resp, mask, ctx)
+        h = self.net.encode(tracks, resp, mask, ctx, beh)
         C = tf.shape(cands)[1]
         state = tf.tile(h[:, None, :], [1, C, 1])
         pos = tf.tile((length + 1)[:, None], [1, C])
@@ -293,15 +337,23 @@ class SequentialUserModel(AbstractUserModel):
         """Teacher-forced P(listen) for every row of a log (aligned with log.tracks)."""
         tracks, skipped, mask = log.padded()
         ctx = self.context_one_hot(log.session_context())
+        beh = self.log_behaviour(log, tracks.shape[1])
         out = []
         for b in range(0, log.num_sessions, 4096):
             sl = slice(b, b + 4096)
             logits = self.net.sequence_logits(tf.constant(tracks[sl]),
                                               tf.constant((~skipped[sl]).astype(np.float32)),
-                                              tf.constant(mask[sl]), tf.constant(ctx[sl]))
+                                              tf.constant(mask[sl]), tf.constant(ctx[sl]),
+                                              tf.constant(beh[sl]))
             out.append(tf.sigmoid(logits).numpy())
         probs = np.concatenate(out) if out else np.zeros((0, tracks.shape[1]))
         return probs[mask].astype(np.float64)
+
+    def log_behaviour(self, log: SessionLog, width: int) -> np.ndarray:
+        """[S, width, F] the log's behaviour as model input ([S, width, 0] when not read)."""
+        if not self.behaviour_dim:
+            return np.zeros((log.num_sessions, width, 0), np.float32)
+        return padded_behaviour(log, width)
 
     # ------------------------------------------------------------------ training
     def fit(self, train_log: SessionLog, val_log: SessionLog, verbose: bool = False) -> "SequentialUserModel":
@@ -312,25 +364,29 @@ class SequentialUserModel(AbstractUserModel):
         c = self.config
         opt = tf.keras.optimizers.Adam(c["learning_rate"])
         net = self.net
+        self.track_ids = train_log.catalog.track_ids
+        if self.behaviour_dim:
+            self.behaviour_fill = BehaviourFill.fit(train_log)
 
         def arrays(log):
             t, s, m = log.padded()
             return (t.astype(np.int32), (~s).astype(np.float32), m,
-                    self.context_one_hot(log.session_context()))
+                    self.context_one_hot(log.session_context()),
+                    self.log_behaviour(log, t.shape[1]))
 
         train, val = arrays(train_log), arrays(val_log)
 
         @tf.function(reduce_retracing=True)
-        def loss_fn(t, r, m, ctx):
-            logits = net.sequence_logits(t, r, m, ctx)
+        def loss_fn(t, r, m, ctx, beh):
+            logits = net.sequence_logits(t, r, m, ctx, beh)
             w = tf.cast(m, tf.float32)
             bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=r, logits=logits)
             return tf.reduce_sum(bce * w) / tf.maximum(tf.reduce_sum(w), 1.0)
 
         @tf.function(reduce_retracing=True)
-        def train_step(t, r, m, ctx):
+        def train_step(t, r, m, ctx, beh):
             with tf.GradientTape() as tape:
-                loss = loss_fn(t, r, m, ctx)
+                loss = loss_fn(t, r, m, ctx, beh)
             grads = tape.gradient(loss, net.trainable_variables)
             opt.apply_gradients(zip(grads, net.trainable_variables))
             return loss
@@ -376,8 +432,11 @@ class SequentialUserModel(AbstractUserModel):
             np.save(os.path.join(tmp, "embeddings.npy"), self.embeddings)
             np.savez(os.path.join(tmp, "weights.npz"),
                      *[np.asarray(w) for w in self.net.get_weights()])
+            if self.track_ids is not None:
+                write_track_ids(tmp, self.track_ids)
             with open(os.path.join(tmp, "user_model.json"), "w") as f:
                 json.dump({"class": "SequentialUserModel", "config": self.config,
+                           "behaviour_fill": self.behaviour_fill.to_json(),
                            "history": self.history_}, f, indent=1)
 
     @classmethod
@@ -386,5 +445,24 @@ class SequentialUserModel(AbstractUserModel):
         model = cls(np.load(os.path.join(directory, "embeddings.npy")), **meta["config"])
         with np.load(os.path.join(directory, "weights.npz")) as w:
             model.net.set_weights([w[f"arr_{i}"] for i in range(len(w.files))])
+        if "behaviour_fill" in meta:
+            model.behaviour_fill = BehaviourFill.from_json(meta["behaviour_fill"])
         model.history_ = meta.get("history", [])
+        model.track_ids = read_track_ids(directory)
+        return model
+
+    #: The parts of the network that do not depend on the catalogue.
+    _SHARED_LAYERS = ("proj", "init_state", "cell", "att_q", "att_k", "att_v", "hidden", "out")
+
+    def remapped(self, rows, embeddings):
+        model = type(self)(embeddings, **self.config)
+        for name in self._SHARED_LAYERS:
+            getattr(model.net, name).set_weights(getattr(self.net, name).get_weights())
+        bias = self.net.track_bias.get_weights()[0]           # [T + 1, 1], last = padding
+        rows = np.asarray(rows, np.int64)
+        new_bias = np.concatenate([np.where(rows[:, None] >= 0, bias[np.maximum(rows, 0)], 0.0),
+                                   bias[-1:]]).astype(np.float32)
+        model.net.track_bias.set_weights([new_bias])
+        model.behaviour_fill = self.behaviour_fill
+        model.history_ = list(self.history_)
         return model

@@ -4,7 +4,8 @@
 
 The gin file names the model class and its knobs; data come from `load_dataset` (the
 synthetic default unless a binding points at real MSSD files).  Writes into the output
-directory: model/ (the saved model), report.json (metrics on the test split, next to the
+directory: model/ (the saved model), baselines/<name>/ (each compared model, fitted on
+the same split), report.json (metrics on the test split, next to the
 ground-truth Bayes limit and the baselines when asked), operative_config.gin.
 """
 
@@ -32,6 +33,11 @@ from user_models.sequential import SequentialUserModel
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
+#: Every model's report gives its paired difference from this heuristic (MSSD's "repeat
+#: the session's last skip label"), when it is among the compared models.
+REFERENCE = "repeat_last_label"
+
+
 def baselines() -> Dict[str, Callable]:
     """The registered learned user models a trained model is compared with."""
     return {k: v for k, v in learned_user_models().items() if k != "sequential"}
@@ -40,7 +46,9 @@ def baselines() -> Dict[str, Callable]:
 @gin.configurable
 def train_user_model(model_ctor: Callable[..., AbstractUserModel] = SequentialUserModel,
                      output_dir: str = "runs/user_models/sequential",
-                     compare: Sequence[str] = ("logistic", "lird_simulator"),
+                     compare: Sequence[str] = ("repeat_last_label", "position_prior",
+                                               "track_popularity", "logistic",
+                                               "lird_simulator"),
                      dataset: Optional[Dataset] = None, verbose: bool = True) -> dict:
     """Fits `model_ctor(embeddings=...)` on the train split (early stopping on
     validation), evaluates it on the test split and saves model + report.
@@ -48,14 +56,16 @@ def train_user_model(model_ctor: Callable[..., AbstractUserModel] = SequentialUs
     Args:
       model_ctor: a user-model class (gin: `@SequentialUserModel`).
       output_dir: where model/, embeddings/, report.json go.
-      compare: baselines fitted and reported alongside (registered names, `baselines()`).
+      compare: baselines fitted on the train split and reported alongside (registered
+        names, `baselines()`): the heuristics of `user_models.heuristics` and the
+        other learned models.  Each report holds its paired difference from
+        repeat_last_label (`evaluation.evaluate_models`).
       dataset: the data (default: `load_dataset()`, gin-configurable).
     """
     t0 = time.perf_counter()
     data = dataset or load_dataset()
-    emb = build_embeddings(data.train)
+    emb = build_embeddings(data.train, unlabelled=data.log)
     vectors = emb.aligned_to(data.log.catalog)
-    reports = {}
     models = {"model": model_ctor(embeddings=vectors)}
     for name in compare:
         known = baselines()
@@ -63,19 +73,24 @@ def train_user_model(model_ctor: Callable[..., AbstractUserModel] = SequentialUs
             raise SpotisimError(f"train_user_model.compare: unknown baseline {name!r} "
                                 f"(known: {', '.join(known)})")
         models[name] = known[name](embeddings=vectors)
+    fit_seconds = {}
     for name, model in models.items():
         t = time.perf_counter()
         model.fit(data.train, data.val)
-        fit_s = time.perf_counter() - t
-        reports[name] = evaluation.evaluate(model, data.test)
-        reports[name]["fit_seconds"] = fit_s
-        reports[name]["class"] = type(model).__name__
+        fit_seconds[name] = time.perf_counter() - t
+    truth = "ground_truth (Bayes limit)"
     if data.synthetic:
-        gt = GroundTruthUserModel(data.world)
-        reports["ground_truth (Bayes limit)"] = evaluation.evaluate(gt, data.test, data.hidden(data.test))
-        reports["ground_truth (Bayes limit)"]["class"] = "GroundTruthUserModel"
+        models[truth] = GroundTruthUserModel(data.world)
+    reports = evaluation.evaluate_models(models, data.test, data.hidden(data.test),
+                                         reference=REFERENCE, hidden_for=(truth,))
+    for name, model in models.items():
+        reports[name]["class"] = type(model).__name__
+        if name in fit_seconds:
+            reports[name]["fit_seconds"] = fit_seconds[name]
     os.makedirs(output_dir, exist_ok=True)
     models["model"].save(os.path.join(output_dir, "model"))
+    for name in compare:  # scored beside the model by `python -m user_models.evaluate`
+        models[name].save(os.path.join(output_dir, "baselines", name))
     emb.save(os.path.join(output_dir, "embeddings"))
     report = {"data": data.source, "train_sessions": data.train.num_sessions,
               "val_sessions": data.val.num_sessions, "test_sessions": data.test.num_sessions,

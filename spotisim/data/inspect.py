@@ -23,7 +23,7 @@ from spotisim.data.catalog import TrackCatalog
 from spotisim.data.schema import SKIP_COLUMNS
 from spotisim.data.sessions import iter_session_tables
 from spotisim.data.validation import DropReport
-from spotisim.errors import SpotisimError
+from spotisim.errors import DataValidationError, SpotisimError
 
 MAX_POSITION = 20
 
@@ -103,7 +103,12 @@ def summarize(log_path: str, tracks_path: Optional[str] = None, *, skip_column: 
             catalog.chunk_indices(chunk)
         summary.update(chunk.table)
     out = summary.to_dict()
+    if not out["rows"]:
+        why = ("every session was dropped as invalid" if report.total_sessions
+               else "no rows (a header-only file?)")
+        raise DataValidationError(f"the session log is empty: {why}", path=log_path)
     out["dropped"] = report.summary()
+    out["quirks"] = report.quirk_summary()
     if catalog is not None:
         out["track_table_tracks"] = len(catalog)
     return out
@@ -133,6 +138,7 @@ def format_summary(s: dict) -> str:
         lines.append(f"  {k:>4}     {100 * v:5.1f}%  " + "#" * int(round(60 * v)))
     lines.append("")
     lines.append(s["dropped"])
+    lines.append("quirks: " + s.get("quirks", "no quirks"))
     return "\n".join(lines)
 
 

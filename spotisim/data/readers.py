@@ -12,10 +12,12 @@ import dataclasses
 import glob
 import gzip
 import os
+import zlib
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -118,9 +120,50 @@ def _arrow_input(path: str) -> pa.NativeFile:
     return pa.input_stream(path, compression="gzip" if gz else None)
 
 
+def _broken_file(path: str, exc: BaseException, after_line: Optional[int] = None
+                 ) -> DataValidationError:
+    """One clear error for a file whose bytes cannot be read as text CSV: a truncated or
+    corrupt gzip stream, binary bytes, or a line longer than the reader's block."""
+    where = f" after line {after_line}" if after_line and after_line > 1 else ""
+    if isinstance(exc, UnicodeDecodeError):
+        why = "not UTF-8 text (binary bytes? a compressed file without the gzip header?)"
+    elif isinstance(exc, (EOFError, gzip.BadGzipFile, zlib.error)) or \
+            "compressed" in str(exc).lower() or "gzip" in str(exc).lower():
+        why = f"a broken or truncated gzip stream{where} ({exc})"
+    elif "straddl" in str(exc):
+        long_line = _first_long_line(path)
+        return DataValidationError(
+            f"a line longer than {CSV_BLOCK_BYTES >> 20} MiB (an unclosed quote, or "
+            "not a session log?)", path=path, line=long_line)
+    else:
+        why = f"unreadable{where} ({exc})"
+    return DataValidationError(f"cannot read the file: {why}", path=path)
+
+
+def _first_long_line(path: str) -> Optional[int]:
+    """1-based number of the first line over the CSV block size (error path only)."""
+    try:
+        with _open_text(path) as f:
+            n = 0
+            while True:
+                line = f.readline(CSV_BLOCK_BYTES + 1)
+                if not line:
+                    return None
+                n += 1
+                if len(line) > CSV_BLOCK_BYTES:
+                    return n
+                while not line.endswith(b"\n") and len(line) == CSV_BLOCK_BYTES + 1:
+                    line = f.readline(CSV_BLOCK_BYTES + 1)  # pragma: no cover
+    except (OSError, EOFError, zlib.error):
+        return None
+
+
 def read_csv_header(path: str) -> List[str]:
-    with _open_text(path) as f:
-        line = f.readline().decode("utf-8-sig").rstrip("\r\n")
+    try:
+        with _open_text(path) as f:
+            line = f.readline(CSV_BLOCK_BYTES).decode("utf-8-sig").rstrip("\r\n")
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise _broken_file(path, exc) from None
     if not line:
         raise DataValidationError("file is empty (no header line)", path=path, line=1)
     return [c.strip() for c in line.split(",")]
@@ -222,10 +265,17 @@ def _iter_csv(path: str, columns: Sequence[ColumnSpec], chunk_rows: int) -> Iter
                 line += pending
                 batches, pending = [], 0
     except pa.ArrowInvalid as exc:
-        err = locate_bad_cell(path, columns)
+        if "straddl" in str(exc):
+            raise _broken_file(path, exc) from None
+        try:
+            err = locate_bad_cell(path, columns)
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError, pa.ArrowInvalid) as exc2:
+            raise _broken_file(path, exc2, line + pending) from None
         if err.line is None:
             err = DataValidationError(f"unreadable CSV: {exc}", path=path)
         raise err from None
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise _broken_file(path, exc, line + pending - 1) from None
     if batches:
         yield Chunk(path, line, pa.Table.from_batches(batches))
 
@@ -254,6 +304,15 @@ def _cast_parquet(table: pa.Table, columns: Sequence[ColumnSpec], path: str,
         if col.type == spec.arrow_type:
             arrays.append(col)
             continue
+        if spec.kind == "bool" and (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+            # Numbers are flags only when 0 or 1 (a cast would read 0.5 as True).
+            ok = pc.fill_null(pc.is_in(col, value_set=pa.array([0, 1], col.type)), True)
+            ok = ok.to_numpy(zero_copy_only=False)
+            if not ok.all():
+                i = int(np.argmax(~ok))
+                raise DataValidationError(
+                    f"column has type {col.type}; cannot read {col[i].as_py()!r} as "
+                    f"{spec.describe()}", path=path, line=first_line + i, column=spec.name)
         try:
             arrays.append(col.cast(spec.arrow_type))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):

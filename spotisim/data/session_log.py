@@ -71,6 +71,10 @@ class SessionLog:
       skip_column: which flag defines "skipped" (default skip_2, as the MSSD challenge).
     """
 
+    #: What reading the log found (`DropReport`: drops and quirks kept); None for a log
+    #: built otherwise (loaded, subset).
+    read_report: Optional[DropReport] = None
+
     def __init__(self, session_ids: np.ndarray, offsets: np.ndarray, tracks: np.ndarray,
                  columns: Dict[str, np.ndarray], vocab: Dict[str, list],
                  catalog: TrackCatalog, skip_column: str = "skip_2"):
@@ -256,8 +260,14 @@ class SessionLog:
     # ------------------------------------------------------------------ reading
     @classmethod
     def from_arrow_chunks(cls, chunks, catalog: Optional[TrackCatalog] = None,
-                          skip_column: str = "skip_2") -> "SessionLog":
-        """Builds a log from an iterable of `Chunk`s of complete, validated sessions."""
+                          skip_column: str = "skip_2", on_error: str = "raise",
+                          report: Optional[DropReport] = None) -> "SessionLog":
+        """Builds a log from an iterable of `Chunk`s of complete, validated sessions.
+
+        A session id seen before (in an earlier chunk or file) raises under
+        on_error='raise'; under 'drop' the later copy is dropped and counted in
+        `report` (the first stays)."""
+        from spotisim.data.validation import session_mask
         builder = None if catalog is not None else CatalogBuilder()
         vocab = _default_vocab()
         ids, lengths, tracks = [], [], []
@@ -268,18 +278,33 @@ class SessionLog:
             sid = t.column("session_id").to_numpy(zero_copy_only=False)
             pos = t.column("session_position").to_numpy()
             starts = np.nonzero(pos == 1)[0]
+            dup = np.zeros(len(starts), bool)
+            for j, s in enumerate(starts):  # duplicate session ids across chunks / files
+                key = sid[s]
+                if key in first_seen:
+                    if on_error != "drop":
+                        raise DataValidationError(
+                            f"session {key!r} appears twice (first at {first_seen[key][0]} "
+                            f"line {first_seen[key][1]})", path=chunk.path,
+                            line=chunk.line_of(int(s)), column="session_id")
+                    dup[j] = True
+                else:
+                    first_seen[key] = (chunk.path, chunk.line_of(int(s)))
+            if dup.any():
+                marked = np.zeros(len(pos), bool)
+                marked[starts[dup]] = True
+                drop = session_mask(marked, starts, len(pos))
+                if report is not None:
+                    report.add("session id appears twice", int(dup.sum()), int(drop.sum()))
+                chunk = chunk.take(np.nonzero(~drop)[0])
+                t = chunk.table
+                sid = t.column("session_id").to_numpy(zero_copy_only=False)
+                pos = t.column("session_position").to_numpy()
+                starts = np.nonzero(pos == 1)[0]
             if builder is not None:
                 idx = builder.indices(t.column("track_id_clean").to_numpy(zero_copy_only=False))
             else:
                 idx = catalog.chunk_indices(chunk)
-            for s in starts:  # duplicate session ids across chunks / files
-                key = sid[s]
-                if key in first_seen:
-                    raise DataValidationError(
-                        f"session {key!r} appears twice (first at {first_seen[key][0]} "
-                        f"line {first_seen[key][1]})", path=chunk.path,
-                        line=chunk.line_of(int(s)), column="session_id")
-                first_seen[key] = (chunk.path, chunk.line_of(int(s)))
             ids.append(sid[starts])
             lengths.append(np.diff(np.append(starts, len(pos))))
             tracks.append(idx.astype(np.int32))
@@ -318,11 +343,22 @@ def read_session_log(log_path: str, tracks_path: Optional[str] = None, *,
       report: filled with what 'drop' removed.
 
     Raises:
-      DataValidationError: naming file, line and column of the first problem.
+      DataValidationError: naming file, line and column of the first problem (a missing
+        column, an unparseable or out-of-range cell, a blank id or one with a control
+        character, a duplicate session id, a broken file), or an empty log.  Quirks
+        real MSSD contains (skip flags that do not nest) are kept and counted in
+        `report` / `log.read_report`, not raised.
     """
     if os.path.isdir(log_path) and os.path.exists(os.path.join(log_path, "session_log.json")):
         return SessionLog.load(log_path).with_skip_column(skip_column)
     catalog = TrackCatalog.from_track_table(tracks_path) if tracks_path else None
+    report = report if report is not None else DropReport()
     chunks = iter_session_tables(log_path, chunk_rows=chunk_rows, on_error=on_error,
                                  report=report)
-    return SessionLog.from_arrow_chunks(chunks, catalog, skip_column)
+    log = SessionLog.from_arrow_chunks(chunks, catalog, skip_column, on_error, report)
+    log.read_report = report  # what was dropped, and the quirks kept
+    if log.num_rows == 0:
+        why = ("every session was dropped as invalid" if report.total_sessions
+               else "no rows (a header-only file?)")
+        raise DataValidationError(f"the session log is empty: {why}", path=log_path)
+    return log

@@ -48,8 +48,9 @@ def _validate(chunk: Chunk, on_error: str, report: DropReport) -> Chunk:
         chunk = _drop(chunk, [p for p, _ in found], report)
     table = chunk.table
     starts = validation.run_starts(table.column("session_id"))
-    problems = validation.skip_flag_problems(table) + \
-        validation.structure_problems(table, starts)
+    for quirk in validation.skip_flag_problems(table):
+        report.add_quirk(quirk, chunk)
+    problems = validation.structure_problems(table, starts)
     if not problems:
         return chunk
     if on_error == "raise":

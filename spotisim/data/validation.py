@@ -22,6 +22,8 @@ from spotisim.data.schema import ColumnSpec
 from spotisim.errors import ConfigError, DataValidationError
 
 POLICIES = ("raise", "drop")
+# A text cell that is only spaces, or holds an ASCII control character.
+BAD_TEXT = r"^\s*$|[\x00-\x1f\x7f]"
 
 
 @dataclasses.dataclass
@@ -43,10 +45,30 @@ class Problem:
 
 @dataclasses.dataclass
 class DropReport:
-    """What the 'drop' policy removed: sessions and rows, counted per reason."""
+    """What reading found: the sessions and rows the 'drop' policy removed, counted per
+    reason, and the quirks kept under every policy (real MSSD has rows whose skip flags
+    do not nest): per quirk, its row count and the first example's file and line."""
 
     sessions: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     rows: int = 0
+    quirks: dict = dataclasses.field(default_factory=dict)
+
+    def add_quirk(self, problem: "Problem", chunk: Chunk) -> None:
+        n = int(problem.rows.sum())
+        if not n:
+            return
+        entry = self.quirks.setdefault(problem.reason, {"rows": 0, "example": None})
+        entry["rows"] += n
+        if entry["example"] is None:
+            i = int(np.argmax(problem.rows))
+            entry["example"] = f"{chunk.path} line {chunk.line_of(i)}"
+
+    def quirk_summary(self) -> str:
+        if not self.quirks:
+            return "no quirks"
+        return "kept, as logged: " + "; ".join(
+            f"{q['rows']} rows where {reason} (first: {q['example']})"
+            for reason, q in self.quirks.items())
 
     @property
     def total_sessions(self) -> int:
@@ -109,12 +131,23 @@ def cell_problems(chunk: Chunk, columns: Sequence[ColumnSpec]) -> List[Tuple[Pro
                     out.append((Problem("empty string", spec.name,
                                         pc.equal(lengths, 0).to_numpy(zero_copy_only=False)),
                                 None))
+                    continue
+                # Ids and reasons: not blank, no control characters (tab, newline, ...).
+                bad = pc.match_substring_regex(col, BAD_TEXT)
+                if pc.any(bad).as_py():
+                    out.append((Problem("blank, or holds a control character (tab, "
+                                        "newline, ...)", spec.name,
+                                        bad.to_numpy(zero_copy_only=False)),
+                                _np(table, spec.name)))
     return out
 
 
 def skip_flag_problems(table: pa.Table) -> List[Problem]:
-    """MSSD's skip flags are nested: skip_1 => skip_2 => skip_3, and not_skipped excludes
-    all three.  A row that breaks this is corrupt, not merely unusual."""
+    """MSSD's skip flags are meant to nest: skip_1 => skip_2 => skip_3, and not_skipped
+    excludes all three.  Real MSSD has rows that break this; they are quirks, reported
+    and kept (`DropReport.add_quirk`), not errors.  The rule on the training path: the
+    skip definition (`SessionLog.skip_column`, skip_2 by default) is the label as
+    logged, and the behaviour features read every other flag as logged."""
     s1, s2, s3, ns = (_np(table, c) for c in ("skip_1", "skip_2", "skip_3", "not_skipped"))
     out = []
     bad = s1 & ~s2

@@ -109,11 +109,110 @@ def test_unknown_context_type(tmp_path):
     expect_error(path, 7, "context_type", "'podcast'")
 
 
-def test_skip_flags_must_nest(tmp_path):
+def test_skip_flags_that_do_not_nest_are_kept_and_reported(tmp_path, capsys):
+    """Real MSSD has such rows: they are a quirk (count, example with file and line),
+    not a reason to reject the log; the label stays skip_2 as logged."""
     rows = good_rows()
-    rows[0]["skip_1"] = True  # skip_1 without skip_2
+    rows[0]["skip_1"] = True     # line 2: skip_1 without skip_2
+    rows[5]["skip_3"] = False    # line 7: skip_2 without skip_3
+    rows[6]["skip_1"] = True     # line 8: skip_1 without skip_2 again
     path = write_csv(tmp_path / "f.csv", rows)
-    expect_error(path, 2, "skip_2", "must nest")
+    log = read_session_log(path)
+    assert log.num_rows == 7
+    assert log.skipped.tolist() == [False, True, False, False, True, True, False]
+    quirks = log.read_report.quirks
+    nest12 = [q for r, q in quirks.items() if r.startswith("skip_1 is True")][0]
+    assert nest12 == {"rows": 2, "example": f"{path} line 2"}
+    nest23 = [q for r, q in quirks.items() if r.startswith("skip_2 is True")][0]
+    assert nest23 == {"rows": 1, "example": f"{path} line 7"}
+    assert inspect_cli.main([path]) == 0
+    out = capsys.readouterr().out
+    assert "quirks: kept, as logged: 2 rows where skip_1 is True" in out and "line 2" in out
+
+
+@pytest.mark.parametrize("case, line, column, fragment", [
+    ("blank_track", 4, "track_id_clean", "blank"),
+    ("control_track", 4, "track_id_clean", "control character"),
+    ("control_session", 2, "session_id", "control character"),
+])
+def test_bad_ids(tmp_path, case, line, column, fragment):
+    rows = good_rows()
+    if case == "blank_track":
+        rows[2]["track_id_clean"] = "   "
+    elif case == "control_track":
+        rows[2]["track_id_clean"] = "t\x073"
+    else:
+        for r in rows[:3]:
+            r["session_id"] = "a\tb"
+    expect_error(write_csv(tmp_path / "f.csv", rows), line, column, fragment)
+
+
+def _broken_files(tmp_path):
+    """Each class of broken file, with the fragment its error must hold and its line."""
+    import gzip
+    good = open(write_csv(tmp_path / "good.csv", good_rows() * 1), "rb").read()
+    packed = gzip.compress(good * 40)
+    cases = {}
+    p = tmp_path / "truncated.csv.gz"
+    p.write_bytes(packed[:len(packed) // 2])
+    cases["truncated gzip"] = (str(p), "truncated gzip", None)
+    p = tmp_path / "magic.csv.gz"
+    p.write_bytes(b"\x1f\x8b" + bytes(range(256)) * 2)
+    cases["gzip header, bad stream"] = (str(p), "gzip", None)
+    p = tmp_path / "binary.csv.gz"
+    p.write_bytes(bytes(range(128, 256)) * 4)
+    cases["binary bytes"] = (str(p), "not UTF-8", None)
+    rows = good_rows()
+    rows[2]["track_id_clean"] = "x" * (1 << 21)
+    cases["line over 1 MiB"] = (write_csv(tmp_path / "long.csv", rows), "longer than 1 MiB", 4)
+    cases["header only"] = (write_csv(tmp_path / "header.csv", []), "empty", None)
+    return cases
+
+
+def test_broken_files_give_one_clear_error(tmp_path, capsys):
+    for name, (path, fragment, line) in _broken_files(tmp_path).items():
+        with pytest.raises(DataValidationError) as info:
+            read_session_log(path)
+        assert fragment in str(info.value), name
+        assert info.value.path == path and info.value.line == line, name
+        # From the command line: one line, exit status 1, no traceback.
+        assert inspect_cli.main([path]) == 1, name
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, name
+        assert "Traceback" not in err and path in err, name
+    os.makedirs(tmp_path / "empty")
+    assert inspect_cli.main([str(tmp_path / "empty")]) == 1
+    assert "no data files" in capsys.readouterr().err
+
+
+def test_duplicate_session_ids_across_files(tmp_path):
+    """A session id in two files is an error under 'raise'; under 'drop' the second
+    copy is dropped and counted, the first kept."""
+    os.makedirs(tmp_path / "d")
+    first = write_csv(tmp_path / "d" / "a.csv", good_rows())
+    second = write_csv(tmp_path / "d" / "b.csv", good_rows()[:3] + [row("z", 1, 1, "t9")])
+    with pytest.raises(DataValidationError) as info:
+        read_session_log(str(tmp_path / "d"))
+    assert info.value.path == second and info.value.line == 2
+    assert "appears twice" in str(info.value) and first in str(info.value)
+    report = DropReport()
+    log = read_session_log(str(tmp_path / "d"), on_error="drop", report=report)
+    assert log.session_ids.tolist() == ["a", "b", "c", "z"]
+    assert report.total_sessions == 1 and report.rows == 3
+
+
+def test_parquet_numbers_in_a_flag_column(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    rows = good_rows()
+    table = pa.table({c: [r[c] for r in rows] for c in HEADER})
+    flags = [0.0, 1.0, 0.0, 0.0, 1.0, 0.5, 0.0]   # row 6 (line 7) is not a flag
+    table = table.set_column(HEADER.index("skip_1"), "skip_1", pa.array(flags))
+    path = str(tmp_path / "f.parquet")
+    pq.write_table(table, path)
+    with pytest.raises(DataValidationError) as info:
+        read_session_log(path)
+    assert (info.value.line, info.value.column) == (7, "skip_1") and "0.5" in str(info.value)
 
 
 def test_gap_in_positions(tmp_path):

@@ -1,0 +1,42 @@
+"""Small statistics shared by every report: the exact Student t quantile, paired
+t-intervals, and a session bootstrap for statistics that are not means (AUC)."""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Sequence
+
+import numpy as np
+
+
+def t95(df: int) -> float:
+    """The two-sided 95% Student t quantile for `df` degrees of freedom, exact for any
+    df (TensorFlow Probability's StudentT; no 1.96 fallback, which narrows the interval
+    of small samples)."""
+    import tensorflow_probability as tfp
+    return float(tfp.distributions.StudentT(df=float(df), loc=0.0, scale=1.0).quantile(0.975))
+
+
+def mean_interval(values: Sequence[float]) -> Dict[str, float]:
+    """Mean of `values` with its 95% t-interval [lo, hi] (lo = hi = mean for one value)."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return {"mean": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": 0}
+    half = 0.0 if len(v) < 2 else t95(len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    m = float(v.mean())
+    return {"mean": m, "lo": m - half, "hi": m + half, "n": int(len(v))}
+
+
+def bootstrap_interval(statistic: Callable[[np.ndarray], float], num_units: int, *,
+                       resamples: int = 200, seed: int = 0) -> Dict[str, float]:
+    """Percentile 95% interval of `statistic(units)` over resamples of the units (for
+    sessions: `statistic` receives the resampled session indices, with repeats)."""
+    rng = np.random.default_rng(seed)
+    point = float(statistic(np.arange(num_units)))
+    draws = np.array([statistic(rng.integers(0, num_units, num_units))
+                      for _ in range(resamples)], np.float64)
+    draws = draws[np.isfinite(draws)]
+    if len(draws) == 0:
+        return {"mean": point, "lo": float("nan"), "hi": float("nan"), "n": int(num_units)}
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return {"mean": point, "lo": float(lo), "hi": float(hi), "n": int(num_units)}
