@@ -27,6 +27,15 @@ def logged_continuation(log, history_length: int):
     return np.where(after & (tracks >= 0), tracks, -2), skipped
 
 
+def replay_hits(keys: np.ndarray, slates: np.ndarray, log, history_length: int):
+    """Per recommended track [R, K]: whether the held-out part of its logged session
+    played it (counted), and whether that logged play was a skip."""
+    rest, skipped = logged_continuation(log, history_length)
+    rest_t, rest_s = rest[keys], skipped[keys]                     # [R, L]
+    hit = slates[:, :, None] == rest_t[:, None, :]                  # [R, K, L]
+    return hit.any(-1), (hit & rest_s[:, None, :]).any(-1)
+
+
 def replay_skip_rate(keys: np.ndarray, slates: np.ndarray, log, history_length: int):
     """The replay metric of the source texts: a recommended track counts only where the
     held-out part of its logged session actually played it; its skip label is the
@@ -35,11 +44,7 @@ def replay_skip_rate(keys: np.ndarray, slates: np.ndarray, log, history_length: 
     Returns:
       (skip rate over the counted recommendations, number counted).
     """
-    rest, skipped = logged_continuation(log, history_length)
-    rest_t, rest_s = rest[keys], skipped[keys]                     # [R, L]
-    hit = slates[:, :, None] == rest_t[:, None, :]                  # [R, K, L]
-    counted = hit.any(-1)
-    skips = (hit & rest_s[:, None, :]).any(-1)
+    counted, skips = replay_hits(keys, slates, log, history_length)
     n = int(counted.sum())
     return (float(skips[counted].mean()) if n else float("nan")), n
 
@@ -103,6 +108,7 @@ def run_episodes(policy, env: TFAgtPyEnvironment, num_episodes: int,
     rewards = np.bincount(inverse, weights=a["reward"][keep])
     lengths = np.bincount(inverse)
     heard = a["heard"][keep]
+    listened = a["responses"][keep] & heard
     reasons = a["end_reason"][keep][a["done"][keep]]
     out = {
         "episodes": float(len(done_eps)),
@@ -110,6 +116,9 @@ def run_episodes(policy, env: TFAgtPyEnvironment, num_episodes: int,
         "mean_episode_reward": float(rewards.mean()),
         "episode_reward_sd": float(rewards.std()),
         "episode_rewards": rewards.tolist(),   # per start, in lane order: for paired tests
+        # Per start too: tracks heard and listened (skip-rate intervals, `self_check`).
+        "episode_heard": np.bincount(inverse, weights=heard.sum(1)).astype(int).tolist(),
+        "episode_listens": np.bincount(inverse, weights=listened.sum(1)).astype(int).tolist(),
         "mean_episode_length": float(lengths.mean()),
         **{f"episode_length_p{q}": float(np.percentile(lengths, q)) for q in (10, 50, 90)},
         "tracks_heard_per_episode": float(heard.sum() / len(done_eps)),
@@ -120,9 +129,15 @@ def run_episodes(policy, env: TFAgtPyEnvironment, num_episodes: int,
     if diversity_features is not None:
         out["diversity"] = float(np.nanmean(list_diversity(diversity_features[a["slate"][keep]])))
     if replay_log is not None:
-        rate, n = replay_skip_rate(a["listener_key"][keep], a["slate"][keep], replay_log,
-                                   history_length)
-        out["replay_skip_rate"], out["replay_count"] = rate, float(n)
+        counted, skips = replay_hits(a["listener_key"][keep], a["slate"][keep], replay_log,
+                                     history_length)
+        n = int(counted.sum())
+        out["replay_skip_rate"] = float(skips[counted].mean()) if n else float("nan")
+        out["replay_count"] = float(n)
+        out["episode_replay_counted"] = np.bincount(
+            inverse, weights=counted.sum(1)).astype(int).tolist()
+        out["episode_replay_skips"] = np.bincount(
+            inverse, weights=(skips & counted).sum(1)).astype(int).tolist()
         rate, n = logged_track_skip_rate(a["listener_key"][keep], a["slate"][keep],
                                          a["responses"][keep], replay_log, history_length)
         out["logged_track_skip_rate"], out["logged_track_count"] = rate, float(n)

@@ -5,7 +5,11 @@ Parquet; print rows/s and peak memory.
 
 Each measurement runs in a fresh subprocess so its peak RSS is its own.  "stream" is the
 validated streaming reader (`iter_session_tables`: parse, type, validate cells, skip
-nesting and session structure); "SessionLog" also builds the in-memory indexed log.
+nesting and session structure); "SessionLog" also builds the in-memory indexed log;
+"pyarrow" is the library alone reading the same file into numpy arrays (every column),
+the yardstick.  The last lines print the ratios the aims are stated in: SessionLog from
+Parquet at most 3x pyarrow's time, and the CSV stream's rows/s (aim >= 1 M) with its
+ratio to pyarrow.
 """
 
 import argparse
@@ -37,6 +41,19 @@ def _child(mode: str, path: str, chunk_rows: int) -> None:
     t0 = time.perf_counter()
     if mode == "stream":
         rows = sum(c.num_rows for c in iter_session_tables(path, chunk_rows=chunk_rows))
+    elif mode == "pyarrow":
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+        from spotisim.data.readers import list_files
+        from spotisim.data.schema import SESSION_LOG_COLUMNS
+        names = [c.name for c in SESSION_LOG_COLUMNS]
+        rows = 0
+        for f in list_files(path):
+            table = (pq.read_table(f, columns=names) if f.endswith(".parquet")
+                     else pacsv.read_csv(f, convert_options=pacsv.ConvertOptions(
+                         include_columns=names)))
+            arrays = [table.column(c).to_numpy() for c in names]
+            rows += len(arrays[0])
     else:
         rows = read_session_log(path, chunk_rows=chunk_rows).num_rows
     dt = time.perf_counter() - t0
@@ -68,9 +85,10 @@ def main() -> None:
         paths[fmt] = os.path.join(out, "log")
     print(f"{'format':8} {'reader':10} {'rows':>10} {'s':>7} {'rows/s':>12} "
           f"{'peak RSS MB':>12} {'over import':>12}")
+    seconds = {}
     for fmt, path in paths.items():
         size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
-        for mode in ("stream", "SessionLog"):
+        for mode in ("pyarrow", "stream", "SessionLog"):
             runs = []
             for _ in range(args.repeats):
                 out = subprocess.run([sys.executable, __file__, "--chunk-rows",
@@ -78,10 +96,16 @@ def main() -> None:
                                      capture_output=True, text=True, check=True, cwd=ROOT)
                 runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
             r = sorted(runs, key=lambda x: x["seconds"])[len(runs) // 2]  # median run
+            seconds[fmt, mode] = (r["seconds"], r["rows"])
             print(f"{fmt:8} {mode:10} {r['rows']:>10,} {r['seconds']:>7.2f} "
                   f"{r['rows'] / r['seconds']:>12,.0f} {r['peak_rss_mb']:>12.0f} "
                   f"{r['peak_over_import_mb']:>12.0f}   ({size / 1e6:.0f} MB on disk, "
                   f"chunk_rows={args.chunk_rows})")
+    pq_ratio = seconds["parquet", "SessionLog"][0] / seconds["parquet", "pyarrow"][0]
+    csv_rate = seconds["csv", "stream"][1] / seconds["csv", "stream"][0]
+    csv_ratio = seconds["csv", "stream"][0] / seconds["csv", "pyarrow"][0]
+    print(f"Parquet -> SessionLog: {pq_ratio:.2f}x pyarrow's time (aim <= 3)")
+    print(f"CSV stream: {csv_rate / 1e6:.2f} M rows/s (aim >= 1), {csv_ratio:.2f}x pyarrow's time")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from agents.evaluate import run_episodes
 from agents.registry import agent_spec
 from agents.lird_ddpg import create_lird_ddpg_agent  # noqa: F401
 from agents.training import Trainer
+from experiments.self_check import format_self_check, self_check
 from spotisim.builder import EnvironmentBuilder
 from spotisim.data.datasets import Dataset, load_dataset
 from spotisim.embeddings import build_embeddings
@@ -355,7 +356,10 @@ def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarr
     metrics: Dict[str, dict] = {}
     spec = agent_spec(agent_fn) if agent_fn is not None else None
     ground_truth = GroundTruthUserModel(data.world) if data.synthetic else None
-    div = data.log.catalog.diversity_features() if data.log.catalog.has_features else None
+    if data.log.catalog.has_features:
+        div, div_source = data.log.catalog.diversity_features(), "acoustic features"
+    else:  # a log without a track table: the embeddings this run learned
+        div, div_source = emb, "the run's learned track embeddings (no acoustic features)"
     modes = {"offline": user_model}
     if ground_truth is not None:
         modes["online"] = ground_truth
@@ -365,8 +369,9 @@ def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarr
         slate_builder = make_builder(data.test, model, emb, "slate", data.hidden_path,
                                      batch_size=eval_episodes, seed=seed + 2, scorer=user_model)
         slate_env = slate_builder.get_tf_env()
-        if info is not None:  # what the report calls the reward
+        if info is not None:  # what the report calls the reward, and diversity's basis
             info["reward"] = slate_builder.environment.reward.name
+            info["diversity_source"] = div_source
         tf_env = tf_py_environment.TFPyEnvironment(slate_env)
         tss, acs = tf_env.time_step_spec(), tf_env.action_spec()
         policies = {
@@ -519,7 +524,9 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
     if agent is None:
         with atomic_file(os.path.join(run_dir, "operative_config.gin")) as f:
             f.write(gin.operative_config_str())
+    check = self_check(metrics, user_model, data.test, list(baselines), seed)
     out = {"data": data.source, "user_model": type(user_model).__name__, "reward": info["reward"],
+           "diversity_source": info["diversity_source"], "self_check": check,
            "embeddings": emb_obj.source, "agent": agent_name,
            "iterations": num_iterations, "seconds": time.perf_counter() - t_start,
            "final_loss": float(np.mean(losses[-50:])) if losses else None,
@@ -552,7 +559,8 @@ def format_table(out: dict) -> str:
     lines.append("offline = scored by the user model the agent trained against; "
                  "online = scored by the synthetic world's ground truth; reward/ep = the "
                  "reward above, summed over an episode; slates/ep = episode length; left = "
-                 "share of episodes that ended because the listener left; logged skip = "
+                 "share of episodes that ended because the listener left; diversity on "
+                 f"{out.get('diversity_source', 'acoustic features')}; logged skip = "
                  "simulated skip rate of recommended tracks the logged session played next "
                  "(for logging_policy: its replayed part); replay skip = "
                  "logged skip rate of recommended tracks the held-out session played (n)")
@@ -584,6 +592,7 @@ def main(argv):
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(format_table(out))
+    print(format_self_check(out["self_check"]))
     print(f"run directory: {run_dir}")
     return 0
 

@@ -5,6 +5,7 @@ import json
 import os
 
 import gin
+import numpy as np
 import pytest
 
 from experiments import run as run_mod
@@ -144,6 +145,16 @@ def test_real_mssd_slice_end_to_end(mssd_sample_path, tmp_path):
             assert 0 <= r["replay_skip_rate"] <= 1
     # The logging policy plays the held-out continuation itself: every track replays.
     assert out["policies"]["logging_policy"]["offline"]["replay_count"] > 0
+    # No acoustic features: diversity on the learned embeddings, said so, never nan.
+    assert "learned track embeddings" in out["diversity_source"]
+    for modes in out["policies"].values():
+        assert np.isfinite(modes["offline"]["diversity"])
+    # The self-check ran: the permutation check on the user model, the spread, the tau.
+    check = out["self_check"]
+    assert check["track_permutation"]["auc"] > 0.5 and "auc_drop" in check["track_permutation"]
+    assert check["offline_spread"]["best_baseline"] != "random"
+    assert set(check["offline_skip_rate_ci"]) == set(out["policies"])
+    assert "simulator self-check" in run_mod.format_self_check(check)
 
 
 def test_seed_summary_arithmetic():
