@@ -527,6 +527,8 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
     check = self_check(metrics, user_model, data.test, list(baselines), seed)
     out = {"data": data.source, "user_model": type(user_model).__name__, "reward": info["reward"],
            "diversity_source": info["diversity_source"], "self_check": check,
+           "data_quirks": (data.log.read_report.quirk_summary()
+                           if data.log.read_report is not None else "no quirks"),
            "embeddings": emb_obj.source, "agent": agent_name,
            "iterations": num_iterations, "seconds": time.perf_counter() - t_start,
            "final_loss": float(np.mean(losses[-50:])) if losses else None,
@@ -543,7 +545,9 @@ def format_table(out: dict) -> str:
     reward = out.get("reward", "listens per episode")
     lines = [f"data: {out['data']}   user model: {out['user_model']}   "
              f"embeddings: {out['embeddings']}   ({out['seconds']:.0f} s)",
-             f"reward: {reward}",
+             f"reward: {reward}"
+             + (f"   data quirks {out['data_quirks']}"
+                if out.get("data_quirks", "no quirks") != "no quirks" else ""),
              f"{'policy':<20} {'mode':<8} {'skip rate':>9} {'reward/ep':>9} "
              f"{'slates/ep':>9} {'left':>6} {'diversity':>9} {'coverage':>8} "
              f"{'logged skip':>11} {'replay skip (n)':>16}"]

@@ -3,9 +3,11 @@
 A model's track indices mean rows of the catalogue it was fitted with
 (`AbstractUserModel.track_ids`, saved with the model).  To score another log, its track
 ids are mapped explicitly onto those rows; tracks the model never saw get a documented
-representation (`spotisim.embeddings.fold_in`: placed among the known tracks they share
-sessions with, never a random or borrowed row), and the model is rebuilt for the log's
-catalogue (`AbstractUserModel.remapped`).  A model that records no catalogue cannot be
+representation, never a random or borrowed row: their track-table features when the
+log comes with a track table and the model's vectors are acoustic
+(`acoustic_placement`), otherwise a place among the known tracks they share sessions
+with (`spotisim.embeddings.fold_in`); the model is then rebuilt for the log's catalogue
+(`AbstractUserModel.remapped`).  A model that records no catalogue cannot be
 mapped and says so: never a silent wrong index.
 """
 
@@ -40,6 +42,32 @@ def read_track_ids(directory: str) -> Optional[np.ndarray]:
     return np.asarray(text.split("\n") if text else [], dtype=object)
 
 
+FOLD_IN = ("fold-in: mean vector of the known tracks sharing its sessions "
+           "(spotisim.embeddings.fold_in)")
+ACOUSTIC = "acoustic: its track-table features, scaled as the model's known tracks are"
+
+
+def acoustic_placement(catalog: TrackCatalog, vectors: np.ndarray, known: np.ndarray
+                       ) -> Optional[np.ndarray]:
+    """Vectors for unknown tracks from their track-table features, when the model's
+    vectors are the features themselves up to a per-column scale and shift (acoustic
+    embeddings: z-scored features).  The scale and shift are fitted on the known
+    tracks; None when the log has no track table or the vectors are not acoustic."""
+    if not catalog.has_features or catalog.features.shape[1] != vectors.shape[1] \
+            or known.sum() < 3:
+        return None
+    raw, v = catalog.features[known].astype(np.float64), vectors[known].astype(np.float64)
+    out = vectors.copy()
+    for j in range(v.shape[1]):
+        x = np.stack([raw[:, j], np.ones(len(raw))], axis=1)
+        coef, *_ = np.linalg.lstsq(x, v[:, j], rcond=None)
+        resid = np.abs(x @ coef - v[:, j]).max()
+        if resid > 1e-3 * (np.abs(v[:, j]).max() + 1e-6):
+            return None   # not an affine image of this feature: not acoustic
+        out[~known, j] = coef[0] * catalog.features[~known, j] + coef[1]
+    return out.astype(np.float32)
+
+
 def align_to_log(model, log: SessionLog) -> Tuple[object, dict]:
     """`model` rebuilt to read `log`'s track indices, and what the mapping found.
 
@@ -62,8 +90,7 @@ def align_to_log(model, log: SessionLog) -> Tuple[object, dict]:
     unseen = pos < 0
     info = {"tracks": int(len(catalog)), "unseen_tracks": int(unseen.sum()),
             "unseen_row_share": float(unseen[log.tracks].mean()) if log.num_rows else 0.0,
-            "unseen_representation": "fold-in: mean vector of the known tracks sharing "
-                                     "its sessions (spotisim.embeddings.fold_in)"}
+            "unseen_representation": FOLD_IN}
     if len(own) == len(catalog) and (pos == np.arange(len(catalog))).all():
         return model, info
     embeddings = getattr(model, "embeddings", None)
@@ -71,7 +98,11 @@ def align_to_log(model, log: SessionLog) -> Tuple[object, dict]:
     if embeddings is not None:
         vectors = np.zeros((len(catalog), embeddings.shape[1]), np.float32)
         vectors[~unseen] = embeddings[pos[~unseen]]
-        vectors = fold_in(vectors, ~unseen, log)
+        placed = acoustic_placement(catalog, vectors, ~unseen) if unseen.any() else None
+        if placed is not None:
+            vectors, info["unseen_representation"] = placed, ACOUSTIC
+        else:
+            vectors = fold_in(vectors, ~unseen, log)
     aligned = model.remapped(pos, vectors)
     aligned.track_ids = np.asarray(catalog.track_ids, dtype=object)
     return aligned, info

@@ -103,6 +103,8 @@ def train_user_model(model_ctor: Callable[..., AbstractUserModel] = SequentialUs
     if verbose:
         print(f"data: {data.source}; test split {data.test.num_sessions} sessions, "
               f"{data.test.num_rows} rows; embeddings {emb.source}")
+        if data.log.read_report is not None and data.log.read_report.quirks:
+            print(f"data quirks {data.log.read_report.quirk_summary()}")
         print(evaluation.format_table({("model: " + r["class"]) if n == "model" else n: r
                                        for n, r in reports.items()}))
         print(f"saved to {output_dir}")

@@ -148,3 +148,30 @@ def test_evaluate_cli(tiny_world_dir, tmp_path, capsys):
     # Not a model directory: one line, exit 1.
     assert evaluate_cli.main(["--model_dir", str(tmp_path), "--log_path", path]) == 1
     assert "neither a saved user model" in capsys.readouterr().err
+
+
+def test_unseen_tracks_with_a_track_table_use_their_features(fitted_pair, tiny_world_dir,
+                                                             tmp_path):
+    """A model on acoustic embeddings, scoring a log whose track table adds two tracks
+    with the features of two known ones: the new tracks get exactly those vectors."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    from spotisim.data.synthetic import write_table
+    seq = fitted_pair[0]
+    table = pacsv.read_csv(tiny_world_dir["tracks"])
+    ids = table.column("track_id").to_pylist()
+    extra = table.slice(0, 2).set_column(0, "track_id", pa.array(["new_a", "new_b"]))
+    tracks_path = str(tmp_path / "tracks.csv")
+    write_table(pa.concat_tables([table, extra]), tracks_path)
+    rows = [row("s", i + 1, 4, t, i % 2 == 1) for i, t in enumerate([ids[5], "new_a", ids[7], "new_b"])]
+    log = read_session_log(write_csv(tmp_path / "log.csv", rows), tracks_path)
+    aligned, info = align_to_log(seq, log)
+    assert info["unseen_tracks"] == 2 and info["unseen_representation"].startswith("acoustic")
+    new = log.catalog.indices(["new_a", "new_b"])
+    old = seq.track_ids.tolist()
+    np.testing.assert_allclose(aligned.embeddings[new],
+                               seq.embeddings[[old.index(ids[0]), old.index(ids[1])]],
+                               rtol=1e-4, atol=1e-4)
+    # Without the track table the same log falls back to fold-in.
+    _, info = align_to_log(seq, read_session_log(str(tmp_path / "log.csv")))
+    assert info["unseen_representation"].startswith("fold-in")
