@@ -17,7 +17,7 @@ from spotisim.episode_samplers import AbstractEpisodeSampler
 from spotisim.episode_tracker import EpisodeTracker
 from spotisim.termination import TerminationRule
 from spotisim.track_samplers import AbstractTrackSampler
-from user_models.base import AbstractUserModel
+from spotisim.user_model import AbstractUserModel
 
 
 class TFAgtPyEnvironment(py_environment.PyEnvironment):

@@ -22,7 +22,7 @@ from spotisim.errors import ConfigError
 from spotisim.rewards import AbstractReward, PositionDiscountedListens
 from spotisim.termination import AnyOf, TerminationRule
 from spotisim.track_samplers import AbstractTrackSampler
-from user_models.base import AbstractUserModel, History
+from spotisim.user_model import AbstractUserModel, History
 
 
 # Why an episode ended (`EpisodeTracker` column end_reason; END_NONE: it goes on).

@@ -15,11 +15,11 @@ from typing import Optional
 
 import gin
 import numpy as np
-import pyarrow.parquet as pq
 
+from spotisim.data.hidden import hidden_keys  # noqa: F401  (re-exported)
 from spotisim.data.session_log import SessionLog
 from spotisim.data.synthetic import SyntheticWorld
-from spotisim.errors import ConfigError, DataValidationError
+from spotisim.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -129,19 +129,6 @@ def nearest_neighbours(embeddings: np.ndarray, k: int, block: int = 1024) -> np.
         order = np.argsort(-np.take_along_axis(sim, top, 1), axis=1)
         out[b:b + block] = np.take_along_axis(top, order, 1)
     return out
-
-
-def hidden_keys(log: SessionLog, hidden_path: str):
-    """Per session of `log`: (listener [S], mood [S, D]) from a synthetic log's
-    hidden_sessions.parquet, the key the ground-truth user model needs."""
-    table = pq.read_table(hidden_path).to_pandas().set_index("session_id")
-    missing = ~np.isin(log.session_ids, table.index.to_numpy())
-    if missing.any():
-        raise DataValidationError(f"session {log.session_ids[np.argmax(missing)]!r} of the "
-                                  "log is not in the hidden-session table", path=hidden_path)
-    rows = table.loc[log.session_ids]
-    moods = rows[[c for c in rows.columns if c.startswith("mood_")]].to_numpy()
-    return rows["listener"].to_numpy(np.int64), moods
 
 
 @gin.configurable

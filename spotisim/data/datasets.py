@@ -12,6 +12,7 @@ from typing import Optional, Tuple
 import gin
 import numpy as np
 
+from spotisim.data.hidden import hidden_keys
 from spotisim.data.session_log import SessionLog, read_session_log
 from spotisim.data.synthetic import SyntheticWorld, WorldConfig, generate
 from spotisim.errors import ConfigError
@@ -42,7 +43,6 @@ class Dataset:
         """(listener, mood) per session of `log` (a part of this dataset), or None."""
         if self.hidden_path is None:
             return None
-        from spotisim.episode_samplers import hidden_keys
         return hidden_keys(log, self.hidden_path)
 
 

@@ -332,3 +332,20 @@ def test_no_files(tmp_path):
         read_session_log(str(tmp_path))
     with pytest.raises(DataValidationError, match="no such file"):
         read_session_log(str(tmp_path / "nope.csv"))
+
+
+@pytest.mark.parametrize("chunk_rows", [5, 100])
+def test_parquet_errors_name_the_row_in_later_batches(tmp_path, chunk_rows):
+    """Row numbers stay right when the bad row is in a later row group / batch."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    rows = [row(f"s{s}", i + 1, 3, f"t{i}") for s in range(10) for i in range(3)]
+    vals = [str(r["hour_of_day"]) for r in rows]
+    vals[17] = "x"                      # data row 18 -> line 19
+    table = pa.table({c: [r[c] for r in rows] for c in HEADER})
+    table = table.set_column(HEADER.index("hour_of_day"), "hour_of_day", pa.array(vals))
+    path = str(tmp_path / "multi.parquet")
+    pq.write_table(table, path, row_group_size=7)
+    with pytest.raises(DataValidationError) as info:
+        read_session_log(path, chunk_rows=chunk_rows)
+    assert (info.value.line, info.value.column) == (19, "hour_of_day")
