@@ -30,7 +30,9 @@ from tf_agents.policies import py_tf_eager_policy
 
 from agents import baselines as bp
 from agents.evaluate import run_episodes
-from experiments.run import CONFIG_DIR, fit_or_load_user_model, make_builder
+from experiments.assembly import make_builder
+from experiments.run import CONFIG_DIR
+from experiments.user_model_cache import fit_or_load_user_model
 from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
 from spotisim.errors import ConfigError, SpotisimError

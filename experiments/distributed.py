@@ -117,7 +117,7 @@ def _bound(name: str):
     distributed job reuses the main job's configs: agent, iterations, seed, ...)."""
     import inspect
 
-    from experiments.run import run_experiment
+    from experiments.runner import run_experiment
     bindings = gin.get_bindings("run_experiment")
     if name in bindings:
         return bindings[name]
@@ -164,7 +164,7 @@ def prepare(root_dir: str, settings: Optional[ScaleOut] = None) -> dict:
                               f"sharding settings ({prep.get('inputs')}); use a new "
                               "--root_dir (or delete this one) to prepare again")
         return prep
-    from experiments.run import fit_or_load_user_model
+    from experiments.user_model_cache import fit_or_load_user_model
     from spotisim.data.datasets import load_dataset
     from spotisim.data.shards import preprocess_shards
     from spotisim.embeddings import build_embeddings
@@ -239,7 +239,7 @@ def make_environment(root_dir: str, prep: dict, shards: Sequence[str], batch_siz
                      seed: int):
     """(environment builder, agent factory) for the shards, as the main job builds them."""
     from agents.registry import agent_spec
-    from experiments.run import make_builder
+    from experiments.assembly import make_builder
     from spotisim.embeddings import TrackEmbeddings
     agent_fn = _bound("agent_fn")
     if agent_fn is None:
@@ -468,7 +468,8 @@ def learn(root_dir: str, address: str, settings: ScaleOut) -> dict:
 def evaluate(root_dir: str, agent, agent_fn, seed: int) -> dict:
     """The main job's final evaluation of the learned policy (and the baselines),
     written to root_dir/metrics.json."""
-    from experiments.run import final_evaluation, format_table
+    from experiments.policy_evaluation import final_evaluation
+    from experiments.reporting import format_table
     from spotisim.data.datasets import load_dataset
     from spotisim.embeddings import TrackEmbeddings
     data = load_dataset()
@@ -631,7 +632,7 @@ def main(argv) -> int:
             rc = LocalCluster(root, gin_args, settings, FLAGS.port).run()
             metrics = os.path.join(root, "metrics.json")
             if rc == 0 and os.path.exists(metrics):
-                from experiments.run import format_table
+                from experiments.reporting import format_table
                 with open(metrics) as f:
                     print(format_table(json.load(f)))
             print(f"learner exited with {rc}; run directory: {root} (logs: {root}/logs)")

@@ -30,7 +30,8 @@ from agents import baselines as bp
 from agents.evaluate import run_episodes
 from user_models.registry import learned_user_models
 from agents.registry import agent_spec_by_name
-from experiments.run import fit_or_load_user_model, make_builder, without_shadowed_bindings
+from experiments.assembly import make_builder, without_shadowed_bindings
+from experiments.user_model_cache import fit_or_load_user_model
 from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
 from spotisim.errors import ConfigError, SpotisimError

@@ -21,7 +21,8 @@ import spotisim
 import numpy as np
 from absl import app, flags
 
-from experiments.run import CONFIG_DIR, run_experiment
+from experiments.run import CONFIG_DIR
+from experiments.runner import run_experiment
 from spotisim.errors import ConfigError, SpotisimError
 from spotisim.gin_utils import parse_gin
 from spotisim.io_utils import atomic_file

@@ -1,0 +1,165 @@
+"""The runner: one experiment end to end, for whatever agent factory gin binds
+(`run_experiment.agent_fn`; the runner knows agents only through their registration,
+`agents.registry.agent_spec`).  See `experiments.run` for the command line and the
+run directory's contents."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from typing import Callable, Dict, Optional, Sequence
+
+import gin
+import numpy as np
+import tensorflow as tf
+from tf_agents.environments import tf_py_environment
+from tf_agents.policies import policy_saver
+from tf_agents.utils import common
+
+from agents.evaluate import run_episodes
+from agents.registry import agent_spec
+from agents.training import Trainer
+from experiments.assembly import make_builder, refuse_changed_setup
+from experiments.policy_evaluation import final_evaluation
+from experiments.reporting import plot_comparison, plot_learning_curve
+from experiments.self_check import self_check
+from experiments.user_model_cache import fit_or_load_user_model
+from spotisim.data.datasets import load_dataset
+from spotisim.embeddings import build_embeddings
+from spotisim.io_utils import atomic_file
+
+def scoped_op_determinism(fn: Callable) -> Callable:
+    """Runs `fn` with TensorFlow's deterministic kernels on (same seed, same metrics),
+    and turns them off again afterwards if they were off: the switch is process-wide,
+    so without this every later computation in the process (the next test, say) would
+    run differently from how it runs alone.  TF 2.15 has no public switch-off, hence
+    `tensorflow.python.framework.config`."""
+    from tensorflow.python.framework import config as tf_config
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        was_on = tf_config.is_op_determinism_enabled()
+        tf.config.experimental.enable_op_determinism()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if not was_on:
+                tf_config.disable_op_determinism()
+    return wrapper
+
+
+@gin.configurable
+@scoped_op_determinism
+def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
+                   num_iterations: int = 3000, eval_every: int = 1000,
+                   checkpoint_every: int = 500, eval_episodes: int = 256,
+                   baselines: Sequence[str] = ("random", "most_popular", "nearest_neighbour",
+                                               "greedy_user_model", "logging_policy"),
+                   expected_leaving: bool = True, seed: int = 0, resume: bool = True,
+                   progress: bool = True) -> dict:
+    """Runs one experiment end to end; returns the metrics written to metrics.json.
+
+    Args:
+      run_dir: where everything is written (and resumed from).
+      agent_fn: an agent factory (gin: `@create_lird_ddpg_agent`, `@create_dqn_agent`,
+        `@create_ah_dqn_agent`), or None to evaluate the baselines only.
+      num_iterations: gradient steps (one batched collect step each).
+      eval_every / checkpoint_every: iterations between evaluations / checkpoints.
+      eval_episodes: whole episodes per policy in the final evaluation.
+      baselines: baseline policies evaluated beside the agent.
+      expected_leaving: the agent trains in an environment that takes leaving in
+        expectation (`PlaylistEnvironment.expected_leaving`: the same expected return,
+        P(leave) in the discount instead of drawn exits); evaluation always draws exits.
+      seed: seeds TensorFlow and the environments (same seed, same metrics).
+      resume: continue from run_dir's last checkpoint if there is one.
+    """
+    t_start = time.perf_counter()
+    os.makedirs(run_dir, exist_ok=True)
+    # Same seed, same metrics: deterministic kernels (`scoped_op_determinism`) and
+    # seeded random ops.
+    tf.keras.utils.set_random_seed(seed)  # Python, numpy and TF (unseeded Keras initialisers)
+    data = load_dataset()
+    emb_obj = build_embeddings(data.train, unlabelled=data.log)
+    emb = emb_obj.aligned_to(data.log.catalog)
+    user_model = fit_or_load_user_model(data, emb)
+    writer = tf.summary.create_file_writer(os.path.join(run_dir, "tb"))
+    metrics: Dict[str, dict] = {}
+    losses, evals = [], []
+    agent = None
+    agent_name = None
+    if agent_fn is not None:
+        spec = agent_spec(agent_fn)
+        agent_name, kind = spec.name, spec.sampler
+        train_builder = make_builder(data.train, user_model, emb, kind, data.hidden_path,
+                                     seed=seed, expected_leaving=expected_leaving)
+        train_env = tf_py_environment.TFPyEnvironment(train_builder.get_tf_env())
+        agent = agent_fn(train_env.time_step_spec(), train_env.action_spec())
+        trainer = Trainer(agent, train_env)
+        # (The Checkpointer restores as it is built: check the setup first.)
+        if resume and tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")):
+            refuse_changed_setup(os.path.join(run_dir, "operative_config.gin"),
+                                 agent_fn.__name__)
+        ckpt = common.Checkpointer(os.path.join(run_dir, "checkpoints"), max_to_keep=2,
+                                   **trainer.checkpoint_items())
+        if resume:
+            ckpt.initialize_or_restore()
+        else:
+            trainer.iteration.assign(0)
+        start = int(trainer.iteration.numpy())
+        eval_builder = make_builder(data.val, user_model, emb, kind, data.hidden_path,
+                                    batch_size=64, seed=seed + 1)
+        bar = None
+        if progress and num_iterations > start:
+            from tqdm import tqdm
+            bar = tqdm(total=num_iterations, initial=start, desc=f"training {agent_name}",
+                       unit="it", file=sys.stderr, mininterval=2.0)
+        wrote_config = [False]
+
+        def on_step(i, loss):
+            losses.append(loss)
+            if not wrote_config[0]:
+                with atomic_file(os.path.join(run_dir, "operative_config.gin")) as f:
+                    f.write(gin.operative_config_str())
+                wrote_config[0] = True
+            train_builder.environment.episode_tracker.clear()
+            with writer.as_default(step=i + 1):
+                if (i + 1) % 10 == 0:
+                    tf.summary.scalar("train/loss", loss)
+                if (i + 1) % eval_every == 0 or i + 1 == num_iterations:
+                    r = run_episodes(agent.policy, eval_builder.get_tf_env(), 64)
+                    evals.append((i + 1, r["mean_episode_reward"]))
+                    tf.summary.scalar("eval_offline/listens_per_episode", r["mean_episode_reward"])
+                    tf.summary.scalar("eval_offline/skip_rate", r["skip_rate"])
+            if (i + 1) % checkpoint_every == 0 or i + 1 == num_iterations:
+                ckpt.save(trainer.iteration)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+        trainer.run(num_iterations, on_step)
+        if bar is not None:
+            bar.close()
+        policy_saver.PolicySaver(agent.policy, batch_size=None).save(os.path.join(run_dir, "policy"))
+    info: dict = {}
+    metrics.update(final_evaluation(data, user_model, emb, agent, agent_fn, baselines,
+                                    eval_episodes, seed, run_dir, info))
+    if agent is None:
+        with atomic_file(os.path.join(run_dir, "operative_config.gin")) as f:
+            f.write(gin.operative_config_str())
+    check = self_check(metrics, user_model, data.test, list(baselines), seed)
+    out = {"data": data.source, "user_model": type(user_model).__name__, "reward": info["reward"],
+           "diversity_source": info["diversity_source"], "self_check": check,
+           "data_quirks": (data.log.read_report.quirk_summary()
+                           if data.log.read_report is not None else "no quirks"),
+           "embeddings": emb_obj.source, "agent": agent_name,
+           "iterations": num_iterations, "seconds": time.perf_counter() - t_start,
+           "final_loss": float(np.mean(losses[-50:])) if losses else None,
+           "offline_evaluations": evals, "policies": metrics}
+    with atomic_file(os.path.join(run_dir, "metrics.json")) as f:
+        json.dump(out, f, indent=1)
+    plot_learning_curve(os.path.join(run_dir, "learning_curve.png"), losses, evals)
+    plot_comparison(os.path.join(run_dir, "comparison.png"), metrics)
+    return out
