@@ -458,3 +458,30 @@ def test_policies_evaluated_one_after_another_play_the_same_starts(world):
     np.testing.assert_array_equal(first.first_history, other.first_history)
     assert c["episode_rewards"] == a["episode_rewards"]
     assert b["episode_rewards"] != a["episode_rewards"]
+
+
+def test_trainer_modes_train_the_same_amount_and_the_default_repeats(world):
+    """`Trainer.deterministic = False` (replay sampled ahead, in the background) trains
+    as much: 8 gradient steps after (6 initial + 8) batched collect steps of B lanes;
+    the deterministic default gives the same losses twice for the same seed."""
+    from agents.training import Trainer
+    from experiments.runner import scoped_op_determinism
+
+    @scoped_op_determinism
+    def train(det):
+        tf.keras.utils.set_random_seed(0)
+        builder, env, agent = make(world, "dqn")
+        trainer = Trainer(agent, env, batch_size=16, initial_collect_steps=6,
+                          deterministic=det)
+        return trainer, trainer.run(8)
+
+    losses = {}
+    for mode, det in (("a", True), ("b", True), ("prefetch", False)):
+        trainer, log = train(det)
+        assert len(log.losses) == 8 and np.isfinite(log.losses).all(), mode
+        assert log.env_steps == (6 + 8) * B and int(trainer.iteration.numpy()) == 8, mode
+        # The drivers count steps that are not episode boundaries; the buffer also
+        # holds the boundary (LAST -> FIRST) frames, so at least that many.
+        assert int(trainer.buffer.num_frames()) >= (6 + 8) * B, mode
+        losses[mode] = log.losses
+    assert losses["a"] == losses["b"]

@@ -77,6 +77,11 @@ def test_main_job_writes_everything_and_resumes(tiny_world_dir, tmp_path):
     with pytest.raises(ConfigError, match="create_ah_dqn_agent.units: 8 then, 16 now"):
         run(tiny_world_dir, tmp_path / "run", tmp_path / "cache", 20,
             extra=["create_ah_dqn_agent.units = 16"])
+    # `--noresume` (resume=False) ignores the checkpoint at 15: 5 iterations from 0, one
+    # evaluation at 5.
+    out3 = run(tiny_world_dir, tmp_path / "run", tmp_path / "cache", 5, resume=False,
+               extra=["run_experiment.baselines = ['random']"])
+    assert [e[0] for e in out3["offline_evaluations"]] == [5] and out3["iterations"] == 5
 
 
 def test_same_seed_same_metrics(tiny_world_dir, tmp_path):
@@ -302,3 +307,23 @@ def test_an_operative_config_loses_only_the_knobs_make_builder_sets():
     kept = run_mod.without_shadowed_bindings(text)
     assert kept.split("\n")[:2] == ["PlaylistEnvironment.observe_leave_risk = True",
                                     "make_builder.max_steps = 20"]
+
+
+def test_make_builder_observe_scores_gives_the_scorers_answers(tiny_log):
+    """`make_builder.observe_scores`: the observation holds the *scorer's* P(listen) of
+    each candidate.  The scorer here answers by track alone (train-split play count), so
+    each observed score is known from the candidate's id."""
+    from user_models.heuristics import PositionPriorUserModel, TrackPopularityUserModel
+    emb = tiny_log.catalog.normalized_features()
+    scorer = TrackPopularityUserModel().fit(tiny_log)
+    responder = PositionPriorUserModel().fit(tiny_log)
+    env = run_mod.make_builder(tiny_log, responder, emb, "slate", None, batch_size=3,
+                               observe_scores=True, scorer=scorer).environment
+    obs = env.reset()
+    ids = obs["candidate_ids"]
+    assert ids.shape == (3, 100)
+    np.testing.assert_allclose(obs["candidate_scores"], scorer.by_bin[scorer._bins(ids)],
+                               rtol=1e-6)
+    off = run_mod.make_builder(tiny_log, responder, emb, "slate", None,
+                               batch_size=3).environment
+    assert "candidate_scores" not in off.reset()
