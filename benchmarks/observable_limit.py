@@ -23,6 +23,33 @@ from user_models import evaluation
 from user_models.ground_truth import GroundTruthUserModel
 
 
+def posterior_oracle(w, tracks, skipped, mask, ctx, moods: int,
+                     rng: np.random.Generator, learn: bool = True) -> np.ndarray:
+    """P(listen) of every row (in `mask` order) from the world's own response model,
+    averaged over every listener x `moods` sampled moods, each hypothesis weighted by the
+    likelihood of the session's responses before the row (`learn`; with False the
+    weights stay uniform: the prior, which learns nothing from the session)."""
+    U, D = w.config.num_listeners, w.config.latent_dim
+    listeners = np.repeat(np.arange(U), moods)
+    n_h = len(listeners)
+    oracle = np.zeros(tracks.shape)
+    for s in range(len(tracks)):
+        mood = _unit(rng.normal(size=(n_h, D)))
+        taste = _unit(w.listener_taste[listeners] + w.config.mood_weight * mood)
+        st = ListenerState(listeners, np.full(n_h, ctx[s]), mood, taste,
+                           np.zeros(n_h, np.int64), np.ones(n_h, np.int64))
+        logw = np.zeros(n_h)
+        for t in range(int(mask[s].sum())):
+            p = w.listen_prob(st, np.full((n_h, 1), tracks[s, t]))[:, 0]
+            wt = np.exp(logw - logw.max())
+            oracle[s, t] = (wt * p).sum() / wt.sum()
+            listened = not skipped[s, t]
+            if learn:
+                logw += np.log(p if listened else 1 - p)
+            st = w.advance(st, np.full(n_h, tracks[s, t]), np.full(n_h, listened))
+    return oracle[mask]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=200)
@@ -34,28 +61,11 @@ def main():
     data = load_dataset()
     w = data.world
     test = data.test.subset(np.arange(min(args.sessions, data.test.num_sessions)))
-    tracks, skipped, mask = test.padded()
-    ctx = test.session_context()
     rng = np.random.default_rng(args.seed)
-    U, M, D = w.config.num_listeners, args.moods, w.config.latent_dim
-    listeners = np.repeat(np.arange(U), M)
-    n_h = len(listeners)
-    oracle = np.zeros(tracks.shape)
-    for s in range(test.num_sessions):
-        moods = _unit(rng.normal(size=(n_h, D)))
-        taste = _unit(w.listener_taste[listeners] + w.config.mood_weight * moods)
-        st = ListenerState(listeners, np.full(n_h, ctx[s]), moods, taste,
-                           np.zeros(n_h, np.int64), np.ones(n_h, np.int64))
-        logw = np.zeros(n_h)
-        for t in range(int(mask[s].sum())):
-            p = w.listen_prob(st, np.full((n_h, 1), tracks[s, t]))[:, 0]
-            wt = np.exp(logw - logw.max())
-            oracle[s, t] = (wt * p).sum() / wt.sum()
-            listened = not skipped[s, t]
-            logw += np.log(p if listened else 1 - p)
-            st = w.advance(st, np.full(n_h, tracks[s, t]), np.full(n_h, listened))
+    U, M = w.config.num_listeners, args.moods
+    tracks, skipped, mask = test.padded()
+    p_oracle = posterior_oracle(w, tracks, skipped, mask, test.session_context(), M, rng)
     y = ~test.skipped
-    p_oracle = oracle[mask]
     gt = evaluation.predict_log(GroundTruthUserModel(w), test, data.hidden(test))
     print(f"{test.num_sessions} test sessions, {len(y)} rows; hypotheses per session: "
           f"{U} listeners x {M} moods")

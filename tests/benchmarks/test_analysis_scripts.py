@@ -1,0 +1,88 @@
+"""The analysis scripts behind BUILD_NOTES' headline claims compute what they print:
+known answers on constructed cases."""
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from spotisim.data.synthetic import WorldConfig, generate
+from spotisim.data.session_log import read_session_log
+from tests.conftest import TINY_WORLD
+
+HERE = os.path.dirname(__file__)
+
+
+def load(name):
+    path = os.path.join(HERE, "..", "..", "benchmarks", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_posterior_oracle_is_the_truth_when_nothing_is_hidden(tmp_path):
+    """One listener, and moods that change nothing (neither the starting taste nor its
+    drift): the observable limit *is* the ground truth (every hypothesis is the true
+    one), row for row.  With 60 listeners it falls
+    below the truth's AUC, as BUILD_NOTES reports."""
+    from user_models import evaluation
+    from user_models.ground_truth import GroundTruthUserModel
+    from spotisim.data.synthetic import SyntheticWorld
+    from spotisim.data.datasets import Dataset
+    bench = load("observable_limit")
+    results = {}
+    for listeners, mood in ((1, 0.0), (60, None)):
+        cfg = dict(TINY_WORLD, num_listeners=listeners)
+        if mood is not None:
+            cfg.update(mood_weight=mood, drift_mood=mood)
+        out = str(tmp_path / f"w{listeners}")
+        paths = generate(out, num_sessions=40, seed=5, config=WorldConfig(seed=5, **cfg))
+        log = read_session_log(paths["log"], paths["tracks"])
+        world = SyntheticWorld.load(paths["world"])
+        data = Dataset(log, log, log, log, paths["hidden"], world)
+        tracks, skipped, mask = log.padded()
+        oracle = bench.posterior_oracle(world, tracks, skipped, mask, log.session_context(),
+                                        4, np.random.default_rng(0))
+        prior = bench.posterior_oracle(world, tracks, skipped, mask, log.session_context(),
+                                       4, np.random.default_rng(0), learn=False)
+        truth = evaluation.predict_log(GroundTruthUserModel(world), log, data.hidden(log))
+        results[listeners] = (oracle, prior, truth, ~log.skipped)
+    oracle, _, truth, _ = results[1]
+    np.testing.assert_allclose(oracle, truth, rtol=1e-9, atol=1e-12)
+    # 60 listeners: learning who listens from the session's responses beats the prior,
+    # and stays below the truth, which knows the listener.
+    oracle, prior, truth, y = results[60]
+    auc = [evaluation.roc_auc(y, p) for p in (prior, oracle, truth)]
+    assert auc[0] < auc[1] < auc[2], auc
+
+
+def test_rollout_planner_with_one_alternative_is_greedy():
+    """The planner whose only alternative is the greedy slate plays greedy's episodes
+    exactly: its simulated futures (forked lanes) never touch the real episodes' random
+    stream.  With more alternatives it plays other slates."""
+    import sys
+    sys.path.insert(0, os.path.join(HERE, "..", "..", "benchmarks"))  # `from headroom import`
+    try:
+        bench = load("rollout_headroom")
+    finally:
+        sys.path.pop(0)
+    from spotisim.data.synthetic import SyntheticWorld
+    from spotisim.environment import PlaylistEnvironment
+    from spotisim.episode_samplers import SyntheticEpisodeSampler
+    from spotisim.track_samplers import SlateIndicesTrackSampler
+    from user_models.ground_truth import GroundTruthUserModel
+    world = SyntheticWorld(WorldConfig(seed=3, **TINY_WORLD))
+    truth = GroundTruthUserModel(world)
+    emb = world.track_latent.astype(np.float32)
+
+    def env():
+        return PlaylistEnvironment(truth, SlateIndicesTrackSampler(3, 40, emb.shape[1]),
+                                   SyntheticEpisodeSampler(world, 10, 40), emb,
+                                   batch_size=8, seed=4)
+    greedy = bench.run(env(), truth, 8)
+    one = bench.run(env(), truth, 8, bench.make_planner(truth, 1, 2, 2))
+    np.testing.assert_array_equal(one, greedy)
+    three = bench.run(env(), truth, 8, bench.make_planner(truth, 3, 2, 2))
+    assert three.shape == (8,) and not np.array_equal(three, greedy)
