@@ -14,6 +14,7 @@ Writes alignment.json, alignment.png and operative_config.gin into the run direc
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -25,12 +26,9 @@ import gin
 import spotisim
 import numpy as np
 from absl import app, flags
-from tf_agents.environments import tf_py_environment
 from tf_agents.policies import py_tf_eager_policy
 
-from agents import baselines as bp
-from agents.evaluate import run_episodes
-from experiments.assembly import make_builder
+from experiments.policy_evaluation import evaluate_policies
 from experiments.run import CONFIG_DIR
 from experiments.user_model_cache import fit_or_load_user_model
 from spotisim.data.datasets import load_dataset
@@ -38,51 +36,20 @@ from spotisim.embeddings import build_embeddings
 from spotisim.errors import ConfigError, SpotisimError
 from spotisim.gin_utils import parse_gin
 from spotisim.io_utils import atomic_file
+from spotisim.stats import kendall_tau, spearman_rho  # noqa: F401  (re-exported)
 from user_models.ground_truth import GroundTruthUserModel
 from user_models.registry import learned_user_models
 
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(len(x))
-    for v in np.unique(x):  # average ranks over ties
-        m = x == v
-        ranks[m] = ranks[m].mean()
-    return ranks
+#: The baselines the study ranks, beside one greedy policy per learned user model.
+BASELINES = ("random", "most_popular", "least_popular", "nearest_neighbour",
+             "farthest_neighbour")
 
 
-def spearman_rho(x, y) -> float:
-    rx, ry = _ranks(np.asarray(x, float)), _ranks(np.asarray(y, float))
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    den = np.sqrt((rx ** 2).sum() * (ry ** 2).sum())
-    return float((rx * ry).sum() / den) if den > 0 else float("nan")
-
-
-def kendall_tau(x, y) -> float:
-    """Kendall's tau-b (ties handled)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    i, j = np.triu_indices(len(x), 1)
-    sx, sy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
-    n0 = len(i)
-    n1, n2 = (sx == 0).sum(), (sy == 0).sum()
-    den = np.sqrt((n0 - n1) * (n0 - n2))
-    return float((sx * sy).sum() / den) if den > 0 else float("nan")
-
-
-def _policies(tss, acs, data, scoring_env, greedy_models):
-    pol = {
-        "random": bp.random_policy(tss, acs, seed=0),
-        "most_popular": bp.popularity_policy(tss, acs, data.train.catalog.play_counts),
-        "least_popular": bp.least_popular_policy(tss, acs, data.train.catalog.play_counts),
-        "nearest_neighbour": bp.nearest_neighbour_policy(tss, acs),
-        "farthest_neighbour": bp.farthest_neighbour_policy(tss, acs),
-    }
-    for name, model in greedy_models.items():
-        pol[f"greedy_{name}"] = bp.GreedyUserModelPolicy(
-            scoring_env.time_step_spec(), scoring_env.action_spec(), model, scoring_env.env)
-    return pol
+def _saved_policy(directory: str, env):
+    return py_tf_eager_policy.SavedModelPyTFEagerPolicy(
+        directory, env.time_step_spec(), env.action_spec(), batch_time_steps=False)
 
 
 @gin.configurable
@@ -112,19 +79,16 @@ def run_alignment(run_dir: str, user_models: Sequence[str] = ("sequential", "log
                               f"(known: {', '.join(registered)})")
         models[name] = fit_or_load_user_model(data, emb, model_ctor=registered[name])
     scorers = dict(models, ground_truth=GroundTruthUserModel(data.world))
+    greedy = {f"greedy_{name}": m for name, m in models.items()}
+    agents = {f"agent:{os.path.basename(os.path.dirname(os.path.abspath(d)))}":
+              (functools.partial(_saved_policy, d), "slate") for d in policy_dirs}
     scores: Dict[str, Dict[str, dict]] = {}
     for scorer_name, scorer in scorers.items():
-        builder = make_builder(data.test, scorer, emb, "slate", data.hidden_path,
-                               batch_size=eval_episodes, seed=seed + 7)
-        env = builder.get_tf_env()
-        tf_env = tf_py_environment.TFPyEnvironment(env)
-        policies = _policies(tf_env.time_step_spec(), tf_env.action_spec(), data, env, models)
-        for d in policy_dirs:
-            name = f"agent:{os.path.basename(os.path.dirname(os.path.abspath(d)))}"
-            policies[name] = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
-                d, env.time_step_spec(), env.action_spec(), batch_time_steps=False)
-        for pname, policy in policies.items():
-            scores.setdefault(pname, {})[scorer_name] = run_episodes(policy, env, eval_episodes)
+        per_policy = evaluate_policies(data, scorer, emb, policies=BASELINES + tuple(greedy),
+                                       greedy_models=greedy, agents=agents,
+                                       episodes=eval_episodes, seed=seed + 7)
+        for pname, m in per_policy.items():
+            scores.setdefault(pname, {})[scorer_name] = m
     names = list(scores)
     online = np.array([scores[p]["ground_truth"]["mean_episode_reward"] for p in names])
     summary = {}

@@ -23,14 +23,12 @@ import gin
 import spotisim
 import numpy as np
 from absl import app, flags
-from tf_agents.environments import tf_py_environment
 from tf_agents.policies import py_tf_eager_policy
 
-from agents import baselines as bp
-from agents.evaluate import run_episodes
 from user_models.registry import learned_user_models
 from agents.registry import agent_spec_by_name
-from experiments.assembly import make_builder, without_shadowed_bindings
+from experiments.assembly import without_shadowed_bindings
+from experiments.policy_evaluation import evaluate_policies
 from experiments.user_model_cache import fit_or_load_user_model
 from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
@@ -73,27 +71,19 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
     bound = gin.get_bindings("make_builder")
     trained = (fit_or_load_user_model(data, emb)
                if bound.get("observe_scores") or bound.get("score_features") else None)
+    agents = {}
+    if agent is not None:
+        agents[agent] = (lambda env: py_tf_eager_policy.SavedModelPyTFEagerPolicy(
+            os.path.join(run_dir, "policy"), env.time_step_spec(), env.action_spec(),
+            batch_time_steps=False), agent_spec_by_name(agent).sampler)
     results: Dict[str, Dict[str, dict]] = {}
     for um_name in user_models:
-        scorer = _scorer(um_name, data, emb)
-        slate = make_builder(data.test, scorer, emb, "slate", data.hidden_path,
-                             batch_size=episodes, seed=seed + 2, scorer=trained)
-        env = slate.get_tf_env()
-        tf_env = tf_py_environment.TFPyEnvironment(env)
-        tss, acs = tf_env.time_step_spec(), tf_env.action_spec()
-        policies = {"random": (bp.random_policy(tss, acs, seed=seed), env),
-                    "most_popular": (bp.popularity_policy(tss, acs, data.train.catalog.play_counts), env),
-                    "nearest_neighbour": (bp.nearest_neighbour_policy(tss, acs), env)}
-        if agent is not None:
-            b = make_builder(data.test, scorer, emb, agent_spec_by_name(agent).sampler,
-                             data.hidden_path,
-                             batch_size=episodes, seed=seed + 2, scorer=trained)
-            agent_env = b.get_tf_env()
-            policies[agent] = (py_tf_eager_policy.SavedModelPyTFEagerPolicy(
-                os.path.join(run_dir, "policy"), agent_env.time_step_spec(),
-                agent_env.action_spec(), batch_time_steps=False), agent_env)
-        for pname, (policy, penv) in policies.items():
-            results.setdefault(pname, {})[um_name] = run_episodes(policy, penv, episodes)
+        per_policy = evaluate_policies(
+            data, _scorer(um_name, data, emb), emb,
+            policies=("random", "most_popular", "nearest_neighbour"), agents=agents,
+            episodes=episodes, seed=seed + 2, policy_seed=seed, scorer=trained)
+        for pname, m in per_policy.items():
+            results.setdefault(pname, {})[um_name] = m
     return results
 
 

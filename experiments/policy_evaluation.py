@@ -1,11 +1,12 @@
-"""The final evaluation of a run: the agent's greedy policy and the baselines, played
-on the same test-split episode starts, offline (under the user model the agent trained
-against) and, on synthetic data, online (the ground truth)."""
+"""One evaluation loop for every report: policies played on the same test-split episode
+starts under one responding user model.  The main job (offline and online), the
+re-scoring of a finished run under other user models (`experiments.evaluate`) and the
+alignment study (`experiments.alignment`) all call `evaluate_policies`."""
 
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from tf_agents.environments import tf_py_environment
@@ -19,6 +20,97 @@ from spotisim.errors import ConfigError
 from user_models.base import AbstractUserModel
 from user_models.ground_truth import GroundTruthUserModel
 
+#: The baselines `evaluate_policies` knows by name (greedy policies are passed as models).
+BASELINES = ("random", "most_popular", "least_popular", "nearest_neighbour",
+             "farthest_neighbour", "logging_policy")
+
+
+def diversity_basis(data: Dataset, emb: np.ndarray) -> Tuple[np.ndarray, str]:
+    """What list diversity is measured on: the acoustic features, or, for a log without
+    a track table, the run's learned embeddings (and a label saying which)."""
+    if data.log.catalog.has_features:
+        return data.log.catalog.diversity_features(), "acoustic features"
+    return emb, "the run's learned track embeddings (no acoustic features)"
+
+
+def _baseline(name: str, env, builder, data: Dataset, seed: int):
+    tf_env = tf_py_environment.TFPyEnvironment(env)
+    tss, acs = tf_env.time_step_spec(), tf_env.action_spec()
+    counts = data.train.catalog.play_counts
+    if name == "random":
+        return baseline_policies.random_policy(tss, acs, seed=seed)
+    if name == "most_popular":
+        return baseline_policies.popularity_policy(tss, acs, counts)
+    if name == "least_popular":
+        return baseline_policies.least_popular_policy(tss, acs, counts)
+    if name == "nearest_neighbour":
+        return baseline_policies.nearest_neighbour_policy(tss, acs)
+    if name == "farthest_neighbour":
+        return baseline_policies.farthest_neighbour_policy(tss, acs)
+    return baseline_policies.LoggedSessionPolicy(
+        env.time_step_spec(), env.action_spec(), data.test, builder.environment,
+        builder.environment._episode_sampler.history_length, counts)
+
+
+def evaluate_policies(data: Dataset, responder: AbstractUserModel, emb: np.ndarray, *,
+                      policies: Sequence[str] = (),
+                      greedy_models: Optional[Mapping[str, AbstractUserModel]] = None,
+                      agents: Optional[Mapping[str, Tuple[Callable, str]]] = None,
+                      episodes: int = 256, seed: int = 0, policy_seed: int = 0,
+                      scorer: Optional[AbstractUserModel] = None,
+                      episodes_path: Optional[str] = None,
+                      info: Optional[dict] = None,
+                      binding: str = "policies") -> Dict[str, dict]:
+    """Every policy's metrics (`run_episodes`) under `responder`, on the same starts.
+
+    Args:
+      policies: names, in report order: baselines (`BASELINES`) or keys of
+        `greedy_models`.
+      greedy_models: {policy name: model} for greedy policies (P(listen) of each model).
+      agents: {name: (policy_fn, sampler kind)}: `policy_fn(env)` returns the agent's
+        policy for its environment (built with its own track sampler, same starts).
+      episodes: one lane per episode start.
+      seed: the environments' seed (the same seed, the same starts).
+      policy_seed: the random baseline's seed.
+      scorer: the model whose answers policies observe (`make_builder.scorer`).
+      episodes_path: where the (last) agent's evaluated episodes are written.
+      info: receives the reward's name and the diversity basis.
+      binding: the setting that named `policies`, for the error on an unknown one.
+    """
+    greedy_models = dict(greedy_models or {})
+    div, div_source = diversity_basis(data, emb)
+    builder = make_builder(data.test, responder, emb, "slate", data.hidden_path,
+                           batch_size=episodes, seed=seed, scorer=scorer)
+    env = builder.get_tf_env()
+    if info is not None:
+        info["reward"] = builder.environment.reward.name
+        info["diversity_source"] = div_source
+
+    def score(policy, penv, b):
+        return run_episodes(policy, penv, episodes, div, replay_log=data.test,
+                            history_length=b.environment._episode_sampler.history_length)
+
+    out: Dict[str, dict] = {}
+    for name in policies:
+        if name in greedy_models:
+            policy = baseline_policies.GreedyUserModelPolicy(
+                env.time_step_spec(), env.action_spec(), greedy_models[name],
+                builder.environment)
+        elif name in BASELINES:
+            policy = _baseline(name, env, builder, data, policy_seed)
+        else:
+            raise ConfigError(f"{binding}: unknown baseline {name!r} (known: "
+                              f"{', '.join(BASELINES + tuple(greedy_models))})")
+        out[name] = score(policy, env, builder)
+    for name, (policy_fn, sampler) in (agents or {}).items():
+        b = make_builder(data.test, responder, emb, sampler, data.hidden_path,
+                         batch_size=episodes, seed=seed, scorer=scorer)
+        agent_env = b.get_tf_env()
+        out[name] = score(policy_fn(agent_env), agent_env, b)
+        if episodes_path is not None:
+            b.environment.episode_tracker.flush(episodes_path)
+    return out
+
 
 def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarray,
                      agent=None, agent_fn: Optional[Callable] = None,
@@ -31,54 +123,23 @@ def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarr
     Returns {policy: {mode: metrics}}; writes the agent's online episodes to
     run_dir/episodes.parquet.  Shared by the main job and the distributed learner.
     """
-    metrics: Dict[str, dict] = {}
-    spec = agent_spec(agent_fn) if agent_fn is not None else None
-    ground_truth = GroundTruthUserModel(data.world) if data.synthetic else None
-    if data.log.catalog.has_features:
-        div, div_source = data.log.catalog.diversity_features(), "acoustic features"
-    else:  # a log without a track table: the embeddings this run learned
-        div, div_source = emb, "the run's learned track embeddings (no acoustic features)"
     modes = {"offline": user_model}
-    if ground_truth is not None:
-        modes["online"] = ground_truth
-    policies = {}
+    if data.synthetic:
+        modes["online"] = GroundTruthUserModel(data.world)
+    agents = {}
+    if agent is not None:
+        spec = agent_spec(agent_fn)
+        agents[spec.name] = (lambda env: agent.policy, spec.sampler)
+    metrics: Dict[str, dict] = {}
     for mode, model in modes.items():
-        # One lane per evaluated episode: every policy plays the same starts (paired).
-        slate_builder = make_builder(data.test, model, emb, "slate", data.hidden_path,
-                                     batch_size=eval_episodes, seed=seed + 2, scorer=user_model)
-        slate_env = slate_builder.get_tf_env()
-        if info is not None:  # what the report calls the reward, and diversity's basis
-            info["reward"] = slate_builder.environment.reward.name
-            info["diversity_source"] = div_source
-        tf_env = tf_py_environment.TFPyEnvironment(slate_env)
-        tss, acs = tf_env.time_step_spec(), tf_env.action_spec()
-        policies = {
-            "random": lambda: baseline_policies.random_policy(tss, acs, seed=seed),
-            "most_popular": lambda: baseline_policies.popularity_policy(
-                tss, acs, data.train.catalog.play_counts),
-            "nearest_neighbour": lambda: baseline_policies.nearest_neighbour_policy(tss, acs),
-            "greedy_user_model": lambda: baseline_policies.GreedyUserModelPolicy(
-                slate_env.time_step_spec(), slate_env.action_spec(), user_model,
-                slate_builder.environment),
-            "logging_policy": lambda: baseline_policies.LoggedSessionPolicy(
-                slate_env.time_step_spec(), slate_env.action_spec(), data.test,
-                slate_builder.environment,
-                slate_builder.environment._episode_sampler.history_length,
-                data.train.catalog.play_counts),
-        }
-        for name in baselines:
-            if name not in policies:
-                raise ConfigError(f"run_experiment.baselines: unknown baseline {name!r} "
-                                  f"(known: {', '.join(policies)})")
-            metrics.setdefault(name, {})[mode] = run_episodes(
-                policies[name](), slate_env, eval_episodes, div, replay_log=data.test,
-                history_length=slate_builder.environment._episode_sampler.history_length)
-        if agent is not None:
-            b = make_builder(data.test, model, emb, spec.sampler, data.hidden_path,
-                             batch_size=eval_episodes, seed=seed + 2, scorer=user_model)
-            metrics.setdefault(spec.name, {})[mode] = run_episodes(
-                agent.policy, b.get_tf_env(), eval_episodes, div, replay_log=data.test,
-                history_length=b.environment._episode_sampler.history_length)
-            if mode == list(modes)[-1] and run_dir is not None:
-                b.environment.episode_tracker.flush(os.path.join(run_dir, "episodes.parquet"))
+        last = mode == list(modes)[-1]
+        per_policy = evaluate_policies(
+            data, model, emb, policies=baselines,
+            greedy_models={"greedy_user_model": user_model}, agents=agents,
+            episodes=eval_episodes, seed=seed + 2, policy_seed=seed, scorer=user_model,
+            info=info, binding="run_experiment.baselines",
+            episodes_path=(os.path.join(run_dir, "episodes.parquet")
+                           if last and run_dir is not None else None))
+        for name, m in per_policy.items():
+            metrics.setdefault(name, {})[mode] = m
     return metrics

@@ -21,23 +21,12 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from spotisim.stats import mean_interval
+from spotisim.stats import kendall_tau, mean_interval
 from user_models import evaluation
 
 #: AUC lost to shuffling the tracks below which the report warns.
 MIN_PERMUTATION_DROP = 0.01
 RESAMPLES = 400
-
-
-def kendall_tau(x: np.ndarray, y: np.ndarray) -> float:
-    """Kendall's tau-b of two score vectors (ties in either count as neither)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    i, j = np.triu_indices(len(x), 1)
-    dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
-    n0 = len(i)
-    tx, ty = int((dx == 0).sum()), int((dy == 0).sum())
-    denom = np.sqrt((n0 - tx) * (n0 - ty))
-    return float((dx * dy).sum() / denom) if denom > 0 else float("nan")
 
 
 def permutation_check(user_model, test_log, seed: int = 0) -> dict:

@@ -1,5 +1,7 @@
 """Small statistics shared by every report: the exact Student t quantile, paired
-t-intervals, and a session bootstrap for statistics that are not means (AUC)."""
+t-intervals, a session bootstrap for statistics that are not means (AUC), and the rank
+correlations (Kendall's tau-b, Spearman's rho) of the alignment study and the
+self-check."""
 
 from __future__ import annotations
 
@@ -40,3 +42,31 @@ def bootstrap_interval(statistic: Callable[[np.ndarray], float], num_units: int,
         return {"mean": point, "lo": float("nan"), "hi": float("nan"), "n": int(num_units)}
     lo, hi = np.percentile(draws, [2.5, 97.5])
     return {"mean": point, "lo": float(lo), "hi": float(hi), "n": int(num_units)}
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(len(x))
+    for v in np.unique(x):  # average ranks over ties
+        m = x == v
+        ranks[m] = ranks[m].mean()
+    return ranks
+
+
+def spearman_rho(x, y) -> float:
+    rx, ry = _ranks(np.asarray(x, float)), _ranks(np.asarray(y, float))
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    den = np.sqrt((rx ** 2).sum() * (ry ** 2).sum())
+    return float((rx * ry).sum() / den) if den > 0 else float("nan")
+
+
+def kendall_tau(x, y) -> float:
+    """Kendall's tau-b (ties handled)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    i, j = np.triu_indices(len(x), 1)
+    sx, sy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+    n0 = len(i)
+    n1, n2 = (sx == 0).sum(), (sy == 0).sum()
+    den = np.sqrt((n0 - n1) * (n0 - n2))
+    return float((sx * sy).sum() / den) if den > 0 else float("nan")
