@@ -17,23 +17,23 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 import time
 from typing import Dict, Sequence
 
 import gin
 
-import spotisim
+import spotisim  # noqa: F401  (first: quiets the stack at import)
 import numpy as np
-from absl import app, flags
+from absl import flags
 from tf_agents.policies import py_tf_eager_policy
 
 from experiments.policy_evaluation import evaluate_policies
 from experiments.run import CONFIG_DIR
 from experiments.user_model_cache import fit_or_load_user_model
+from spotisim import cli
 from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
-from spotisim.errors import ConfigError, SpotisimError
+from spotisim.errors import ConfigError
 from spotisim.gin_utils import parse_gin
 from spotisim.io_utils import atomic_file
 from spotisim.stats import kendall_tau, spearman_rho  # noqa: F401  (re-exported)
@@ -156,20 +156,14 @@ def define_flags() -> None:
     flags.DEFINE_string("run_dir", "runs/alignment", "output directory")
 
 
-def main(argv):
-    del argv
-    spotisim.quiet_logging()  # SPOTISIM_VERBOSE=1 keeps the stack's own chatter
-    try:
-        parse_gin(FLAGS.gin_file or ["alignment"], FLAGS.gin_bindings, [CONFIG_DIR])
-        out = run_alignment(FLAGS.run_dir)
-    except SpotisimError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+def _main() -> None:
+    parse_gin(FLAGS.gin_file or ["alignment"], FLAGS.gin_bindings, [CONFIG_DIR])
+    out = run_alignment(FLAGS.run_dir)
     print(format_table(out))
     print(f"written to {FLAGS.run_dir}")
-    return 0
 
+
+main = cli.absl_main(_main)
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.start(define_flags, main)

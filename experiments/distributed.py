@@ -42,12 +42,13 @@ from typing import Dict, List, Optional, Sequence
 
 import gin
 
-import spotisim
+import spotisim  # noqa: F401  (first: quiets the stack at import)
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spotisim.errors import ConfigError, SpotisimError
+from spotisim import cli
+from spotisim.errors import ConfigError
 from spotisim.io_utils import atomic_file
 
 REPLAY_TABLE = "replay"
@@ -598,52 +599,47 @@ def define_flags() -> None:
                       "every num_actors-th prepared shard from actor_index)")
 
 
-def main(argv) -> int:
-    del argv
+def _main() -> int:
     from absl import flags
 
     from experiments.run import CONFIG_DIR
     from spotisim.gin_utils import parse_gin
     FLAGS = flags.FLAGS
-    spotisim.quiet_logging()  # SPOTISIM_VERBOSE=1 keeps the stack's own chatter
-    try:
-        files = FLAGS.gin_file or ["lird_ddpg"]
-        paths = parse_gin(files, FLAGS.gin_bindings, [CONFIG_DIR])
-        root = FLAGS.root_dir or os.path.join(
-            "runs", os.path.splitext(os.path.basename(paths[-1]))[0] + "_distributed")
-        settings = ScaleOut()
-        role = FLAGS.role
-        if role in ("collect", "learn") and not FLAGS.replay_server:
-            raise ConfigError(f"--role={role} needs --replay_server=HOST:PORT")
-        if role == "replay" and not FLAGS.port:
-            raise ConfigError("--role=replay needs --port")
-        if role == "prepare":
-            print(json.dumps(prepare(root, settings), indent=1))
-        elif role == "replay":
-            serve_replay(root, FLAGS.port, settings)
-        elif role == "collect":
-            collect(root, FLAGS.replay_server, FLAGS.actor_index,
-                    FLAGS.num_actors or settings.num_actors, settings, FLAGS.shards)
-        elif role == "learn":
-            learn(root, FLAGS.replay_server, settings)
-        else:
-            gin_args = [f"--gin_file={f}" for f in files] + \
-                [f"--gin_bindings={b}" for b in FLAGS.gin_bindings]
-            rc = LocalCluster(root, gin_args, settings, FLAGS.port).run()
-            metrics = os.path.join(root, "metrics.json")
-            if rc == 0 and os.path.exists(metrics):
-                from experiments.reporting import format_table
-                with open(metrics) as f:
-                    print(format_table(json.load(f)))
-            print(f"learner exited with {rc}; run directory: {root} (logs: {root}/logs)")
-            return rc
-    except SpotisimError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    files = FLAGS.gin_file or ["lird_ddpg"]
+    paths = parse_gin(files, FLAGS.gin_bindings, [CONFIG_DIR])
+    root = FLAGS.root_dir or os.path.join(
+        "runs", os.path.splitext(os.path.basename(paths[-1]))[0] + "_distributed")
+    settings = ScaleOut()
+    role = FLAGS.role
+    if role in ("collect", "learn") and not FLAGS.replay_server:
+        raise ConfigError(f"--role={role} needs --replay_server=HOST:PORT")
+    if role == "replay" and not FLAGS.port:
+        raise ConfigError("--role=replay needs --port")
+    if role == "prepare":
+        print(json.dumps(prepare(root, settings), indent=1))
+    elif role == "replay":
+        serve_replay(root, FLAGS.port, settings)
+    elif role == "collect":
+        collect(root, FLAGS.replay_server, FLAGS.actor_index,
+                FLAGS.num_actors or settings.num_actors, settings, FLAGS.shards)
+    elif role == "learn":
+        learn(root, FLAGS.replay_server, settings)
+    else:
+        gin_args = [f"--gin_file={f}" for f in files] + \
+            [f"--gin_bindings={b}" for b in FLAGS.gin_bindings]
+        rc = LocalCluster(root, gin_args, settings, FLAGS.port).run()
+        metrics = os.path.join(root, "metrics.json")
+        if rc == 0 and os.path.exists(metrics):
+            from experiments.reporting import format_table
+            with open(metrics) as f:
+                print(format_table(json.load(f)))
+        print(f"learner exited with {rc}; run directory: {root} (logs: {root}/logs)")
+        return rc
     return 0
 
 
+main = cli.absl_main(_main)
+
+
 if __name__ == "__main__":
-    from absl import app
-    define_flags()
-    app.run(main)
+    cli.start(define_flags, main)

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Dict, Sequence
 
 import gin
 
-import spotisim
+import spotisim  # noqa: F401  (first: quiets the stack at import)
 import numpy as np
-from absl import app, flags
+from absl import flags
 from tf_agents.policies import py_tf_eager_policy
 
 from user_models.registry import learned_user_models
@@ -30,9 +29,10 @@ from agents.registry import agent_spec_by_name
 from experiments.assembly import without_shadowed_bindings
 from experiments.policy_evaluation import evaluate_policies
 from experiments.user_model_cache import fit_or_load_user_model
+from spotisim import cli
 from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
-from spotisim.errors import ConfigError, SpotisimError
+from spotisim.errors import ConfigError
 from spotisim.io_utils import atomic_file
 from user_models import load_user_model
 from user_models.ground_truth import GroundTruthUserModel
@@ -127,23 +127,17 @@ def define_flags() -> None:
     flags.DEFINE_integer("episodes", 256, "whole episodes per policy and user model")
 
 
-def main(argv):
-    del argv
-    spotisim.quiet_logging()  # SPOTISIM_VERBOSE=1 keeps the stack's own chatter
-    try:
-        if not FLAGS.run_dir:
-            raise ConfigError("--run_dir is required")
-        results = evaluate_run(FLAGS.run_dir, FLAGS.user_model, FLAGS.episodes)
-    except SpotisimError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+def _main() -> None:
+    if not FLAGS.run_dir:
+        raise ConfigError("--run_dir is required")
+    results = evaluate_run(FLAGS.run_dir, FLAGS.user_model, FLAGS.episodes)
     with atomic_file(os.path.join(FLAGS.run_dir, "evaluation.json")) as f:
         json.dump(results, f, indent=1)
     _plot(os.path.join(FLAGS.run_dir, "evaluation.png"), results, FLAGS.user_model)
     print(format_table(results, FLAGS.user_model))
-    return 0
 
+
+main = cli.absl_main(_main)
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.start(define_flags, main)

@@ -24,11 +24,9 @@ checkpoint (--noresume starts over).
 from __future__ import annotations
 
 import os
-import sys
 
-import gin  # noqa: F401
-import spotisim
-from absl import app, flags
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
 
 # Agent factories and user-model classes a gin file may name (`@create_ah_dqn_agent`,
 # `@LogisticUserModel`): imported so that gin knows them when the file is parsed.
@@ -47,7 +45,7 @@ from experiments.reporting import format_self_check, format_table
 from experiments.runner import run_experiment, scoped_op_determinism  # noqa: F401
 from experiments.user_model_cache import (attach_leave_hazard,  # noqa: F401
                                           fit_or_load_user_model)
-from spotisim.errors import SpotisimError
+from spotisim import cli
 from spotisim.gin_utils import parse_gin
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -65,24 +63,17 @@ def define_flags() -> None:
     flags.DEFINE_bool("resume", True, "resume from the run directory's last checkpoint")
 
 
-def main(argv):
-    del argv
-    spotisim.quiet_logging()  # SPOTISIM_VERBOSE=1 keeps the stack's own chatter
-    files = FLAGS.gin_file or ["lird_ddpg"]
-    try:
-        paths = parse_gin(files, FLAGS.gin_bindings, [CONFIG_DIR])
-        run_dir = FLAGS.run_dir or os.path.join(
-            "runs", os.path.splitext(os.path.basename(paths[-1]))[0])
-        out = run_experiment(run_dir, resume=FLAGS.resume)
-    except SpotisimError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+def _main() -> None:
+    paths = parse_gin(FLAGS.gin_file or ["lird_ddpg"], FLAGS.gin_bindings, [CONFIG_DIR])
+    run_dir = FLAGS.run_dir or os.path.join(
+        "runs", os.path.splitext(os.path.basename(paths[-1]))[0])
+    out = run_experiment(run_dir, resume=FLAGS.resume)
     print(format_table(out))
     print(format_self_check(out["self_check"]))
     print(f"run directory: {run_dir}")
-    return 0
 
+
+main = cli.absl_main(_main)
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.start(define_flags, main)

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Dict, List, Sequence
 
 import gin
 
-import spotisim
+import spotisim  # noqa: F401  (first: quiets the stack at import)
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from experiments.run import CONFIG_DIR
 from experiments.runner import run_experiment
-from spotisim.errors import ConfigError, SpotisimError
+from spotisim import cli
+from spotisim.errors import ConfigError
 from spotisim.gin_utils import parse_gin
 from spotisim.io_utils import atomic_file
 from spotisim.stats import t95
@@ -108,30 +108,24 @@ def define_flags() -> None:
                       "(their metrics.json) without running or re-evaluating anything")
 
 
-def main(argv):
-    del argv
-    spotisim.quiet_logging()  # SPOTISIM_VERBOSE=1 keeps the stack's own chatter
-    try:
-        paths = parse_gin(FLAGS.gin_file or ["ah_dqn"], FLAGS.gin_bindings, [CONFIG_DIR])
-        run_dir = FLAGS.run_dir or os.path.join(
-            "runs", os.path.splitext(os.path.basename(paths[-1]))[0] + "_seeds")
-        outs = []
-        for s in FLAGS.seeds:
-            seed_dir = os.path.join(run_dir, f"seed_{int(s)}")
-            if FLAGS.summarize_only:
-                path = os.path.join(seed_dir, "metrics.json")
-                if not os.path.exists(path):
-                    raise ConfigError(f"--summarize_only: {path} does not exist (seed {s} "
-                                      "has not finished)")
-                with open(path) as f:
-                    outs.append(json.load(f))
-                continue
-            with gin.unlock_config():
-                gin.bind_parameter("run_experiment.seed", int(s))
-            outs.append(run_experiment(seed_dir))
-    except SpotisimError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+def _main() -> None:
+    paths = parse_gin(FLAGS.gin_file or ["ah_dqn"], FLAGS.gin_bindings, [CONFIG_DIR])
+    run_dir = FLAGS.run_dir or os.path.join(
+        "runs", os.path.splitext(os.path.basename(paths[-1]))[0] + "_seeds")
+    outs = []
+    for s in FLAGS.seeds:
+        seed_dir = os.path.join(run_dir, f"seed_{int(s)}")
+        if FLAGS.summarize_only:
+            path = os.path.join(seed_dir, "metrics.json")
+            if not os.path.exists(path):
+                raise ConfigError(f"--summarize_only: {path} does not exist (seed {s} "
+                                  "has not finished)")
+            with open(path) as f:
+                outs.append(json.load(f))
+            continue
+        with gin.unlock_config():
+            gin.bind_parameter("run_experiment.seed", int(s))
+        outs.append(run_experiment(seed_dir))
     summary = summarize(outs)
     paired = paired_differences(outs)
     paired_logging = paired_differences(outs, baseline="logging_policy")
@@ -144,9 +138,9 @@ def main(argv):
     if paired_logging:
         print(format_paired(paired_logging, "logging_policy"))
     print(f"written to {run_dir}")
-    return 0
 
+
+main = cli.absl_main(_main)
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.start(define_flags, main)

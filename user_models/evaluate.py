@@ -24,7 +24,8 @@ from typing import Dict, List, Optional
 
 from spotisim.data.session_log import read_session_log
 from spotisim.data.schema import SKIP_COLUMNS
-from spotisim.errors import SpotisimError, UserModelError
+from spotisim import cli
+from spotisim.errors import UserModelError
 from spotisim.io_utils import atomic_file
 from user_models import evaluation, load_user_model
 from user_models.catalog_alignment import align_to_log
@@ -84,15 +85,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--skip_column", default="skip_2", choices=SKIP_COLUMNS)
     parser.add_argument("--out", default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
-    try:
-        result = evaluate_saved(args.model_dir, args.log_path, args.tracks_path,
-                                args.skip_column)
-        if args.out:
-            with atomic_file(args.out) as f:
-                json.dump(result, f, indent=1)
-    except SpotisimError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return cli.guarded(lambda: _evaluate_and_print(args))
+
+
+def _evaluate_and_print(args) -> None:
+    result = evaluate_saved(args.model_dir, args.log_path, args.tracks_path,
+                            args.skip_column)
+    if args.out:
+        with atomic_file(args.out) as f:
+            json.dump(result, f, indent=1)
     m = result["catalog_mapping"]["model"]
     print(f"{result['log_path']}: {result['sessions']} sessions, {result['rows']} rows; "
           f"{m['unseen_tracks']} of {m['tracks']} tracks unseen by the model "
@@ -100,7 +101,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(evaluation.format_table(result["reports"]))
     if args.out:
         print(f"written to {args.out}")
-    return 0
 
 
 if __name__ == "__main__":

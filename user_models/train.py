@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from typing import Callable, Dict, Optional, Sequence
 
 import gin
-from absl import app, flags
+from absl import flags
 
+from spotisim import cli
 from spotisim.data.datasets import Dataset, load_dataset
 from spotisim.embeddings import build_embeddings
 from spotisim.errors import SpotisimError
@@ -121,17 +121,12 @@ def define_flags() -> None:
     flags.DEFINE_multi_string("gin_bindings", [], "gin bindings, e.g. 'SequentialUserModel.units = 32'")
 
 
-def main(argv):
-    del argv
-    try:
-        parse_gin(FLAGS.gin_file or ["sequential"], FLAGS.gin_bindings, [CONFIG_DIR])
-        train_user_model()
-    except SpotisimError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+def _main() -> None:
+    parse_gin(FLAGS.gin_file or ["sequential"], FLAGS.gin_bindings, [CONFIG_DIR])
+    train_user_model()
 
+
+main = cli.absl_main(_main)
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.start(define_flags, main)

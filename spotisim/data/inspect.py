@@ -23,7 +23,8 @@ from spotisim.data.catalog import TrackCatalog
 from spotisim.data.schema import SKIP_COLUMNS
 from spotisim.data.sessions import iter_session_tables
 from spotisim.data.validation import DropReport
-from spotisim.errors import DataValidationError, SpotisimError
+from spotisim import cli
+from spotisim.errors import DataValidationError
 
 MAX_POSITION = 20
 
@@ -152,14 +153,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="raise: stop at the first problem; drop: drop and count bad sessions")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
-    try:
+    def body():
         s = summarize(args.log_path, args.tracks, skip_column=args.skip_column,
                       on_error=args.on_error)
-    except SpotisimError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(s, indent=1, default=float) if args.json else format_summary(s))
-    return 0
+        print(json.dumps(s, indent=1, default=float) if args.json else format_summary(s))
+    return cli.guarded(body)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,55 @@
+"""The shell every command line shares: quiet start-up, one line and exit status 1 for
+a user's mistake (a `SpotisimError`: bad data, bad configuration), never a traceback.
+
+absl entry points (gin flags):
+
+    main = cli.absl_main(_main)          # _main() -> exit status or None
+    if __name__ == "__main__":
+        cli.start(define_flags, main)
+
+argparse entry points wrap their body in `cli.guarded`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, List, Optional
+
+from spotisim.errors import SpotisimError
+
+
+def guarded(body: Callable[[], Optional[int]]) -> int:
+    """Runs `body`; its exit status (None: 0), or 1 with "error: ..." on stderr when it
+    raises a `SpotisimError`."""
+    try:
+        status = body()
+    except SpotisimError as exc:
+        # One line, whatever the message (gin's span several: joined with "; ").
+        text = "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        print(f"error: {text}", file=sys.stderr)
+        return 1
+    return 0 if status is None else int(status)
+
+
+def absl_main(body: Callable[[], Optional[int]]) -> Callable[[List[str]], int]:
+    """An absl `main(argv)`: refuses stray positional arguments (a forgotten `--`),
+    quiets the stack's own logging (`spotisim.quiet_logging`; SPOTISIM_VERBOSE=1 keeps
+    it) and runs `body` under `guarded`."""
+    def main(argv: List[str]) -> int:
+        if len(argv) > 1:
+            print(f"error: unexpected arguments {' '.join(argv[1:])!r} (every option is "
+                  "a --flag)", file=sys.stderr)
+            return 1
+        import spotisim
+        spotisim.quiet_logging()
+        return guarded(body)
+    main.__doc__ = body.__doc__
+    return main
+
+
+def start(define_flags: Callable[[], None], main: Callable[[List[str]], int]) -> None:
+    """`python -m package.module`: define the module's flags, then run `main` under
+    absl (which parses them and exits with main's status)."""
+    from absl import app
+    define_flags()
+    app.run(main)
