@@ -23,6 +23,7 @@ from tf_agents.networks import network, utils
 from tf_agents.utils import nest_utils
 
 from spotisim.errors import ConfigError
+from user_models.history_match import history_match as match_features
 
 
 class HistoryEncoder(tf.keras.layers.Layer):
@@ -47,14 +48,9 @@ def history_match(obs) -> tf.Tensor:
     c = tf.math.l2_normalize(obs["candidates"], -1)
     h = tf.math.l2_normalize(obs["history"], -1)
     sims = tf.einsum("bcd,bnd->bcn", c, h)                              # [B, C, N]
-    mask = obs["history_mask"][:, None, :]
-    r = obs["responses"][:, None, :]
-    w_l, w_s = mask * r, mask * (1.0 - r)
-    mean_l = tf.reduce_sum(sims * w_l, -1) / tf.maximum(tf.reduce_sum(w_l, -1), 1.0)
-    mean_s = tf.reduce_sum(sims * w_s, -1) / tf.maximum(tf.reduce_sum(w_s, -1), 1.0)
-    max_l = tf.reduce_max(tf.where(w_l > 0, sims, -1.0), -1)
+    m = match_features(sims, obs["history_mask"][:, None, :], obs["responses"][:, None, :])
     newest = sims[:, :, -1] * obs["history_mask"][:, -1:]
-    return tf.stack([mean_l, max_l, mean_s, newest], -1)
+    return tf.stack([m.mean_listened, m.max_listened, m.mean_skipped, newest], -1)
 
 
 def _logit(p):

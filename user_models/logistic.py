@@ -18,6 +18,7 @@ from spotisim.errors import ConfigError
 from spotisim.io_utils import atomic_dir
 from user_models.base import AbstractUserModel, History, read_model_meta
 from user_models.catalog_alignment import read_track_ids, write_track_ids
+from user_models.history_match import history_match
 from user_models.registry import register_user_model
 from user_models.sequential import NUM_CONTEXTS, SequentialUserModel
 
@@ -75,8 +76,9 @@ class LogisticUserModel(AbstractUserModel):
         sims = np.einsum("bld,bmd->blm", uq, um)
         r = mem_resp[:, None, :]
         w_l, w_s = valid * r, valid * (1 - r)
-        n_l, n_s = w_l.sum(-1), w_s.sum(-1)
-        n = n_l + n_s
+        m = history_match(sims, valid, r)
+        n_l = m.n_listened.numpy()
+        n = n_l + m.n_skipped.numpy()
         # The last heard item before each candidate: highest valid index.
         M = mem_tracks.shape[1]
         last = np.where(valid > 0, np.arange(M)[None, None, :], -1).max(-1)
@@ -91,9 +93,8 @@ class LogisticUserModel(AbstractUserModel):
         pop = self.popularity[np.where(cand < 0, 0, cand)]
         ctx = SequentialUserModel.context_one_hot(context)[:, None, :]
         ctx = np.broadcast_to(ctx, cand.shape + (NUM_CONTEXTS,))
-        f = np.stack([pop, (sims * w_l).sum(-1) / np.maximum(n_l, 1),
-                      (sims * w_s).sum(-1) / np.maximum(n_s, 1),
-                      np.where(n_l > 0, np.where(w_l > 0, sims, -1).max(-1), 0),
+        f = np.stack([pop, m.mean_listened.numpy(), m.mean_skipped.numpy(),
+                      np.where(n_l > 0, m.max_listened.numpy(), 0),
                       n_l / np.maximum(n, 1), np.log1p(n), sim_last, last_resp,
                       np.minimum(streak, 5) / 5.0, np.minimum(position / 20.0, 3.0)], -1)
         return np.concatenate([f, ctx], -1).astype(np.float32)

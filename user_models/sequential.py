@@ -28,6 +28,7 @@ from spotisim.errors import ConfigError, UserModelError
 from spotisim.io_utils import atomic_dir
 from user_models.base import AbstractUserModel, History, check_probabilities, read_model_meta
 from user_models.catalog_alignment import read_track_ids, write_track_ids
+from user_models.history_match import history_match
 from user_models.registry import register_user_model
 
 NUM_CONTEXTS = len(CONTEXT_TYPES) + 1  # last = unknown
@@ -93,17 +94,10 @@ class SequentialResponseNet(tf.keras.Model):
         e_m = self.track_emb(self._safe(mem_tracks))
         sims = tf.einsum("bld,bmd->blm", tf.math.l2_normalize(e_q, -1),
                          tf.math.l2_normalize(e_m, -1))
-        r = mem_resp[:, None, :]
-        w_l, w_s = valid * r, valid * (1.0 - r)
-        n_l, n_s = tf.reduce_sum(w_l, -1), tf.reduce_sum(w_s, -1)
-        n = n_l + n_s
-        f = tf.stack([
-            tf.reduce_sum(sims * w_l, -1) / tf.maximum(n_l, 1.0),
-            tf.reduce_sum(sims * w_s, -1) / tf.maximum(n_s, 1.0),
-            tf.reduce_max(tf.where(w_l > 0, sims, -1.0), -1),
-            n_l / tf.maximum(n, 1.0),
-            tf.math.log1p(n) / 3.0,
-        ], axis=-1)
+        m = history_match(sims, valid, mem_resp[:, None, :])
+        n = m.n_listened + m.n_skipped
+        f = tf.stack([m.mean_listened, m.mean_skipped, m.max_listened,
+                      m.n_listened / tf.maximum(n, 1.0), tf.math.log1p(n) / 3.0], axis=-1)
         q, k = self.att_q(e_q), self.att_k(e_m)
         scores = tf.einsum("bla,bma->blm", q, k) / tf.sqrt(tf.cast(tf.shape(q)[-1], tf.float32))
         scores = tf.where(valid > 0, scores, -1e9)
