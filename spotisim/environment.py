@@ -250,6 +250,13 @@ class PlaylistEnvironment(AbstractEnvironment):
         self._h_tracks = np.full((B, self._hist_cap), -1, np.int32)
         self._h_resp = np.zeros((B, self._hist_cap), np.float32)
         self._h_len = np.zeros(B, np.int32)
+        # The logged behaviour of each heard track, for a user model that reads it
+        # (NaN: not logged, e.g. simulated; the model fills it by its rule).
+        self._behaviour_dim = int(getattr(user_model, "behaviour_dim", 0) or 0)
+        self._h_beh = None
+        if self._behaviour_dim:
+            episode_sampler.with_behaviour = True
+            self._h_beh = np.full((B, self._hist_cap, self._behaviour_dim), np.nan, np.float32)
         self._w_tracks = np.full((B, N), -1, np.int32)
         self._w_resp = np.zeros((B, N), np.float32)
         self._cands = np.zeros((B, self.pool_size), np.int32)
@@ -323,7 +330,8 @@ class PlaylistEnvironment(AbstractEnvironment):
         rows = np.arange(self.batch_size) if rows is None else rows
         return History(self._h_tracks[rows], self._h_resp[rows], self._h_len[rows],
                        self._context[rows], self._listener[rows],
-                       None if self._hidden is None else self._hidden[rows])
+                       None if self._hidden is None else self._hidden[rows],
+                       None if self._h_beh is None else self._h_beh[rows])
 
     def restart_rng(self) -> None:
         """Restarts the environment's random stream from its seed, so that the next
@@ -341,6 +349,10 @@ class PlaylistEnvironment(AbstractEnvironment):
         self._h_tracks[rows, :n0] = start.history_tracks
         self._h_resp[rows, :n0] = start.history_responses
         self._h_len[rows] = start.history_length
+        if self._h_beh is not None:
+            self._h_beh[rows] = np.nan
+            if start.history_behaviour is not None:
+                self._h_beh[rows, :n0] = start.history_behaviour
         # Window = the last N history entries, right-aligned (newest last).
         N = self.state_length
         idx = start.history_length[:, None] - N + np.arange(N)[None, :]
@@ -412,6 +424,9 @@ class PlaylistEnvironment(AbstractEnvironment):
         pad = new_cap - self._hist_cap
         self._h_tracks = np.pad(self._h_tracks, ((0, 0), (0, pad)), constant_values=-1)
         self._h_resp = np.pad(self._h_resp, ((0, 0), (0, pad)))
+        if self._h_beh is not None:
+            self._h_beh = np.pad(self._h_beh, ((0, 0), (0, pad), (0, 0)),
+                                 constant_values=np.nan)
         self._hist_cap = new_cap
 
     def _step(self, action):

@@ -16,6 +16,7 @@ from typing import Optional
 import gin
 import numpy as np
 
+from spotisim.data.behaviour import padded_behaviour
 from spotisim.data.hidden import hidden_keys  # noqa: F401  (re-exported)
 from spotisim.data.session_log import SessionLog
 from spotisim.data.synthetic import SyntheticWorld
@@ -36,6 +37,9 @@ class EpisodeStart:
       hidden: float [n, Dh] hidden per-episode state for the ground truth, or None.
       key: int64 [n] identifies the episode's origin (logged session index or synthetic
         draw number), recorded by the episode tracker.
+      history_behaviour: float32 [n, N, F] the logged behaviour of the history's tracks
+        (`spotisim.data.behaviour`; NaN on padding), when the sampler was asked for it
+        (`with_behaviour`) and has a log; else None.
     """
 
     history_tracks: np.ndarray
@@ -46,6 +50,7 @@ class EpisodeStart:
     listener: np.ndarray
     hidden: Optional[np.ndarray]
     key: np.ndarray
+    history_behaviour: Optional[np.ndarray] = None
 
 
 def distinct_candidates(proposals: np.ndarray, exclude: np.ndarray, pool_size: int,
@@ -93,6 +98,9 @@ class AbstractEpisodeSampler(abc.ABC):
             raise ConfigError(f"pool_size must be >= 1, got {pool_size}")
         self.history_length = int(history_length)
         self.pool_size = int(pool_size)
+        #: Set by an environment whose user model reads logged behaviour: the starts
+        #: then carry their history's behaviour where a log records it.
+        self.with_behaviour = False
 
     def sample(self, rng: np.random.Generator, n: int) -> EpisodeStart:
         """Starts n episodes (validated shapes)."""
@@ -185,6 +193,7 @@ class LogEpisodeSampler(AbstractEpisodeSampler):
         self._pop_cdf = np.cumsum(pop / pop.sum())
         self._listener = np.full(log.num_sessions, -1, np.int64)
         self._hidden = None
+        self._behaviour = None
         if hidden_sessions is not None:
             if not os.path.exists(hidden_sessions):
                 raise ConfigError(f"hidden_sessions file not found: {hidden_sessions}")
@@ -227,9 +236,14 @@ class LogEpisodeSampler(AbstractEpisodeSampler):
             parts.append(np.where(keep, nb, -1))
         proposals = np.concatenate(parts + [ctx_draw, pop_draw, uniform], axis=1)
         cands = distinct_candidates(proposals, hist, C, rng)
+        behaviour = None
+        if self.with_behaviour:
+            if self._behaviour is None:   # once, on first use
+                self._behaviour = padded_behaviour(self.log, max(N, width))
+            behaviour = np.where((hist >= 0)[..., None], self._behaviour[s, :N], np.nan)
         return EpisodeStart(hist, resp, h_len, cands, ctx, self._listener[s],
                             None if self._hidden is None else self._hidden[s],
-                            s.astype(np.int64))
+                            s.astype(np.int64), behaviour)
 
 
 @gin.configurable

@@ -89,3 +89,35 @@ def test_neighbour_candidates(tiny_log):
             assert firsts <= set(start.candidates[i].tolist())
     with pytest.raises(ConfigError, match="needs embeddings"):
         LogEpisodeSampler(tiny_log, 10, 60, neighbour_share=0.5)
+
+
+def test_logged_behaviour_reaches_a_user_model_that_reads_it(tiny_log):
+    """A user model that reads logged behaviour gets the logged values for the
+    episode's history (from the session the start came from) and NaN, i.e. the model's
+    fill rule, for every step the simulator plays."""
+    from experiments.assembly import make_builder
+    from spotisim.data.behaviour import padded_behaviour
+    from user_models.sequential import SequentialUserModel
+    emb = tiny_log.catalog.normalized_features()
+    model = SequentialUserModel(emb, units=4, epochs=1, use_behaviour=True)
+    train, val, _ = tiny_log.split()
+    model.fit(train, val)
+    env = make_builder(tiny_log, model, emb, "slate", None, batch_size=3,
+                       history_length=10).environment
+    env.reset()
+    h = env.history()
+    logged = padded_behaviour(tiny_log, 20)[env.episode_keys()]
+    n = h.length
+    for b in range(3):
+        np.testing.assert_array_equal(h.behaviour[b, :n[b]], logged[b, :n[b]])
+        assert np.isnan(h.behaviour[b, n[b]:]).all()
+    env.step(np.tile(np.arange(3, dtype=np.int32), (3, 1)))
+    h2 = env.history()
+    for b in range(3):   # the played slate is not logged: NaN, filled by the model
+        np.testing.assert_array_equal(h2.behaviour[b, :n[b]], logged[b, :n[b]])
+        assert np.isnan(h2.behaviour[b, n[b]:n[b] + 3]).all()
+    # A model that reads no behaviour: the sampler is not asked for it.
+    plain = make_builder(tiny_log, SequentialUserModel(emb, units=4), emb, "slate", None,
+                         batch_size=3).environment
+    plain.reset()
+    assert plain.history().behaviour is None
