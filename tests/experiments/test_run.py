@@ -59,7 +59,12 @@ def test_main_job_writes_everything_and_resumes(tiny_world_dir, tmp_path):
     for modes in metrics["policies"].values():
         assert set(modes) == {"offline", "online"}
         for r in modes.values():
-            assert 0 <= r["skip_rate"] <= 1 and r["episodes"] == 8
+            # 8 paired starts; the skip rate is the share of the heard tracks skipped
+            # (per-episode counts summed), and reward = listens here.
+            assert r["episodes"] == 8 and len(r["episode_heard"]) == 8
+            assert r["skip_rate"] == pytest.approx(
+                1 - sum(r["episode_listens"]) / sum(r["episode_heard"]))
+            assert r["mean_episode_reward"] == pytest.approx(np.mean(r["episode_listens"]))
     assert [e[0] for e in metrics["offline_evaluations"]] == [5, 10]
     assert "create_ah_dqn_agent.units = 8" in open(tmp_path / "run" / "operative_config.gin").read()
     assert "ah_dqn" in run_mod.format_table(out)
