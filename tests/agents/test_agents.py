@@ -336,7 +336,19 @@ def test_logging_policy_replays_the_logged_continuation(tiny_world_dir, tiny_log
                                      tiny_log, N)
     assert n == 1 and rate == 1.0
     out = run_episodes(policy, env, B, replay_log=tiny_log, history_length=N)
-    assert out["logged_track_count"] > 0 and 0 <= out["logged_track_skip_rate"] <= 1
+    # The same starts again (run_episodes restarts the stream): each episode plays 6
+    # slates of K, its first min(len(rest), 6 K) tracks are the logged continuation, and
+    # exactly those count, with the simulated responses to them.
+    assert (builder.environment.episode_keys() == keys).all()
+    a = builder.environment.episode_tracker.arrays()
+    counted, listened = 0, 0
+    for b, ep in enumerate(np.unique(a["episode_id"])[:B]):
+        rows = a["episode_id"] == ep
+        n = min(len(tiny_log.session_tracks(int(keys[b]))[N:]), 6 * K)
+        counted += n
+        listened += int(a["responses"][rows].ravel()[:n].sum())
+    assert out["logged_track_count"] == counted and out["replay_count"] == counted
+    assert out["logged_track_skip_rate"] == pytest.approx(1 - listened / counted)
 
 
 @pytest.mark.parametrize("kind", ["lird_ddpg", "lird_td3", "lird_slate", "dqn", "ah_dqn"])
