@@ -39,6 +39,21 @@ def logit(p):
     return np.log(p / (1 - p))
 
 
+def effects(model, history: History, cand, neighbour, rand):
+    """Per episode start, the change of logit P(listen to `cand`) when one more track is
+    heard first: taste pull (the neighbour listened minus a random track listened) and
+    skip (the random track skipped minus listened)."""
+    B = history.batch_size
+    ones, zeros = np.ones((B, 1), np.float32), np.zeros((B, 1), np.float32)
+
+    def p_after(track, resp):
+        return model.score_candidates(history.extended(track[:, None], resp),
+                                      cand[:, None])[:, 0]
+    pull = logit(p_after(neighbour, ones)) - logit(p_after(rand, ones))
+    skip = logit(p_after(rand, zeros)) - logit(p_after(rand, ones))
+    return pull, skip
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--episodes", type=int, default=2000)
@@ -65,15 +80,11 @@ def main():
     sims[np.arange(B)[:, None], np.maximum(start.history_tracks, 0)] = -np.inf
     neighbour = np.argmax(sims, 1)
     rand = rng.integers(0, len(emb), B)
-    ones, zeros = np.ones((B, 1), np.float32), np.zeros((B, 1), np.float32)
     print(f"{B} episode starts, one pool candidate each; mean change of logit P(listen)")
     print(f"{'model':<14} {'taste pull (neighbour - random, listened)':>42} "
           f"{'skip (skipped - listened)':>26}")
     for name, m in models.items():
-        def p_after(track, resp):
-            return m.score_candidates(h.extended(track[:, None], resp), cand[:, None])[:, 0]
-        pull = logit(p_after(neighbour, ones)) - logit(p_after(rand, ones))
-        skip = logit(p_after(rand, zeros)) - logit(p_after(rand, ones))
+        pull, skip = effects(m, h, cand, neighbour, rand)
         ci = lambda x: 1.96 * x.std() / np.sqrt(len(x))  # noqa: E731
         print(f"{name:<14} {pull.mean():>+34.3f} +- {ci(pull):.3f} "
               f"{skip.mean():>+18.3f} +- {ci(skip):.3f}", flush=True)

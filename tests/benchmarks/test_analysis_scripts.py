@@ -86,3 +86,18 @@ def test_rollout_planner_with_one_alternative_is_greedy():
     np.testing.assert_array_equal(one, greedy)
     three = bench.run(env(), truth, 8, bench.make_planner(truth, 3, 2, 2))
     assert three.shape == (8,) and not np.array_equal(three, greedy)
+
+
+def test_long_term_effects_on_a_model_that_only_repeats_the_last_label():
+    """A model answering 0.8 after a listen and 0.2 after a skip, whatever the tracks:
+    no taste pull, and a skip effect of exactly logit(0.2) - logit(0.8) = -2 ln 4."""
+    bench = load("long_term_effects")
+    from user_models.base import History
+    from user_models.heuristics import RepeatLastLabelUserModel
+    m = RepeatLastLabelUserModel()
+    m.after_listen, m.after_skip, m.first = 0.8, 0.2, 0.5
+    h = History(np.array([[1, 2], [3, 4]], np.int32), np.array([[1, 0], [0, 1]], np.float32),
+                np.array([2, 2], np.int32), np.zeros(2, np.int16), np.full(2, -1))
+    pull, skip = bench.effects(m, h, np.array([5, 6]), np.array([7, 8]), np.array([9, 10]))
+    np.testing.assert_allclose(pull, [0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(skip, [-2 * np.log(4)] * 2, rtol=1e-9)
