@@ -1,0 +1,107 @@
+"""What every role of the distributed job shares: the gin-configurable settings
+(`ScaleOut`), the file names in root_dir, and the roles' status reports."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+import gin
+
+from spotisim.io_utils import atomic_file
+
+
+REPLAY_TABLE = "replay"
+MAX_ACTORS = 256      # actor ids are counted in a fixed-size histogram
+STOP_FILE = "STOP"
+FINISHED_KEY = "finished"
+
+
+@gin.configurable
+@dataclasses.dataclass
+class ScaleOut:
+    """Settings of the distributed mode (gin: `ScaleOut.num_actors = 4`, ...).
+
+    Attributes:
+      num_actors: collect actors the local launcher starts.
+      actor_batch_size: parallel episodes in each actor's (natively batched) environment.
+      collect_steps_per_run: batched steps an actor collects between weight pulls.
+      learner_steps_per_run: gradient steps between weight pushes and status reports.
+      sample_batch_size: transitions per gradient step.
+      replay_capacity: items (transition pairs) the replay table keeps (FIFO).
+      min_replay_size: items in the table before the learner may sample.
+      samples_per_insert: if set, Reverb rate-limits so the learner samples about this
+        many times per inserted item (the learner waits for actors, or actors for it).
+      prioritized: sample by priority (|TD error|, updated by the learner after each
+        step) instead of uniformly.
+      priority_exponent: alpha of prioritized replay.
+      checkpoint_interval: learner steps between checkpoints.
+      rows_per_shard: cut big log files into Parquet shards of about this many rows.
+      preprocess_workers: files converted at once (default: one per core).
+      restart_actors: the local launcher restarts an actor that dies.
+      evaluate: the learner runs the main job's final evaluation when it finishes.
+    """
+
+    num_actors: int = 2
+    actor_batch_size: int = 16
+    collect_steps_per_run: int = 20
+    learner_steps_per_run: int = 50
+    sample_batch_size: int = 64
+    replay_capacity: int = 100_000
+    min_replay_size: int = 1_000
+    samples_per_insert: Optional[float] = None
+    prioritized: bool = False
+    priority_exponent: float = 0.6
+    checkpoint_interval: int = 500
+    rows_per_shard: Optional[int] = 50_000
+    preprocess_workers: Optional[int] = None
+    restart_actors: bool = True
+    evaluate: bool = True
+
+
+HAZARD_FILE = "leave_hazard.json"
+
+
+def load_prepared_user_model(root_dir: str, emb):
+    """The prepared user model with the leave hazard it was prepared with (if any)."""
+    from user_models import load_user_model
+    from user_models.leave_hazard import load_leave_model
+    directory = os.path.join(root_dir, "user_model")
+    model = load_user_model(directory)
+    if os.path.exists(os.path.join(directory, HAZARD_FILE)):
+        model.leave_hazard = load_leave_model(os.path.join(directory, HAZARD_FILE), emb)
+    return model
+
+
+def bound(name: str):
+    """A run_experiment setting as the gin files bind it, else its default (the
+    distributed job reuses the main job's configs: agent, iterations, seed, ...)."""
+    import inspect
+
+    from experiments.runner import run_experiment
+    bindings = gin.get_bindings("run_experiment")
+    if name in bindings:
+        return bindings[name]
+    return inspect.signature(run_experiment.__wrapped__ if hasattr(run_experiment, "__wrapped__")
+                             else run_experiment).parameters[name].default
+
+
+def write_json(path: str, obj) -> None:
+    with atomic_file(path) as f:
+        json.dump(obj, f, indent=1)
+
+
+def read_status(root_dir: str, name: str) -> Optional[dict]:
+    """A role's last status report (root_dir/status/<name>.json), or None."""
+    path = os.path.join(root_dir, "status", f"{name}.json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def write_status(root_dir: str, name: str, status: dict) -> None:
+    write_json(os.path.join(root_dir, "status", f"{name}.json"), status)

@@ -1,0 +1,51 @@
+"""The `replay` role: the Reverb server (the replay table and the weights table)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from experiments.distributed.config import REPLAY_TABLE, ScaleOut, write_status
+from experiments.distributed.prepare import (load_prepared, make_agent, make_environment,
+                                             policy_variables, replay_signature)
+
+
+def serve_replay(root_dir: str, port: int, settings: ScaleOut) -> None:
+    """Runs the Reverb server until killed: the replay table and the weights table.
+
+    The server checkpoints into root_dir/reverb when the learner asks (at each of its
+    checkpoints) and loads the latest one on start, so a restarted server keeps its data.
+    """
+    import reverb
+    import tensorflow as tf
+    from tf_agents.experimental.distributed import reverb_variable_container as rvc
+    from tf_agents.specs import tensor_spec
+    prep = load_prepared(root_dir)
+    builder, agent_fn = make_environment(root_dir, prep, prep["shards"][:1], 2, 0)
+    agent = make_agent(agent_fn, builder.get_tf_env())
+    variables = policy_variables(agent, tf.Variable(0, dtype=tf.int64), tf.Variable(False))
+    if settings.samples_per_insert:
+        limiter = reverb.rate_limiters.SampleToInsertRatio(
+            settings.samples_per_insert, settings.min_replay_size,
+            error_buffer=max(settings.min_replay_size, 2 * settings.sample_batch_size)
+            * settings.samples_per_insert)
+    else:
+        limiter = reverb.rate_limiters.MinSize(settings.min_replay_size)
+    sampler = (reverb.selectors.Prioritized(settings.priority_exponent)
+               if settings.prioritized else reverb.selectors.Uniform())
+    tables = [
+        reverb.Table(REPLAY_TABLE, sampler=sampler, remover=reverb.selectors.Fifo(),
+                     max_size=settings.replay_capacity, rate_limiter=limiter,
+                     signature=tensor_spec.add_outer_dim(replay_signature(agent))),
+        reverb.Table(rvc.DEFAULT_TABLE, sampler=reverb.selectors.Uniform(),
+                     remover=reverb.selectors.Fifo(), max_size=1, max_times_sampled=0,
+                     rate_limiter=reverb.rate_limiters.MinSize(1),
+                     signature=tf.nest.map_structure(
+                         lambda v: tf.TensorSpec(v.shape, v.dtype), variables)),
+    ]
+    checkpointer = reverb.checkpointers.DefaultCheckpointer(os.path.join(root_dir, "reverb"))
+    server = reverb.Server(tables, port=port, checkpointer=checkpointer)
+    write_status(root_dir, "replay", {"pid": os.getpid(), "port": port,
+                                       "address": f"{socket.gethostname()}:{port}"})
+    print(f"reverb server on port {port}", flush=True)
+    server.wait()
