@@ -52,6 +52,10 @@ class LeaveHead:
 
     Args:
       embeddings: float [T, d] the track vectors the run uses.
+      projection_dim: the boredom recursions read unit(e W), with W [d, projection_dim]
+        learned first from the session lengths alone (`fit_projection`): the
+        embeddings' directions that matter for "more of the same", without the
+        dimensions that do not (None: the unit embeddings themselves).
       units: hidden units beside the linear part.
       decays / keeps: the time scales of the boredom recursions it reads.
       epochs / batch_size / learning_rate / patience / seed: training (Adam, early
@@ -61,12 +65,15 @@ class LeaveHead:
     def __init__(self, embeddings: np.ndarray, units: int = 16,
                  decays: Sequence[float] = DECAYS, keeps: Sequence[float] = KEEPS,
                  epochs: int = 40, batch_size: int = 4096, learning_rate: float = 1e-2,
-                 patience: int = 4, seed: int = 0):
-        self.unit_emb = _unit(np.asarray(embeddings, np.float64))
+                 patience: int = 4, seed: int = 0, projection_dim: Optional[int] = 8):
+        self.embeddings = np.asarray(embeddings, np.float64)
+        self.projection: Optional[np.ndarray] = None
+        self.unit_emb = _unit(self.embeddings)
         self.decays, self.keeps = tuple(float(d) for d in decays), tuple(float(k) for k in keeps)
         self.config = dict(units=int(units), epochs=int(epochs), batch_size=int(batch_size),
                            learning_rate=float(learning_rate), patience=int(patience),
-                           seed=int(seed))
+                           seed=int(seed),
+                           projection_dim=None if projection_dim is None else int(projection_dim))
         self.params: Optional[dict] = None
         self.first_at_risk = 1
         self.cap = None
@@ -113,6 +120,11 @@ class LeaveHead:
             raise UserModelError("LeaveHead.fit needs a log with sessions")
         self.first_at_risk = int(log.lengths.min())
         self.cap = int(log.lengths.max())
+        if self.config["projection_dim"] and self.config["projection_dim"] < self.embeddings.shape[1]:
+            self.set_projection(fit_projection(
+                self.embeddings, log, val_log if val_log is not None and val_log.num_sessions
+                else log, self.config["projection_dim"], self.decays, self.keeps,
+                self.first_at_risk, self.cap, seed=self.config["seed"]))
         train = self._rows(log)
         if train[1].sum() == 0:
             raise UserModelError("LeaveHead.fit: no session ends before the log's length "
@@ -209,6 +221,12 @@ class LeaveHead:
         return np.maximum(np.einsum("bcd,bd->bc", self.unit_emb[np.asarray(candidates)],
                                     centroid), 0.0)
 
+    def set_projection(self, projection: Optional[np.ndarray]) -> None:
+        """Reads the boredom recursions in unit(e W) (None: in the unit embeddings)."""
+        self.projection = None if projection is None else np.asarray(projection, np.float64)
+        self.unit_emb = _unit(self.embeddings if self.projection is None
+                              else self.embeddings @ self.projection)
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str) -> None:
         self._check()
@@ -216,6 +234,8 @@ class LeaveHead:
             json.dump({"class": "LeaveHead", "config": self.config, "decays": self.decays,
                        "keeps": self.keeps, "first_at_risk": self.first_at_risk,
                        "cap": self.cap, "history": self.history_,
+                       "projection": (None if self.projection is None
+                                      else self.projection.tolist()),
                        "params": {k: np.asarray(v).tolist() for k, v in self.params.items()}},
                       f, indent=1)
 
@@ -231,4 +251,88 @@ class LeaveHead:
                        for k, v in meta["params"].items()}
         head.first_at_risk, head.cap = meta["first_at_risk"], meta["cap"]
         head.history_ = meta.get("history", [])
+        head.set_projection(meta.get("projection"))
         return head
+
+
+def fit_projection(embeddings: np.ndarray, log, val_log, dim: int,
+                   decays: Sequence[float], keeps: Sequence[float], first_at_risk: int,
+                   cap: int, seed: int = 0, epochs: int = 60, patience: int = 5,
+                   batch_size: int = 4096, learning_rate: float = 0.02) -> np.ndarray:
+    """W [d, dim] such that the boredom recursions on unit(e W) best explain when the
+    log's listeners left: the recursions of `boredom_features_grid`, written in
+    TensorFlow so that W is learned through them, under a linear hazard (streak and
+    every boredom level) with the censored loss; PCA start, early stopping on
+    `val_log`.  The log's session lengths are the only supervision."""
+    emb = np.asarray(embeddings, np.float32)
+    centred = emb - emb.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    W = tf.Variable(vt[:dim].T.astype(np.float32), name="projection")
+    dec = tf.constant(decays, tf.float32)[:, None, None]
+    kp = tf.constant(keeps, tf.float32)[:, None, None]
+    P = len(decays) * len(keeps)
+    coef = tf.Variable(tf.zeros(P))
+    intercept, w_streak = tf.Variable(-3.0), tf.Variable(0.0)
+    E = tf.constant(emb)
+    variables = [W, coef, intercept, w_streak]
+
+    def logits(tracks, listened):
+        z = tf.math.l2_normalize(tf.gather(E, tf.maximum(tracks, 0)) @ W, -1)  # [B, T, dim]
+        B, T = tracks.shape
+        centroid = tf.zeros((len(keeps), B, dim))
+        has = tf.zeros(B, tf.bool)
+        bored = tf.zeros((len(decays), len(keeps), B))
+        streak = tf.zeros(B)
+        out = []
+        for t in range(T):
+            valid = tracks[:, t] >= 0
+            lis = valid & (listened[:, t] > 0.5)
+            e = z[:, t]
+            rho = tf.where(lis & has, tf.nn.relu(tf.einsum("kbd,bd->kb", centroid, e)), 0.0)
+            moved = tf.where(has[None, :, None],
+                             tf.math.l2_normalize(kp * centroid + (1 - kp) * e[None], -1),
+                             tf.broadcast_to(e[None], centroid.shape))
+            centroid = tf.where(lis[None, :, None], moved, centroid)
+            has = has | lis
+            bored = tf.where(valid[None, None, :], dec * bored + rho[None], bored)
+            streak = tf.where(valid, tf.where(lis, 0.0, streak + 1), streak)
+            levels = tf.transpose(tf.reshape(bored * (1 - dec), (P, B)))
+            out.append(intercept + w_streak * tf.minimum(streak, MAX_STREAK) / MAX_STREAK
+                       + tf.linalg.matvec(levels, coef))
+        return tf.stack(out, 1)
+
+    def arrays(lg):
+        tracks, skipped, mask = lg.padded()
+        at_risk, events = at_risk_rows(lg.lengths, tracks.shape[1], first_at_risk, cap)
+        return [tracks, (mask & ~skipped).astype(np.float32), at_risk.astype(np.float32),
+                events.astype(np.float32)]
+
+    opt = tf.keras.optimizers.Adam(learning_rate)
+
+    @tf.function  # static shapes: the recursion is unrolled over the log's positions
+    def step(tracks, listened, at_risk, events):
+        with tf.GradientTape() as tape:
+            loss = censored_hazard_loss(logits(tracks, listened), events, at_risk)
+        opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    @tf.function
+    def val_loss(tracks, listened, at_risk, events):
+        return censored_hazard_loss(logits(tracks, listened), events, at_risk)
+
+    train, val = arrays(log), [tf.constant(a) for a in arrays(val_log)]
+    rng = np.random.default_rng(seed)
+    best, best_w, bad = np.inf, W.numpy().copy(), 0
+    for _ in range(epochs):
+        order = rng.permutation(len(train[0]))
+        for b in range(0, len(order), batch_size):
+            idx = order[b:b + batch_size]
+            step(*(tf.constant(a[idx]) for a in train))
+        v = float(val_loss(*val))
+        if v < best - 1e-6:
+            best, best_w, bad = v, W.numpy().copy(), 0
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    return best_w.astype(np.float64)

@@ -198,3 +198,18 @@ def test_the_grid_of_recursions_equals_each_recursion(world_log):
             np.testing.assert_allclose(bored[i, j], b1, rtol=1e-12, atol=1e-12)
             np.testing.assert_allclose(centroid[j], c1, rtol=1e-12, atol=1e-12)
             np.testing.assert_array_equal(streak, s1)
+
+
+def test_leave_head_learns_its_projection_from_session_lengths(world_log, head):
+    """The head reads unit(e W) with W learned from the session lengths alone; on this
+    world that fits held-out lengths better than the raw unit embeddings do."""
+    from user_models.leave_head import LeaveHead
+    from user_models.leave_hazard import _unit
+    log, emb = world_log
+    assert head.projection.shape == (emb.shape[1], 8)
+    np.testing.assert_allclose(head.unit_emb, _unit(emb @ head.projection))
+    train, val, _ = log.split((0.7, 0.3, 0.0))
+    plain = LeaveHead(emb, projection_dim=None).fit(train, val)
+    learned = LeaveHead(emb).fit(train, val)
+    assert plain.projection is None
+    assert min(h["val_loss"] for h in learned.history_) < min(h["val_loss"] for h in plain.history_)
