@@ -5,7 +5,6 @@ import importlib.util
 import os
 
 import numpy as np
-import pytest
 
 from spotisim.data.synthetic import WorldConfig, generate
 from spotisim.data.session_log import read_session_log
@@ -68,19 +67,11 @@ def test_rollout_planner_with_one_alternative_is_greedy():
         bench = load("rollout_headroom")
     finally:
         sys.path.pop(0)
-    from spotisim.data.synthetic import SyntheticWorld
-    from spotisim.environment import PlaylistEnvironment
-    from spotisim.episode_samplers import SyntheticEpisodeSampler
-    from spotisim.track_samplers import SlateIndicesTrackSampler
-    from user_models.ground_truth import GroundTruthUserModel
-    world = SyntheticWorld(WorldConfig(seed=3, **TINY_WORLD))
-    truth = GroundTruthUserModel(world)
-    emb = world.track_latent.astype(np.float32)
+    from tests.benchmarks.tiny_env import slate_env, tiny_truth
+    world, truth, emb = tiny_truth()
 
     def env():
-        return PlaylistEnvironment(truth, SlateIndicesTrackSampler(3, 40, emb.shape[1]),
-                                   SyntheticEpisodeSampler(world, 10, 40), emb,
-                                   batch_size=8, seed=4)
+        return slate_env(world, truth, emb, 8)
     greedy = bench.run(env(), truth, 8)
     one = bench.run(env(), truth, 8, bench.make_planner(truth, 1, 2, 2))
     np.testing.assert_array_equal(one, greedy)

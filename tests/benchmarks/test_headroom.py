@@ -7,12 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from spotisim.data.synthetic import SyntheticWorld, WorldConfig
-from spotisim.environment import PlaylistEnvironment
-from spotisim.episode_samplers import SyntheticEpisodeSampler
-from spotisim.track_samplers import SlateIndicesTrackSampler
-from tests.conftest import TINY_WORLD
-from user_models.ground_truth import GroundTruthUserModel
+from tests.benchmarks.tiny_env import slate_env, tiny_truth
 
 PATH = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "headroom.py")
 
@@ -37,14 +32,10 @@ def test_paired_gain_on_constructed_cases(headroom):
 
 
 def test_play_scores_each_lanes_first_episode_on_shared_starts(headroom):
-    world = SyntheticWorld(WorldConfig(seed=3, **TINY_WORLD))
-    truth = GroundTruthUserModel(world)
-    emb = world.track_latent.astype(np.float32)
+    world, truth, emb = tiny_truth()
 
     def env():
-        return PlaylistEnvironment(truth, SlateIndicesTrackSampler(3, 40, emb.shape[1]),
-                                   SyntheticEpisodeSampler(world, 10, 40), emb,
-                                   batch_size=64, seed=4)
+        return slate_env(world, truth, emb, 64)
     greedy = headroom.play(env(), headroom.greedy(truth))
     again = headroom.play(env(), headroom.greedy(truth))
     for a, b in zip(greedy, again):                      # same seed, same figures
