@@ -31,7 +31,6 @@ from user_models import evaluation, load_user_model
 from user_models.catalog_alignment import align_to_log
 from user_models.heuristics import RepeatLastLabelUserModel
 
-REFERENCE = "repeat_last_label"
 
 
 def find_models(model_dir: str) -> Dict[str, str]:
@@ -62,13 +61,13 @@ def evaluate_saved(model_dir: str, log_path: str, tracks_path: Optional[str] = N
     for name, path in paths.items():
         model = load_user_model(path)
         models[name], mapping[name] = align_to_log(model, log)
-    if REFERENCE not in models:
+    if evaluation.REFERENCE not in models:
         # No fitted heuristic beside the model: the heuristic itself (P = last label;
         # the first track of a session, with no label before it, at 0.5).
         ref = RepeatLastLabelUserModel()
         ref.after_listen, ref.after_skip, ref.first = 1.0, 0.0, 0.5
-        models[REFERENCE] = ref
-    reports = evaluation.evaluate_models(models, log, reference=REFERENCE)
+        models[evaluation.REFERENCE] = ref
+    reports = evaluation.evaluate_models(models, log)
     return {"model_dir": model_dir, "log_path": log_path, "rows": int(log.num_rows),
             "sessions": int(log.num_sessions), "catalog_mapping": mapping,
             "reports": reports}

@@ -81,22 +81,29 @@ def average_accuracy(correct: np.ndarray, mask: np.ndarray) -> Tuple[float, floa
 
 # --------------------------------------------------------------------------- predictions
 
-def log_histories(log: SessionLog, hidden: Optional[Tuple[np.ndarray, np.ndarray]] = None):
-    """Padded arrays of a log plus the per-session context/listener/hidden keys and the
-    logged behaviour of every row (`spotisim.data.behaviour`)."""
+def log_histories(log: SessionLog, hidden: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+                  behaviour: bool = False):
+    """Padded arrays of a log plus the per-session context/listener/hidden keys and, with
+    `behaviour`, the logged behaviour of every row (`spotisim.data.behaviour`)."""
     tracks, skipped, mask = log.padded()
     context = log.session_context().astype(np.int16)
     listener = np.full(log.num_sessions, -1, np.int64) if hidden is None else hidden[0]
     mood = None if hidden is None else hidden[1]
-    behaviour = padded_behaviour(log, tracks.shape[1])
-    return tracks, skipped, mask, context, listener, mood, behaviour
+    beh = padded_behaviour(log, tracks.shape[1]) if behaviour else None
+    return tracks, skipped, mask, context, listener, mood, beh
+
+
+def _reads_behaviour(model) -> bool:
+    """Whether `model` reads logged behaviour (only then is it laid out)."""
+    return bool(getattr(model, "behaviour_dim", 0))
 
 
 def _history(tracks, skipped, context, listener, mood, behaviour, rows, t):
     return History(tracks[rows, :t].astype(np.int32),
                    (~skipped[rows, :t]).astype(np.float32),
                    np.full(len(rows), t, np.int32), context[rows], listener[rows],
-                   None if mood is None else mood[rows], behaviour[rows, :t])
+                   None if mood is None else mood[rows],
+                   None if behaviour is None else behaviour[rows, :t])
 
 
 def predict_log(model: AbstractUserModel, log: SessionLog,
@@ -108,7 +115,8 @@ def predict_log(model: AbstractUserModel, log: SessionLog,
     """
     if hasattr(model, "predict_sessions"):
         return model.predict_sessions(log)
-    tracks, skipped, mask, context, listener, mood, behaviour = log_histories(log, hidden)
+    tracks, skipped, mask, context, listener, mood, behaviour = log_histories(
+        log, hidden, _reads_behaviour(model))
     probs = np.zeros(tracks.shape)
     for t in range(tracks.shape[1]):
         rows = np.nonzero(mask[:, t])[0]
@@ -129,7 +137,8 @@ def predict_second_half(model: AbstractUserModel, log: SessionLog,
     Returns:
       (probs [S, T], labels listened [S, T], mask [S, T]), left-aligned.
     """
-    tracks, skipped, mask, context, listener, mood, behaviour = log_histories(log, hidden)
+    tracks, skipped, mask, context, listener, mood, behaviour = log_histories(
+        log, hidden, _reads_behaviour(model))
     L = log.lengths
     half = L // 2
     T = int((L - half).max()) if len(L) else 0
@@ -189,6 +198,8 @@ def evaluate_with_details(model: AbstractUserModel, log: SessionLog,
 
 
 PAIRED_METRICS = ("auc", "mssd_average_accuracy", "mssd_first_prediction_accuracy")
+#: Every report's paired differences are taken against MSSD's known heuristic.
+REFERENCE = "repeat_last_label"
 
 
 def _rows_of_sessions(offsets: np.ndarray, sessions: np.ndarray) -> np.ndarray:
@@ -223,7 +234,7 @@ def paired_difference(details: Dict[str, np.ndarray], reference: Dict[str, np.nd
 
 def evaluate_models(models: Dict[str, AbstractUserModel], log: SessionLog,
                     hidden: Optional[Tuple[np.ndarray, np.ndarray]] = None,
-                    reference: Optional[str] = "repeat_last_label",
+                    reference: Optional[str] = REFERENCE,
                     hidden_for: Sequence[str] = ()) -> Dict[str, Dict[str, object]]:
     """`evaluate` for each model on the same log; each report also holds
     `vs_<reference>`: its paired differences from the reference model on AUC, average

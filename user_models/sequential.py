@@ -180,6 +180,8 @@ class SequentialUserModel(AbstractUserModel):
         # The fill rule lives in variables, so graphs traced before `fit` read its value.
         self._fill_listened = tf.Variable(tf.zeros(self.behaviour_dim), trainable=False)
         self._fill_skipped = tf.Variable(tf.zeros(self.behaviour_dim), trainable=False)
+        self._fill = BehaviourFill(np.zeros(self.behaviour_dim, np.float32),
+                                   np.zeros(self.behaviour_dim, np.float32))
         tf.random.set_seed(seed)
         self.net = SequentialResponseNet(self.embeddings, units, seed)
         self._build()
@@ -200,12 +202,16 @@ class SequentialUserModel(AbstractUserModel):
 
     @property
     def behaviour_fill(self) -> BehaviourFill:
-        return BehaviourFill(self._fill_listened.numpy(), self._fill_skipped.numpy())
+        return self._fill
 
     @behaviour_fill.setter
     def behaviour_fill(self, fill: BehaviourFill) -> None:
-        self._fill_listened.assign(fill.listened)
-        self._fill_skipped.assign(fill.skipped)
+        """Kept as numpy (the history's fill, every step) and in the TF variables the
+        cascade's graph reads."""
+        self._fill = BehaviourFill(np.asarray(fill.listened, np.float32),
+                                   np.asarray(fill.skipped, np.float32))
+        self._fill_listened.assign(self._fill.listened)
+        self._fill_skipped.assign(self._fill.skipped)
 
     def _behaviour(self, behaviour, responses: np.ndarray) -> np.ndarray:
         """[B, L, F] model input: logged behaviour with unlogged steps (NaN, or all of

@@ -33,11 +33,6 @@ from user_models.sequential import SequentialUserModel
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
-#: Every model's report gives its paired difference from this heuristic (MSSD's "repeat
-#: the session's last skip label"), when it is among the compared models.
-REFERENCE = "repeat_last_label"
-
-
 def baselines() -> Dict[str, Callable]:
     """The registered learned user models a trained model is compared with."""
     return {k: v for k, v in learned_user_models().items() if k != "sequential"}
@@ -82,7 +77,7 @@ def train_user_model(model_ctor: Callable[..., AbstractUserModel] = SequentialUs
     if data.synthetic:
         models[truth] = GroundTruthUserModel(data.world)
     reports = evaluation.evaluate_models(models, data.test, data.hidden(data.test),
-                                         reference=REFERENCE, hidden_for=(truth,))
+                                         hidden_for=(truth,))
     for name, model in models.items():
         reports[name]["class"] = type(model).__name__
         if name in fit_seconds:

@@ -64,17 +64,6 @@ class ScaleOut:
 HAZARD_FILE = "leave_hazard.json"
 
 
-def load_prepared_user_model(root_dir: str, emb):
-    """The prepared user model with the leave hazard it was prepared with (if any)."""
-    from user_models import load_user_model
-    from user_models.leave_hazard import load_leave_model
-    directory = os.path.join(root_dir, "user_model")
-    model = load_user_model(directory)
-    if os.path.exists(os.path.join(directory, HAZARD_FILE)):
-        model.leave_hazard = load_leave_model(os.path.join(directory, HAZARD_FILE), emb)
-    return model
-
-
 def bound(name: str):
     """A run_experiment setting as the gin files bind it, else its default (the
     distributed job reuses the main job's configs: agent, iterations, seed, ...)."""

@@ -9,10 +9,10 @@ import time
 import numpy as np
 
 from experiments.distributed.config import (MAX_ACTORS, REPLAY_TABLE, STOP_FILE, ScaleOut,
-                                            bound, load_prepared_user_model, write_json,
-                                            write_status)
-from experiments.distributed.prepare import (load_prepared, make_agent, make_environment,
-                                             policy_variables, replay_signature)
+                                            bound, write_json, write_status)
+from experiments.distributed.prepare import (load_prepared, load_prepared_user_model,
+                                             make_agent, make_environment, policy_variables,
+                                             replay_signature)
 
 
 def learn(root_dir: str, address: str, settings: ScaleOut) -> dict:

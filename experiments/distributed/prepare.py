@@ -14,10 +14,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from experiments.distributed.config import (FINISHED_KEY, HAZARD_FILE, ScaleOut, bound,
-                                            load_prepared_user_model, write_json)
+from experiments.distributed.config import FINISHED_KEY, HAZARD_FILE, ScaleOut, bound, write_json
 from spotisim.errors import ConfigError
 from spotisim.io_utils import atomic_file
+
+
+def load_prepared_user_model(root_dir: str, emb):
+    """The prepared user model with the leave hazard it was prepared with (if any)."""
+    from user_models import load_user_model
+    from user_models.leave_hazard import load_leave_model
+    directory = os.path.join(root_dir, "user_model")
+    model = load_user_model(directory)
+    if os.path.exists(os.path.join(directory, HAZARD_FILE)):
+        model.leave_hazard = load_leave_model(os.path.join(directory, HAZARD_FILE), emb)
+    return model
 
 
 def prepare(root_dir: str, settings: Optional[ScaleOut] = None) -> dict:
