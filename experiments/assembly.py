@@ -54,6 +54,10 @@ PASSED_KNOBS = {
                             "expected_leaving": "run_experiment.expected_leaving",
                             "batch_size": "make_builder.batch_size",
                             "seed": "run_experiment.seed"},
+    "Trainer": {"segment_every": "run_experiment.checkpoint_every (segments start at "
+                                 "checkpoints)",
+                "seed": "run_experiment.seed", "reseed_env": "run_experiment (its training "
+                                                              "environment)"},
 }
 
 

@@ -97,7 +97,10 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
                                      seed=seed, expected_leaving=expected_leaving)
         train_env = tf_py_environment.TFPyEnvironment(train_builder.get_tf_env())
         agent = agent_fn(train_env.time_step_spec(), train_env.action_spec())
-        trainer = Trainer(agent, train_env)
+        # Segments start at checkpoints: a resumed run ends where an uninterrupted one
+        # does (see agents.training).
+        trainer = Trainer(agent, train_env, segment_every=checkpoint_every, seed=seed,
+                          reseed_env=train_builder.environment.reseed)
         # (The Checkpointer restores as it is built: check the setup first.)
         if resume and tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")):
             refuse_changed_setup(os.path.join(run_dir, "operative_config.gin"),

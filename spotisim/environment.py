@@ -102,6 +102,12 @@ class AbstractEnvironment(abc.ABC):
             return StepResult(obs, np.zeros(self.batch_size, np.float32), z, z, ~z)
         return self._step(action)
 
+    def reseed(self, seed: int) -> None:
+        """Restarts the environment's random stream from `seed`: a training segment's
+        start (`agents.training.Trainer`), so that a resumed run draws what an
+        uninterrupted one draws.  Subclasses with a random stream implement it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be reseeded")
+
     @abc.abstractmethod
     def observation_space(self) -> Dict[str, array_spec.ArraySpec]:
         """Spec of one (unbatched) observation."""
@@ -339,6 +345,10 @@ class PlaylistEnvironment(AbstractEnvironment):
         one did: what lets several policies be evaluated, one after another, on the same
         starts (`agents.evaluate.run_episodes`)."""
         self._rng = np.random.default_rng(self._seed)
+
+    def reseed(self, seed: int) -> None:
+        self._seed = int(seed)
+        self.restart_rng()
 
     # ------------------------------------------------------------------ episodes
     def _start(self, rows: np.ndarray) -> None:

@@ -181,8 +181,9 @@ def test_ddpg_actor_update_increases_q_on_a_fixed_critic(world, slate_critic):
                                    critic_learning_rate=0.0, actor_learning_rate=1e-2,
                                    slate_critic=slate_critic)
     trainer = Trainer(agent, env, batch_size=8, initial_collect_steps=4)
+    trainer._build_functions()
     trainer._init_driver.run()
-    exp = next(iter(trainer._dataset))
+    exp = next(trainer._it)
     obs = tf.nest.map_structure(lambda t: t[:, 0], exp.observation)
 
     def q_of_policy():
@@ -497,3 +498,47 @@ def test_trainer_modes_train_the_same_amount_and_the_default_repeats(world):
         assert int(trainer.buffer.num_frames()) >= (6 + 8) * B, mode
         losses[mode] = log.losses
     assert losses["a"] == losses["b"]
+
+
+def test_segments_mask_the_cut_and_a_resumed_ddpg_trainer_ends_where_one_run_does(world,
+                                                                                   tmp_path):
+    """Segments of 3 iterations (4 lanes, episodes of 6 slates): each segment start
+    cuts the episodes in progress and starts new ones, so the replay holds pairs
+    (MID, FIRST) that are no transitions; none is ever sampled, like the (LAST, FIRST)
+    boundaries.  And LIRD-DDPG (OU exploration noise, whose state is a variable),
+    restored from the checkpoint at 6 into fresh objects, ends at 9 where the
+    uninterrupted trainer does, variable for variable."""
+    from agents.training import Trainer
+
+    def fresh():
+        b, env, agent = make(world, "lird_ddpg")
+        return Trainer(agent, env, batch_size=16, initial_collect_steps=4, segment_every=3,
+                       seed=5, reseed_env=b.environment.reseed)
+
+    whole = fresh()
+    saved = {}
+
+    def save_at_6(i, loss):
+        if i + 1 == 6:
+            saved["path"] = tf.train.Checkpoint(**whole.checkpoint_items()).save(
+                str(tmp_path / "ckpt"))
+
+    whole.run(9, save_at_6)
+    step_type = whole.buffer.gather_all().step_type.numpy()  # [B, T]
+    first = step_type[:, 1:] == 0
+    cut = first & (step_type[:, :-1] != 2)  # into a FIRST, not from a LAST
+    # Two segment starts (at 3 and 6) cut every lane (none had just ended there).
+    assert cut.sum() == 2 * B and cut.any(axis=1).all()
+    for _ in range(30):
+        pair = next(whole._it)
+        assert not pair.is_first()[:, 1].numpy().any()
+        assert not pair.is_last()[:, 0].numpy().any()
+
+    resumed = fresh()
+    tf.train.Checkpoint(**resumed.checkpoint_items()).restore(saved["path"])
+    assert int(resumed.iteration.numpy()) == 6
+    resumed.run(9)
+    a, b = whole.agent.variables, resumed.agent.variables
+    assert len(a) == len(b) > 0
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.numpy(), y.numpy(), err_msg=x.name)

@@ -89,6 +89,58 @@ def test_main_job_writes_everything_and_resumes(tiny_world_dir, tmp_path):
     assert [e[0] for e in out3["offline_evaluations"]] == [5] and out3["iterations"] == 5
 
 
+# Runs the main job in a child process and kills it (SIGKILL: no clean-up, no atexit)
+# right after iteration `kill_at`.
+KILLED_RUN = """
+import os, signal
+from agents import training
+plain_run = training.Trainer.run
+def killed_run(self, n, callback=None):
+    def step(i, loss):
+        callback(i, loss)
+        if i + 1 == {kill_at}:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return plain_run(self, n, step)
+training.Trainer.run = killed_run
+from experiments import run as run_mod
+from spotisim.gin_utils import parse_gin
+parse_gin(["ah_dqn"], {bindings!r}, [run_mod.CONFIG_DIR])
+run_mod.run_experiment({run_dir!r})
+"""
+
+
+def test_a_killed_and_resumed_run_ends_where_an_uninterrupted_one_does(tiny_world_dir,
+                                                                       tmp_path):
+    """Killed after iteration 13 of 20 (checkpoints every 5), started again on the same
+    run directory: it resumes from the checkpoint at 10, and its agent, and so every
+    metric of it, equals the uninterrupted run's.  Replay contents, exploration and
+    replay sampling streams and the environment's episodes all matter here: AH-DQN
+    explores epsilon-greedily, samples its replay and draws episode starts."""
+    import subprocess
+    import sys
+
+    import tensorflow as tf
+    cache = tmp_path / "cache"
+    whole = run(tiny_world_dir, tmp_path / "whole", cache, 20)
+    bindings = tiny_bindings(tiny_world_dir, [f"fit_or_load_user_model.cache_dir = '{cache}'",
+                                              "run_experiment.num_iterations = 20"])
+    code = KILLED_RUN.format(kill_at=13, bindings=bindings, run_dir=str(tmp_path / "cut"))
+    child = subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(os.path.dirname(run_mod.CONFIG_DIR)),
+                           capture_output=True, text=True, timeout=600)
+    assert child.returncode == -9, child.stderr[-2000:]
+    assert tf.train.latest_checkpoint(str(tmp_path / "cut" / "checkpoints")).endswith("ckpt-10")
+    assert not os.path.exists(tmp_path / "cut" / "metrics.json")
+    resumed = run(tiny_world_dir, tmp_path / "cut", cache, 20)
+    assert [e[0] for e in resumed["offline_evaluations"]] == [15, 20]
+    assert resumed["offline_evaluations"] == whole["offline_evaluations"][-2:]
+    assert resumed["policies"]["ah_dqn"] == whole["policies"]["ah_dqn"]
+    a = tf.saved_model.load(str(tmp_path / "whole" / "policy")).model_variables
+    b = tf.saved_model.load(str(tmp_path / "cut" / "policy")).model_variables
+    assert len(a) == len(b) > 0
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
+
+
 def test_same_seed_same_metrics(tiny_world_dir, tmp_path):
     a = run(tiny_world_dir, tmp_path / "a", tmp_path / "cache", 4)
     b = run(tiny_world_dir, tmp_path / "b", tmp_path / "cache", 4)
