@@ -42,6 +42,8 @@ class GroundTruthUserModel(AbstractUserModel):
 
     def __init__(self, world: SyntheticWorld):
         self.world = world
+        # The world's hidden response model is what this model answers with.
+        self.response = world.response
 
     def state_after(self, history: History) -> ListenerState:
         """The hidden state of each listener after its history (vectorised replay)."""
@@ -71,13 +73,13 @@ class GroundTruthUserModel(AbstractUserModel):
             if not valid.any():
                 break
             tracks = np.where(valid, history.tracks[:, t], 0)
-            nxt = w.advance(state, tracks, history.responses[:, t] > 0.5)
+            nxt = self.response.advance(state, tracks, history.responses[:, t] > 0.5)
             state = ListenerState(
                 state.listener, state.context, state.mood,
                 *(self._keep_where(valid, getattr(nxt, f), getattr(state, f))
                   for f in ("taste", "streak", "position", "satiety", "centroid", "boredom")))
             if record:
-                hazards[:, t] = np.where(valid, w.leave_prob(state, cap=cap), 0.0)
+                hazards[:, t] = np.where(valid, self.response.leave_prob(state, cap=cap), 0.0)
         return state, hazards
 
     @staticmethod
@@ -99,11 +101,11 @@ class GroundTruthUserModel(AbstractUserModel):
         B, K = slate.shape
         probs = np.zeros((B, K))
         for k in range(K):
-            probs[:, k] = self.world.listen_prob(state, slate[:, k:k + 1])[:, 0]
+            probs[:, k] = self.response.listen_prob(state, slate[:, k:k + 1])[:, 0]
             if k + 1 < K:
                 r = (probs[:, k] >= 0.5) if slate_responses is None \
                     else np.asarray(slate_responses)[:, k]
-                state = self.world.advance(state, slate[:, k], r)
+                state = self.response.advance(state, slate[:, k], r)
         return probs
 
     def score_candidates(self, history, candidates):
@@ -113,7 +115,7 @@ class GroundTruthUserModel(AbstractUserModel):
         if candidates.ndim != 2 or candidates.shape[0] != history.batch_size:
             raise UserModelError(f"candidates must be [batch, C] with batch "
                                  f"{history.batch_size}, got shape {candidates.shape}")
-        return self.world.listen_prob(self.state_after(history), candidates)
+        return self.response.listen_prob(self.state_after(history), candidates)
 
     def _respond(self, history, slate, uniforms):
         state = self.state_after(history)
@@ -122,10 +124,10 @@ class GroundTruthUserModel(AbstractUserModel):
         responses = np.zeros((B, K), bool)
         hazards = np.zeros((B, K))
         for k in range(K):
-            probs[:, k] = self.world.listen_prob(state, slate[:, k:k + 1])[:, 0]
+            probs[:, k] = self.response.listen_prob(state, slate[:, k:k + 1])[:, 0]
             responses[:, k] = uniforms[:, k] < probs[:, k]
-            state = self.world.advance(state, slate[:, k], responses[:, k])
-            hazards[:, k] = self.world.leave_prob(state, cap=False)
+            state = self.response.advance(state, slate[:, k], responses[:, k])
+            hazards[:, k] = self.response.leave_prob(state, cap=False)
         return probs, responses, hazards
 
     def leave_probs(self, history, slate, responses):
@@ -133,6 +135,6 @@ class GroundTruthUserModel(AbstractUserModel):
         K = slate.shape[1]
         out = np.zeros(slate.shape)
         for k in range(K):
-            state = self.world.advance(state, slate[:, k], np.asarray(responses)[:, k])
-            out[:, k] = self.world.leave_prob(state, cap=False)
+            state = self.response.advance(state, slate[:, k], np.asarray(responses)[:, k])
+            out[:, k] = self.response.leave_prob(state, cap=False)
         return out
