@@ -75,7 +75,7 @@ def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
                               f"{critic_temperature}")
         if "candidates" not in obs_spec:
             raise ConfigError("create_lird_ddpg_agent.slate_critic = True needs the pool in "
-                              "the observation: bind make_builder.observe_candidates = True")
+                              "the observation: bind PlaylistEnvironment.observe_candidates = True")
         critic = LirdSlateCriticNetwork((obs_spec, action_spec), units=units,
                                         temperature=critic_temperature)
     else:

@@ -72,7 +72,7 @@ def model_answers(obs) -> list:
 
 def sampler_features(obs, dim: int) -> tf.Tensor:
     """[B, C, dim]: the candidate features LIRD's weights score in the track sampler:
-    the embeddings, and with `make_builder.score_features` (dim = d + 2) the learned
+    the embeddings, and with `PlaylistEnvironment.score_features` (dim = d + 2) the learned
     model's logit P(listen) and logit P(leave if listened), read here from the
     observation (`candidate_scores`, `candidate_leave`: the same model, the same
     clipping as `PlaylistEnvironment.model_features`)."""
@@ -83,8 +83,8 @@ def sampler_features(obs, dim: int) -> tf.Tensor:
     if extra != 2 or "candidate_scores" not in obs or "candidate_leave" not in obs:
         raise ConfigError(
             f"the LIRD weights have {dim} dimensions but the observed candidates {int(cands.shape[-1])}:"
-            " with make_builder.score_features = True the slate critic needs "
-            "make_builder.observe_scores = True and PlaylistEnvironment.observe_leave_risk = True")
+            " with PlaylistEnvironment.score_features = True the slate critic needs "
+            "PlaylistEnvironment.observe_scores = True and .observe_leave_risk = True")
     return tf.concat([cands, _logit(obs["candidate_scores"])[..., None],
                       _logit(obs["candidate_leave"])[..., None]], -1)
 

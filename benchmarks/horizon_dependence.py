@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from headroom import (learned_redundancy, load, paired_gain, play,  # noqa: E402
                       redundancy_greedy, truth_redundancy)  # (benchmarks/ is this folder)
+import gin  # noqa: E402
 from experiments import run as run_mod  # noqa: E402
 from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
 
@@ -45,9 +46,12 @@ def main():
     for limit in (int(x) for x in args.limits.split(",")):
         for name, (responder, scorer, redundancy, lam) in settings.items():
             def env():
+                # The horizon is the MaxSteps part's knob, bound for this limit.
+                with gin.unlock_config():
+                    gin.bind_parameter("MaxSteps.max_steps", limit)
                 return run_mod.make_builder(data.test, responder, emb, "slate",
                                             data.hidden_path, batch_size=args.episodes,
-                                            seed=11, scorer=scorer, max_steps=limit).environment
+                                            seed=11, scorer=scorer).environment
             g, _, _ = play(env(), redundancy_greedy(scorer, redundancy, 0.0))
             a, slates, _ = play(env(), redundancy_greedy(scorer, redundancy, lam))
             gain = paired_gain(a, g)

@@ -14,7 +14,8 @@ import numpy as np
 from spotisim.builder import EnvironmentBuilder
 from spotisim.episode_samplers import LogEpisodeSampler
 from spotisim.errors import ConfigError
-from spotisim.termination import AnyOf, ConsecutiveSkips, MaxSteps
+# (Imported so that gin knows every part a config may bind.)
+from spotisim.termination import AnyOf, ConsecutiveSkips, MaxSteps, UserLeft  # noqa: F401
 from spotisim.track_samplers import (CandidateIndexTrackSampler, ContinuousWeightsTrackSampler,
                                      SlateIndicesTrackSampler)
 from user_models.base import AbstractUserModel
@@ -24,41 +25,34 @@ SAMPLERS = {"weights": ContinuousWeightsTrackSampler, "index": CandidateIndexTra
 
 
 
-# What `make_builder` passes to each part itself: {part's gin name: {part's knob:
-# the make_builder binding that sets it}}.  An argument passed in code overrides a gin
-# binding, so a binding on one of these would be silently ignored: it is refused.
-_SAMPLER_KNOBS = {"slate_size": "make_builder.slate_size", "pool_size": "make_builder.pool_size",
-                  "embedding_dim": "make_builder (the embeddings' width)"}
+# The wiring: what `make_builder` and the runner pass to the parts in code, because
+# it comes from elsewhere in the run (the data, the fitted model, the agent's sampler,
+# the run's seed).  {part's gin name: {argument: where it comes from}}.  An argument
+# passed in code overrides a gin binding, so a binding on one of these would be silently
+# ignored: it is refused.  Every other knob of the parts is bound on the part.
 PASSED_KNOBS = {
-    "ContinuousWeightsTrackSampler": _SAMPLER_KNOBS,
-    "CandidateIndexTrackSampler": _SAMPLER_KNOBS,
-    "SlateIndicesTrackSampler": _SAMPLER_KNOBS,
-    "LogEpisodeSampler": {"history_length": "make_builder.history_length",
-                          "pool_size": "make_builder.pool_size",
-                          "neighbour_share": "make_builder.neighbour_share",
-                          "hidden_sessions": "load_dataset (the log's hidden sessions)",
+    "LogEpisodeSampler": {"hidden_sessions": "load_dataset (the log's hidden sessions)",
                           "embeddings": "build_embeddings"},
-    "MaxSteps": {"max_steps": "make_builder.max_steps"},
-    "ConsecutiveSkips": {"max_skipped_slates": "make_builder.max_skipped_slates"},
     "EnvironmentBuilder": {"user_model": "fit_or_load_user_model.model_ctor or .directory",
                            "track_sampler": "run_experiment.agent_fn (its registered sampler)",
-                           "episode_sampler": "make_builder's knobs",
+                           "episode_sampler": "the LogEpisodeSampler.* bindings",
                            "embeddings": "build_embeddings",
-                           "batch_size": "make_builder.batch_size",
-                           "seed": "run_experiment.seed", "termination":
-                           "make_builder.max_steps / make_builder.max_skipped_slates"},
-    "PlaylistEnvironment": {"position_discount": "make_builder.position_discount",
-                            "observe_candidates": "make_builder.observe_candidates",
-                            "candidate_scorer": "make_builder.observe_scores",
-                            "feature_scorer": "make_builder.score_features",
-                            "expected_leaving": "run_experiment.expected_leaving",
-                            "batch_size": "make_builder.batch_size",
-                            "seed": "run_experiment.seed"},
+                           "seed": "run_experiment.seed"},
+    "PlaylistEnvironment": {"scorer": "fit_or_load_user_model (the model the agent "
+                                      "trains against)",
+                            "seed": "run_experiment.seed",
+                            "batch_size": "EnvironmentBuilder.batch_size"},
     "Trainer": {"segment_every": "run_experiment.checkpoint_every (segments start at "
                                  "checkpoints)",
                 "seed": "run_experiment.seed", "reseed_env": "run_experiment (its training "
                                                               "environment)"},
 }
+# The environment's parts whose bindings define a run's setup.
+ENVIRONMENT_PARTS = ("EnvironmentBuilder.", "PlaylistEnvironment.", "LogEpisodeSampler.",
+                     "ContinuousWeightsTrackSampler.", "CandidateIndexTrackSampler.",
+                     "SlateIndicesTrackSampler.", "MaxSteps.", "ConsecutiveSkips.", "AnyOf.")
+# Environments whose lanes the caller sets (an evaluation: one lane per episode start).
+_LANES_SET_BY_CALLER = "the caller (an evaluation runs one lane per episode start)"
 
 
 def _setup_bindings(config_text: str, prefixes) -> Dict[str, str]:
@@ -72,7 +66,7 @@ def _setup_bindings(config_text: str, prefixes) -> Dict[str, str]:
         name = None
         if "=" in line and not line.startswith("#"):
             key, value = (x.strip() for x in line.split("=", 1))
-            if key.startswith(tuple(prefixes)):
+            if key.split("/")[-1].startswith(tuple(prefixes)):
                 name, out[key] = key, value
     return out
 
@@ -81,12 +75,12 @@ def refuse_changed_setup(saved_config: str, agent_factory: str) -> None:
     """Raises ConfigError when a run directory's checkpoint was made with another agent
     or environment than the one now configured: restoring it would silently keep the
     old iteration count (so nothing trains) and drop the variables that no longer
-    match.  Compares the agent factory's, `make_builder`'s and `PlaylistEnvironment`'s
-    bindings that both configs record; the run's length and evaluation settings may
+    match.  Compares the bindings of the agent factory and of the environment's parts
+    (any scope) that both configs record; the run's length and evaluation settings may
     change on resume."""
     if not os.path.exists(saved_config):
         return
-    prefixes = (f"{agent_factory}.", "make_builder.", "PlaylistEnvironment.")
+    prefixes = (f"{agent_factory}.",) + ENVIRONMENT_PARTS
     with open(saved_config) as f:
         before = _setup_bindings(f.read(), prefixes)
     now = _setup_bindings(gin.operative_config_str(), prefixes)
@@ -127,46 +121,49 @@ def refuse_shadowed_bindings() -> None:
                               f"would be ignored: bind {knobs[knob]} instead")
 
 
-@gin.configurable
 def make_builder(log, user_model: AbstractUserModel, embeddings: np.ndarray, sampler_kind: str,
-                 hidden_path: Optional[str], batch_size: int = 32, seed: int = 0,
-                 history_length: int = 10, pool_size: int = 100, slate_size: int = 3,
-                 neighbour_share: float = 0.5, max_steps: int = 20,
-                 max_skipped_slates: int = 6, position_discount: float = 1.0,
-                 observe_candidates: Optional[bool] = None, observe_scores: bool = False,
-                 score_features: bool = False,
+                 hidden_path: Optional[str], seed: int = 0,
                  scorer: Optional[AbstractUserModel] = None,
-                 expected_leaving: bool = False) -> EnvironmentBuilder:
-    """The simulated environment over a log split (all knobs gin-configurable; a
-    binding on a part's knob that this function sets itself is refused, see
-    `PASSED_KNOBS`; the parts' other knobs, e.g. `PlaylistEnvironment.reward` or
-    `PlaylistEnvironment.observe_leave_risk`, are bound on the part).
+                 batch_size: Optional[int] = None) -> EnvironmentBuilder:
+    """The simulated environment over a log split, wired from the run: the log, the
+    model, the embeddings, the agent's track-sampler kind, the seed.  Every knob is a
+    gin binding on the part that owns it, under the caller's scope (`train/` for the
+    agent's training environment, `eval/` for evaluations), for example
+    `LogEpisodeSampler.pool_size`, `SlateIndicesTrackSampler.slate_size`,
+    `MaxSteps.max_steps`, `PlaylistEnvironment.position_discount`,
+    `train/EnvironmentBuilder.batch_size` (see experiments/configs/environment.gin).
+    A binding on what is wired here (`PASSED_KNOBS`) is refused.
 
-    With `observe_scores`, the observation also holds `scorer`'s P(listen) of every
-    candidate (`candidate_scores`); `scorer` is the learned user model the agent trains
-    against, passed unchanged when `user_model` is swapped for evaluation.  With
-    `score_features` (the "weights" sampler), LIRD's weight vectors also score that
-    model's logit P(listen) and P(leave) of each candidate (see
-    `PlaylistEnvironment.feature_scorer`).  `expected_leaving` is for environments
-    that train an agent (`run_experiment.expected_leaving`; see
-    `PlaylistEnvironment.expected_leaving`), never for evaluation.
+    Args:
+      scorer: the learned model whose answers the observation shows
+        (`PlaylistEnvironment.observe_scores`, `.score_features`), passed unchanged
+        when `user_model` is swapped for evaluation (default: `user_model`).
+      batch_size: lanes, when the caller sets them (an evaluation); None: the
+        `EnvironmentBuilder.batch_size` binding.
     """
     if sampler_kind not in SAMPLERS:
         raise ConfigError(f"make_builder.sampler_kind must be one of {sorted(SAMPLERS)}")
     refuse_shadowed_bindings()
-    if observe_candidates is None:
-        observe_candidates = sampler_kind != "weights"
-    # Only LIRD's weights score candidate features; the baselines' and the other agents'
-    # environments in the same run are built without them.
-    feature_scorer = (scorer or user_model) if score_features and sampler_kind == "weights" \
-        else None
-    dim = embeddings.shape[1] + (2 if feature_scorer is not None else 0)
+    lanes = {}
+    if batch_size is not None:
+        refuse_bound("EnvironmentBuilder", "batch_size", _LANES_SET_BY_CALLER,
+                     "bind train/EnvironmentBuilder.batch_size for the training environment")
+        lanes["batch_size"] = int(batch_size)
     return EnvironmentBuilder(
-        user_model, SAMPLERS[sampler_kind](slate_size, pool_size, dim),
-        LogEpisodeSampler(log, history_length, pool_size, hidden_sessions=hidden_path,
-                          embeddings=embeddings, neighbour_share=neighbour_share),
-        embeddings, batch_size=batch_size, seed=seed,
-        termination=AnyOf([MaxSteps(max_steps), ConsecutiveSkips(max_skipped_slates)]),
-        position_discount=position_discount, observe_candidates=observe_candidates,
-        candidate_scorer=(scorer or user_model) if observe_scores and observe_candidates else None,
-        feature_scorer=feature_scorer, expected_leaving=expected_leaving)
+        user_model, SAMPLERS[sampler_kind](),
+        LogEpisodeSampler(log, hidden_sessions=hidden_path, embeddings=embeddings),
+        embeddings, seed=seed, scorer=scorer, **lanes)
+
+
+def refuse_bound(part: str, knob: str, set_by: str, instead: str) -> None:
+    """Raises ConfigError if `part.knob` is bound in the current gin scope (scoped or
+    not) although the caller sets it in code, so the binding would be ignored here."""
+    try:
+        bound = gin.get_bindings(part)
+    except (ValueError, KeyError):
+        return
+    if knob in bound:
+        scope = gin.current_scope_str()
+        raise ConfigError(f"{part}.{knob} is set by {set_by}"
+                          f"{' in scope ' + repr(scope) if scope else ''}, so this binding "
+                          f"would be ignored there: {instead}")

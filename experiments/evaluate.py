@@ -60,7 +60,7 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
     if not (os.path.exists(cfg) and os.path.exists(metrics_path)):
         raise ConfigError(f"{run_dir}: not a finished run (operative_config.gin and "
                           "metrics.json expected)")
-    with open(cfg) as f:  # the knobs make_builder sets itself are set again by it
+    with open(cfg) as f:  # what the run wired in code is wired again
         gin.parse_config(without_shadowed_bindings(f.read()), skip_unknown=True)
     with open(metrics_path) as f:
         agent = json.load(f).get("agent")
@@ -68,7 +68,8 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
     emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
     # A policy that observes candidate scores keeps getting them from the model it
     # trained against, whichever model responds.
-    bound = gin.get_bindings("make_builder")
+    with gin.config_scope("eval"):
+        bound = gin.get_bindings("PlaylistEnvironment")
     trained = (fit_or_load_user_model(data, emb)
                if bound.get("observe_scores") or bound.get("score_features") else None)
     agents = {}

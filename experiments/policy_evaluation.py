@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
+import gin
 import numpy as np
 from tf_agents.environments import tf_py_environment
 
@@ -72,15 +73,16 @@ def evaluate_policies(data: Dataset, responder: AbstractUserModel, emb: np.ndarr
       episodes: one lane per episode start.
       seed: the environments' seed (the same seed, the same starts).
       policy_seed: the random baseline's seed.
-      scorer: the model whose answers policies observe (`make_builder.scorer`).
+      scorer: the model whose answers policies observe (`PlaylistEnvironment.observe_scores`).
       episodes_path: where the (last) agent's evaluated episodes are written.
       info: receives the reward's name and the diversity basis.
       binding: the setting that named `policies`, for the error on an unknown one.
     """
     greedy_models = dict(greedy_models or {})
     div, div_source = diversity_basis(data, emb)
-    builder = make_builder(data.test, responder, emb, "slate", data.hidden_path,
-                           batch_size=episodes, seed=seed, scorer=scorer)
+    with gin.config_scope("eval"):
+        builder = make_builder(data.test, responder, emb, "slate", data.hidden_path,
+                               batch_size=episodes, seed=seed, scorer=scorer)
     env = builder.get_tf_env()
     if info is not None:
         info["reward"] = builder.environment.reward.name
@@ -103,8 +105,15 @@ def evaluate_policies(data: Dataset, responder: AbstractUserModel, emb: np.ndarr
                               f"{', '.join(BASELINES + tuple(greedy_models))})")
         out[name] = score(policy, env, builder)
     for name, (policy_fn, sampler) in (agents or {}).items():
-        b = make_builder(data.test, responder, emb, sampler, data.hidden_path,
-                         batch_size=episodes, seed=seed, scorer=scorer)
+        with gin.config_scope("eval"):
+            b = make_builder(data.test, responder, emb, sampler, data.hidden_path,
+                             batch_size=episodes, seed=seed, scorer=scorer)
+        if b.environment.slate_size != builder.environment.slate_size:
+            raise ConfigError(
+                f"{name}'s slates hold {b.environment.slate_size} tracks, the baselines' "
+                f"{builder.environment.slate_size}: policies compared in one report "
+                "recommend slates of one size (bind SLATE_SIZE, which every track "
+                "sampler's slate_size reads in environment.gin)")
         agent_env = b.get_tf_env()
         out[name] = score(policy_fn(agent_env), agent_env, b)
         if episodes_path is not None:

@@ -58,9 +58,14 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
                    checkpoint_every: int = 500, eval_episodes: int = 256,
                    baselines: Sequence[str] = ("random", "most_popular", "nearest_neighbour",
                                                "greedy_user_model", "logging_policy"),
-                   expected_leaving: bool = True, seed: int = 0, resume: bool = True,
+                   seed: int = 0, resume: bool = True,
                    progress: bool = True) -> dict:
     """Runs one experiment end to end; returns the metrics written to metrics.json.
+
+    The agent's training environment is built under the gin scope `train/`, the
+    evaluations' under `eval/` (experiments/configs/environment.gin: the training
+    environment runs 32 lanes and takes leaving in expectation,
+    `train/PlaylistEnvironment.expected_leaving = True`; evaluation always draws exits).
 
     Args:
       run_dir: where everything is written (and resumed from).
@@ -70,9 +75,6 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
       eval_every / checkpoint_every: iterations between evaluations / checkpoints.
       eval_episodes: whole episodes per policy in the final evaluation.
       baselines: baseline policies evaluated beside the agent.
-      expected_leaving: the agent trains in an environment that takes leaving in
-        expectation (`PlaylistEnvironment.expected_leaving`: the same expected return,
-        P(leave) in the discount instead of drawn exits); evaluation always draws exits.
       seed: seeds TensorFlow and the environments (same seed, same metrics).
       resume: continue from run_dir's last checkpoint if there is one.
     """
@@ -93,8 +95,9 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
     if agent_fn is not None:
         spec = agent_spec(agent_fn)
         agent_name, kind = spec.name, spec.sampler
-        train_builder = make_builder(data.train, user_model, emb, kind, data.hidden_path,
-                                     seed=seed, expected_leaving=expected_leaving)
+        with gin.config_scope("train"):
+            train_builder = make_builder(data.train, user_model, emb, kind, data.hidden_path,
+                                         seed=seed)
         train_env = tf_py_environment.TFPyEnvironment(train_builder.get_tf_env())
         agent = agent_fn(train_env.time_step_spec(), train_env.action_spec())
         # Segments start at checkpoints: a resumed run ends where an uninterrupted one
@@ -112,8 +115,9 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
         else:
             trainer.iteration.assign(0)
         start = int(trainer.iteration.numpy())
-        eval_builder = make_builder(data.val, user_model, emb, kind, data.hidden_path,
-                                    batch_size=64, seed=seed + 1)
+        with gin.config_scope("eval"):
+            eval_builder = make_builder(data.val, user_model, emb, kind, data.hidden_path,
+                                        batch_size=64, seed=seed + 1)
         bar = None
         if progress and num_iterations > start:
             from tqdm import tqdm

@@ -153,7 +153,17 @@ class PlaylistEnvironment(AbstractEnvironment):
         part is given).
       reward: the reward part (`spotisim.rewards`); it names the report's reward.
       observe_candidates: include the pool in the observation (needed by DQN / AH-DQN;
-        LIRD scores the pool inside the track sampler and can leave it out).
+        LIRD scores the pool inside the track sampler and can leave it out).  None: as
+        the track sampler says (`AbstractTrackSampler.observes_candidates`).
+      observe_scores: observe the scorer's P(listen) of each candidate
+        (`candidate_scores`; sets `candidate_scorer` to `scorer`; needs the pool in the
+        observation, and is ignored without it).
+      score_features: extend the candidate features a feature-reading track sampler
+        (LIRD's weights) scores with the scorer's answers (sets `feature_scorer` to
+        `scorer`; other samplers ignore it).
+      scorer: the learned model whose answers `observe_scores` and `score_features`
+        show (default: `user_model`); the main job passes the model the agent trains
+        against, also when `user_model` is swapped for evaluation.
       state_includes_skips: skipped tracks also enter the observation window.
       candidate_scorer: a user model whose P(listen) of each candidate as the next track
         (`score_candidates`) is observed as `candidate_scores` (needs
@@ -194,7 +204,9 @@ class PlaylistEnvironment(AbstractEnvironment):
                  episode_tracker: Optional[EpisodeTracker] = None,
                  termination: Optional[TerminationRule] = None, batch_size: int = 1,
                  state_length: int = 10, position_discount: float = 1.0,
-                 observe_candidates: bool = True, state_includes_skips: bool = False,
+                 observe_candidates: Optional[bool] = None, state_includes_skips: bool = False,
+                 observe_scores: bool = False, score_features: bool = False,
+                 scorer: Optional[AbstractUserModel] = None,
                  candidate_scorer: Optional[AbstractUserModel] = None,
                  observe_leave_risk: bool = False,
                  feature_scorer: Optional[AbstractUserModel] = None,
@@ -202,6 +214,14 @@ class PlaylistEnvironment(AbstractEnvironment):
                  reward: Optional[AbstractReward] = None,
                  seed: int = 0):
         super().__init__(batch_size)
+        if observe_candidates is None:
+            observe_candidates = track_sampler.observes_candidates
+        # The switches name what to observe; `scorer` (default: the user model) is the
+        # learned model that answers, kept when the responding model is swapped.
+        if observe_scores and observe_candidates and candidate_scorer is None:
+            candidate_scorer = scorer if scorer is not None else user_model
+        if score_features and track_sampler.reads_features and feature_scorer is None:
+            feature_scorer = scorer if scorer is not None else user_model
         self.simulate_leaving = bool(simulate_leaving)
         if expected_leaving and not simulate_leaving:
             raise ConfigError("PlaylistEnvironment.expected_leaving needs simulate_leaving = True")
@@ -211,8 +231,8 @@ class PlaylistEnvironment(AbstractEnvironment):
         self._scorer = candidate_scorer
         if observe_leave_risk and getattr(candidate_scorer, "leave_hazard", None) is None:
             raise ConfigError("PlaylistEnvironment.observe_leave_risk needs a candidate_scorer "
-                              "with a leave_hazard (make_builder.observe_scores = True and a "
-                              "learned user model)")
+                              "with a leave_hazard (PlaylistEnvironment.observe_scores = True "
+                              "and a learned user model)")
         self.observe_leave_risk = bool(observe_leave_risk)
         if feature_scorer is not None and getattr(feature_scorer, "leave_hazard", None) is None:
             raise ConfigError("PlaylistEnvironment.feature_scorer needs a learned user model "
@@ -228,13 +248,9 @@ class PlaylistEnvironment(AbstractEnvironment):
         if emb.ndim != 2 or emb.shape[0] != episode_sampler.num_tracks:
             raise ConfigError(f"embeddings must be [num_tracks={episode_sampler.num_tracks}, "
                               f"d], got shape {emb.shape}")
-        extra = 0 if feature_scorer is None else 2
-        if emb.shape[1] + extra != track_sampler.embedding_dim:
-            raise ConfigError(f"track sampler expects embedding_dim={track_sampler.embedding_dim}"
-                              f" but the candidate features have {emb.shape[1] + extra}")
-        if track_sampler.pool_size != episode_sampler.pool_size:
-            raise ConfigError(f"track sampler pool_size ({track_sampler.pool_size}) differs "
-                              f"from the episode sampler's ({episode_sampler.pool_size})")
+        # The track sampler's pool and feature width come from the other parts.
+        track_sampler.bind(episode_sampler.pool_size,
+                           emb.shape[1] + (0 if feature_scorer is None else 2))
         if state_length < 1:
             raise ConfigError(f"state_length must be >= 1, got {state_length}")
         if not 0.0 < position_discount <= 1.0:

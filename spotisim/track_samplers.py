@@ -11,6 +11,7 @@ is never chosen again, so a repeated choice falls to the next best item for that
 from __future__ import annotations
 
 import abc
+from typing import Optional
 
 import gin
 import numpy as np
@@ -53,18 +54,51 @@ class AbstractTrackSampler(abc.ABC):
     Args:
       slate_size: K, tracks per slate.
       pool_size: C, candidates per episode.
-      embedding_dim: d, size of the track embeddings the scores use.
+      embedding_dim: d, size of the candidate features the scores use.
+
+    The pool size and the feature width belong to the other parts (the episode
+    sampler's pool, the embeddings plus any scorer features): left None, the
+    environment sets them (`bind`); given, the environment checks that they agree.
+
+    Class attributes:
+      observes_candidates: whether the environment shows the candidate pool in the
+        observation by default (`PlaylistEnvironment.observe_candidates = None`).
+      reads_features: whether actions score candidate *features* (so a feature scorer
+        may extend them, `PlaylistEnvironment.score_features`).
     """
 
-    def __init__(self, slate_size: int, pool_size: int, embedding_dim: int):
+    observes_candidates = True
+    reads_features = False
+
+    def __init__(self, slate_size: int, pool_size: Optional[int] = None,
+                 embedding_dim: Optional[int] = None):
         if slate_size < 1:
             raise ConfigError(f"slate_size must be >= 1, got {slate_size}")
-        if pool_size < slate_size:
-            raise ConfigError(f"the candidate pool ({pool_size}) is smaller than the slate "
-                              f"size K={slate_size}")
         self.slate_size = int(slate_size)
-        self.pool_size = int(pool_size)
-        self.embedding_dim = int(embedding_dim)
+        self.pool_size: Optional[int] = None
+        self.embedding_dim: Optional[int] = None
+        if pool_size is not None or embedding_dim is not None:
+            self.bind(pool_size, embedding_dim, checked=False)
+
+    def bind(self, pool_size: Optional[int], embedding_dim: Optional[int],
+             checked: bool = True) -> "AbstractTrackSampler":
+        """Sets the pool size and feature width the environment gives; where they were
+        set already (a binding or a constructor argument), they must agree."""
+        source = {"pool_size": "the episode sampler's pool",
+                  "embedding_dim": "the width of the candidate features"}
+        for name, value in (("pool_size", pool_size), ("embedding_dim", embedding_dim)):
+            if value is None:
+                continue
+            have = getattr(self, name)
+            if checked and have is not None and have != int(value):
+                raise ConfigError(
+                    f"{type(self).__name__}.{name} is {have} but {source[name]} is "
+                    f"{int(value)}: leave it unset, the environment sets it")
+            setattr(self, name, int(value))
+        if self.pool_size is not None and self.pool_size < self.slate_size:
+            raise ConfigError(f"the candidate pool ({self.pool_size}) is smaller than the "
+                              f"slate size K={self.slate_size}")
+        return self
 
     @abc.abstractmethod
     def action_spec(self) -> array_spec.BoundedArraySpec:
@@ -125,8 +159,11 @@ class ContinuousWeightsTrackSampler(AbstractTrackSampler):
     """LIRD: the action is K weight vectors; position k gets the available candidate
     with the highest w_k . e_c."""
 
-    def __init__(self, slate_size: int = 3, pool_size: int = 100, embedding_dim: int = 32,
-                 bound: float = 1.0):
+    observes_candidates = False
+    reads_features = True
+
+    def __init__(self, slate_size: int = 3, pool_size: Optional[int] = None,
+                 embedding_dim: Optional[int] = None, bound: float = 1.0):
         super().__init__(slate_size, pool_size, embedding_dim)
         self.bound = float(bound)
 
@@ -144,7 +181,8 @@ class CandidateIndexTrackSampler(AbstractTrackSampler):
     its nearest available neighbours (cosine in embedding space).  If it was already
     recommended, its nearest available neighbour takes its place."""
 
-    def __init__(self, slate_size: int = 3, pool_size: int = 100, embedding_dim: int = 32):
+    def __init__(self, slate_size: int = 3, pool_size: Optional[int] = None,
+                 embedding_dim: Optional[int] = None):
         super().__init__(slate_size, pool_size, embedding_dim)
 
     def action_spec(self):
@@ -160,7 +198,8 @@ class SlateIndicesTrackSampler(AbstractTrackSampler):
     """AH-DQN: the action is K candidate indices, one per position.  A repeat or an
     already-recommended candidate is replaced by the nearest available candidate."""
 
-    def __init__(self, slate_size: int = 3, pool_size: int = 100, embedding_dim: int = 32):
+    def __init__(self, slate_size: int = 3, pool_size: Optional[int] = None,
+                 embedding_dim: Optional[int] = None):
         super().__init__(slate_size, pool_size, embedding_dim)
 
     def action_spec(self):

@@ -22,11 +22,12 @@ FINISHED_KEY = "finished"
 @gin.configurable
 @dataclasses.dataclass
 class ScaleOut:
-    """Settings of the distributed mode (gin: `ScaleOut.num_actors = 4`, ...).
+    """Settings of the distributed mode (gin: `ScaleOut.num_actors = 4`, ...).  Each
+    actor's environment is the main job's training environment, with its lanes
+    (`train/EnvironmentBuilder.batch_size`).
 
     Attributes:
       num_actors: collect actors the local launcher starts.
-      actor_batch_size: parallel episodes in each actor's (natively batched) environment.
       collect_steps_per_run: batched steps an actor collects between weight pulls.
       learner_steps_per_run: gradient steps between weight pushes and status reports.
       sample_batch_size: transitions per gradient step.
@@ -45,7 +46,6 @@ class ScaleOut:
     """
 
     num_actors: int = 2
-    actor_batch_size: int = 16
     collect_steps_per_run: int = 20
     learner_steps_per_run: int = 50
     sample_batch_size: int = 64

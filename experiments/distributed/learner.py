@@ -30,7 +30,7 @@ def learn(root_dir: str, address: str, settings: ScaleOut) -> dict:
     prep = load_prepared(root_dir)
     seed = int(bound("seed"))
     tf.keras.utils.set_random_seed(seed)
-    builder, agent_fn = make_environment(root_dir, prep, prep["shards"][:1], 2, seed)
+    builder, agent_fn = make_environment(root_dir, prep, prep["shards"][:1], seed)
     agent = make_agent(agent_fn, builder.get_tf_env())
     train_step = agent.train_step_counter
     consumed = tf.Variable(tf.zeros([MAX_ACTORS], tf.int64), name="consumed_per_actor")

@@ -119,9 +119,11 @@ def shard_log(root_dir: str, prep: dict, shards: Sequence[str]):
     return log.subset(np.nonzero(keep)[0])
 
 
-def make_environment(root_dir: str, prep: dict, shards: Sequence[str], batch_size: int,
-                     seed: int):
-    """(environment builder, agent factory) for the shards, as the main job builds them."""
+def make_environment(root_dir: str, prep: dict, shards: Sequence[str], seed: int):
+    """(environment builder, agent factory) for the shards, as the main job builds its
+    training environment (gin scope `train/`: its lanes are
+    `train/EnvironmentBuilder.batch_size`)."""
+    import gin
     from agents.registry import agent_spec
     from experiments.assembly import make_builder
     from spotisim.embeddings import TrackEmbeddings
@@ -133,9 +135,8 @@ def make_environment(root_dir: str, prep: dict, shards: Sequence[str], batch_siz
     log = shard_log(root_dir, prep, shards)
     emb = TrackEmbeddings.load(os.path.join(root_dir, "embeddings")).aligned_to(log.catalog)
     user_model = load_prepared_user_model(root_dir, emb)
-    builder = make_builder(log, user_model, emb, kind, prep["hidden_path"],
-                           batch_size=batch_size, seed=seed,
-                           expected_leaving=bool(bound("expected_leaving")))
+    with gin.config_scope("train"):
+        builder = make_builder(log, user_model, emb, kind, prep["hidden_path"], seed=seed)
     return builder, agent_fn
 
 

@@ -21,7 +21,7 @@ def serve_replay(root_dir: str, port: int, settings: ScaleOut) -> None:
     from tf_agents.experimental.distributed import reverb_variable_container as rvc
     from tf_agents.specs import tensor_spec
     prep = load_prepared(root_dir)
-    builder, agent_fn = make_environment(root_dir, prep, prep["shards"][:1], 2, 0)
+    builder, agent_fn = make_environment(root_dir, prep, prep["shards"][:1], 0)
     agent = make_agent(agent_fn, builder.get_tf_env())
     variables = policy_variables(agent, tf.Variable(0, dtype=tf.int64), tf.Variable(False))
     if settings.samples_per_insert:

@@ -35,7 +35,7 @@ def bindings(world, cache, extra=()):
     return tiny_bindings(world, [
         f"fit_or_load_user_model.cache_dir = '{cache}'",
         "run_experiment.baselines = ['random']",
-        "ScaleOut.actor_batch_size = 4", "ScaleOut.min_replay_size = 40",
+        "ScaleOut.min_replay_size = 40",
         "ScaleOut.sample_batch_size = 16", "ScaleOut.learner_steps_per_run = 5",
         "ScaleOut.collect_steps_per_run = 5", "ScaleOut.rows_per_shard = None",
     ] + list(extra))

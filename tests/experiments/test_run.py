@@ -24,8 +24,8 @@ def tiny_bindings(world, extra=()):
         f"load_dataset.world_path = '{world['world']}'",
         "fit_or_load_user_model.model_ctor = @LogisticUserModel",
         "LogisticUserModel.epochs = 2",
-        "make_builder.batch_size = 4", "make_builder.pool_size = 30",
-        "make_builder.max_steps = 5",
+        "train/EnvironmentBuilder.batch_size = 4", "LogEpisodeSampler.pool_size = 30",
+        "MaxSteps.max_steps = 5",
         "run_experiment.eval_every = 5", "run_experiment.checkpoint_every = 5",
         "run_experiment.eval_episodes = 8", "run_experiment.progress = False",
         "Trainer.batch_size = 16", "Trainer.initial_collect_steps = 4",
@@ -190,7 +190,7 @@ def test_real_mssd_slice_end_to_end(mssd_sample_path, tmp_path):
             "SequentialUserModel.units = 8", "SequentialUserModel.epochs = 1",
             "run_experiment.num_iterations = 4", "run_experiment.eval_every = 4",
             "run_experiment.eval_episodes = 8", "run_experiment.progress = False",
-            "make_builder.batch_size = 4", "Trainer.batch_size = 16",
+            "train/EnvironmentBuilder.batch_size = 4", "Trainer.batch_size = 16",
             "Trainer.initial_collect_steps = 4", "create_ah_dqn_agent.units = 8",
         ], [run_mod.CONFIG_DIR])
         out = run_mod.run_experiment(str(tmp_path / "mssd"))
@@ -322,60 +322,92 @@ def test_user_model_cache_is_keyed_by_the_logs_content(tiny_log, tmp_path):
     assert len(os.listdir(cache)) == 2                      # changed content: refitted
 
 
-@pytest.mark.parametrize("binding, names", [
-    ("MaxSteps.max_steps = 7", ("MaxSteps.max_steps", "make_builder.max_steps")),
-    ("PlaylistEnvironment.position_discount = 0.5",
-     ("PlaylistEnvironment.position_discount", "make_builder.position_discount")),
-    ("ContinuousWeightsTrackSampler.slate_size = 5",
-     ("ContinuousWeightsTrackSampler.slate_size", "make_builder.slate_size")),
-])
-def test_a_binding_the_main_job_would_ignore_is_refused(tiny_log, binding, names):
-    """make_builder sets these knobs itself; a binding on the part would be silently
-    overridden, so it fails loudly and names the binding to use."""
+def test_bindings_on_the_parts_reach_the_main_jobs_environments(tiny_log):
+    """The issue's three bindings, once silently ignored, take effect in the
+    environments the main job builds (`train/` and `eval/` scopes); a scoped binding
+    holds in its scope only; what the run wires in code is refused, naming the
+    binding; parts that disagree fail loudly."""
     from spotisim.embeddings import build_embeddings
-    from spotisim.errors import ConfigError
-    from user_models.ground_truth import GroundTruthUserModel  # noqa: F401
+    from user_models.heuristics import PositionPriorUserModel
     emb = build_embeddings(tiny_log).aligned_to(tiny_log.catalog)
+    model = PositionPriorUserModel().fit(tiny_log)
+
+    def build(scope, kind="weights", **kw):
+        with gin.config_scope(scope):
+            return run_mod.make_builder(tiny_log, model, emb, kind, None, **kw).environment
+
     gin.clear_config()
     try:
-        gin.parse_config(binding)
-        with pytest.raises(ConfigError) as err:
-            run_mod.make_builder(tiny_log, None, emb, "slate", None)
-        for name in names:
-            assert name in str(err.value)
+        parse_gin([], ["PlaylistEnvironment.position_discount = 0.5",
+                       "ContinuousWeightsTrackSampler.slate_size = 5", "MaxSteps.max_steps = 7",
+                       "LogEpisodeSampler.pool_size = 40",
+                       "train/EnvironmentBuilder.batch_size = 3"], [])
+        for env in (build("train"), build("eval", batch_size=2)):
+            assert env.slate_size == 5 and env.action_space().shape == (5, emb.shape[1])
+            assert env.pool_size == 40 == env._track_sampler.pool_size
+            # Rewards weigh positions 1, 0.5, 0.25, ...: five listens earn 1.9375.
+            np.testing.assert_allclose(env.reward(np.ones((1, 5)), np.ones((1, 5))), [1.9375])
+            steps = [r for r in env._termination.rules if hasattr(r, "max_steps")]
+            assert [r.max_steps for r in steps] == [7]
+        assert build("train").batch_size == 3
+        assert build("").batch_size == 1            # the scoped binding stays in its scope
+        assert build("eval", batch_size=2).batch_size == 2
+        # 7 slates at most: an episode that is never left and never given up ends at 7.
+        env = build("train", kind="slate")
+        env.simulate_leaving = False
+        env.reset()
+        for step in range(1, 8):
+            r = env.step(np.tile(np.arange(3), (3, 1)))
+            assert r.done.all() == (step == 7)
     finally:
         gin.clear_config()
-    # A knob make_builder leaves to the part takes effect.
-    gin.parse_config("PlaylistEnvironment.state_includes_skips = True")
-    try:
-        from user_models.logistic import LogisticUserModel
-        b = run_mod.make_builder(tiny_log, LogisticUserModel(emb), emb, "slate", None)
-        assert b.environment.state_includes_skips
-    finally:
+    for binding, names in [
+        ("PlaylistEnvironment.seed = 3", ("PlaylistEnvironment.seed", "run_experiment.seed")),
+        ("LogEpisodeSampler.embeddings = None", ("LogEpisodeSampler.embeddings",
+                                                 "build_embeddings")),
+        ("eval/EnvironmentBuilder.batch_size = 9", ("EnvironmentBuilder.batch_size",
+                                                    "train/EnvironmentBuilder.batch_size")),
+        ("SlateIndicesTrackSampler.pool_size = 30", ("SlateIndicesTrackSampler.pool_size",
+                                                     "episode sampler's pool is 100")),
+    ]:
         gin.clear_config()
+        try:
+            parse_gin([], [binding], [])
+            with pytest.raises(ConfigError) as err:
+                build("eval", kind="slate", batch_size=2)
+            for name in names:
+                assert name in str(err.value), (binding, str(err.value))
+        finally:
+            gin.clear_config()
 
 
-def test_an_operative_config_loses_only_the_knobs_make_builder_sets():
+def test_an_operative_config_loses_only_the_wired_arguments():
     text = ("PlaylistEnvironment.expected_leaving = False\n"
-            "PlaylistEnvironment.observe_leave_risk = True\n"
+            "PlaylistEnvironment.seed = 0\n"
+            "train/EnvironmentBuilder.seed = 0\n"
             "MaxSteps.max_steps = 20\n"
-            "train/MaxSteps.max_steps = 20\n"
-            "make_builder.max_steps = 20\n")
+            "train/MaxSteps.max_steps = 20\n")
     kept = run_mod.without_shadowed_bindings(text)
-    assert kept.split("\n")[:2] == ["PlaylistEnvironment.observe_leave_risk = True",
-                                    "make_builder.max_steps = 20"]
+    assert kept.split("\n")[:3] == ["PlaylistEnvironment.expected_leaving = False",
+                                     "MaxSteps.max_steps = 20",
+                                     "train/MaxSteps.max_steps = 20"]
 
 
-def test_make_builder_observe_scores_gives_the_scorers_answers(tiny_log):
-    """`make_builder.observe_scores`: the observation holds the *scorer's* P(listen) of
+def test_observe_scores_gives_the_scorers_answers(tiny_log):
+    """`PlaylistEnvironment.observe_scores`: the observation holds the *scorer's* P(listen) of
     each candidate.  The scorer here answers by track alone (train-split play count), so
     each observed score is known from the candidate's id."""
     from user_models.heuristics import PositionPriorUserModel, TrackPopularityUserModel
     emb = tiny_log.catalog.normalized_features()
     scorer = TrackPopularityUserModel().fit(tiny_log)
     responder = PositionPriorUserModel().fit(tiny_log)
-    env = run_mod.make_builder(tiny_log, responder, emb, "slate", None, batch_size=3,
-                               observe_scores=True, scorer=scorer).environment
+    gin.clear_config()
+    try:
+        gin.parse_config("PlaylistEnvironment.observe_scores = True")
+        env = run_mod.make_builder(tiny_log, responder, emb, "slate", None, batch_size=3,
+                                   scorer=scorer).environment
+    finally:
+        gin.clear_config()
     obs = env.reset()
     ids = obs["candidate_ids"]
     assert ids.shape == (3, 100)

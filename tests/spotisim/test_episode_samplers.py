@@ -102,8 +102,7 @@ def test_logged_behaviour_reaches_a_user_model_that_reads_it(tiny_log):
     model = SequentialUserModel(emb, units=4, epochs=1, use_behaviour=True)
     train, val, _ = tiny_log.split()
     model.fit(train, val)
-    env = make_builder(tiny_log, model, emb, "slate", None, batch_size=3,
-                       history_length=10).environment
+    env = make_builder(tiny_log, model, emb, "slate", None, batch_size=3).environment
     env.reset()
     h = env.history()
     logged = padded_behaviour(tiny_log, 20)[env.episode_keys()]
