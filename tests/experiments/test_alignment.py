@@ -43,6 +43,7 @@ def _save_untrained_ah_dqn_policy(directory):
     policy_saver.PolicySaver(agent.policy, batch_size=None).save(directory)
 
 
+@pytest.mark.slow  # end to end (CI runs it; -m 'not slow' skips it)
 def test_alignment_on_a_tiny_world(tiny_world_dir, tmp_path):
     gin.clear_config()
     try:

@@ -123,6 +123,7 @@ def wait_for(predicate, what, root, max_learner_steps=None, stall=300):
         time.sleep(0.2)
 
 
+@pytest.mark.slow  # end to end (CI runs it; -m 'not slow' skips it)
 def test_two_actors_and_a_learner_on_loopback(sharded_world, tmp_path):
     root = str(tmp_path / "job")
     args = bindings(sharded_world, tmp_path / "cache",
@@ -181,6 +182,7 @@ def test_two_actors_and_a_learner_on_loopback(sharded_world, tmp_path):
     assert sum(resumed["consumed_per_actor"].values()) == 16 * 10
 
 
+@pytest.mark.slow  # end to end (CI runs it; -m 'not slow' skips it)
 def test_lird_ddpg_runs_distributed(sharded_world, tmp_path):
     """LIRD-DDPG through the same roles: both actors' data consumed, new weights pulled,
     a clean finish on STOP with its report."""

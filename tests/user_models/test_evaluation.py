@@ -31,6 +31,7 @@ def test_average_accuracy_by_hand():
     assert first == pytest.approx(0.5)
 
 
+@pytest.mark.slow  # end to end (CI runs it; -m 'not slow' skips it)
 def test_train_cli_end_to_end(tiny_world_dir, tmp_path, capsys):
     from user_models import load_user_model
     from user_models import train

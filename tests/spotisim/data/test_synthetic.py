@@ -39,7 +39,9 @@ MYOPIC = dict(boredom_weight=0.0, position_logit=())
 PRE_BOREDOM_DIGEST = "d763aac277854a03e1721de4bfe010ab01133af971c672f1b6eb584b0be19cb2"
 
 
-def _world_digest(tmp_path, **config):
+def _world_digest(tmp_path, with_tracks=False, paths=None, **config):
+    """sha256 of a small world's log and hidden keys (and track table); the written
+    paths go into `paths` when given."""
     import hashlib
     import os
     from spotisim.data.synthetic import generate
@@ -49,6 +51,10 @@ def _world_digest(tmp_path, **config):
     for f in sorted(os.listdir(p["log"])):
         h.update(open(os.path.join(p["log"], f), "rb").read())
     h.update(open(p["hidden"], "rb").read())
+    if with_tracks:
+        h.update(open(p["tracks"], "rb").read())
+    if paths is not None:
+        paths.update(p)
     return h.hexdigest()
 
 
@@ -70,18 +76,9 @@ PRE_SPLIT_DIGESTS = {
 def test_the_world_split_into_parts_writes_the_same_bytes(tmp_path, name, config):
     """The world's parts draw from one stream in the order the single class did, and
     the ground-truth user model answers with the world's own response model."""
-    import hashlib
-    import os
-    from spotisim.data.synthetic import generate
     from user_models.ground_truth import GroundTruthUserModel
-    p = generate(str(tmp_path), num_sessions=400, seed=3, config=WorldConfig(
-        seed=3, num_tracks=300, num_listeners=60, num_genres=6, **config))
-    h = hashlib.sha256()
-    for f in sorted(os.listdir(p["log"])):
-        h.update(open(os.path.join(p["log"], f), "rb").read())
-    h.update(open(p["hidden"], "rb").read())
-    h.update(open(p["tracks"], "rb").read())
-    assert h.hexdigest() == PRE_SPLIT_DIGESTS[name]
+    p = {}
+    assert _world_digest(tmp_path, with_tracks=True, paths=p, **config) == PRE_SPLIT_DIGESTS[name]
     world = SyntheticWorld.load(p["world"])
     assert GroundTruthUserModel(world).response is world.response
     assert world.track_latent is world.catalogue.track_latent
