@@ -216,10 +216,13 @@ def test_real_mssd_slice_end_to_end(mssd_sample_path, tmp_path):
         r = modes["offline"]
         # Every policy plays the same 8 starts; a track counts for the replay metric only
         # where the held-out session played it, which a policy may never hit.
-        assert r["replay_count"] >= 0
+        # The count and rate are the per-episode counts summed (8 episodes).
+        counted, skips = r["episode_replay_counted"], r["episode_replay_skips"]
+        assert len(counted) == 8 and r["replay_count"] == sum(counted)
         if r["replay_count"]:
-            assert 0 <= r["replay_skip_rate"] <= 1
-    # The logging policy plays the held-out continuation itself: every track replays.
+            assert r["replay_skip_rate"] == pytest.approx(sum(skips) / sum(counted))
+        assert all(0 <= k <= c for k, c in zip(skips, counted))
+    # The logging policy plays the held-out continuation itself: its tracks replay.
     assert out["policies"]["logging_policy"]["offline"]["replay_count"] > 0
     # No acoustic features: diversity on the learned embeddings, said so, never nan.
     assert "learned track embeddings" in out["diversity_source"]
