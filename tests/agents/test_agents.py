@@ -13,6 +13,7 @@ from agents.ah_dqn import AhDqnAgent
 from agents.baselines import (GreedyUserModelPolicy, nearest_neighbour_policy,
                               popularity_policy, random_policy)
 from agents.dqn import create_dqn_agent
+from agents.dqn_ranked import RankedDqnAgent
 from agents.lird_ddpg import create_lird_ddpg_agent
 from agents.networks import CandidateQNetwork, HistoryEncoder
 from agents.training import train_agent
@@ -57,13 +58,15 @@ def make(world, kind):
         return b, env, create_dqn_agent(env.time_step_spec(), env.action_spec(), units=16)
     b = build(world, SlateIndicesTrackSampler(K, POOL, D))
     env = b.get_tf_py_environment()
-    agent = AhDqnAgent(env.time_step_spec(), env.action_spec(),
-                       CandidateQNetwork(env.observation_spec(), units=16))
+    cls = RankedDqnAgent if kind == "dqn_ranked" else AhDqnAgent
+    agent = cls(env.time_step_spec(), env.action_spec(),
+                CandidateQNetwork(env.observation_spec(), units=16))
     agent.initialize()
     return b, env, agent
 
 
-@pytest.mark.parametrize("kind", ["lird_ddpg", "lird_td3", "lird_slate", "dqn", "ah_dqn"])
+@pytest.mark.parametrize("kind", ["lird_ddpg", "lird_td3", "lird_slate", "dqn", "ah_dqn",
+                                  "dqn_ranked"])
 def test_trains_with_finite_loss_and_valid_actions(world, kind):
     builder, env, agent = make(world, kind)
     log = train_agent(agent, env, num_iterations=8, batch_size=16, initial_collect_steps=6)
@@ -129,6 +132,56 @@ def test_ah_dqn_td_target_uses_the_next_state(world):
     got = agent.td_targets(t1).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     assert got[0] == pytest.approx(float(t1.reward.numpy()[0]))   # terminal: reward only
+
+
+def test_ranked_dqn_learns_the_lead_with_a_double_dqn_target(world):
+    """The Q-ranked DQN: its TD target is r' + gamma * discount' * Q_target(s', the
+    online network's best available candidate) (one candidate, not a slate's sum), 0
+    past the end; its loss fits Q of each slate's *lead* (action[:, 0]) only; its policy
+    shows the K best candidates by Q, best first."""
+    from tf_agents.trajectories import time_step as ts
+    from tf_agents.trajectories import trajectory
+    _, env, agent = make(world, "dqn_ranked")
+    _perturb_target(agent)
+    t0 = env.reset()
+    a0 = agent.policy.action(t0).action
+    q0 = agent._q_network(t0.observation)[0].numpy()
+    avail0 = t0.observation["candidate_mask"].numpy() > 0
+    for b in range(B):   # the policy's slate is the top-K by Q
+        assert a0.numpy()[b].tolist() == [c for c in np.argsort(-q0[b]) if avail0[b, c]][:K]
+    t1 = env.step(a0)
+    mask = t1.observation["candidate_mask"].numpy().copy()
+    mask[1] = 0
+    mask[1, [4, 9]] = 1
+    obs = dict(t1.observation, candidate_mask=tf.constant(mask))
+    discount = np.array([0.0, 1.0, 0.5, 1.0], np.float32)
+    t1 = t1._replace(observation=obs, discount=tf.constant(discount))
+    q_online = agent._q_network(obs)[0].numpy()
+    q_target = agent._target_q_network(obs)[0].numpy()
+    best = np.where(mask > 0, q_online, -np.inf).argmax(1)
+    value = q_target[np.arange(B), best]
+    expected = t1.reward.numpy() + 0.9 * discount * value
+    got = agent.td_targets(t1).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert got[0] == pytest.approx(float(t1.reward.numpy()[0]))   # terminal: reward only
+    # The loss: squared error of the lead's Q, over pairs not starting at LAST.
+    a1 = agent.policy.action(t1).action
+    first = np.array([ts.StepType.MID, ts.StepType.LAST, ts.StepType.MID, ts.StepType.MID],
+                     np.int32)
+
+    def stack(x, y):
+        return tf.stack([tf.convert_to_tensor(x), tf.convert_to_tensor(y)], 1)
+
+    exp = trajectory.Trajectory(
+        step_type=stack(first, t1.step_type), observation=tf.nest.map_structure(
+            stack, t0.observation, t1.observation),
+        action=stack(a0, a1), policy_info=(),
+        next_step_type=stack(t1.step_type, t1.step_type),
+        reward=stack(t1.reward, t1.reward), discount=stack(t1.discount, t1.discount))
+    q_lead = q0[np.arange(B), a0.numpy()[:, 0]]
+    err = (got - q_lead) ** 2
+    assert float(agent.loss(exp)) == pytest.approx(err[first != ts.StepType.LAST].mean(),
+                                                   rel=1e-5)
 
 
 def test_ah_dqn_loss_is_squared_td_error_over_pairs_not_starting_at_last(world):

@@ -17,6 +17,9 @@ def test_each_agent_module_declares_its_spec():
     assert agent_spec(create_dqn_agent).sampler == "index"
     assert agent_spec(create_ah_dqn_agent).sampler == "slate"
     assert agent_spec_by_name("ah_dqn") is agent_spec(create_ah_dqn_agent)
+    from agents.dqn_ranked import create_dqn_ranked_agent
+    assert agent_spec(create_dqn_ranked_agent).sampler == "slate"
+    assert agent_spec_by_name("dqn_ranked") is agent_spec(create_dqn_ranked_agent)
 
 
 def test_a_new_agent_needs_no_naming_convention():
