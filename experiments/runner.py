@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import time
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional
 
 import gin
 import numpy as np
@@ -23,6 +23,7 @@ from agents.evaluate import run_episodes
 from agents.registry import agent_spec
 from agents.training import Trainer
 from experiments.assembly import make_builder, refuse_changed_setup
+from experiments.experiment import Experiment
 from experiments.policy_evaluation import final_evaluation
 from experiments.reporting import plot_comparison, plot_learning_curve
 from experiments.self_check import self_check
@@ -51,15 +52,9 @@ def scoped_op_determinism(fn: Callable) -> Callable:
     return wrapper
 
 
-@gin.configurable
 @scoped_op_determinism
-def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
-                   num_iterations: int = 3000, eval_every: int = 1000,
-                   checkpoint_every: int = 500, eval_episodes: int = 256,
-                   baselines: Sequence[str] = ("random", "most_popular", "nearest_neighbour",
-                                               "greedy_user_model", "logging_policy"),
-                   seed: int = 0, resume: bool = True,
-                   progress: bool = True) -> dict:
+def run_experiment(run_dir: str, resume: bool = True,
+                   experiment: Optional[Experiment] = None) -> dict:
     """Runs one experiment end to end; returns the metrics written to metrics.json.
 
     The agent's training environment is built under the gin scope `train/`, the
@@ -69,15 +64,14 @@ def run_experiment(run_dir: str, agent_fn: Optional[Callable] = None,
 
     Args:
       run_dir: where everything is written (and resumed from).
-      agent_fn: an agent factory (gin: `@create_lird_ddpg_agent`, `@create_dqn_agent`,
-        `@create_ah_dqn_agent`), or None to evaluate the baselines only.
-      num_iterations: gradient steps (one batched collect step each).
-      eval_every / checkpoint_every: iterations between evaluations / checkpoints.
-      eval_episodes: whole episodes per policy in the final evaluation.
-      baselines: baseline policies evaluated beside the agent.
-      seed: seeds TensorFlow and the environments (same seed, same metrics).
       resume: continue from run_dir's last checkpoint if there is one.
+      experiment: the settings (default: `Experiment()`, i.e. the `run_experiment.*`
+        gin bindings).
     """
+    x = experiment if experiment is not None else Experiment()
+    agent_fn, num_iterations, eval_every = x.agent_fn, x.num_iterations, x.eval_every
+    checkpoint_every, eval_episodes, baselines = x.checkpoint_every, x.eval_episodes, x.baselines
+    seed, progress = x.seed, x.progress
     t_start = time.perf_counter()
     os.makedirs(run_dir, exist_ok=True)
     # Same seed, same metrics: deterministic kernels (`scoped_op_determinism`) and

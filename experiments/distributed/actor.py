@@ -7,7 +7,7 @@ import os
 import time
 from typing import Optional, Sequence
 
-from experiments.distributed.config import (REPLAY_TABLE, ScaleOut, bound, write_status,
+from experiments.distributed.config import (REPLAY_TABLE, ScaleOut, experiment, write_status,
                                             read_status)
 from experiments.distributed.prepare import (load_prepared, make_agent, make_environment,
                                              policy_variables)
@@ -28,7 +28,7 @@ def collect(root_dir: str, address: str, actor_index: int, num_actors: int,
     from spotisim.data.shards import assign_shards
     prep = load_prepared(root_dir)
     shards = list(shards) if shards else assign_shards(prep["shards"], actor_index, num_actors)
-    seed = int(bound("seed")) + 1 + actor_index
+    seed = experiment().seed + 1 + actor_index
     tf.keras.utils.set_random_seed(seed)
     builder, agent_fn = make_environment(root_dir, prep, shards,
                                          seed)

@@ -64,17 +64,12 @@ class ScaleOut:
 HAZARD_FILE = "leave_hazard.json"
 
 
-def bound(name: str):
-    """A run_experiment setting as the gin files bind it, else its default (the
-    distributed job reuses the main job's configs: agent, iterations, seed, ...)."""
-    import inspect
-
-    from experiments.runner import run_experiment
-    bindings = gin.get_bindings("run_experiment")
-    if name in bindings:
-        return bindings[name]
-    return inspect.signature(run_experiment.__wrapped__ if hasattr(run_experiment, "__wrapped__")
-                             else run_experiment).parameters[name].default
+def experiment():
+    """The experiment's settings every role shares (`experiments.experiment.Experiment`:
+    agent, iterations, seed, ..., bound as `run_experiment.*` in the main job's
+    configs, which the distributed job reuses)."""
+    from experiments.experiment import Experiment
+    return Experiment()
 
 
 def write_json(path: str, obj) -> None:

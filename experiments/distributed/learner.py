@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from experiments.distributed.config import (MAX_ACTORS, REPLAY_TABLE, STOP_FILE, ScaleOut,
-                                            bound, write_json, write_status)
+                                            experiment, write_json, write_status)
 from experiments.distributed.prepare import (load_prepared, load_prepared_user_model,
                                              make_agent, make_environment, policy_variables,
                                              replay_signature)
@@ -28,7 +28,7 @@ def learn(root_dir: str, address: str, settings: ScaleOut) -> dict:
 
     from agents.priorities import td_errors
     prep = load_prepared(root_dir)
-    seed = int(bound("seed"))
+    seed = experiment().seed
     tf.keras.utils.set_random_seed(seed)
     builder, agent_fn = make_environment(root_dir, prep, prep["shards"][:1], seed)
     agent = make_agent(agent_fn, builder.get_tf_env())
@@ -61,7 +61,7 @@ def learn(root_dir: str, address: str, settings: ScaleOut) -> dict:
     finished = tf.Variable(False)
     variables = policy_variables(agent, train_step, finished)
     container.push(variables)
-    num_iterations = int(bound("num_iterations"))
+    num_iterations = experiment().num_iterations
     client = reverb.Client(address)
     status = {"pid": os.getpid(), "train_step": int(train_step.numpy()),
               "num_iterations": num_iterations, "done": False}
@@ -111,8 +111,8 @@ def evaluate(root_dir: str, agent, agent_fn, seed: int) -> dict:
     user_model = load_prepared_user_model(root_dir, emb)
     t0 = time.perf_counter()
     metrics = final_evaluation(data, user_model, emb, agent, agent_fn,
-                               bound("baselines"),
-                               int(bound("eval_episodes")), seed, root_dir)
+                               experiment().baselines,
+                               experiment().eval_episodes, seed, root_dir)
     from agents.registry import agent_spec
     name = agent_spec(agent_fn).name
     out = {"data": data.source, "user_model": type(user_model).__name__,

@@ -14,7 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from experiments.distributed.config import FINISHED_KEY, HAZARD_FILE, ScaleOut, bound, write_json
+from experiments.distributed.config import (FINISHED_KEY, HAZARD_FILE, ScaleOut, experiment,
+                                            write_json)
 from spotisim.errors import ConfigError
 from spotisim.io_utils import atomic_file
 
@@ -127,7 +128,7 @@ def make_environment(root_dir: str, prep: dict, shards: Sequence[str], seed: int
     from agents.registry import agent_spec
     from experiments.assembly import make_builder
     from spotisim.embeddings import TrackEmbeddings
-    agent_fn = bound("agent_fn")
+    agent_fn = experiment().agent_fn
     if agent_fn is None:
         raise ConfigError("run_experiment.agent_fn is not bound: the distributed mode "
                           "trains an agent (use lird_ddpg.gin, ah_dqn.gin or dqn.gin)")

@@ -433,3 +433,23 @@ def test_observe_scores_gives_the_scorers_answers(tiny_log):
     off = run_mod.make_builder(tiny_log, responder, emb, "slate", None,
                                batch_size=3).environment
     assert "candidate_scores" not in off.reset()
+
+
+def test_the_experiment_settings_are_one_record_every_role_reads():
+    """`run_experiment.*` bindings fill one gin-configurable record (`Experiment`) that
+    the runner and the distributed roles both read; no role reads another function's
+    bindings."""
+    from experiments.distributed.config import experiment
+    from experiments.experiment import DEFAULT_BASELINES, Experiment
+    gin.clear_config()
+    try:
+        parse_gin(["ah_dqn"], ["run_experiment.seed = 7", "run_experiment.num_iterations = 12"],
+                  [run_mod.CONFIG_DIR])
+        shared = experiment()
+        assert shared == Experiment()
+        assert (shared.seed, shared.num_iterations, shared.eval_every) == (7, 12, 1000)
+        assert shared.agent_fn.__name__ == "create_ah_dqn_agent"
+        assert shared.baselines == DEFAULT_BASELINES
+    finally:
+        gin.clear_config()
+    assert Experiment().seed == 0 and Experiment().agent_fn is None

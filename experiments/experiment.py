@@ -1,0 +1,44 @@
+"""`Experiment`: the settings of one experiment (agent, length, evaluation, seed), a
+gin-configurable record that every role reads: the main job's runner and the
+distributed job's prepare, actor and learner.  It keeps the gin name `run_experiment`,
+so configs bind `run_experiment.num_iterations = 3000`, `run_experiment.agent_fn =
+@create_ah_dqn_agent`, ... as they always did; nobody reads another function's
+bindings."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional, Tuple
+
+import gin
+
+DEFAULT_BASELINES = ("random", "most_popular", "nearest_neighbour", "greedy_user_model",
+                     "logging_policy")
+
+
+@gin.configurable("run_experiment")
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """One experiment's settings.
+
+    Attributes:
+      agent_fn: an agent factory (gin: `@create_lird_ddpg_agent`, `@create_dqn_agent`,
+        `@create_ah_dqn_agent`, `@create_dqn_ranked_agent`), or None to evaluate the
+        baselines only.
+      num_iterations: gradient steps (one batched collect step each).
+      eval_every / checkpoint_every: iterations between evaluations / checkpoints
+        (training runs in segments that start at checkpoints: `agents.training`).
+      eval_episodes: whole episodes per policy in the final evaluation.
+      baselines: baseline policies evaluated beside the agent.
+      seed: seeds TensorFlow and the environments (same seed, same metrics).
+      progress: show a progress bar while training.
+    """
+
+    agent_fn: Optional[Callable] = None
+    num_iterations: int = 3000
+    eval_every: int = 1000
+    checkpoint_every: int = 500
+    eval_episodes: int = 256
+    baselines: Tuple[str, ...] = DEFAULT_BASELINES
+    seed: int = 0
+    progress: bool = True
