@@ -289,6 +289,35 @@ def test_seeds_summarize_only_reads_finished_runs(tmp_path):
     assert r.returncode == 1 and "seed_5" in r.stderr
 
 
+@pytest.mark.slow  # end to end (CI runs it; -m 'not slow' skips it)
+def test_the_seeds_loop_runs_each_seed_and_summarises_them(tiny_world_dir, tmp_path):
+    """`python -m experiments.seeds` (baselines only, two seeds): each seed's run is
+    written under seed_<k> with that seed, plays its own starts, and the summary's
+    mean is the two runs' mean."""
+    import subprocess
+    import sys
+    args = [f"--gin_bindings={b}" for b in tiny_bindings(tiny_world_dir, [
+        f"fit_or_load_user_model.cache_dir = '{tmp_path / 'cache'}'",
+        "run_experiment.baselines = ['random', 'greedy_user_model']"])]
+    r = subprocess.run([sys.executable, "-m", "experiments.seeds", "--gin_file=baselines",
+                        f"--run_dir={tmp_path / 'seeds'}", "--seeds=0,1"] + args,
+                       capture_output=True, text=True, timeout=600,
+                       cwd=os.path.dirname(os.path.dirname(run_mod.CONFIG_DIR)))
+    assert r.returncode == 0, r.stderr[-2000:]
+    runs = [json.load(open(tmp_path / "seeds" / f"seed_{k}" / "metrics.json")) for k in (0, 1)]
+    cfg = [open(tmp_path / "seeds" / f"seed_{k}" / "operative_config.gin").read()
+           for k in (0, 1)]
+    assert "run_experiment.seed = 0" in cfg[0] and "run_experiment.seed = 1" in cfg[1]
+    listens = [m["policies"]["random"]["online"]["episode_listens"] for m in runs]
+    assert listens[0] != listens[1]                       # other seed, other starts
+    summary = json.load(open(tmp_path / "seeds" / "summary.json"))
+    assert summary["seeds"] == [0, 1]
+    want = np.mean([m["policies"]["greedy_user_model"]["online"]["mean_episode_reward"]
+                    for m in runs])
+    got = summary["summary"]["greedy_user_model"]["online"]["mean_episode_reward"]["mean"]
+    assert got == pytest.approx(want)
+
+
 @pytest.mark.parametrize("configs", [[os.path.splitext(f)[0]] for f in sorted(
     os.listdir(run_mod.CONFIG_DIR)) if f.endswith(".gin") and f != "satiation_world.gin"]
     + [["ah_dqn", "satiation_world"]])

@@ -101,10 +101,14 @@ def test_invariants_over_many_steps(world, sampler_cls):
         for name, s in spec.items():
             assert obs[name].shape == (6,) + s.shape and obs[name].dtype == s.dtype
         r = env.step(random_actions(env, rng))
-        assert ((r.reward >= 0) & (r.reward <= env.max_reward)).all()
         obs = r.observation
     # Each episode: slate size K, no track twice, none from its history.
     a = env.episode_tracker.arrays()
+    # The reward (plain listens: position discount 1, no leaving here) is each step's
+    # count of listened tracks, all K heard; steps that restarted an episode earn 0.
+    assert a["heard"].all()
+    np.testing.assert_array_equal(a["reward"], a["responses"].sum(1))
+    assert a["reward"].sum() == a["responses"].sum() > 0
     assert a["slate"].shape[1] == K
     for ep in np.unique(a["episode_id"]):
         tracks = a["slate"][a["episode_id"] == ep].ravel()
@@ -522,3 +526,34 @@ def test_feature_scorer_extends_what_lird_weights_score(world, tiny_log):
     picked = env2.episode_tracker.arrays()["slate"]
     calm = np.take_along_axis(env2.candidate_tracks(), np.argsort(risk, 1, kind="stable")[:, :K], 1)
     np.testing.assert_array_equal(np.sort(picked, 1), np.sort(calm, 1))
+
+
+def test_state_includes_skips_decides_what_enters_the_window(world):
+    """The observation window gains a slate's listened tracks, in slate order, and
+    drops as many of its oldest; with `state_includes_skips` every heard track enters
+    (skips with response 0).  Same seed, same slate: the same responses in both."""
+    N = 10
+    obs, rec = {}, {}
+    for flag in (False, True):
+        env = make_env(world, SlateIndicesTrackSampler, batch_size=4, seed=3,
+                       state_includes_skips=flag)
+        before = env.reset()
+        after = env.step(np.tile(np.arange(K), (4, 1))).observation
+        obs[flag] = (before, after)
+        rec[flag] = env.episode_tracker.arrays()
+    np.testing.assert_array_equal(rec[False]["slate"], rec[True]["slate"])
+    np.testing.assert_array_equal(rec[False]["responses"], rec[True]["responses"])
+    slate, resp = rec[True]["slate"], rec[True]["responses"]
+    assert (~resp).any() and resp.any()        # skips and listens both occur here
+    before, after = obs[True]
+    np.testing.assert_array_equal(after["history_ids"][:, -K:], slate)
+    np.testing.assert_array_equal(after["responses"][:, -K:], resp.astype(np.float32))
+    np.testing.assert_array_equal(after["history_ids"][:, :N - K], before["history_ids"][:, K:])
+    before, after = obs[False]
+    for b in range(4):
+        listened = slate[b][resp[b]]
+        n = len(listened)
+        np.testing.assert_array_equal(after["history_ids"][b, N - n:], listened)
+        np.testing.assert_array_equal(after["history_ids"][b, :N - n],
+                                      before["history_ids"][b, n:])
+        assert (after["responses"][b, N - n:] == 1).all()
