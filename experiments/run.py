@@ -32,7 +32,6 @@ from absl import flags
 # `@LogisticUserModel`): imported so that gin knows them when the file is parsed.
 from agents.ah_dqn import create_ah_dqn_agent  # noqa: F401
 from agents.dqn import create_dqn_agent  # noqa: F401
-from agents.dqn_ranked import create_dqn_ranked_agent  # noqa: F401
 from agents.lird_ddpg import create_lird_ddpg_agent  # noqa: F401
 from user_models.lird import LirdSimulatorUserModel  # noqa: F401
 from user_models.logistic import LogisticUserModel  # noqa: F401
