@@ -128,12 +128,21 @@ def create_ah_dqn_agent(time_step_spec, action_spec, units: int = 64,
                         gamma: float = 0.9, target_update_tau: float = 0.05,
                         td_loss: str = "squared", train_step_counter=None) -> AhDqnAgent:
     """An initialised AH-DQN agent with a `CandidateQNetwork` (gin factory)."""
+    return build_candidate_q_agent(AhDqnAgent, time_step_spec, action_spec, units,
+                                   learning_rate, epsilon_greedy, gamma, target_update_tau,
+                                   td_loss, train_step_counter)
+
+
+def build_candidate_q_agent(cls, time_step_spec, action_spec, units, learning_rate,
+                            epsilon_greedy, gamma, target_update_tau, td_loss,
+                            train_step_counter):
+    """An initialised `cls` (AH-DQN or a subclass) over a `CandidateQNetwork`."""
     from agents.networks import CandidateQNetwork
-    agent = AhDqnAgent(time_step_spec, action_spec,
-                       CandidateQNetwork(time_step_spec.observation, units=units),
-                       optimizer=tf.keras.optimizers.Adam(learning_rate),
-                       epsilon_greedy=epsilon_greedy, gamma=gamma,
-                       target_update_tau=target_update_tau, td_loss=td_loss,
-                       train_step_counter=train_step_counter)
+    agent = cls(time_step_spec, action_spec,
+                CandidateQNetwork(time_step_spec.observation, units=units),
+                optimizer=tf.keras.optimizers.Adam(learning_rate),
+                epsilon_greedy=epsilon_greedy, gamma=gamma,
+                target_update_tau=target_update_tau, td_loss=td_loss,
+                train_step_counter=train_step_counter)
     agent.initialize()
     return agent

@@ -21,7 +21,7 @@ import gin
 import tensorflow as tf
 from tf_agents.trajectories import trajectory
 
-from agents.ah_dqn import AhDqnAgent
+from agents.ah_dqn import AhDqnAgent, build_candidate_q_agent
 from agents.registry import register_agent
 from agents.slate_policy import top_k_available
 
@@ -60,12 +60,6 @@ def create_dqn_ranked_agent(time_step_spec, action_spec, units: int = 64,
                             td_loss: str = "squared",
                             train_step_counter=None) -> RankedDqnAgent:
     """An initialised Q-ranked DQN with a `CandidateQNetwork` (gin factory)."""
-    from agents.networks import CandidateQNetwork
-    agent = RankedDqnAgent(time_step_spec, action_spec,
-                           CandidateQNetwork(time_step_spec.observation, units=units),
-                           optimizer=tf.keras.optimizers.Adam(learning_rate),
-                           epsilon_greedy=epsilon_greedy, gamma=gamma,
-                           target_update_tau=target_update_tau, td_loss=td_loss,
-                           train_step_counter=train_step_counter)
-    agent.initialize()
-    return agent
+    return build_candidate_q_agent(RankedDqnAgent, time_step_spec, action_spec, units,
+                                   learning_rate, epsilon_greedy, gamma, target_update_tau,
+                                   td_loss, train_step_counter)

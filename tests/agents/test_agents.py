@@ -106,6 +106,23 @@ def _perturb_target(agent, scale=0.5, seed=7):
         v.assign(v + scale * rng.standard_normal(v.shape).astype(np.float32))
 
 
+def _pairs(agent, t0, a0, t1, first_step_type):
+    """A batch of transition pairs (t0, a0) -> (t1, the policy's action), whose first
+    steps have the given step types (LAST marks a pair that spans two episodes)."""
+    from tf_agents.trajectories import trajectory
+    a1 = agent.policy.action(t1).action
+
+    def stack(x, y):
+        return tf.stack([tf.convert_to_tensor(x), tf.convert_to_tensor(y)], 1)
+
+    return trajectory.Trajectory(
+        step_type=stack(first_step_type, t1.step_type), observation=tf.nest.map_structure(
+            stack, t0.observation, t1.observation),
+        action=stack(a0, a1), policy_info=(),
+        next_step_type=stack(t1.step_type, t1.step_type),
+        reward=stack(t1.reward, t1.reward), discount=stack(t1.discount, t1.discount))
+
+
 def test_ah_dqn_td_target_uses_the_next_state(world):
     """r' + gamma * discount' * sum of the *target* network's Q over the top-K of the
     *online* network among the still-available candidates: with the two networks made
@@ -140,7 +157,6 @@ def test_ranked_dqn_learns_the_lead_with_a_double_dqn_target(world):
     past the end; its loss fits Q of each slate's *lead* (action[:, 0]) only; its policy
     shows the K best candidates by Q, best first."""
     from tf_agents.trajectories import time_step as ts
-    from tf_agents.trajectories import trajectory
     _, env, agent = make(world, "dqn_ranked")
     _perturb_target(agent)
     t0 = env.reset()
@@ -165,19 +181,9 @@ def test_ranked_dqn_learns_the_lead_with_a_double_dqn_target(world):
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     assert got[0] == pytest.approx(float(t1.reward.numpy()[0]))   # terminal: reward only
     # The loss: squared error of the lead's Q, over pairs not starting at LAST.
-    a1 = agent.policy.action(t1).action
     first = np.array([ts.StepType.MID, ts.StepType.LAST, ts.StepType.MID, ts.StepType.MID],
                      np.int32)
-
-    def stack(x, y):
-        return tf.stack([tf.convert_to_tensor(x), tf.convert_to_tensor(y)], 1)
-
-    exp = trajectory.Trajectory(
-        step_type=stack(first, t1.step_type), observation=tf.nest.map_structure(
-            stack, t0.observation, t1.observation),
-        action=stack(a0, a1), policy_info=(),
-        next_step_type=stack(t1.step_type, t1.step_type),
-        reward=stack(t1.reward, t1.reward), discount=stack(t1.discount, t1.discount))
+    exp = _pairs(agent, t0, a0, t1, first)
     q_lead = q0[np.arange(B), a0.numpy()[:, 0]]
     err = (got - q_lead) ** 2
     assert float(agent.loss(exp)) == pytest.approx(err[first != ts.StepType.LAST].mean(),
@@ -188,25 +194,14 @@ def test_ah_dqn_loss_is_squared_td_error_over_pairs_not_starting_at_last(world):
     """The loss is the mean squared TD error over the transition pairs whose first step
     is not LAST (a LAST -> FIRST pair spans two episodes and must not train)."""
     from tf_agents.trajectories import time_step as ts
-    from tf_agents.trajectories import trajectory
     _, env, agent = make(world, "ah_dqn")
     _perturb_target(agent)
     t0 = env.reset()
     a0 = agent.policy.action(t0).action
     t1 = env.step(a0)
-    a1 = agent.policy.action(t1).action
     first = np.array([ts.StepType.MID, ts.StepType.LAST, ts.StepType.MID, ts.StepType.LAST],
                      np.int32)
-
-    def stack(x, y):
-        return tf.stack([tf.convert_to_tensor(x), tf.convert_to_tensor(y)], 1)
-
-    exp = trajectory.Trajectory(
-        step_type=stack(first, t1.step_type), observation=tf.nest.map_structure(
-            stack, t0.observation, t1.observation),
-        action=stack(a0, a1), policy_info=(),
-        next_step_type=stack(t1.step_type, t1.step_type),
-        reward=stack(t1.reward, t1.reward), discount=stack(t1.discount, t1.discount))
+    exp = _pairs(agent, t0, a0, t1, first)
     q = agent._q_network(t0.observation)[0].numpy()
     q_slate = np.take_along_axis(q, a0.numpy(), 1).sum(1)
     err = (agent.td_targets(t1).numpy() - q_slate) ** 2
