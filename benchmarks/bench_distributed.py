@@ -72,7 +72,9 @@ def main():
     parse_gin(files, args.gin_bindings, [run_mod.CONFIG_DIR])
     dist.prepare(args.root, dist.ScaleOut())
     s = dist.ScaleOut()
-    print(f"{os.cpu_count()} cores; {files}; actor lanes: train/EnvironmentBuilder.batch_size, "
+    with gin.config_scope("train"):  # each actor runs the training environment's lanes
+        lanes = gin.get_bindings("EnvironmentBuilder").get("batch_size", 1)
+    print(f"{os.cpu_count()} cores; {files}; actor lanes {lanes}, "
           f"{s.collect_steps_per_run} steps/run, learner batch {s.sample_batch_size}, "
           f"window {args.window:.0f} s")
     print(f"{'actors':>6} {'env steps/s':>12} {'learner steps/s':>16} {'transitions sampled/s':>22}")

@@ -30,8 +30,7 @@ def collect(root_dir: str, address: str, actor_index: int, num_actors: int,
     shards = list(shards) if shards else assign_shards(prep["shards"], actor_index, num_actors)
     seed = experiment().seed + 1 + actor_index
     tf.keras.utils.set_random_seed(seed)
-    builder, agent_fn = make_environment(root_dir, prep, shards,
-                                         seed)
+    builder, agent_fn = make_environment(root_dir, prep, shards, seed)
     py_env = builder.get_tf_env()
     agent = make_agent(agent_fn, py_env)
     train_step = tf.Variable(0, dtype=tf.int64)
