@@ -12,6 +12,7 @@ import gin
 import numpy as np
 
 from spotisim.builder import EnvironmentBuilder
+from spotisim.environment import PlaylistEnvironment
 from spotisim.episode_samplers import LogEpisodeSampler
 from spotisim.errors import ConfigError
 # (Imported so that gin knows every part a config may bind.)
@@ -48,9 +49,9 @@ PASSED_KNOBS = {
                                                               "environment)"},
 }
 # The environment's parts whose bindings define a run's setup.
-ENVIRONMENT_PARTS = ("EnvironmentBuilder.", "PlaylistEnvironment.", "LogEpisodeSampler.",
-                     "ContinuousWeightsTrackSampler.", "CandidateIndexTrackSampler.",
-                     "SlateIndicesTrackSampler.", "MaxSteps.", "ConsecutiveSkips.", "AnyOf.")
+ENVIRONMENT_PARTS = tuple(f"{part.__name__}." for part in (
+    EnvironmentBuilder, PlaylistEnvironment, LogEpisodeSampler, *SAMPLERS.values(),
+    MaxSteps, ConsecutiveSkips, AnyOf))
 # Environments whose lanes the caller sets (an evaluation: one lane per episode start).
 _LANES_SET_BY_CALLER = "the caller (an evaluation runs one lane per episode start)"
 

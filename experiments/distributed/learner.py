@@ -28,7 +28,8 @@ def learn(root_dir: str, address: str, settings: ScaleOut) -> dict:
 
     from agents.priorities import td_errors
     prep = load_prepared(root_dir)
-    seed = experiment().seed
+    settings_of_run = experiment()
+    seed = settings_of_run.seed
     tf.keras.utils.set_random_seed(seed)
     builder, agent_fn = make_environment(root_dir, prep, prep["shards"][:1], seed)
     agent = make_agent(agent_fn, builder.get_tf_env())
@@ -61,7 +62,7 @@ def learn(root_dir: str, address: str, settings: ScaleOut) -> dict:
     finished = tf.Variable(False)
     variables = policy_variables(agent, train_step, finished)
     container.push(variables)
-    num_iterations = experiment().num_iterations
+    num_iterations = settings_of_run.num_iterations
     client = reverb.Client(address)
     status = {"pid": os.getpid(), "train_step": int(train_step.numpy()),
               "num_iterations": num_iterations, "done": False}
@@ -110,9 +111,9 @@ def evaluate(root_dir: str, agent, agent_fn, seed: int) -> dict:
     emb = TrackEmbeddings.load(os.path.join(root_dir, "embeddings")).aligned_to(data.log.catalog)
     user_model = load_prepared_user_model(root_dir, emb)
     t0 = time.perf_counter()
-    metrics = final_evaluation(data, user_model, emb, agent, agent_fn,
-                               experiment().baselines,
-                               experiment().eval_episodes, seed, root_dir)
+    run = experiment()
+    metrics = final_evaluation(data, user_model, emb, agent, agent_fn, run.baselines,
+                               run.eval_episodes, seed, root_dir)
     from agents.registry import agent_spec
     name = agent_spec(agent_fn).name
     out = {"data": data.source, "user_model": type(user_model).__name__,
