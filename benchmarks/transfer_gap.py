@@ -15,9 +15,18 @@ policies that need no training, so it is the simulator's, not an agent's:
    logit P(listen)) on those same tracks, the signal an uncertainty-penalised
    (pessimistic, MOPO-style) simulator would use.  With `--logistic`, the logistic
    model's P(listen) there as a second opinion.
+4. With `--decompose`: which half of the learned simulator limits a planner online.
+   The redundancy-aware greedy run on the truth (online) with each pairing of P(listen)
+   (the truth's or the learned model's) and redundancy (the truth's latents or the
+   observable vectors), for the penalties of `--lambdas`; gains over the greedy of the
+   same P(listen).
+
+`--gin_bindings` reach the data and the model, e.g. the random-exposure log:
+`--gin_bindings="ensure_synthetic_world.directory = 'data/explore4000'"
+--gin_bindings="ensure_synthetic_world.exploration_sessions = 4000"`.
 
     python benchmarks/transfer_gap.py [--episodes 1000] [--lambdas 0,0.5,1,2]
-        [--ensemble 3] [--logistic]
+        [--ensemble 3] [--logistic] [--decompose] [--gin_bindings ...]
 """
 
 import argparse
@@ -27,7 +36,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from headroom import learned_redundancy, load, paired_gain, play, redundancy_greedy  # noqa: E402
+from headroom import (learned_redundancy, load, paired_gain, play, redundancy_greedy,  # noqa: E402
+                      truth_redundancy)
 from experiments import run as run_mod  # noqa: E402
 from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
 
@@ -57,14 +67,33 @@ def first_picks(env, policy, models, steps=8):
     return np.concatenate(probs), np.concatenate(reds)
 
 
+def decompose(online, model, truth, learned_red, truth_red, lambdas):
+    """Online listens of the redundancy-aware greedy for each pairing of P(listen) and
+    redundancy (section 4 of the module docstring)."""
+    print("4. online listens per episode: P(listen) from / redundancy from / penalty")
+    for p_name, p_model in (("truth", truth), ("learned", model)):
+        online.restart_rng()
+        base = play(online, redundancy_greedy(p_model, truth_red, 0.0))[0]
+        print(f"  P {p_name}: greedy {base.mean():.2f}", flush=True)
+        for r_name, red in (("truth latents", truth_red), ("observable vectors", learned_red)):
+            for lam in (x for x in lambdas if x):
+                online.restart_rng()
+                x = play(online, redundancy_greedy(p_model, red, lam))[0]
+                g = paired_gain(x, base)
+                print(f"  P {p_name} / R {r_name} / l={lam:g}: {x.mean():.2f}  vs greedy "
+                      f"{g[0]:+.1f}% [{g[1]:+.1f}, {g[2]:+.1f}]", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--episodes", type=int, default=1000)
     ap.add_argument("--lambdas", default="0,0.5,1,2")
     ap.add_argument("--ensemble", type=int, default=1)
     ap.add_argument("--logistic", action="store_true")
+    ap.add_argument("--decompose", action="store_true")
+    ap.add_argument("--gin_bindings", action="append", default=[])
     args = ap.parse_args()
-    data, emb = load(["lird_ddpg"], [])
+    data, emb = load(["lird_ddpg"], args.gin_bindings)
     model = run_mod.fit_or_load_user_model(data, emb)
     truth = GroundTruthUserModel(data.world)
     redundancy = learned_redundancy(model)
@@ -74,6 +103,9 @@ def main():
         return run_mod.make_builder(data.test, responder, emb, "slate", data.hidden_path,
                                     batch_size=args.episodes, seed=11, scorer=model).environment
 
+    if args.decompose:
+        decompose(env(truth), model, truth, redundancy, truth_redundancy(truth), lambdas)
+        return
     print("1. redundancy-aware greedy under the learned model (listens per episode)")
     listens = {}
     for lam in lambdas:

@@ -50,12 +50,17 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
         of the train and validation splits (`SessionLog.content_digest`), the
         embeddings, the class, its gin bindings and the source of its module (a cached
         model fitted on other data or by older code is not silently reused), and reused
-        by later runs.
+        by later runs.  Where the data has a random-exposure log (`Dataset.exposure`)
+        and the class reads one (`fits_exposure`), it is fitted with it too.
     """
     if directory:
         return attach_leave_hazard(load_user_model(directory), data, embeddings)
     name = getattr(model_ctor, "__name__", str(model_ctor))
+    exposure = data.exposure if getattr(model_ctor, "fits_exposure", False) else None
+    exposure_key = "" if exposure is None else \
+        (exposure.log.content_digest(), exposure.explore_from)
     key = _digest(data.source, data.train.content_digest(), data.val.content_digest(),
+                  *((exposure_key,) if exposure is not None else ()),
                   np.ascontiguousarray(embeddings).tobytes(), name,
                   sorted(gin.get_bindings(model_ctor).items()) if hasattr(gin, "get_bindings") else "",
                   _module_source(model_ctor))
@@ -63,7 +68,11 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
     if os.path.exists(os.path.join(path, "user_model.json")):
         model = load_user_model(path)
     else:
-        model = model_ctor(embeddings=embeddings).fit(data.train, data.val)
+        if exposure is None:
+            model = model_ctor(embeddings=embeddings).fit(data.train, data.val)
+        else:
+            model = model_ctor(embeddings=embeddings, exposure_input=True).fit(
+                data.train, data.val, exposure=exposure)
         model.save(path)
     return attach_leave_hazard(model, data, embeddings, cache_dir=path)
 

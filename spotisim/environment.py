@@ -286,6 +286,7 @@ class PlaylistEnvironment(AbstractEnvironment):
         self._context = np.zeros(B, np.int16)
         self._listener = np.full(B, -1, np.int64)
         self._hidden: Optional[np.ndarray] = None
+        self._logged: Optional[np.ndarray] = None  # each lane's EpisodeStart.logged
         self._key = np.zeros(B, np.int64)
         self._episode = np.zeros(B, np.int64)
         self._steps = np.zeros(B, np.int64)
@@ -353,7 +354,8 @@ class PlaylistEnvironment(AbstractEnvironment):
         return History(self._h_tracks[rows], self._h_resp[rows], self._h_len[rows],
                        self._context[rows], self._listener[rows],
                        None if self._hidden is None else self._hidden[rows],
-                       None if self._h_beh is None else self._h_beh[rows])
+                       None if self._h_beh is None else self._h_beh[rows],
+                       None if self._logged is None else self._logged[rows])
 
     def restart_rng(self) -> None:
         """Restarts the environment's random stream from its seed, so that the next
@@ -394,6 +396,15 @@ class PlaylistEnvironment(AbstractEnvironment):
             if self._hidden is None:
                 self._hidden = np.zeros((self.batch_size, start.hidden.shape[1]))
             self._hidden[rows] = start.hidden
+        if start.logged is not None:
+            M = start.logged.shape[1]
+            if self._logged is None:
+                self._logged = np.full((self.batch_size, M), -1, np.int32)
+            elif self._logged.shape[1] < M:
+                self._logged = np.pad(self._logged, ((0, 0), (0, M - self._logged.shape[1])),
+                                      constant_values=-1)
+            self._logged[rows] = -1
+            self._logged[rows, :M] = start.logged
         self._key[rows] = start.key
         self._episode[rows] = self._next_episode + np.arange(len(rows))
         self._next_episode += len(rows)

@@ -40,6 +40,9 @@ class EpisodeStart:
       history_behaviour: float32 [n, N, F] the logged behaviour of the history's tracks
         (`spotisim.data.behaviour`; NaN on padding), when the sampler was asked for it
         (`with_behaviour`) and has a log; else None.
+      logged: int32 [n, M] the tracks the logging policy lined up for the session after
+        the history (-1 pad), where the start comes from a logged or logging-policy
+        session; else None (`History.logged`).
     """
 
     history_tracks: np.ndarray
@@ -51,6 +54,7 @@ class EpisodeStart:
     hidden: Optional[np.ndarray]
     key: np.ndarray
     history_behaviour: Optional[np.ndarray] = None
+    logged: Optional[np.ndarray] = None
 
 
 def distinct_candidates(proposals: np.ndarray, exclude: np.ndarray, pool_size: int,
@@ -243,7 +247,7 @@ class LogEpisodeSampler(AbstractEpisodeSampler):
             behaviour = np.where((hist >= 0)[..., None], self._behaviour[s, :N], np.nan)
         return EpisodeStart(hist, resp, h_len, cands, ctx, self._listener[s],
                             None if self._hidden is None else self._hidden[s],
-                            s.astype(np.int64), behaviour)
+                            s.astype(np.int64), behaviour, rest.astype(np.int32))
 
 
 @gin.configurable
@@ -295,4 +299,4 @@ class SyntheticEpisodeSampler(AbstractEpisodeSampler):
         self._drawn += n
         return EpisodeStart(hist, listened.astype(np.float32), np.full(n, N, np.int32),
                             cands, start.context.astype(np.int16), start.listener.astype(np.int64),
-                            start.mood, keys)
+                            start.mood, keys, logged=lineup[:, N:].astype(np.int32))

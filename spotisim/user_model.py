@@ -34,6 +34,10 @@ class History:
         (`spotisim.data.behaviour`); NaN rows are steps nobody logged (simulated or
         predicted), which a model reading behaviour fills by its rule.  None: no step
         was logged.
+      logged: optional int [B, M] the tracks the logging policy lined up for this
+        session after the history (-1 pad), when the episode starts from a logged
+        session: the tracks chosen for this listener the way the log's were, which a
+        model fitted with an exposure log tells apart from tracks exposed at random.
     """
 
     tracks: np.ndarray
@@ -43,6 +47,7 @@ class History:
     listener: np.ndarray
     hidden: Optional[np.ndarray] = None
     behaviour: Optional[np.ndarray] = None
+    logged: Optional[np.ndarray] = None
 
     @property
     def batch_size(self) -> int:
@@ -52,7 +57,8 @@ class History:
         return History(self.tracks[idx], self.responses[idx], self.length[idx],
                        self.context[idx], self.listener[idx],
                        None if self.hidden is None else self.hidden[idx],
-                       None if self.behaviour is None else self.behaviour[idx])
+                       None if self.behaviour is None else self.behaviour[idx],
+                       None if self.logged is None else self.logged[idx])
 
     def extended(self, tracks: np.ndarray, responses: np.ndarray) -> "History":
         """This history with `tracks` [B, k] (and their responses) heard after it."""
@@ -74,7 +80,7 @@ class History:
             out_b[:, :w0] = self.behaviour[:, :w0]
             out_b[rows, cols] = np.nan
         return History(out_t, out_r, (self.length + k).astype(np.int32), self.context,
-                       self.listener, self.hidden, out_b)
+                       self.listener, self.hidden, out_b, self.logged)
 
     @classmethod
     def empty(cls, batch_size: int, context: Optional[np.ndarray] = None) -> "History":

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import gin
 import numpy as np
 import tensorflow as tf
 
 from spotisim.data.behaviour import NUM_BEHAVIOUR_FEATURES, BehaviourFill, padded_behaviour
+from spotisim.data.exposure import ExposureLog
 from spotisim.data.schema import CONTEXT_TYPES
 from spotisim.data.session_log import SessionLog
 from spotisim.errors import ConfigError, UserModelError
@@ -46,8 +47,10 @@ class SequentialResponseNet(tf.keras.Model):
     like what the listener kept or skipped is the core signal of taste.
     """
 
-    def __init__(self, embeddings: np.ndarray, units: int, seed: int = 0):
+    def __init__(self, embeddings: np.ndarray, units: int, seed: int = 0,
+                 exposure_input: bool = False):
         super().__init__()
+        self.exposure_input = bool(exposure_input)
         T, d = embeddings.shape
         init = tf.keras.initializers.GlorotUniform(seed=seed)
         padded = np.concatenate([embeddings, np.zeros((1, d))]).astype(np.float32)
@@ -106,20 +109,29 @@ class SequentialResponseNet(tf.keras.Model):
         read = tf.einsum("blm,bmv->blv", att, v)
         return tf.concat([f, read], -1)
 
-    def logits(self, state, tracks, context_1h, position, memory):
+    def logits(self, state, tracks, context_1h, position, memory, exposed=None):
         """Logit of listening to tracks [B, L] given states [B, L, u] before each and
-        the memory (mem_tracks, mem_resp, valid) of what was heard before each."""
+        the memory (mem_tracks, mem_resp, valid) of what was heard before each.
+
+        `exposed` [B, L] (1 = the track was put in front of the listener at random, 0 =
+        chosen by the logging policy) is read when the net has `exposure_input`."""
         safe = self._safe(tracks)
         e = self.proj(self.track_emb(safe))
         L = tf.shape(tracks)[1]
         ctx = tf.tile(context_1h[:, None, :], [1, L, 1])
         pos = tf.cast(position, tf.float32)[..., None] / POSITION_SCALE
         mem = self.memory_features(tracks, *memory)
-        z = tf.concat([state, e, ctx, tf.minimum(pos, 3.0), mem], axis=-1)
+        parts = [state, e, ctx, tf.minimum(pos, 3.0), mem]
+        if self.exposure_input:
+            if exposed is None:
+                exposed = tf.zeros_like(pos[..., 0])
+            parts.append(tf.cast(exposed, tf.float32)[..., None] * tf.ones_like(pos))
+        z = tf.concat(parts, axis=-1)
         return tf.squeeze(self.out(self.hidden(z)), -1) + tf.squeeze(self.track_bias(safe), -1)
 
-    def sequence_logits(self, tracks, responses, mask, context_1h, behaviour):
-        """Teacher-forced logits for every position of padded sessions [B, L]."""
+    def sequence_logits(self, tracks, responses, mask, context_1h, behaviour, exposed=None):
+        """Teacher-forced logits for every position of padded sessions [B, L]
+        (`exposed` [B, L]: see `logits`)."""
         h0 = self.init_state(context_1h)
         x = self.step_inputs(tracks, responses, behaviour)
         outs, _ = self.rnn(x, initial_state=[h0], mask=mask)
@@ -129,7 +141,8 @@ class SequentialResponseNet(tf.keras.Model):
         position = tf.tile(tf.range(1, L + 1)[None, :], [tf.shape(tracks)[0], 1])
         causal = tf.linalg.band_part(tf.ones((L, L)), -1, 0) - tf.eye(L)  # j < t
         valid = causal[None] * tf.cast(mask, tf.float32)[:, None, :]
-        return self.logits(before, tracks, context_1h, position, (tracks, responses, valid))
+        return self.logits(before, tracks, context_1h, position, (tracks, responses, valid),
+                           exposed)
 
     def encode(self, tracks, responses, mask, context_1h, behaviour):
         """State after a (left-aligned, masked) history."""
@@ -161,29 +174,43 @@ class SequentialUserModel(AbstractUserModel):
       learning_rate / epochs / batch_size / patience: training (early stopping on the
         validation loss, best weights restored).
       seed: initialisation and shuffling seed.
+      exposure_input: the head also reads whether a track was exposed at random (1) or
+        chosen by the logging policy (0); needed to fit with an `ExposureLog` (`fit(...,
+        exposure=...)`; `fit_or_load_user_model` turns it on when the data has one).
+        The model then answers the simulator's questions as exposed at random: P(listen)
+        of a track an agent puts in front of the listener, not of one the logging
+        policy chose for them because of their hidden taste (BUILD_NOTES, "the transfer
+        gap"), except for the session's own logged line-up (`History.logged`).  Off,
+        the network is the one before the input existed.
     """
 
     cascades = True
+    fits_exposure = True  # `fit(..., exposure=ExposureLog)`
     leave_model_class = "LeaveHead"  # its P(leave): `user_models.leave_head`
 
     def __init__(self, embeddings: np.ndarray, units: int = 64, max_history: int = 20,
                  learning_rate: float = 3e-3, epochs: int = 20, batch_size: int = 256,
-                 patience: int = 3, seed: int = 0, use_behaviour: bool = False):
+                 patience: int = 3, seed: int = 0, use_behaviour: bool = False,
+                 exposure_input: bool = False):
         if units < 1 or max_history < 1:
             raise ConfigError("SequentialUserModel.units and max_history must be positive")
         self.embeddings = np.asarray(embeddings, np.float32)
         self.config = dict(units=int(units), max_history=int(max_history),
                            learning_rate=float(learning_rate), epochs=int(epochs),
                            batch_size=int(batch_size), patience=int(patience), seed=int(seed),
-                           use_behaviour=bool(use_behaviour))
+                           use_behaviour=bool(use_behaviour),
+                           exposure_input=bool(exposure_input))
         self.behaviour_dim = NUM_BEHAVIOUR_FEATURES if use_behaviour else 0
         # The fill rule lives in variables, so graphs traced before `fit` read its value.
         self._fill_listened = tf.Variable(tf.zeros(self.behaviour_dim), trainable=False)
         self._fill_skipped = tf.Variable(tf.zeros(self.behaviour_dim), trainable=False)
         self._fill = BehaviourFill(np.zeros(self.behaviour_dim, np.float32),
                                    np.zeros(self.behaviour_dim, np.float32))
+        #: 1.0 once fitted with randomly exposed rows: the simulator's tracks are read
+        #: as exposed (a variable, so graphs traced before `fit` read its value).
+        self._exposed = tf.Variable(0.0, trainable=False)
         tf.random.set_seed(seed)
-        self.net = SequentialResponseNet(self.embeddings, units, seed)
+        self.net = SequentialResponseNet(self.embeddings, units, seed, exposure_input)
         self._build()
         self.history_: List[Dict[str, float]] = []
         self._respond_fn = tf.function(self._respond_graph, reduce_retracing=True)
@@ -251,8 +278,11 @@ class SequentialUserModel(AbstractUserModel):
                 self.context_one_hot(history.context), n.astype(np.int32), beh)
 
     # ------------------------------------------------------------------ graph functions
-    def _run_slate(self, tracks, resp, mask, ctx, length, beh, slate, forced, uniforms, mode):
+    def _run_slate(self, tracks, resp, mask, ctx, length, beh, slate, exposed, forced,
+                   uniforms, mode):
         """The cascade over the slate's positions (a graph loop: any slate length).
+
+        exposed: [B, K] the head's exposure input for each slate item (`_exposure`).
 
         mode: 'sample' (responses drawn with `uniforms`), 'forced' (teacher forcing with
         `forced`) or 'greedy' (each position conditioned on the likely outcome before).
@@ -269,7 +299,8 @@ class SequentialUserModel(AbstractUserModel):
         for k in tf.range(K):
             pos = (length + k + 1)[:, None]
             memory = (mem_tracks, mem_resp, mem_mask[:, None, :])
-            logit = self.net.logits(h[:, None, :], slate[:, k:k + 1], ctx, pos, memory)[:, 0]
+            logit = self.net.logits(h[:, None, :], slate[:, k:k + 1], ctx, pos, memory,
+                                    exposed[:, k:k + 1])[:, 0]
             p = tf.sigmoid(logit)
             if mode == "sample":
                 r = tf.cast(uniforms[:, k] < p, tf.float32)
@@ -288,26 +319,43 @@ class SequentialUserModel(AbstractUserModel):
             h, _ = self.net.cell(x, [h])
         return tf.transpose(probs.stack()), tf.transpose(outcomes.stack())
 
-    def _respond_graph(self, tracks, resp, mask, ctx, length, beh, slate, uniforms):
-        return self._run_slate(tracks, resp, mask, ctx, length, beh, slate, None, uniforms,
-                               "sample")
+    def _respond_graph(self, tracks, resp, mask, ctx, length, beh, slate, exposed, uniforms):
+        return self._run_slate(tracks, resp, mask, ctx, length, beh, slate, exposed, None,
+                               uniforms, "sample")
 
-    def _predict_graph(self, tracks, resp, mask, ctx, length, beh, slate, forced):
-        return self._run_slate(tracks, resp, mask, ctx, length, beh, slate, forced, None,
-                               "forced")[0]
+    def _predict_graph(self, tracks, resp, mask, ctx, length, beh, slate, exposed, forced):
+        return self._run_slate(tracks, resp, mask, ctx, length, beh, slate, exposed, forced,
+                               None, "forced")[0]
 
-    def _greedy_graph(self, tracks, resp, mask, ctx, length, beh, slate):
-        return self._run_slate(tracks, resp, mask, ctx, length, beh, slate, None, None,
-                               "greedy")[0]
+    def _greedy_graph(self, tracks, resp, mask, ctx, length, beh, slate, exposed):
+        return self._run_slate(tracks, resp, mask, ctx, length, beh, slate, exposed, None,
+                               None, "greedy")[0]
 
-    def _score_graph(self, tracks, resp, mask, ctx, length, beh, cands):
+    def _score_graph(self, tracks, resp, mask, ctx, length, beh, cands, exposed):
         """Every candidate [B, C] as the next track: the history is encoded once."""
         h = self.net.encode(tracks, resp, mask, ctx, beh)
         C = tf.shape(cands)[1]
         state = tf.tile(h[:, None, :], [1, C, 1])
         pos = tf.tile((length + 1)[:, None], [1, C])
         valid = tf.tile(tf.cast(mask, tf.float32)[:, None, :], [1, C, 1])
-        return tf.sigmoid(self.net.logits(state, cands, ctx, pos, (tracks, resp, valid)))
+        return tf.sigmoid(self.net.logits(state, cands, ctx, pos, (tracks, resp, valid),
+                                          exposed))
+
+    def _exposure(self, history: History, tracks: np.ndarray) -> tf.Tensor:
+        """float32 [B, K]: the exposure input for tracks [B, K] played next.
+
+        0 everywhere for a model fitted without an exposure log.  Otherwise 1 (exposed
+        at random, what a policy's pick is), except for tracks the logging policy lined
+        up for this very session (`History.logged`: the logged session's tracks after
+        the history), which were chosen for this listener the way the log's were."""
+        tracks = np.asarray(tracks)
+        if not self.reads_exposure:
+            return tf.zeros(tracks.shape, tf.float32)
+        out = np.ones(tracks.shape, np.float32)
+        if history.logged is not None and history.logged.size:
+            logged = np.asarray(history.logged)
+            out[(tracks[:, :, None] == logged[:, None, :]).any(-1) & (tracks >= 0)] = 0.0
+        return tf.constant(out)
 
     # ------------------------------------------------------------------ interface
     def score_candidates(self, history, candidates):
@@ -315,21 +363,23 @@ class SequentialUserModel(AbstractUserModel):
         if candidates.ndim != 2 or candidates.shape[0] != history.batch_size:
             raise UserModelError(f"candidates must be [batch, C] with batch "
                                  f"{history.batch_size}, got shape {candidates.shape}")
-        p = self._score_fn(*self._recent(history), tf.constant(candidates, tf.int32))
+        p = self._score_fn(*self._recent(history), tf.constant(candidates, tf.int32),
+                           self._exposure(history, candidates))
         return check_probabilities(p.numpy().astype(np.float64), candidates.shape,
                                    type(self).__name__)
 
     def _predict(self, history, slate, slate_responses):
-        inputs = self._recent(history)
+        inputs = (*self._recent(history), tf.constant(slate, tf.int32),
+                  self._exposure(history, slate))
         if slate_responses is None:
-            p = self._greedy_fn(*inputs, tf.constant(slate, tf.int32))
+            p = self._greedy_fn(*inputs)
         else:
-            p = self._predict_fn(*inputs, tf.constant(slate, tf.int32),
-                                 tf.constant(np.asarray(slate_responses, np.float32)))
+            p = self._predict_fn(*inputs, tf.constant(np.asarray(slate_responses, np.float32)))
         return p.numpy().astype(np.float64)
 
     def _respond(self, history, slate, uniforms):
         p, r = self._respond_fn(*self._recent(history), tf.constant(slate, tf.int32),
+                                self._exposure(history, slate),
                                 tf.constant(uniforms[:, :slate.shape[1]], tf.float32))
         return p.numpy().astype(np.float64), r.numpy() > 0.5, None
 
@@ -356,8 +406,17 @@ class SequentialUserModel(AbstractUserModel):
         return padded_behaviour(log, width)
 
     # ------------------------------------------------------------------ training
-    def fit(self, train_log: SessionLog, val_log: SessionLog, verbose: bool = False) -> "SequentialUserModel":
-        """Trains on `train_log` with early stopping on `val_log`'s loss."""
+    def fit(self, train_log: SessionLog, val_log: SessionLog, verbose: bool = False,
+            exposure: Optional[ExposureLog] = None) -> "SequentialUserModel":
+        """Trains on `train_log` with early stopping on `val_log`'s loss.
+
+        With `exposure` (a log of randomly exposed tracks, `ExposureLog`), 9 in 10 of its
+        sessions join the training sessions and the rest the validation sessions, their
+        exposed rows marked for the head's exposure input; the model then answers the
+        simulator as for tracks exposed at random."""
+        if exposure is not None and not self.config["exposure_input"]:
+            raise ConfigError("SequentialUserModel.exposure_input = False: this model "
+                              "cannot read an exposure log")
         if len(train_log.catalog) != self.embeddings.shape[0]:
             raise ConfigError(f"the log's catalogue has {len(train_log.catalog)} tracks but "
                               f"the embeddings have {self.embeddings.shape[0]} rows")
@@ -368,25 +427,40 @@ class SequentialUserModel(AbstractUserModel):
         if self.behaviour_dim:
             self.behaviour_fill = BehaviourFill.fit(train_log)
 
-        def arrays(log):
-            t, s, m = log.padded()
+        width = max(int(train_log.lengths.max(initial=1)), int(val_log.lengths.max(initial=1)))
+        if exposure is not None:
+            width = max(width, int(exposure.log.lengths.max(initial=1)))
+
+        def arrays(log, exposed=None):
+            t, s, m = log.padded(width)
             return (t.astype(np.int32), (~s).astype(np.float32), m,
                     self.context_one_hot(log.session_context()),
-                    self.log_behaviour(log, t.shape[1]))
+                    self.log_behaviour(log, width),
+                    np.zeros(t.shape, np.float32) if exposed is None else exposed)
 
         train, val = arrays(train_log), arrays(val_log)
+        if exposure is not None:
+            n = exposure.log.num_sessions
+            held = np.random.default_rng([c["seed"], 5]).permutation(n) < n // 10
+            for part, rows in ((0, np.nonzero(~held)[0]), (1, np.nonzero(held)[0])):
+                sub = ExposureLog(exposure.log.subset(rows), exposure.explore_from)
+                extra = arrays(sub.log, sub.exposed(width))
+                if part == 0:
+                    train = tuple(np.concatenate([a, b]) for a, b in zip(train, extra))
+                else:
+                    val = tuple(np.concatenate([a, b]) for a, b in zip(val, extra))
 
         @tf.function(reduce_retracing=True)
-        def loss_fn(t, r, m, ctx, beh):
-            logits = net.sequence_logits(t, r, m, ctx, beh)
+        def loss_fn(t, r, m, ctx, beh, exp):
+            logits = net.sequence_logits(t, r, m, ctx, beh, exp)
             w = tf.cast(m, tf.float32)
             bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=r, logits=logits)
             return tf.reduce_sum(bce * w) / tf.maximum(tf.reduce_sum(w), 1.0)
 
         @tf.function(reduce_retracing=True)
-        def train_step(t, r, m, ctx, beh):
+        def train_step(t, r, m, ctx, beh, exp):
             with tf.GradientTape() as tape:
-                loss = loss_fn(t, r, m, ctx, beh)
+                loss = loss_fn(t, r, m, ctx, beh, exp)
             grads = tape.gradient(loss, net.trainable_variables)
             opt.apply_gradients(zip(grads, net.trainable_variables))
             return loss
@@ -423,7 +497,14 @@ class SequentialUserModel(AbstractUserModel):
                     break
         if best_weights is not None:
             net.set_weights(best_weights)
+        self._exposed.assign(0.0 if exposure is None else 1.0)
         return self
+
+    @property
+    def reads_exposure(self) -> bool:
+        """Whether the simulator's tracks are read as exposed at random (fitted with an
+        exposure log)."""
+        return bool(self._exposed.numpy() > 0.5)
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str) -> None:
@@ -437,12 +518,16 @@ class SequentialUserModel(AbstractUserModel):
             with open(os.path.join(tmp, "user_model.json"), "w") as f:
                 json.dump({"class": "SequentialUserModel", "config": self.config,
                            "behaviour_fill": self.behaviour_fill.to_json(),
+                           "reads_exposure": self.reads_exposure,
                            "history": self.history_}, f, indent=1)
 
     @classmethod
     def load(cls, directory: str) -> "SequentialUserModel":
         meta = read_model_meta(directory, "SequentialUserModel")
-        model = cls(np.load(os.path.join(directory, "embeddings.npy")), **meta["config"])
+        # Saved before the exposure input existed: a net without it.
+        config = {"exposure_input": False, **meta["config"]}
+        model = cls(np.load(os.path.join(directory, "embeddings.npy")), **config)
+        model._exposed.assign(1.0 if meta.get("reads_exposure") else 0.0)
         with np.load(os.path.join(directory, "weights.npz")) as w:
             model.net.set_weights([w[f"arr_{i}"] for i in range(len(w.files))])
         if "behaviour_fill" in meta:
@@ -464,5 +549,6 @@ class SequentialUserModel(AbstractUserModel):
                                    bias[-1:]]).astype(np.float32)
         model.net.track_bias.set_weights([new_bias])
         model.behaviour_fill = self.behaviour_fill
+        model._exposed.assign(self._exposed)
         model.history_ = list(self.history_)
         return model

@@ -7,6 +7,7 @@ Parquet and loaded again, so a large CSV log is parsed and validated only once.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from typing import Dict, Optional, Sequence, Tuple
@@ -329,7 +330,8 @@ class SessionLog:
 def read_session_log(log_path: str, tracks_path: Optional[str] = None, *,
                      skip_column: str = "skip_2", on_error: str = "raise",
                      chunk_rows: int = 100_000,
-                     report: Optional[DropReport] = None) -> SessionLog:
+                     report: Optional[DropReport] = None,
+                     catalog: Optional[TrackCatalog] = None) -> SessionLog:
     """Reads, validates and indexes an MSSD session log (and optional track table).
 
     Args:
@@ -341,6 +343,9 @@ def read_session_log(log_path: str, tracks_path: Optional[str] = None, *,
       on_error: 'raise' or 'drop' (see `iter_session_tables`).
       chunk_rows: rows read at once.
       report: filled with what 'drop' removed.
+      catalog: index the tracks into this catalogue (another log's, so that two logs
+        share track indices; every logged track must be in it); exclusive with
+        `tracks_path`.  The log gets a copy with its own play counts.
 
     Raises:
       DataValidationError: naming file, line and column of the first problem (a missing
@@ -351,7 +356,12 @@ def read_session_log(log_path: str, tracks_path: Optional[str] = None, *,
     """
     if os.path.isdir(log_path) and os.path.exists(os.path.join(log_path, "session_log.json")):
         return SessionLog.load(log_path).with_skip_column(skip_column)
-    catalog = TrackCatalog.from_track_table(tracks_path) if tracks_path else None
+    if catalog is not None and tracks_path:
+        raise ConfigError("read_session_log: give tracks_path or catalog, not both")
+    if catalog is not None:
+        catalog = copy.copy(catalog)  # its play counts become this log's
+    elif tracks_path:
+        catalog = TrackCatalog.from_track_table(tracks_path)
     report = report if report is not None else DropReport()
     chunks = iter_session_tables(log_path, chunk_rows=chunk_rows, on_error=on_error,
                                  report=report)

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from spotisim.data.world.catalogue import Catalogue
 from spotisim.data.world.common import sigmoid as _sigmoid, unit as _unit  # noqa: F401
 from spotisim.data.world.config import CONTEXT_SHARES, WorldConfig  # noqa: F401
+from spotisim.data.world.exploration import ExplorationPolicy
 from spotisim.data.world.listeners import Listeners
 from spotisim.data.world.logging_policy import LoggingPolicy
 from spotisim.data.world.response import ListenerState, ResponseModel
@@ -40,6 +41,9 @@ from spotisim.data.world.writer import (P_NOTSKIPPED_GIVEN_FULL, P_SKIP1_GIVEN_S
                                         write_table)
 from spotisim.errors import ConfigError
 from spotisim.io_utils import atomic_dir, atomic_file
+
+#: The file beside an exploration log that says from which position it explores.
+EXPLORATION_META = "exploration.json"
 
 _CATALOGUE = ("genre_centroids", "track_genre", "track_latent", "track_popularity",
               "track_ids", "track_features")
@@ -72,6 +76,15 @@ class SyntheticWorld:
         self.listeners = listeners
         self.response = ResponseModel(config, catalogue, listeners)
         self.logging_policy = LoggingPolicy(config, catalogue, listeners)
+        self._exploration_policy = None
+
+    @property
+    def exploration_policy(self) -> ExplorationPolicy:
+        """The random-exposure slice's policy (built on first use: it indexes the
+        catalogue's latent neighbours)."""
+        if self._exploration_policy is None:
+            self._exploration_policy = ExplorationPolicy(self.config, self.catalogue)
+        return self._exploration_policy
 
     def __getattr__(self, name):
         # Only reached for names the world itself lacks: the parts' arrays.
@@ -116,11 +129,18 @@ class SyntheticWorld:
         return self.logging_policy.pools(rng, state)
 
     # ------------------------------------------------------------------ session log
-    def simulate_sessions(self, rng: np.random.Generator, n: int) -> Dict[str, np.ndarray]:
+    def simulate_sessions(self, rng: np.random.Generator, n: int,
+                          explore_from: Optional[int] = None) -> Dict[str, np.ndarray]:
         """Plays n logged sessions: the logging policy picks, the hidden truth responds.
 
-        Returns a dict of padded [n, max_length] arrays (tracks, listened, prob) and [n]
-        arrays (length, listener, context, shuffle, mood).
+        With `explore_from` = h, the tracks after the first h are exposed at random by
+        the exploration policy (`spotisim.data.world.exploration`) instead: the log of a
+        platform's random-exposure slice.  Without it the draws are those of a world
+        without exploration, byte for byte.
+
+        Returns a dict of padded [n, max_length] arrays (tracks, listened, prob, and
+        with `explore_from` explored) and [n] arrays (length, listener, context,
+        shuffle, mood).
         """
         c = self.config
         state = self.new_sessions(rng, n)
@@ -136,7 +156,17 @@ class SyntheticWorld:
         length = np.full(n, L, np.int64)
         alive = np.ones(n, bool)
         start = state.copy()
+        explored = None
+        if explore_from is not None:
+            if not 1 <= explore_from < L:
+                raise ConfigError(f"explore_from must be in [1, {L - 1}], got {explore_from}")
+            explored = np.zeros((n, L), bool)
+            explored[:, explore_from:] = True
         for t in range(L):
+            if t == explore_from:
+                tracks = tracks.copy()
+                tracks[:, t:] = self.exploration_policy.tracks(rng, tracks[:, :t],
+                                                               listened[:, :t], L - t)
             p = self.listen_prob(state, tracks[:, t:t + 1])[:, 0]
             lis = rng.random(n) < p
             prob[:, t], listened[:, t] = p, lis
@@ -144,9 +174,12 @@ class SyntheticWorld:
             leave = (rng.random(n) < self.leave_prob(state)) & alive
             length[leave] = t + 1
             alive &= ~leave
-        return {"tracks": tracks, "listened": listened, "prob": prob, "length": length,
-                "listener": start.listener, "context": start.context, "mood": start.mood,
-                "shuffle": shuffle}
+        sim = {"tracks": tracks, "listened": listened, "prob": prob, "length": length,
+               "listener": start.listener, "context": start.context, "mood": start.mood,
+               "shuffle": shuffle}
+        if explored is not None:
+            sim["explored"] = explored
+        return sim
 
     def session_log_table(self, sim: Dict[str, np.ndarray], rng: np.random.Generator,
                           session_prefix: str = "0") -> Tuple[pa.Table, list]:
@@ -188,15 +221,23 @@ class SyntheticWorld:
 @gin.configurable
 def generate(out_dir: str, num_sessions: int = 10_000, seed: int = 0,
              config: Optional[WorldConfig] = None, file_format: str = "csv",
-             num_shards: int = 1, block_sessions: int = 4096) -> Dict[str, str]:
+             num_shards: int = 1, block_sessions: int = 4096,
+             exploration_sessions: int = 0, explore_from: int = 10) -> Dict[str, str]:
     """Builds a world and writes its logs, track table and hidden truth under `out_dir`.
 
     Layout: log/ (session-log shards), tracks/tracks.<ext> (track table), world/ (hidden
     arrays and config), hidden_sessions.parquet (per logged session: listener, context,
     mood, i.e. the hidden key ground truth needs).  Same arguments, same bytes.
 
+    With `exploration_sessions` > 0 it also writes exploration/: a log of that many
+    sessions of the platform's random-exposure slice (the logging policy plays the first
+    `explore_from` tracks, the exploration policy the rest; `explore_from` is recorded in
+    exploration/exploration.json), drawn from a stream of its own, so the main log is
+    the same bytes with or without it.
+
     Returns:
-      Paths: {'log': ..., 'tracks': ..., 'world': ..., 'hidden': ...}.
+      Paths: {'log': ..., 'tracks': ..., 'world': ..., 'hidden': ...} (and
+      'exploration' with an exploration log).
     """
     if file_format not in SUFFIXES:
         raise ConfigError(f"file_format must be one of {sorted(SUFFIXES)}, got {file_format!r}")
@@ -244,7 +285,28 @@ def generate(out_dir: str, num_sessions: int = 10_000, seed: int = 0,
         hid[f"mood_{d}"] = pa.array(mood[:, d])
     with atomic_file(paths["hidden"], "wb") as f:
         pq.write_table(pa.table(hid), f)
+    if exploration_sessions > 0:
+        paths["exploration"] = os.path.join(out_dir, "exploration")
+        write_exploration_log(world, paths["exploration"], exploration_sessions,
+                              explore_from, seed, ext, block_sessions)
     return paths
+
+
+def write_exploration_log(world: SyntheticWorld, directory: str, num_sessions: int,
+                          explore_from: int, seed: int, ext: str = ".csv",
+                          block_sessions: int = 4096) -> None:
+    """Writes `num_sessions` sessions of the random-exposure slice into `directory`
+    (log_00000<ext> and exploration.json), atomically."""
+    rng = np.random.default_rng([seed, 8])
+    tables = []
+    for start in range(0, num_sessions, block_sessions):
+        n = min(block_sessions, num_sessions - start)
+        sim = world.simulate_sessions(rng, n, explore_from=explore_from)
+        tables.append(world.session_log_table(sim, rng, session_prefix=f"x{start}")[0])
+    with atomic_dir(directory) as tmp:
+        write_table(pa.concat_tables(tables), os.path.join(tmp, f"log_00000{ext}"))
+        with open(os.path.join(tmp, EXPLORATION_META), "w") as f:
+            json.dump({"explore_from": int(explore_from), "sessions": int(num_sessions)}, f)
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,107 @@
+"""The random-exposure slice: a log kept apart from the main one, whose explored tracks
+depend only on what the listener was played, read into the main log's catalogue."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tests.conftest import TINY_WORLD
+from spotisim.data.datasets import load_dataset, read_exposure_log
+from spotisim.data.session_log import read_session_log
+from spotisim.data.synthetic import SyntheticWorld, WorldConfig, generate
+from spotisim.data.world.exploration import first_distinct
+from spotisim.errors import ConfigError, DataValidationError
+
+
+@pytest.fixture(scope="module")
+def world():
+    return SyntheticWorld(WorldConfig(seed=3, **TINY_WORLD))
+
+
+def test_exploration_replaces_only_the_tracks_after_explore_from(world):
+    plain = world.simulate_sessions(np.random.default_rng(5), 200)
+    explored = world.simulate_sessions(np.random.default_rng(5), 200, explore_from=10)
+    # The same draws up to position 10: the logged start is the logging policy's.
+    np.testing.assert_array_equal(plain["tracks"][:, :10], explored["tracks"][:, :10])
+    np.testing.assert_array_equal(plain["listened"][:, :10], explored["listened"][:, :10])
+    assert "explored" not in plain
+    np.testing.assert_array_equal(explored["explored"][0], np.arange(20) >= 10)
+    after = explored["tracks"][:, 10:]
+    assert (after != plain["tracks"][:, 10:]).mean() > 0.9
+    for row in explored["tracks"]:  # no repeats within a session
+        assert len(set(row.tolist())) == len(row)
+
+
+def test_explored_tracks_do_not_depend_on_the_hidden_taste(world):
+    """Two sets of listeners with the same played tracks and responses get the same
+    explored tracks from the same random stream: the generator reads nothing else."""
+    policy = world.exploration_policy
+    rng = np.random.default_rng(0)
+    played = np.stack([rng.choice(world.config.num_tracks, 10, replace=False) for _ in range(50)])
+    listened = rng.random((50, 10)) < 0.5
+    a = policy.tracks(np.random.default_rng(9), played, listened, 10)
+    b = policy.tracks(np.random.default_rng(9), played, listened, 10)
+    np.testing.assert_array_equal(a, b)
+    assert not (a[:, :, None] == played[:, None, :]).any()
+    # About half of them are latent neighbours of a listened track.
+    z = world.track_latent / np.linalg.norm(world.track_latent, axis=1, keepdims=True)
+    near = policy.neighbours[np.where(listened, played, played[:, :1])]   # [n, 10, k]
+    is_near = (a[:, :, None, None] == near[:, None]).any((-1, -2))
+    assert 0.4 < is_near.mean() < 0.75
+    closest = np.einsum("nkd,nld->nkl", z[a], z[played]).max(-1)
+    random = np.einsum("nkd,nld->nkl", z[rng.integers(0, len(z), a.shape)], z[played]).max(-1)
+    assert closest.mean() > random.mean() + 0.05
+
+
+def test_first_distinct_skips_duplicates_and_excluded():
+    props = np.array([[5, 5, 3, 1, 2], [7, 8, 7, 9, -1]])
+    out = first_distinct(props, np.array([[3], [9]]), 3)
+    np.testing.assert_array_equal(out, [[5, 1, 2], [7, 8, -1]])
+
+
+@pytest.fixture(scope="module")
+def explored_dir(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("explored"))
+    return generate(out, num_sessions=300, seed=3, config=WorldConfig(seed=3, **TINY_WORLD),
+                    exploration_sessions=120, explore_from=10)
+
+
+def test_the_main_log_is_the_same_bytes_with_an_exploration_log(explored_dir, tiny_world_dir):
+    with open(os.path.join(tiny_world_dir["log"], "log_00000.csv"), "rb") as f:
+        plain = f.read()
+    with open(os.path.join(explored_dir["log"], "log_00000.csv"), "rb") as f:
+        assert f.read() == plain
+    with open(os.path.join(explored_dir["exploration"], "exploration.json")) as f:
+        assert json.load(f) == {"explore_from": 10, "sessions": 120}
+
+
+def test_load_dataset_reads_the_exposure_log_into_the_main_catalogue(explored_dir):
+    data = load_dataset(explored_dir["log"], explored_dir["tracks"], explored_dir["hidden"],
+                        explored_dir["world"], exposure_path=explored_dir["exploration"])
+    ex = data.exposure
+    assert ex.explore_from == 10 and ex.log.num_sessions == 120
+    assert ex.log.catalog is not data.log.catalog
+    np.testing.assert_array_equal(ex.log.catalog.track_ids, data.log.catalog.track_ids)
+    # Play counts stay each log's own.
+    assert data.log.catalog.play_counts.sum() == data.log.num_rows
+    assert ex.log.catalog.play_counts.sum() == ex.log.num_rows
+    exposed = ex.exposed(20)
+    assert exposed.shape == (120, 20) and exposed[:, :10].sum() == 0 and exposed[:, 10:].all()
+    assert ex.num_exposed_rows == int(np.maximum(ex.log.lengths - 10, 0).sum()) > 0
+    with pytest.raises(ConfigError, match="records 10"):
+        read_exposure_log(explored_dir["exploration"], data.log, 12)
+
+
+def test_an_exposure_log_without_explore_from_or_with_unknown_tracks_is_refused(
+        explored_dir, tiny_world_dir, tmp_path):
+    main = read_session_log(explored_dir["log"], explored_dir["tracks"])
+    csv = os.path.join(explored_dir["exploration"], "log_00000.csv")
+    with pytest.raises(ConfigError, match="explore_from is needed"):
+        read_exposure_log(csv, main, None)
+    other = SyntheticWorld(WorldConfig(seed=4, **TINY_WORLD))  # other track ids
+    bad = str(tmp_path / "x")
+    generate(bad, num_sessions=5, seed=4, config=other.config, exploration_sessions=5)
+    with pytest.raises(DataValidationError, match="not in the track table"):
+        read_exposure_log(os.path.join(bad, "exploration"), main, None)
