@@ -27,6 +27,7 @@ import numpy as np
 from absl import flags
 from tf_agents.policies import py_tf_eager_policy
 
+from experiments.assembly import operative_config_text
 from experiments.policy_evaluation import evaluate_policies
 from experiments.run import CONFIG_DIR
 from experiments.user_model_cache import fit_or_load_user_model
@@ -103,7 +104,7 @@ def run_alignment(run_dir: str, user_models: Sequence[str] = ("sequential", "log
     with atomic_file(os.path.join(run_dir, "alignment.json")) as f:
         json.dump(out, f, indent=1)
     with atomic_file(os.path.join(run_dir, "operative_config.gin")) as f:
-        f.write(gin.operative_config_str())
+        f.write(operative_config_text())
     _plot(os.path.join(run_dir, "alignment.png"), out, list(models))
     return out
 

@@ -72,6 +72,17 @@ def _setup_bindings(config_text: str, prefixes) -> Dict[str, str]:
     return out
 
 
+def operative_config_text() -> str:
+    """The operative config as a run directory records it: gin's operative config
+    with the config's `import` statements first (gin leaves them out of it), so that a
+    finished run of an agent registered in a module that a gin file imports (e.g.
+    `dqn_ranked_leave.gin`) can be evaluated and resumed from its directory alone."""
+    imports = [line for line in gin.config_str().splitlines()
+               if line.startswith(("import ", "from "))]
+    head = "\n".join(imports) + "\n\n" if imports else ""
+    return head + gin.operative_config_str()
+
+
 def refuse_changed_setup(saved_config: str, agent_factory: str) -> None:
     """Raises ConfigError when a run directory's checkpoint was made with another agent
     or environment than the one now configured: restoring it would silently keep the
@@ -95,12 +106,55 @@ def refuse_changed_setup(saved_config: str, agent_factory: str) -> None:
                 "use another --run_dir, or --noresume to start over")
 
 
+#: Bindings that runs made before the parts became the configuration surface
+#: (2026-11-26) recorded, and what each is called now (None: nothing an evaluation of
+#: the run needs; the training side of the setup is in the run's checkpoints).
+LEGACY_BINDINGS = {
+    "make_builder.history_length": ("LogEpisodeSampler.history_length",),
+    "make_builder.pool_size": ("LogEpisodeSampler.pool_size",),
+    "make_builder.neighbour_share": ("LogEpisodeSampler.neighbour_share",),
+    "make_builder.slate_size": ("ContinuousWeightsTrackSampler.slate_size",
+                                "CandidateIndexTrackSampler.slate_size",
+                                "SlateIndicesTrackSampler.slate_size"),
+    "make_builder.max_steps": ("MaxSteps.max_steps",),
+    "make_builder.max_skipped_slates": ("ConsecutiveSkips.max_skipped_slates",),
+    "make_builder.position_discount": ("PlaylistEnvironment.position_discount",),
+    "make_builder.observe_candidates": ("PlaylistEnvironment.observe_candidates",),
+    "make_builder.observe_scores": ("PlaylistEnvironment.observe_scores",),
+    "make_builder.score_features": ("PlaylistEnvironment.score_features",),
+    "make_builder.batch_size": ("train/EnvironmentBuilder.batch_size",),
+    "make_builder.expected_leaving": None,
+    "make_builder.scorer": None,
+    "run_experiment.expected_leaving": ("train/PlaylistEnvironment.expected_leaving",),
+}
+
+
+def with_current_names(config_text: str) -> str:
+    """A recorded run config with the bindings of `LEGACY_BINDINGS` renamed (a binding
+    the config also makes under its current name keeps that value)."""
+    lines = config_text.splitlines()
+    bound = {line.split("=", 1)[0].strip() for line in lines if "=" in line}
+    out = []
+    for line in lines:
+        name = line.split("=", 1)[0].strip()
+        if "=" not in line or name not in LEGACY_BINDINGS:
+            out.append(line)
+            continue
+        value = line.split("=", 1)[1].strip()
+        for new in LEGACY_BINDINGS[name] or ():
+            if new not in bound:
+                out.append(f"{new} = {value}")
+    return "\n".join(out) + "\n"
+
+
 def without_shadowed_bindings(config_text: str) -> str:
     """A gin config (a finished run's operative_config.gin) without the bindings of
     `PASSED_KNOBS`: the operative config records what each part received, including
-    defaults of knobs that `make_builder` sets; re-parsed, they would be refused."""
+    defaults of knobs that `make_builder` sets; re-parsed, they would be refused.
+    Bindings of runs made before the parts were the configuration surface get their
+    current names (`with_current_names`)."""
     keep = []
-    for line in config_text.splitlines():
+    for line in with_current_names(config_text).splitlines():
         name = line.split("=", 1)[0].strip()
         part, _, knob = name.rpartition(".")
         if "=" in line and knob in PASSED_KNOBS.get(part.split("/")[-1], {}):

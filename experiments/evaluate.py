@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import gin
 
@@ -27,7 +27,8 @@ from tf_agents.policies import py_tf_eager_policy
 from user_models.registry import learned_user_models
 from agents.registry import agent_spec_by_name
 from experiments.assembly import without_shadowed_bindings
-from experiments.policy_evaluation import evaluate_policies
+from experiments.experiment import Experiment
+from experiments.policy_evaluation import BASELINES, evaluate_policies
 from experiments.user_model_cache import fit_or_load_user_model
 from spotisim import cli
 from spotisim.data.datasets import load_dataset
@@ -53,8 +54,11 @@ def _scorer(name: str, data, emb):
 
 
 def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
-                 seed: int = 0) -> Dict[str, Dict[str, dict]]:
-    """Scores the run's policy and the baselines under each user model."""
+                 seed: Optional[int] = None) -> Dict[str, Dict[str, dict]]:
+    """Scores the run's policy and its baselines (those its metrics.json lists, greedy
+    on the user model it trained against included) under each user model, on the
+    starts the run's own evaluation drew (its seed; `seed` overrides) or, with more
+    `episodes`, on more of them."""
     cfg = os.path.join(run_dir, "operative_config.gin")
     metrics_path = os.path.join(run_dir, "metrics.json")
     if not (os.path.exists(cfg) and os.path.exists(metrics_path)):
@@ -63,15 +67,25 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
     with open(cfg) as f:  # what the run wired in code is wired again
         gin.parse_config(without_shadowed_bindings(f.read()), skip_unknown=True)
     with open(metrics_path) as f:
-        agent = json.load(f).get("agent")
+        saved = json.load(f)
+    agent = saved.get("agent")
+    if seed is None:  # the run's: its operative config is parsed
+        try:
+            seed = int(gin.query_parameter("run_experiment.seed"))
+        except ValueError:  # not recorded: the default
+            seed = Experiment.seed
+    baselines = [p for p in saved.get("policies", {})
+                 if p != agent and (p in BASELINES or p == "greedy_user_model")] \
+        or ["random", "most_popular", "nearest_neighbour"]
     data = load_dataset()
     emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
     # A policy that observes candidate scores keeps getting them from the model it
     # trained against, whichever model responds.
     with gin.config_scope("eval"):
         bound = gin.get_bindings("PlaylistEnvironment")
+    observes = bound.get("observe_scores") or bound.get("score_features")
     trained = (fit_or_load_user_model(data, emb)
-               if bound.get("observe_scores") or bound.get("score_features") else None)
+               if observes or "greedy_user_model" in baselines else None)
     agents = {}
     if agent is not None:
         agents[agent] = (lambda env: py_tf_eager_policy.SavedModelPyTFEagerPolicy(
@@ -81,8 +95,9 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
     for um_name in user_models:
         per_policy = evaluate_policies(
             data, _scorer(um_name, data, emb), emb,
-            policies=("random", "most_popular", "nearest_neighbour"), agents=agents,
-            episodes=episodes, seed=seed + 2, policy_seed=seed, scorer=trained)
+            policies=baselines, greedy_models={"greedy_user_model": trained},
+            agents=agents, episodes=episodes, seed=seed + 2, policy_seed=seed,
+            scorer=trained)
         for pname, m in per_policy.items():
             results.setdefault(pname, {})[um_name] = m
     return results

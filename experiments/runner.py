@@ -22,7 +22,7 @@ from tf_agents.utils import common
 from agents.evaluate import run_episodes
 from agents.registry import agent_spec
 from agents.training import Trainer
-from experiments.assembly import make_builder, refuse_changed_setup
+from experiments.assembly import make_builder, operative_config_text, refuse_changed_setup
 from experiments.experiment import Experiment
 from experiments.policy_evaluation import final_evaluation
 from experiments.reporting import plot_comparison, plot_learning_curve
@@ -123,7 +123,7 @@ def run_experiment(run_dir: str, resume: bool = True,
             losses.append(loss)
             if not wrote_config[0]:
                 with atomic_file(os.path.join(run_dir, "operative_config.gin")) as f:
-                    f.write(gin.operative_config_str())
+                    f.write(operative_config_text())
                 wrote_config[0] = True
             train_builder.environment.episode_tracker.clear()
             with writer.as_default(step=i + 1):
@@ -149,7 +149,7 @@ def run_experiment(run_dir: str, resume: bool = True,
                                     eval_episodes, seed, run_dir, info))
     if agent is None:
         with atomic_file(os.path.join(run_dir, "operative_config.gin")) as f:
-            f.write(gin.operative_config_str())
+            f.write(operative_config_text())
     check = self_check(metrics, user_model, data.test, list(baselines), seed)
     out = {"data": data.source, "user_model": type(user_model).__name__, "reward": info["reward"],
            "diversity_source": info["diversity_source"], "self_check": check,

@@ -95,6 +95,26 @@ def format_paired(paired, baseline: str = "greedy_user_model") -> str:
     return "\n".join(lines)
 
 
+def reevaluated(seed_dir: str, episodes: int) -> dict:
+    """A finished run's policies scored online on `episodes` paired starts, in the shape
+    of its metrics.json (mode 'online' only); cached as evaluation_<episodes>.json."""
+    from experiments.evaluate import evaluate_run
+    path = os.path.join(seed_dir, f"evaluation_{episodes}.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            results = json.load(f)
+    else:
+        with gin.unlock_config():
+            gin.clear_config()
+        try:
+            results = evaluate_run(seed_dir, ["ground_truth"], episodes)
+        finally:
+            gin.clear_config()
+        with atomic_file(path) as f:
+            json.dump(results, f, indent=1)
+    return {"policies": {p: {"online": r["ground_truth"]} for p, r in results.items()}}
+
+
 FLAGS = flags.FLAGS
 
 
@@ -106,6 +126,10 @@ def define_flags() -> None:
     flags.DEFINE_list("seeds", ["0", "1", "2"], "seeds, comma separated")
     flags.DEFINE_bool("summarize_only", False, "summarise the seeds' finished runs "
                       "(their metrics.json) without running or re-evaluating anything")
+    flags.DEFINE_integer("reevaluate_episodes", 0, "score each seed's finished run again "
+                         "online (ground truth), its saved agent and its baselines, on this "
+                         "many paired episode starts (kept as evaluation_<N>.json in the "
+                         "seed's directory and reused), and summarise those")
 
 
 def _main() -> None:
@@ -115,6 +139,9 @@ def _main() -> None:
     outs = []
     for s in FLAGS.seeds:
         seed_dir = os.path.join(run_dir, f"seed_{int(s)}")
+        if FLAGS.reevaluate_episodes:
+            outs.append(reevaluated(seed_dir, FLAGS.reevaluate_episodes))
+            continue
         if FLAGS.summarize_only:
             path = os.path.join(seed_dir, "metrics.json")
             if not os.path.exists(path):
@@ -129,7 +156,9 @@ def _main() -> None:
     summary = summarize(outs)
     paired = paired_differences(outs)
     paired_logging = paired_differences(outs, baseline="logging_policy")
-    with atomic_file(os.path.join(run_dir, "summary.json")) as f:
+    name = f"summary_{FLAGS.reevaluate_episodes}.json" if FLAGS.reevaluate_episodes \
+        else "summary.json"
+    with atomic_file(os.path.join(run_dir, name)) as f:
         json.dump({"seeds": [int(s) for s in FLAGS.seeds], "summary": summary,
                    "paired_vs_greedy_user_model": paired,
                    "paired_vs_logging_policy": paired_logging}, f, indent=1)

@@ -179,7 +179,10 @@ def test_evaluate_a_saved_run_under_swapped_user_models(tiny_world_dir, tmp_path
                                         episodes=8)
     finally:
         gin.clear_config()
-    assert set(results) == {"random", "most_popular", "nearest_neighbour", "ah_dqn"}
+    # The run's own baselines, greedy on the model it trained against included.
+    assert set(results) == set(out["policies"]) == {
+        "random", "most_popular", "nearest_neighbour", "greedy_user_model",
+        "logging_policy", "ah_dqn"}
     for name, r in results.items():
         assert set(r) == {"ground_truth", "logistic"}
         # Under the ground truth, on the run's 8 starts (same seed), the saved run's
@@ -486,3 +489,43 @@ def test_the_experiment_settings_are_one_record_every_role_reads():
     finally:
         gin.clear_config()
     assert Experiment().seed == 0 and Experiment().agent_fn is None
+
+
+def test_the_recorded_operative_config_keeps_the_gin_imports():
+    """A run of an agent that a gin file imports (dqn_ranked_leave.gin) records the
+    import, so experiments.evaluate and a resume find the agent from the directory."""
+    from experiments.assembly import operative_config_text
+    gin.clear_config()
+    try:
+        parse_gin(["dqn_ranked_leave"], [], [run_mod.CONFIG_DIR])
+        text = operative_config_text()
+    finally:
+        gin.clear_config()
+    assert text.splitlines()[0] == "import agents.dqn_ranked"
+    gin.clear_config()
+    try:  # and it parses back
+        gin.parse_config(text, skip_unknown=True)
+    finally:
+        gin.clear_config()
+
+
+def test_run_configs_recorded_before_the_parts_were_the_surface_read_with_current_names():
+    """Runs made before 2026-11-26 recorded make_builder.* bindings: experiments.evaluate
+    reads them under the parts' names (BUILD_NOTES, "Renamed bindings")."""
+    from experiments.assembly import with_current_names, without_shadowed_bindings
+    old = ("make_builder.max_steps = 20\nMaxSteps.max_steps = 7\n"
+           "make_builder.observe_scores = True\nmake_builder.scorer = None\n"
+           "make_builder.slate_size = 3\nmake_builder.expected_leaving = False\n"
+           "run_experiment.seed = 1\n")
+    new = with_current_names(old)
+    assert "make_builder" not in new
+    assert "MaxSteps.max_steps = 7" in new and "MaxSteps.max_steps = 20" not in new
+    assert "PlaylistEnvironment.observe_scores = True" in new
+    assert "SlateIndicesTrackSampler.slate_size = 3" in new
+    gin.clear_config()
+    try:
+        gin.parse_config(without_shadowed_bindings(old))
+        assert gin.query_parameter("PlaylistEnvironment.observe_scores") is True
+        assert gin.query_parameter("MaxSteps.max_steps") == 7
+    finally:
+        gin.clear_config()
