@@ -17,9 +17,13 @@ policies that need no training, so it is the simulator's, not an agent's:
    model's P(listen) there as a second opinion.
 4. With `--decompose`: which half of the learned simulator limits a planner online.
    The redundancy-aware greedy run on the truth (online) with each pairing of P(listen)
-   (the truth's or the learned model's) and redundancy (the truth's latents or the
-   observable vectors), for the penalties of `--lambdas`; gains over the greedy of the
-   same P(listen).
+   (the truth's, the learned model's, or `HistoryTaste`: the truth's response form with
+   the listener's taste estimated from the heard tracks alone) and redundancy (the
+   truth's latents or the observable vectors), for the penalties of `--lambdas`; gains
+   over the greedy of the same P(listen).  Before that, at the episodes' first step:
+   how the learned and the true logit P(listen) of the candidates agree, by quartile of
+   the truth's redundancy, and what the top 3 by logit P(listen) - 3 x redundancy are
+   worth under the truth when the learned model or the truth scores them.
 
 `--gin_bindings` reach the data and the model, e.g. the random-exposure log:
 `--gin_bindings="ensure_synthetic_world.directory = 'data/explore4000'"
@@ -67,11 +71,68 @@ def first_picks(env, policy, models, steps=8):
     return np.concatenate(probs), np.concatenate(reds)
 
 
+class HistoryTaste:
+    """P(listen) by the world's own response form, with what a log shows standing in for
+    what it hides: the taste is the recency-weighted mean latent of the heard tracks
+    (listens +1, skips -`skip_weight`, weights `decay` ** age), the listener's bias and
+    the session's context and mood unknown (0).  It still reads the hidden latents and
+    popularity of tracks, so it is not a bound; it shows what knowing the response form
+    exactly buys when the listener's taste must be read from the session."""
+
+    def __init__(self, world, decay: float = 0.9, skip_weight: float = 0.3):
+        self.world, self.decay, self.skip_weight = world, decay, skip_weight
+        z = np.asarray(world.track_latent, np.float64)
+        self.z = z / np.linalg.norm(z, axis=1, keepdims=True)
+
+    def score_candidates(self, history, candidates):
+        c = self.world.config
+        valid = history.tracks >= 0
+        age = history.length[:, None] - 1 - np.arange(history.tracks.shape[1])[None, :]
+        weight = np.where(valid, self.decay ** np.maximum(age, 0), 0.0)
+        weight = weight * np.where(history.responses > 0, 1.0, -self.skip_weight)
+        taste = (weight[..., None] * self.z[np.maximum(history.tracks, 0)]).sum(1)
+        taste /= np.maximum(np.linalg.norm(taste, axis=1, keepdims=True), 1e-9)
+        table = np.asarray(c.position_logit, np.float64)
+        position = np.minimum(history.length + 1, len(table)) - 1
+        logit = (c.base_logit + table[position][:, None]
+                 + c.taste_weight * np.einsum("bd,bkd->bk", taste, self.z[candidates])
+                 + c.popularity_weight * self.world.track_popularity[candidates])
+        return 1.0 / (1.0 + np.exp(-logit))
+
+
+def candidate_agreement(env, model, truth, truth_red, lam=3.0):
+    """The first step's candidates: learned vs true logit P(listen) by redundancy
+    quartile, and the true worth of each one's top 3 by logit - lam x redundancy."""
+    env.restart_rng()
+    env.reset()
+    hist, cands = env.history(), env.candidate_tracks()
+    learned = _logit(model.score_candidates(hist, cands))
+    true = _logit(truth.score_candidates(hist, cands))
+    red = truth_red(env)
+    print("4a. first-step candidates: learned vs true logit P(listen) by redundancy quartile")
+    edges = np.quantile(red, [0, 0.25, 0.5, 0.75, 1.0])
+    for q in range(4):
+        m = (red >= edges[q]) & (red <= edges[q + 1])
+        print(f"  redundancy [{edges[q]:.2f}, {edges[q + 1]:.2f}]: correlation "
+              f"{np.corrcoef(learned[m], true[m])[0, 1]:.3f}, mean P learned "
+              f"{np.mean(1 / (1 + np.exp(-learned[m]))):.3f} truth "
+              f"{np.mean(1 / (1 + np.exp(-true[m]))):.3f}")
+    p_true = 1 / (1 + np.exp(-true))
+    for name, score in (("learned", learned), ("truth", true)):
+        top = np.argsort(-(score - lam * red), axis=1)[:, :3]
+        print(f"  top 3 by {name} logit - {lam:g} x redundancy: true P(listen) "
+              f"{np.take_along_axis(p_true, top, 1).mean():.3f}, redundancy "
+              f"{np.take_along_axis(red, top, 1).mean():.2f}")
+
+
 def decompose(online, model, truth, learned_red, truth_red, lambdas):
     """Online listens of the redundancy-aware greedy for each pairing of P(listen) and
     redundancy (section 4 of the module docstring)."""
+    candidate_agreement(online, model, truth, truth_red)
     print("4. online listens per episode: P(listen) from / redundancy from / penalty")
-    for p_name, p_model in (("truth", truth), ("learned", model)):
+    sources = (("truth", truth), ("learned", model),
+               ("history taste", HistoryTaste(truth.world)))
+    for p_name, p_model in sources:
         online.restart_rng()
         base = play(online, redundancy_greedy(p_model, truth_red, 0.0))[0]
         print(f"  P {p_name}: greedy {base.mean():.2f}", flush=True)

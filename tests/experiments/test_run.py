@@ -196,6 +196,13 @@ def test_evaluate_a_saved_run_under_swapped_user_models(tiny_world_dir, tmp_path
         assert m["skip_rate"] == pytest.approx(
             1 - sum(m["episode_listens"]) / sum(m["episode_heard"]))
     assert "ah_dqn" in evaluate.format_table(results, ["ground_truth", "logistic"])
+    # experiments.seeds --reevaluate_episodes: the same online figures, kept beside the run.
+    from experiments.seeds import reevaluated
+    again = reevaluated(str(tmp_path / "run"), 8)
+    assert os.path.exists(tmp_path / "run" / "evaluation_8.json")
+    for name, r in results.items():
+        assert again["policies"][name]["online"]["episode_listens"] == \
+            r["ground_truth"]["episode_listens"]
     with pytest.raises(ConfigError, match="not a finished run"):
         evaluate.evaluate_run(str(tmp_path / "nothing"), ["ground_truth"])
 

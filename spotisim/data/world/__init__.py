@@ -7,5 +7,6 @@ which puts them together as `SyntheticWorld`):
 - `response`: the hidden response model (P(listen), state dynamics, P(leave)): what the
   ground-truth user model answers with;
 - `logging_policy`: the policy that played the logged sessions;
+- `exploration`: the random-exposure slice's policy (an opt-in second log);
 - `writer`: logged sessions as MSSD rows and files.
 """
