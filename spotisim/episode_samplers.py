@@ -20,6 +20,7 @@ from spotisim.data.behaviour import padded_behaviour
 from spotisim.data.hidden import hidden_keys  # noqa: F401  (re-exported)
 from spotisim.data.session_log import SessionLog
 from spotisim.data.synthetic import SyntheticWorld
+from spotisim.data.world.common import first_distinct
 from spotisim.errors import ConfigError
 
 
@@ -69,21 +70,10 @@ def distinct_candidates(proposals: np.ndarray, exclude: np.ndarray, pool_size: i
     Raises:
       ConfigError: a row has fewer than C usable proposals.
     """
-    n, M = proposals.shape
-    allv = np.concatenate([exclude, proposals], axis=1)
-    order = np.argsort(allv, axis=1, kind="stable")
-    sorted_v = np.take_along_axis(allv, order, axis=1)
-    dup_sorted = np.zeros_like(sorted_v, dtype=bool)
-    dup_sorted[:, 1:] = sorted_v[:, 1:] == sorted_v[:, :-1]
-    dup = np.empty_like(dup_sorted)
-    np.put_along_axis(dup, order, dup_sorted, axis=1)
-    ok = ~dup[:, exclude.shape[1]:] & (proposals >= 0)
-    # Excluded values occur earlier in `allv`, so their proposals are marked duplicate.
-    if (ok.sum(axis=1) < pool_size).any():
+    pools = first_distinct(proposals, exclude, pool_size)
+    if (pools < 0).any():
         raise ConfigError(f"could not fill a candidate pool of {pool_size} distinct tracks "
                           "(catalogue too small for pool_size + history_length?)")
-    pick = np.argsort(~ok, axis=1, kind="stable")[:, :pool_size]
-    pools = np.take_along_axis(proposals, pick, axis=1)
     return rng.permuted(pools, axis=1).astype(np.int32)
 
 

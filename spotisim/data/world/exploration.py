@@ -19,25 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from spotisim.data.world.common import unit as _unit
+from spotisim.data.world.common import first_distinct, unit as _unit
 from spotisim.data.world.config import WorldConfig
-
-
-def first_distinct(proposals: np.ndarray, exclude: np.ndarray, count: int) -> np.ndarray:
-    """Per row, the first `count` distinct proposals [n, M] not in `exclude` [n, N]
-    (-1 where a row runs out)."""
-    n = len(proposals)
-    allv = np.concatenate([exclude, proposals], axis=1)
-    order = np.argsort(allv, axis=1, kind="stable")
-    sorted_v = np.take_along_axis(allv, order, axis=1)
-    dup_sorted = np.zeros_like(sorted_v, dtype=bool)
-    dup_sorted[:, 1:] = sorted_v[:, 1:] == sorted_v[:, :-1]
-    dup = np.empty_like(dup_sorted)
-    np.put_along_axis(dup, order, dup_sorted, axis=1)
-    ok = ~dup[:, exclude.shape[1]:] & (proposals >= 0)
-    pick = np.argsort(~ok, axis=1, kind="stable")[:, :count]
-    out = np.take_along_axis(proposals, pick, axis=1)
-    return np.where(np.take_along_axis(ok, pick, axis=1), out, -1).reshape(n, count)
 
 
 class ExplorationPolicy:

@@ -11,7 +11,7 @@ from tests.conftest import TINY_WORLD
 from spotisim.data.datasets import load_dataset, read_exposure_log
 from spotisim.data.session_log import read_session_log
 from spotisim.data.synthetic import SyntheticWorld, WorldConfig, generate
-from spotisim.data.world.exploration import first_distinct
+from spotisim.data.world.common import first_distinct
 from spotisim.errors import ConfigError, DataValidationError
 
 
@@ -59,6 +59,8 @@ def test_first_distinct_skips_duplicates_and_excluded():
     props = np.array([[5, 5, 3, 1, 2], [7, 8, 7, 9, -1]])
     out = first_distinct(props, np.array([[3], [9]]), 3)
     np.testing.assert_array_equal(out, [[5, 1, 2], [7, 8, -1]])
+    np.testing.assert_array_equal(first_distinct(np.array([[4]]), np.array([[-1]]), 3),
+                                  [[4, -1, -1]])
 
 
 @pytest.fixture(scope="module")
