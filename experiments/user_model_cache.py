@@ -57,10 +57,9 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
         return attach_leave_hazard(load_user_model(directory), data, embeddings)
     name = getattr(model_ctor, "__name__", str(model_ctor))
     exposure = data.exposure if getattr(model_ctor, "fits_exposure", False) else None
-    exposure_key = "" if exposure is None else \
-        (exposure.log.content_digest(), exposure.explore_from)
     key = _digest(data.source, data.train.content_digest(), data.val.content_digest(),
-                  *((exposure_key,) if exposure is not None else ()),
+                  *(() if exposure is None else
+                    ((exposure.log.content_digest(), exposure.explore_from),)),
                   np.ascontiguousarray(embeddings).tobytes(), name,
                   sorted(gin.get_bindings(model_ctor).items()) if hasattr(gin, "get_bindings") else "",
                   _module_source(model_ctor))

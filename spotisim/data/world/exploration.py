@@ -21,6 +21,7 @@ import numpy as np
 
 from spotisim.data.world.common import first_distinct, unit as _unit
 from spotisim.data.world.config import WorldConfig
+from spotisim.errors import ConfigError
 
 
 class ExplorationPolicy:
@@ -51,7 +52,7 @@ class ExplorationPolicy:
 
         Each is a latent neighbour of a random listened track of `played` (of any played
         track where none was listened to) with probability `neighbour_share`, else a
-        popularity draw."""
+        popularity draw (a uniform catalogue draw where those run out)."""
         n, h = played.shape
         M = 4 * count + 8  # proposals per row; duplicates are rare
         weights = np.where(listened.any(axis=1, keepdims=True), listened, True).astype(float)
@@ -63,4 +64,10 @@ class ExplorationPolicy:
         popular = np.searchsorted(self._pop_cdf, rng.random((n, M)))
         popular = np.minimum(popular, len(self._pop_cdf) - 1)
         proposals = np.where(rng.random((n, M)) < self.neighbour_share, near, popular)
-        return first_distinct(proposals, played, count)
+        # Uniform catalogue draws last, where a small catalogue leaves too few of those.
+        uniform = rng.integers(0, len(self._pop_cdf), (n, count + h))
+        out = first_distinct(np.concatenate([proposals, uniform], axis=1), played, count)
+        if (out < 0).any():
+            raise ConfigError(f"the catalogue ({len(self._pop_cdf)} tracks) is too small to "
+                              f"expose {count} new tracks after {h} played ones")
+        return out
