@@ -206,9 +206,9 @@ class SequentialUserModel(AbstractUserModel):
         self._fill_skipped = tf.Variable(tf.zeros(self.behaviour_dim), trainable=False)
         self._fill = BehaviourFill(np.zeros(self.behaviour_dim, np.float32),
                                    np.zeros(self.behaviour_dim, np.float32))
-        #: 1.0 once fitted with randomly exposed rows: the simulator's tracks are read
-        #: as exposed (a variable, so graphs traced before `fit` read its value).
-        self._exposed = tf.Variable(0.0, trainable=False)
+        #: True once fitted with randomly exposed rows: the simulator's tracks are then
+        #: read as exposed (`_exposure` gives the graphs their input).
+        self._reads_exposure = False
         tf.random.set_seed(seed)
         self.net = SequentialResponseNet(self.embeddings, units, seed, exposure_input)
         self._build()
@@ -442,13 +442,14 @@ class SequentialUserModel(AbstractUserModel):
         if exposure is not None:
             n = exposure.log.num_sessions
             held = np.random.default_rng([c["seed"], 5]).permutation(n) < n // 10
-            for part, rows in ((0, np.nonzero(~held)[0]), (1, np.nonzero(held)[0])):
-                sub = ExposureLog(exposure.log.subset(rows), exposure.explore_from)
+
+            def joined(data, rows):
+                sub = ExposureLog(exposure.log.subset(np.nonzero(rows)[0]),
+                                  exposure.explore_from)
                 extra = arrays(sub.log, sub.exposed(width))
-                if part == 0:
-                    train = tuple(np.concatenate([a, b]) for a, b in zip(train, extra))
-                else:
-                    val = tuple(np.concatenate([a, b]) for a, b in zip(val, extra))
+                return tuple(np.concatenate([a, b]) for a, b in zip(data, extra))
+
+            train, val = joined(train, ~held), joined(val, held)
 
         @tf.function(reduce_retracing=True)
         def loss_fn(t, r, m, ctx, beh, exp):
@@ -497,14 +498,14 @@ class SequentialUserModel(AbstractUserModel):
                     break
         if best_weights is not None:
             net.set_weights(best_weights)
-        self._exposed.assign(0.0 if exposure is None else 1.0)
+        self._reads_exposure = exposure is not None
         return self
 
     @property
     def reads_exposure(self) -> bool:
         """Whether the simulator's tracks are read as exposed at random (fitted with an
         exposure log)."""
-        return bool(self._exposed.numpy() > 0.5)
+        return self._reads_exposure
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str) -> None:
@@ -527,7 +528,7 @@ class SequentialUserModel(AbstractUserModel):
         # Saved before the exposure input existed: a net without it.
         config = {"exposure_input": False, **meta["config"]}
         model = cls(np.load(os.path.join(directory, "embeddings.npy")), **config)
-        model._exposed.assign(1.0 if meta.get("reads_exposure") else 0.0)
+        model._reads_exposure = bool(meta.get("reads_exposure"))
         with np.load(os.path.join(directory, "weights.npz")) as w:
             model.net.set_weights([w[f"arr_{i}"] for i in range(len(w.files))])
         if "behaviour_fill" in meta:
@@ -549,6 +550,6 @@ class SequentialUserModel(AbstractUserModel):
                                    bias[-1:]]).astype(np.float32)
         model.net.track_bias.set_weights([new_bias])
         model.behaviour_fill = self.behaviour_fill
-        model._exposed.assign(self._exposed)
+        model._reads_exposure = self._reads_exposure
         model.history_ = list(self.history_)
         return model
