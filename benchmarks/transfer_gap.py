@@ -25,12 +25,19 @@ policies that need no training, so it is the simulator's, not an agent's:
    the truth's redundancy, and what the top 3 by logit P(listen) - 3 x redundancy are
    worth under the truth when the learned model or the truth scores them.
 
-`--gin_bindings` reach the data and the model, e.g. the random-exposure log:
+   With `--posterior` only the `SessionPosterior` (an ideal observer of the session:
+   the world's priors and response form, taste and pickiness inferred from the heard
+   tracks' responses) is run, as P(listen).
+Sections 1-2 start with 4a's agreement line for the model they use.
+
+`--gin_bindings` reach the data and the model, e.g. the taste model
+(`--gin_bindings="import user_models.taste" --gin_bindings="fit_or_load_user_model.
+model_ctor = @TasteUserModel"`) or the random-exposure log:
 `--gin_bindings="ensure_synthetic_world.directory = 'data/explore4000'"
 --gin_bindings="ensure_synthetic_world.exploration_sessions = 4000"`.
 
     python benchmarks/transfer_gap.py [--episodes 1000] [--lambdas 0,0.5,1,2]
-        [--ensemble 3] [--logistic] [--decompose] [--gin_bindings ...]
+        [--ensemble 3] [--logistic] [--decompose [--posterior]] [--gin_bindings ...]
 """
 
 import argparse
@@ -100,16 +107,102 @@ class HistoryTaste:
         return 1.0 / (1.0 + np.exp(-logit))
 
 
-def candidate_agreement(env, model, truth, truth_red, lam=3.0):
+class SessionPosterior:
+    """P(listen) of an ideal observer of the session: the world's response form and
+    generative priors (genre centroids, taste mixing, personal noise, pickiness, session
+    mood, the taste's drift), with the listener's taste, pickiness and mood unknown and
+    inferred from the heard tracks' listens and skips alone, by importance sampling over
+    `particles` fresh draws from the priors (the same draws for every call).  It does
+    not use which tracks the logging policy chose (which also says something about the
+    taste), so it is a lower bound on what a session can tell, and no learned model of
+    sessions can do better than it except through that choice.  Like `HistoryTaste`
+    it reads the tracks' hidden latents and popularity."""
+
+    def __init__(self, world, particles: int = 2000, seed: int = 0, chunk: int = 200):
+        c = world.config
+        rng = np.random.default_rng(seed)
+        centroids = world.catalogue.genre_centroids
+        from spotisim.data.world.catalogue import Catalogue
+        g1 = rng.choice(c.num_genres, size=particles, p=Catalogue.genre_weights(c))
+        g2 = rng.choice(c.num_genres, size=particles)
+        mix = rng.uniform(0.0, 0.5, size=(particles, 1))
+        unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+        listener = unit((1 - mix) * centroids[g1] + mix * centroids[g2]
+                        + 0.35 * rng.normal(size=(particles, c.latent_dim)))
+        self.mood = unit(rng.normal(size=(particles, c.latent_dim))).astype(np.float32)
+        self.taste0 = unit(listener + c.mood_weight * self.mood).astype(np.float32)
+        self.bias = (c.listener_bias_sd * rng.normal(size=particles)).astype(np.float32)
+        self.world, self.chunk, self.unit = world, chunk, unit
+        self.z = np.asarray(world.track_latent, np.float32)
+        self.pop = np.asarray(world.track_popularity, np.float32)
+
+    def _fixed(self, context, position, streak):
+        """The observable part of the logit [b]: base, context, position, skip streak."""
+        c = self.world.config
+        table = np.asarray(c.position_logit, np.float64)
+        fat = -table[np.minimum(position, len(table)) - 1]
+        ctx = np.asarray(c.context_bias, np.float64)[np.maximum(context, 0)]
+        return (c.base_logit + ctx - fat
+                - c.streak_penalty * np.minimum(streak, c.max_streak)).astype(np.float32)
+
+    def score_candidates(self, history, candidates):
+        c = self.world.config
+        out = np.zeros(candidates.shape, np.float64)
+        for lo in range(0, history.batch_size, self.chunk):
+            h = history.take(np.arange(lo, min(lo + self.chunk, history.batch_size)))
+            b = h.batch_size
+            taste = np.broadcast_to(self.taste0, (b,) + self.taste0.shape).copy()
+            loglik = np.zeros((b, len(self.bias)), np.float32)
+            streak = np.zeros(b, np.int64)
+            for t in range(h.tracks.shape[1]):
+                valid = t < h.length
+                if not valid.any():
+                    break
+                tr = np.maximum(h.tracks[:, t], 0)
+                r = h.responses[:, t] > 0
+                z = self.z[tr]
+                logit = (self._fixed(h.context, np.full(b, t + 1), streak)[:, None]
+                         + c.taste_weight * np.einsum("bmd,bd->bm", taste, z)
+                         + c.popularity_weight * self.pop[tr][:, None] + self.bias[None])
+                ll = -np.logaddexp(0.0, np.where(r[:, None], -logit, logit))
+                loglik += np.where(valid[:, None], ll, 0.0)
+                pull = (c.drift_listen * (r & valid))[:, None, None] * z[:, None, :]
+                moved = self.unit(taste + pull + c.drift_mood * self.mood[None])
+                taste = np.where(valid[:, None, None], moved, taste).astype(np.float32)
+                streak = np.where(valid, np.where(r, 0, streak + 1), streak)
+            w = np.exp(loglik - loglik.max(1, keepdims=True))
+            w /= w.sum(1, keepdims=True)
+            cand = candidates[lo:lo + b]
+            logit = (self._fixed(h.context, h.length + 1, streak)[:, None, None]
+                     + c.taste_weight * np.einsum("bmd,bkd->bmk", taste, self.z[cand])
+                     + c.popularity_weight * self.pop[cand][:, None, :]
+                     + self.bias[None, :, None])
+            out[lo:lo + b] = np.einsum("bm,bmk->bk", w, 1.0 / (1.0 + np.exp(-logit)))
+        return out
+
+
+def _within(a, b):
+    """Mean over episodes of the correlation across one episode's candidates."""
+    return np.nanmean([np.corrcoef(x, y)[0, 1] for x, y in zip(a, b)])
+
+
+def candidate_agreement(env, model, truth, truth_red, lam=3.0, others=()):
     """The first step's candidates: learned vs true logit P(listen) by redundancy
-    quartile, and the true worth of each one's top 3 by logit - lam x redundancy."""
+    quartile, and the true worth of each one's top 3 by logit - lam x redundancy;
+    `others` ((name, model) pairs): their within-episode agreement too."""
     env.restart_rng()
     env.reset()
     hist, cands = env.history(), env.candidate_tracks()
     learned = _logit(model.score_candidates(hist, cands))
     true = _logit(truth.score_candidates(hist, cands))
     red = truth_red(env)
-    print("4a. first-step candidates: learned vs true logit P(listen) by redundancy quartile")
+    print(f"4a. first-step candidates: learned vs true logit P(listen); correlation within "
+          f"an episode's candidates {_within(learned, true):.3f} (mean over {len(learned)} "
+          f"starts), overall {np.corrcoef(learned.ravel(), true.ravel())[0, 1]:.3f}; by "
+          "redundancy quartile")
+    for name, other in others:
+        print(f"  {name}: correlation within an episode's candidates "
+              f"{_within(_logit(other.score_candidates(hist, cands)), true):.3f}")
     edges = np.quantile(red, [0, 0.25, 0.5, 0.75, 1.0])
     for q in range(4):
         m = (red >= edges[q]) & (red <= edges[q + 1])
@@ -125,13 +218,16 @@ def candidate_agreement(env, model, truth, truth_red, lam=3.0):
               f"{np.take_along_axis(red, top, 1).mean():.2f}")
 
 
-def decompose(online, model, truth, learned_red, truth_red, lambdas):
+def decompose(online, model, truth, learned_red, truth_red, lambdas, sources=None):
     """Online listens of the redundancy-aware greedy for each pairing of P(listen) and
     redundancy (section 4 of the module docstring)."""
-    candidate_agreement(online, model, truth, truth_red)
+    if sources is None:
+        candidate_agreement(online, model, truth, truth_red, others=(
+            ("history taste", HistoryTaste(truth.world)),
+            ("session posterior", SessionPosterior(truth.world))))
+        sources = (("truth", truth), ("learned", model),
+                   ("history taste", HistoryTaste(truth.world)))
     print("4. online listens per episode: P(listen) from / redundancy from / penalty")
-    sources = (("truth", truth), ("learned", model),
-               ("history taste", HistoryTaste(truth.world)))
     for p_name, p_model in sources:
         online.restart_rng()
         base = play(online, redundancy_greedy(p_model, truth_red, 0.0))[0]
@@ -152,6 +248,8 @@ def main():
     ap.add_argument("--ensemble", type=int, default=1)
     ap.add_argument("--logistic", action="store_true")
     ap.add_argument("--decompose", action="store_true")
+    ap.add_argument("--posterior", action="store_true",
+                    help="with --decompose: only the session posterior (ideal observer)")
     ap.add_argument("--gin_bindings", action="append", default=[])
     args = ap.parse_args()
     data, emb = load(["lird_ddpg"], args.gin_bindings)
@@ -165,8 +263,14 @@ def main():
                                     batch_size=args.episodes, seed=11, scorer=model).environment
 
     if args.decompose:
-        decompose(env(truth), model, truth, redundancy, truth_redundancy(truth), lambdas)
+        sources = None
+        if args.posterior:
+            sources = (("session posterior", SessionPosterior(truth.world)),)
+        decompose(env(truth), model, truth, redundancy, truth_redundancy(truth), lambdas,
+                  sources)
         return
+    print(f"the learned model: {type(model).__name__}")
+    candidate_agreement(env(truth), model, truth, truth_redundancy(truth))
     print("1. redundancy-aware greedy under the learned model (listens per episode)")
     listens = {}
     for lam in lambdas:

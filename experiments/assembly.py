@@ -77,10 +77,12 @@ def operative_config_text() -> str:
     with the config's `import` statements first (gin leaves them out of it), so that a
     finished run of an agent registered in a module that a gin file imports (e.g.
     `dqn_ranked_leave.gin`) can be evaluated and resumed from its directory alone."""
-    imports = [line for line in gin.config_str().splitlines()
-               if line.startswith(("import ", "from "))]
+    operative = gin.operative_config_str()
+    known = set(operative.splitlines())  # gin keeps some imports itself: not twice
+    imports = [line for line in dict.fromkeys(gin.config_str().splitlines())
+               if line.startswith(("import ", "from ")) and line not in known]
     head = "\n".join(imports) + "\n\n" if imports else ""
-    return head + gin.operative_config_str()
+    return head + operative
 
 
 def refuse_changed_setup(saved_config: str, agent_factory: str) -> None:

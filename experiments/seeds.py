@@ -41,10 +41,12 @@ def interval(values: Sequence[float]) -> Dict[str, float]:
 
 
 def paired_differences(outs: List[dict], baseline: str = "greedy_user_model",
-                       metric: str = "mean_episode_reward") -> Dict[str, Dict[str, dict]]:
-    """Per policy and mode, the t-interval over seeds of (policy - baseline) on `metric`.
-    Within a seed both played the same episode starts (`run_episodes`), so this is a
-    paired comparison; the interval is over seeds."""
+                       metric: str = "mean_episode_reward",
+                       relative: bool = False) -> Dict[str, Dict[str, dict]]:
+    """Per policy and mode, the t-interval over seeds of (policy - baseline) on `metric`,
+    or with `relative` of 100 x (policy / baseline - 1), the gain in % (what #12's aims
+    are stated in).  Within a seed both played the same episode starts
+    (`run_episodes`), so this is a paired comparison; the interval is over seeds."""
     out: Dict[str, Dict[str, dict]] = {}
     if baseline not in common_policies(outs):
         return out
@@ -52,8 +54,9 @@ def paired_differences(outs: List[dict], baseline: str = "greedy_user_model",
         if policy == baseline or policy not in common_policies(outs):
             continue
         for mode in modes:
-            diffs = [o["policies"][policy][mode][metric] - o["policies"][baseline][mode][metric]
+            pairs = [(o["policies"][policy][mode][metric], o["policies"][baseline][mode][metric])
                      for o in outs]
+            diffs = [100.0 * (a / b - 1.0) if relative else a - b for a, b in pairs]
             out.setdefault(policy, {})[mode] = interval(diffs)
     return out
 
@@ -84,13 +87,17 @@ def format_table(summary) -> str:
     return "\n".join(lines)
 
 
-def format_paired(paired, baseline: str = "greedy_user_model") -> str:
-    """Each policy's reward per episode minus the baseline's, same starts."""
-    lines = [f"{'policy':<20} {'mode':<8} {'reward/ep - ' + baseline:>31}"]
+def format_paired(paired, baseline: str = "greedy_user_model", relative: bool = False) -> str:
+    """Each policy's reward per episode minus the baseline's (or its gain in %), same
+    starts."""
+    head = f"reward/ep vs {baseline}, %" if relative else "reward/ep - " + baseline
+    lines = [f"{'policy':<20} {'mode':<8} {head:>31}"]
     for policy, modes in paired.items():
         for mode, r in modes.items():
             lo, hi = r["mean"] - r["ci95"], r["mean"] + r["ci95"]
-            lines.append(f"{policy:<20} {mode:<8} {r['mean']:>+9.3f} [{lo:+.3f}, {hi:+.3f}]")
+            digits = 1 if relative else 3
+            lines.append(f"{policy:<20} {mode:<8} {r['mean']:>+9.{digits}f} "
+                         f"[{lo:+.{digits}f}, {hi:+.{digits}f}]")
     lines.append("paired on the same episode starts within a seed; 95% t-interval over seeds")
     return "\n".join(lines)
 
@@ -156,14 +163,17 @@ def _main() -> None:
     summary = summarize(outs)
     paired = paired_differences(outs)
     paired_logging = paired_differences(outs, baseline="logging_policy")
+    relative = paired_differences(outs, relative=True)
     name = f"summary_{FLAGS.reevaluate_episodes}.json" if FLAGS.reevaluate_episodes \
         else "summary.json"
     with atomic_file(os.path.join(run_dir, name)) as f:
         json.dump({"seeds": [int(s) for s in FLAGS.seeds], "summary": summary,
                    "paired_vs_greedy_user_model": paired,
-                   "paired_vs_logging_policy": paired_logging}, f, indent=1)
+                   "paired_vs_logging_policy": paired_logging,
+                   "relative_vs_greedy_user_model": relative}, f, indent=1)
     print(format_table(summary))
     print(format_paired(paired))
+    print(format_paired(relative, relative=True))
     if paired_logging:
         print(format_paired(paired_logging, "logging_policy"))
     print(f"written to {run_dir}")

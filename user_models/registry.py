@@ -16,8 +16,8 @@ from spotisim.errors import UserModelError
 
 # name -> class, in registration order (built-ins first).
 _BY_NAME: Dict[str, type] = {}
-BUILTIN_MODULES = ("user_models.sequential", "user_models.logistic", "user_models.lird",
-                   "user_models.heuristics")
+BUILTIN_MODULES = ("user_models.sequential", "user_models.taste", "user_models.logistic",
+                   "user_models.lird", "user_models.heuristics")
 
 
 def register_user_model(name: str):

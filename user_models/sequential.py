@@ -13,7 +13,6 @@ the cascade for the whole batch inside one `tf.function` call.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Dict, List, Optional
 
@@ -26,9 +25,10 @@ from spotisim.data.exposure import ExposureLog
 from spotisim.data.schema import CONTEXT_TYPES
 from spotisim.data.session_log import SessionLog
 from spotisim.errors import ConfigError, UserModelError
-from spotisim.io_utils import atomic_dir
 from user_models.base import AbstractUserModel, History, check_probabilities, read_model_meta
-from user_models.catalog_alignment import read_track_ids, write_track_ids
+from user_models.catalog_alignment import read_track_ids
+from user_models.early_stopping import train_with_early_stopping
+from user_models.saving import load_weights, save_model_dir
 from user_models.history_match import history_match
 from user_models.registry import register_user_model
 
@@ -476,28 +476,11 @@ class SequentialUserModel(AbstractUserModel):
                 cnt += w
             return tot / max(cnt, 1.0)
 
-        rng = np.random.default_rng(c["seed"])
-        best, best_weights, bad = np.inf, None, 0
-        self.history_ = []
-        for epoch in range(c["epochs"]):
-            order = rng.permutation(len(train[0]))
-            losses = []
-            for b in range(0, len(order), c["batch_size"]):
-                idx = order[b:b + c["batch_size"]]
-                losses.append(float(train_step(*(tf.constant(x[idx]) for x in train))))
-            val_loss = evaluate(val)
-            self.history_.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
-                                  "val_loss": val_loss})
-            if verbose:
-                print(f"epoch {epoch + 1}: train {np.mean(losses):.4f} val {val_loss:.4f}")
-            if val_loss < best - 1e-4:
-                best, best_weights, bad = val_loss, net.get_weights(), 0
-            else:
-                bad += 1
-                if bad >= c["patience"]:
-                    break
-        if best_weights is not None:
-            net.set_weights(best_weights)
+        self.history_ = train_with_early_stopping(
+            len(train[0]), lambda idx: train_step(*(tf.constant(x[idx]) for x in train)),
+            lambda: evaluate(val), net.get_weights, net.set_weights, epochs=c["epochs"],
+            batch_size=c["batch_size"], patience=c["patience"], seed=c["seed"],
+            verbose=verbose)
         self._reads_exposure = exposure is not None
         return self
 
@@ -510,17 +493,11 @@ class SequentialUserModel(AbstractUserModel):
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str) -> None:
         """Weights, embeddings and configuration, written atomically."""
-        with atomic_dir(directory) as tmp:
-            np.save(os.path.join(tmp, "embeddings.npy"), self.embeddings)
-            np.savez(os.path.join(tmp, "weights.npz"),
-                     *[np.asarray(w) for w in self.net.get_weights()])
-            if self.track_ids is not None:
-                write_track_ids(tmp, self.track_ids)
-            with open(os.path.join(tmp, "user_model.json"), "w") as f:
-                json.dump({"class": "SequentialUserModel", "config": self.config,
-                           "behaviour_fill": self.behaviour_fill.to_json(),
-                           "reads_exposure": self.reads_exposure,
-                           "history": self.history_}, f, indent=1)
+        save_model_dir(directory, {"class": "SequentialUserModel", "config": self.config,
+                                   "behaviour_fill": self.behaviour_fill.to_json(),
+                                   "reads_exposure": self.reads_exposure,
+                                   "history": self.history_},
+                       self.embeddings, self.net.get_weights(), self.track_ids)
 
     @classmethod
     def load(cls, directory: str) -> "SequentialUserModel":
@@ -529,8 +506,7 @@ class SequentialUserModel(AbstractUserModel):
         config = {"exposure_input": False, **meta["config"]}
         model = cls(np.load(os.path.join(directory, "embeddings.npy")), **config)
         model._reads_exposure = bool(meta.get("reads_exposure"))
-        with np.load(os.path.join(directory, "weights.npz")) as w:
-            model.net.set_weights([w[f"arr_{i}"] for i in range(len(w.files))])
+        model.net.set_weights(load_weights(directory))
         if "behaviour_fill" in meta:
             model.behaviour_fill = BehaviourFill.from_json(meta["behaviour_fill"])
         model.history_ = meta.get("history", [])

@@ -272,6 +272,11 @@ def test_seed_summary_arithmetic():
             for g, d in ((5.0, 1.0), (7.0, 3.0))]
     pd = seeds.paired_differences(outs)["agent"]["online"]
     assert pd["mean"] == pytest.approx(2.0) and pd["ci95"] == pytest.approx(12.706, abs=1e-3)
+    # In %: per seed 100 x (6 / 5 - 1) = 20 and 100 x (10 / 7 - 1) = 42.86, a paired
+    # ratio per seed, not the ratio of the means over seeds (2 / 6 = 33.3%).
+    rel = seeds.paired_differences(outs, relative=True)["agent"]["online"]
+    assert rel["mean"] == pytest.approx((20.0 + 300.0 / 7) / 2, abs=1e-6)
+    assert "%" in seeds.format_paired({"agent": {"online": rel}}, relative=True)
     # A policy that one seed did not evaluate is left out, not a KeyError.
     outs[0]["policies"]["random"] = {"online": {m: 1.0 for m in seeds.METRICS}}
     assert set(seeds.summarize(outs)) == {"greedy_user_model", "agent"}
@@ -509,6 +514,7 @@ def test_the_recorded_operative_config_keeps_the_gin_imports():
     finally:
         gin.clear_config()
     assert text.splitlines()[0] == "import agents.dqn_ranked"
+    assert text.splitlines().count("import agents.dqn_ranked") == 1   # not twice
     gin.clear_config()
     try:  # and it parses back
         gin.parse_config(text, skip_unknown=True)

@@ -12,6 +12,7 @@ from user_models.ground_truth import GroundTruthUserModel
 from user_models.lird import LirdSimulatorUserModel
 from user_models.logistic import LogisticUserModel
 from user_models.sequential import SequentialUserModel
+from user_models.taste import TasteUserModel
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,7 @@ def fitted(split, emb, tiny_world_dir):
     train, val, _ = split
     return {
         "sequential": SequentialUserModel(emb, units=16, epochs=3, seed=0).fit(train, val),
+        "taste": TasteUserModel(emb, dim=4, epochs=3).fit(train, val),
         "logistic": LogisticUserModel(emb, epochs=3).fit(train, val),
         "lird": LirdSimulatorUserModel(emb, state_length=4, slate_size=3).fit(train),
         "ground_truth": GroundTruthUserModel(SyntheticWorld.load(tiny_world_dir["world"])),
@@ -47,7 +49,7 @@ def _batch(log, tiny_world_dir, n=12, t=6, K=3):
     return h, tracks[rows, t:t + K], ~skipped[rows, t:t + K]
 
 
-@pytest.mark.parametrize("name", ["sequential", "logistic", "lird", "ground_truth"])
+@pytest.mark.parametrize("name", ["sequential", "taste", "logistic", "lird", "ground_truth"])
 def test_shapes_ranges_and_batching(fitted, tiny_log, tiny_world_dir, name):
     model = fitted[name]
     h, slate, resp = _batch(tiny_log, tiny_world_dir)
@@ -63,7 +65,7 @@ def test_shapes_ranges_and_batching(fitted, tiny_log, tiny_world_dir, name):
         np.testing.assert_allclose(model.predict(h, slate, r), probs, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["sequential", "logistic", "lird", "ground_truth"])
+@pytest.mark.parametrize("name", ["sequential", "taste", "logistic", "lird", "ground_truth"])
 def test_save_load_same_predictions(fitted, tiny_log, tiny_world_dir, tmp_path, name):
     model = fitted[name]
     model.save(str(tmp_path / name))
@@ -74,10 +76,11 @@ def test_save_load_same_predictions(fitted, tiny_log, tiny_world_dir, tmp_path, 
                                rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("cls", [SequentialUserModel, LogisticUserModel])
+@pytest.mark.parametrize("cls", [SequentialUserModel, TasteUserModel, LogisticUserModel])
 def test_training_lowers_the_loss(split, emb, cls):
     train, val, _ = split
-    kw = dict(units=16, epochs=4) if cls is SequentialUserModel else dict(epochs=4)
+    kw = {SequentialUserModel: dict(units=16, epochs=4),
+          TasteUserModel: dict(dim=4, epochs=4)}.get(cls, dict(epochs=4))
     model = cls(emb, **kw)
     before = evaluation.log_loss(~train.skipped, evaluation.predict_log(model, train))
     model.fit(train, val)
@@ -88,7 +91,7 @@ def test_training_lowers_the_loss(split, emb, cls):
 
 def test_fast_session_path_equals_slate_path(fitted, tiny_log):
     """predict_sessions (one pass) == predict with teacher forcing, row by row."""
-    for name in ("sequential", "logistic"):
+    for name in ("sequential", "taste", "logistic"):
         model = fitted[name]
         fast = model.predict_sessions(tiny_log)
         tracks, skipped, mask = tiny_log.padded()
@@ -142,7 +145,7 @@ def test_lird_patterns_and_expected_reward(fitted, tiny_log, tiny_world_dir):
                                rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["sequential", "logistic", "lird", "ground_truth"])
+@pytest.mark.parametrize("name", ["sequential", "taste", "logistic", "lird", "ground_truth"])
 def test_any_user_model_swaps_into_the_environment_through_gin(fitted, tiny_log,
                                                               tiny_world_dir, emb, tmp_path, name):
     import gin
@@ -168,7 +171,7 @@ def test_any_user_model_swaps_into_the_environment_through_gin(fitted, tiny_log,
         gin.clear_config()
 
 
-@pytest.mark.parametrize("name", ["sequential", "logistic", "ground_truth"])
+@pytest.mark.parametrize("name", ["sequential", "taste", "logistic", "ground_truth"])
 def test_score_candidates_equals_one_track_predictions(fitted, tiny_log, tiny_world_dir, name):
     """score_candidates (the sequential model encodes each history once) gives each
     candidate's P(listen) as the next track, as predict does for a one-track slate."""
