@@ -74,9 +74,10 @@ def _setup_bindings(config_text: str, prefixes) -> Dict[str, str]:
 
 def operative_config_text() -> str:
     """The operative config as a run directory records it: gin's operative config
-    with the config's `import` statements first (gin leaves them out of it), so that a
-    finished run of an agent registered in a module that a gin file imports (e.g.
-    `dqn_ranked_leave.gin`) can be evaluated and resumed from its directory alone."""
+    with every `import` statement of the config first, once (gin's own keeps only some
+    of them), so that a finished run of an agent or user model registered in a module
+    that a gin file imports (e.g. `dqn_ranked_leave.gin`, `taste_model.gin`) can be
+    evaluated and resumed from its directory alone."""
     operative = gin.operative_config_str()
     known = set(operative.splitlines())  # gin keeps some imports itself: not twice
     imports = [line for line in dict.fromkeys(gin.config_str().splitlines())

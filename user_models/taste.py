@@ -10,8 +10,8 @@ but not a rule that carries to a track unlike the recent listens (an MLP is a po
 learner of dot products; Rendle et al., "Neural Collaborative Filtering vs. Matrix
 Factorization Revisited", RecSys 2020).  Measured in BUILD_NOTES ("Sixth round"): among
 the 100 candidates of an episode start, the GRU's logit P(listen) correlates 0.63 with
-the truth's, this model's 0.68, about as well as the GRU fits the log itself (validation
-loss 0.603 against 0.602).
+the truth's, this model's 0.68, while both fit the log about as well (test AUC 0.738
+against 0.740), and planners and agents on this model listen more online.
 
 The form, for a candidate c after heard tracks j (embedding e, response r_j):
 
