@@ -50,6 +50,8 @@ import numpy as np  # noqa: E402
 from headroom import (learned_redundancy, load, paired_gain, play, redundancy_greedy,  # noqa: E402
                       truth_redundancy)
 from experiments import run as run_mod  # noqa: E402
+from spotisim.data.world.common import unit  # noqa: E402
+from spotisim.data.world.listeners import Listeners  # noqa: E402
 from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
 
 
@@ -121,18 +123,13 @@ class SessionPosterior:
     def __init__(self, world, particles: int = 2000, seed: int = 0, chunk: int = 200):
         c = world.config
         rng = np.random.default_rng(seed)
-        centroids = world.catalogue.genre_centroids
-        from spotisim.data.world.catalogue import Catalogue
-        g1 = rng.choice(c.num_genres, size=particles, p=Catalogue.genre_weights(c))
-        g2 = rng.choice(c.num_genres, size=particles)
-        mix = rng.uniform(0.0, 0.5, size=(particles, 1))
-        unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-        listener = unit((1 - mix) * centroids[g1] + mix * centroids[g2]
-                        + 0.35 * rng.normal(size=(particles, c.latent_dim)))
-        self.mood = unit(rng.normal(size=(particles, c.latent_dim))).astype(np.float32)
-        self.taste0 = unit(listener + c.mood_weight * self.mood).astype(np.float32)
+        tastes = Listeners.draw_tastes(c, world.catalogue, rng, particles)
+        start = Listeners(c, tastes, None, None).new_sessions(
+            rng, particles, listeners=np.arange(particles), contexts=np.zeros(particles, int))
+        self.mood = start.mood.astype(np.float32)
+        self.taste0 = start.taste.astype(np.float32)
         self.bias = (c.listener_bias_sd * rng.normal(size=particles)).astype(np.float32)
-        self.world, self.chunk, self.unit = world, chunk, unit
+        self.world, self.chunk = world, chunk
         self.z = np.asarray(world.track_latent, np.float32)
         self.pop = np.asarray(world.track_popularity, np.float32)
 
@@ -167,7 +164,7 @@ class SessionPosterior:
                 ll = -np.logaddexp(0.0, np.where(r[:, None], -logit, logit))
                 loglik += np.where(valid[:, None], ll, 0.0)
                 pull = (c.drift_listen * (r & valid))[:, None, None] * z[:, None, :]
-                moved = self.unit(taste + pull + c.drift_mood * self.mood[None])
+                moved = unit(taste + pull + c.drift_mood * self.mood[None])
                 taste = np.where(valid[:, None, None], moved, taste).astype(np.float32)
                 streak = np.where(valid, np.where(r, 0, streak + 1), streak)
             w = np.exp(loglik - loglik.max(1, keepdims=True))

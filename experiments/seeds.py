@@ -91,11 +91,11 @@ def format_paired(paired, baseline: str = "greedy_user_model", relative: bool = 
     """Each policy's reward per episode minus the baseline's (or its gain in %), same
     starts."""
     head = f"reward/ep vs {baseline}, %" if relative else "reward/ep - " + baseline
+    digits = 1 if relative else 3
     lines = [f"{'policy':<20} {'mode':<8} {head:>31}"]
     for policy, modes in paired.items():
         for mode, r in modes.items():
             lo, hi = r["mean"] - r["ci95"], r["mean"] + r["ci95"]
-            digits = 1 if relative else 3
             lines.append(f"{policy:<20} {mode:<8} {r['mean']:>+9.{digits}f} "
                          f"[{lo:+.{digits}f}, {hi:+.{digits}f}]")
     lines.append("paired on the same episode starts within a seed; 95% t-interval over seeds")

@@ -158,21 +158,20 @@ class TasteUserModel(AbstractUserModel):
 
     # ------------------------------------------------------------------ the simulator
     def _next_logits(self, history: History, candidates: np.ndarray) -> np.ndarray:
-        """Logits [B, C] of each candidate as the next track after `history`."""
+        """Logits [B, C] of each candidate as the next track after `history` (one taste
+        per row, shared by its candidates: the memory weights, position and streak are
+        [B, 1] and broadcast)."""
         tracks = np.asarray(history.tracks)
         B, H = tracks.shape
-        C = candidates.shape[1]
         n = history.length.astype(np.int64)
         valid = np.arange(H)[None, :] < n[:, None]
         ages = n[:, None] - 1 - np.arange(H)[None, :]
-        weight = self.net.decay_weights(ages, valid)[:, None, :] * tf.ones((1, C, 1))
         streak = _streaks(history.responses, valid)[np.arange(B), n]
         return self.net.logits(
             tf.constant(tracks, tf.int32), tf.constant(history.responses, tf.float32),
-            weight, tf.constant(candidates, tf.int32),
-            tf.constant(np.repeat((n + 1)[:, None], C, 1), tf.int32),
-            tf.constant(history.context, tf.int32),
-            tf.constant(np.repeat(streak[:, None], C, 1), tf.int32)).numpy()
+            self.net.decay_weights(ages, valid)[:, None, :], tf.constant(candidates, tf.int32),
+            tf.constant((n + 1)[:, None], tf.int32), tf.constant(history.context, tf.int32),
+            tf.constant(streak[:, None], tf.int32)).numpy()
 
     def score_candidates(self, history, candidates):
         candidates = np.asarray(candidates)
@@ -180,26 +179,27 @@ class TasteUserModel(AbstractUserModel):
             return super().score_candidates(history, candidates)  # its error
         return 1.0 / (1.0 + np.exp(-self._next_logits(history, candidates)))
 
-    def _predict(self, history, slate, slate_responses):
-        """Position k after the history and slate positions < k heard with
-        `slate_responses` (or, when None, the model's own most likely outcomes)."""
-        B, K = slate.shape
-        probs = np.zeros((B, K))
-        heard = history
-        for k in range(K):
-            probs[:, k] = 1.0 / (1.0 + np.exp(-self._next_logits(heard, slate[:, k:k + 1])[:, 0]))
-            resp = probs[:, k] >= 0.5 if slate_responses is None else slate_responses[:, k]
-            heard = heard.extended(slate[:, k:k + 1], np.asarray(resp, np.float32)[:, None])
-        return probs
-
-    def _respond(self, history, slate, uniforms):
+    def _cascade(self, history, slate, outcome):
+        """P(listen) [B, K] position by position, each after the history and the slate's
+        earlier positions heard with `outcome(k, p_k)` (bool [B])."""
         B, K = slate.shape
         probs, responses = np.zeros((B, K)), np.zeros((B, K), bool)
         heard = history
         for k in range(K):
-            probs[:, k] = 1.0 / (1.0 + np.exp(-self._next_logits(heard, slate[:, k:k + 1])[:, 0]))
-            responses[:, k] = uniforms[:, k] < probs[:, k]
+            probs[:, k] = self.score_candidates(heard, slate[:, k:k + 1])[:, 0]
+            responses[:, k] = outcome(k, probs[:, k])
             heard = heard.extended(slate[:, k:k + 1], responses[:, k:k + 1].astype(np.float32))
+        return probs, responses
+
+    def _predict(self, history, slate, slate_responses):
+        """Position k after the history and slate positions < k heard with
+        `slate_responses` (or, when None, the model's own most likely outcomes)."""
+        if slate_responses is None:
+            return self._cascade(history, slate, lambda k, p: p >= 0.5)[0]
+        return self._cascade(history, slate, lambda k, p: slate_responses[:, k])[0]
+
+    def _respond(self, history, slate, uniforms):
+        probs, responses = self._cascade(history, slate, lambda k, p: uniforms[:, k] < p)
         return probs, responses, None
 
     # ------------------------------------------------------------------ the log

@@ -29,16 +29,23 @@ class Listeners:
                  rng: np.random.Generator) -> "Listeners":
         """Draws the listeners from `rng` (the world's stream, after the catalogue)."""
         c = config
-        D = c.latent_dim
-        g1 = rng.choice(c.num_genres, size=c.num_listeners, p=Catalogue.genre_weights(c))
-        g2 = rng.choice(c.num_genres, size=c.num_listeners)
-        mix = rng.uniform(0.0, 0.5, size=(c.num_listeners, 1))
-        taste = _unit((1 - mix) * catalogue.genre_centroids[g1]
-                      + mix * catalogue.genre_centroids[g2]
-                      + 0.35 * rng.normal(size=(c.num_listeners, D)))
+        taste = cls.draw_tastes(c, catalogue, rng, c.num_listeners)
         bias = c.listener_bias_sd * rng.normal(size=c.num_listeners)
         premium = rng.random(c.num_listeners) < 0.81
         return cls(c, taste, bias, premium)
+
+    @staticmethod
+    def draw_tastes(config: WorldConfig, catalogue: Catalogue, rng: np.random.Generator,
+                    n: int) -> np.ndarray:
+        """n listener tastes [n, D] from the world's prior: a main genre (by size) mixed
+        with up to half of a second one, plus personal noise (also what an ideal observer
+        of a session assumes, `benchmarks/transfer_gap.py`)."""
+        g1 = rng.choice(config.num_genres, size=n, p=Catalogue.genre_weights(config))
+        g2 = rng.choice(config.num_genres, size=n)
+        mix = rng.uniform(0.0, 0.5, size=(n, 1))
+        return _unit((1 - mix) * catalogue.genre_centroids[g1]
+                     + mix * catalogue.genre_centroids[g2]
+                     + 0.35 * rng.normal(size=(n, config.latent_dim)))
 
     def new_sessions(self, rng: np.random.Generator, n: int,
                      listeners: Optional[np.ndarray] = None,
