@@ -1,7 +1,8 @@
 """Baseline policies, all TF-Agents policies over the slate action (K candidate indices):
 random, most popular, nearest neighbour of the last listened track (TF policies), the
 myopic greedy user-model policy (a Py policy: top-K by predicted P(listen) under a user
-model, the "model-driven" baseline) and the logging policy replayed from the data (a Py
+model, the "model-driven" baseline), its redundancy-aware variant (the long-horizon
+heuristic an agent has to beat where listeners leave when bored) and the logging policy replayed from the data (a Py
 policy: the tracks the logged session actually played next)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tf_agents.trajectories import policy_step
 from agents.evaluate import logged_continuation
 from agents.slate_policy import ScoredSlatePolicy
 from spotisim.environment import PlaylistEnvironment
+from spotisim.errors import ConfigError
 from user_models.base import AbstractUserModel
 
 
@@ -92,6 +94,44 @@ class GreedyUserModelPolicy(py_policy.PyPolicy):
         ids, mask, batched = _batch_candidates(time_step.observation)
         p = self._model.score_candidates(self._env.history(), ids)
         return _top_k_step(p, mask, self._k, batched, policy_state)
+
+
+@gin.configurable
+class RedundancyGreedyPolicy(GreedyUserModelPolicy):
+    """Greedy with a penalty on what bores: the K available candidates with the highest
+    logit P(listen) - penalty x redundancy, both from the user model (redundancy from its
+    leave model: `leave_hazard.redundancy`, how much listening to the candidate next
+    would add to the boredom level the model's P(leave) reads).
+
+    Why it is a baseline: it is the planner `benchmarks/headroom.py` and
+    `benchmarks/transfer_gap.py` sweep, without any learning, so an agent's gain over it
+    is what reinforcement learning adds beyond one hand-set trade-off (BUILD_NOTES,
+    "Seventh round").  `penalty = 0` is `GreedyUserModelPolicy`.
+
+    Args:
+      penalty: the weight on redundancy (the learned models' best online values are in
+        BUILD_NOTES: 1 on the GRU, 2 on the taste model).
+    """
+
+    def __init__(self, time_step_spec, action_spec, user_model: AbstractUserModel,
+                 environment: PlaylistEnvironment, penalty: float = 1.0):
+        super().__init__(time_step_spec, action_spec, user_model, environment)
+        if getattr(user_model, "leave_hazard", None) is None:
+            raise ConfigError(f"RedundancyGreedyPolicy: {type(user_model).__name__} has no "
+                              "leave model (leave_hazard) to measure redundancy with")
+        if not np.isfinite(penalty) or penalty < 0:
+            raise ConfigError(f"RedundancyGreedyPolicy.penalty must be a finite number >= 0, "
+                              f"got {penalty!r}")
+        self.penalty = float(penalty)
+
+    def _action(self, time_step, policy_state):
+        ids, mask, batched = _batch_candidates(time_step.observation)
+        history = self._env.history()
+        p = np.clip(self._model.score_candidates(history, ids), 1e-6, 1 - 1e-6)
+        score = np.log(p / (1 - p))
+        if self.penalty:
+            score = score - self.penalty * self._model.leave_hazard.redundancy(history, ids)
+        return _top_k_step(score, mask, self._k, batched, policy_state)
 
 
 @gin.configurable

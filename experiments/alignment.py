@@ -134,9 +134,9 @@ def _plot(path, out, models):
 def format_table(out: dict) -> str:
     models = list(out["alignment"])
     cols = models + ["ground_truth"]
-    lines = [f"{'policy':<24} " + " ".join(f"{c:>15}" for c in cols)]
+    lines = [f"{'policy':<28} " + " ".join(f"{c:>15}" for c in cols)]
     for p in out["policies"]:
-        lines.append(f"{p:<24} " + " ".join(
+        lines.append(f"{p:<28} " + " ".join(
             f"{out['scores'][p][c]['mean_episode_reward']:>15.2f}" for c in cols))
     lines.append("(mean listens per episode under each scorer)")
     for m, a in out["alignment"].items():

@@ -28,7 +28,7 @@ from user_models.registry import learned_user_models
 from agents.registry import agent_spec_by_name
 from experiments.assembly import without_shadowed_bindings
 from experiments.experiment import Experiment
-from experiments.policy_evaluation import BASELINES, evaluate_policies
+from experiments.policy_evaluation import BASELINES, MODEL_POLICIES, evaluate_policies
 from experiments.user_model_cache import fit_or_load_user_model
 from spotisim import cli
 from spotisim.data.datasets import load_dataset
@@ -54,11 +54,18 @@ def _scorer(name: str, data, emb):
 
 
 def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
-                 seed: Optional[int] = None) -> Dict[str, Dict[str, dict]]:
+                 seed: Optional[int] = None, also: Sequence[str] = (),
+                 bindings: Sequence[str] = ()) -> Dict[str, Dict[str, dict]]:
     """Scores the run's policy and its baselines (those its metrics.json lists, greedy
     on the user model it trained against included) under each user model, on the
     starts the run's own evaluation drew (its seed; `seed` overrides) or, with more
-    `episodes`, on more of them."""
+    `episodes`, on more of them; `also` names more baselines to score beside them (a
+    run made before `redundancy_greedy_user_model` existed, say), and `bindings` gin
+    bindings that override the run's own (`RedundancyGreedyPolicy.penalty = 2.0`)."""
+    for name in also:
+        if name not in BASELINES and name not in MODEL_POLICIES:
+            raise ConfigError(f"--also {name!r}: not one of "
+                              f"{', '.join(BASELINES + tuple(MODEL_POLICIES))}")
     cfg = os.path.join(run_dir, "operative_config.gin")
     metrics_path = os.path.join(run_dir, "metrics.json")
     if not (os.path.exists(cfg) and os.path.exists(metrics_path)):
@@ -66,6 +73,8 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
                           "metrics.json expected)")
     with open(cfg) as f:  # what the run wired in code is wired again
         gin.parse_config(without_shadowed_bindings(f.read()), skip_unknown=True)
+    if bindings:
+        gin.parse_config(list(bindings))
     with open(metrics_path) as f:
         saved = json.load(f)
     agent = saved.get("agent")
@@ -75,8 +84,9 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
         except ValueError:  # not recorded: the default
             seed = Experiment.seed
     baselines = [p for p in saved.get("policies", {})
-                 if p != agent and (p in BASELINES or p == "greedy_user_model")] \
+                 if p != agent and (p in BASELINES or p in MODEL_POLICIES)] \
         or ["random", "most_popular", "nearest_neighbour"]
+    baselines += [name for name in also if name not in baselines]
     data = load_dataset()
     emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
     # A policy that observes candidate scores keeps getting them from the model it
@@ -85,7 +95,7 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
         bound = gin.get_bindings("PlaylistEnvironment")
     observes = bound.get("observe_scores") or bound.get("score_features")
     trained = (fit_or_load_user_model(data, emb)
-               if observes or "greedy_user_model" in baselines else None)
+               if observes or set(MODEL_POLICIES) & set(baselines) else None)
     agents = {}
     if agent is not None:
         agents[agent] = (lambda env: py_tf_eager_policy.SavedModelPyTFEagerPolicy(
@@ -95,7 +105,7 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
     for um_name in user_models:
         per_policy = evaluate_policies(
             data, _scorer(um_name, data, emb), emb,
-            policies=baselines, greedy_models={"greedy_user_model": trained},
+            policies=baselines, greedy_models={n: trained for n in MODEL_POLICIES},
             agents=agents, episodes=episodes, seed=seed + 2, policy_seed=seed,
             scorer=trained)
         for pname, m in per_policy.items():
@@ -125,9 +135,9 @@ def _plot(path, results, user_models):
 
 
 def format_table(results, user_models) -> str:
-    lines = [f"{'policy':<20} " + " ".join(f"{u[:18]:>18}" for u in user_models)]
+    lines = [f"{'policy':<28} " + " ".join(f"{u[:18]:>18}" for u in user_models)]
     for p, r in results.items():
-        lines.append(f"{p:<20} " + " ".join(
+        lines.append(f"{p:<28} " + " ".join(
             f"{r[u]['mean_episode_reward']:>8.2f} ({r[u]['skip_rate']:.3f})" for u in user_models))
     lines.append("listens per episode (skip rate) under each user model")
     return "\n".join(lines)
@@ -141,12 +151,16 @@ def define_flags() -> None:
     flags.DEFINE_string("run_dir", None, "a finished experiments.run directory")
     flags.DEFINE_multi_string("user_model", ["ground_truth"], "user model(s) to score with")
     flags.DEFINE_integer("episodes", 256, "whole episodes per policy and user model")
+    flags.DEFINE_multi_string("gin_bindings", [], "gin bindings over the run's own")
+    flags.DEFINE_multi_string("also", [], "a baseline to score beside those the run "
+                              "reported (e.g. redundancy_greedy_user_model)")
 
 
 def _main() -> None:
     if not FLAGS.run_dir:
         raise ConfigError("--run_dir is required")
-    results = evaluate_run(FLAGS.run_dir, FLAGS.user_model, FLAGS.episodes)
+    results = evaluate_run(FLAGS.run_dir, FLAGS.user_model, FLAGS.episodes,
+                           also=FLAGS.also, bindings=FLAGS.gin_bindings)
     with atomic_file(os.path.join(FLAGS.run_dir, "evaluation.json")) as f:
         json.dump(results, f, indent=1)
     _plot(os.path.join(FLAGS.run_dir, "evaluation.png"), results, FLAGS.user_model)

@@ -13,7 +13,7 @@ from typing import Callable, Optional, Tuple
 import gin
 
 DEFAULT_BASELINES = ("random", "most_popular", "nearest_neighbour", "greedy_user_model",
-                     "logging_policy")
+                     "redundancy_greedy_user_model", "logging_policy")
 
 
 @gin.configurable("run_experiment")

@@ -25,6 +25,11 @@ from user_models.ground_truth import GroundTruthUserModel
 BASELINES = ("random", "most_popular", "least_popular", "nearest_neighbour",
              "farthest_neighbour", "logging_policy")
 
+#: Policies built on the user model an agent trains against, by report name; any other
+#: name in `greedy_models` is plain greedy on its model.
+MODEL_POLICIES = {"greedy_user_model": baseline_policies.GreedyUserModelPolicy,
+                  "redundancy_greedy_user_model": baseline_policies.RedundancyGreedyPolicy}
+
 
 def diversity_basis(data: Dataset, emb: np.ndarray) -> Tuple[np.ndarray, str]:
     """What list diversity is measured on: the acoustic features, or, for a log without
@@ -95,9 +100,9 @@ def evaluate_policies(data: Dataset, responder: AbstractUserModel, emb: np.ndarr
     out: Dict[str, dict] = {}
     for name in policies:
         if name in greedy_models:
-            policy = baseline_policies.GreedyUserModelPolicy(
-                env.time_step_spec(), env.action_spec(), greedy_models[name],
-                builder.environment)
+            cls = MODEL_POLICIES.get(name, baseline_policies.GreedyUserModelPolicy)
+            policy = cls(env.time_step_spec(), env.action_spec(), greedy_models[name],
+                         builder.environment)
         elif name in BASELINES:
             policy = _baseline(name, env, builder, data, policy_seed)
         else:
@@ -144,7 +149,7 @@ def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarr
         last = mode == list(modes)[-1]
         per_policy = evaluate_policies(
             data, model, emb, policies=baselines,
-            greedy_models={"greedy_user_model": user_model}, agents=agents,
+            greedy_models={name: user_model for name in MODEL_POLICIES}, agents=agents,
             episodes=eval_episodes, seed=seed + 2, policy_seed=seed, scorer=user_model,
             info=info, binding="run_experiment.baselines",
             episodes_path=(os.path.join(run_dir, "episodes.parquet")

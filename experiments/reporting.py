@@ -65,12 +65,12 @@ def format_table(out: dict) -> str:
              f"reward: {reward}"
              + (f"   data quirks {out['data_quirks']}"
                 if out.get("data_quirks", "no quirks") != "no quirks" else ""),
-             f"{'policy':<20} {'mode':<8} {'skip rate':>9} {'reward/ep':>9} "
+             f"{'policy':<28} {'mode':<8} {'skip rate':>9} {'reward/ep':>9} "
              f"{'slates/ep':>9} {'left':>6} {'diversity':>9} {'coverage':>8} "
              f"{'logged skip':>11} {'replay skip (n)':>16}"]
     for name, modes in out["policies"].items():
         for mode, r in modes.items():
-            lines.append(f"{name:<20} {mode:<8} {r['skip_rate']:>9.3f} "
+            lines.append(f"{name:<28} {mode:<8} {r['skip_rate']:>9.3f} "
                          f"{r['mean_episode_reward']:>9.2f} {r['mean_episode_length']:>9.2f} "
                          f"{r.get('end_left_rate', float('nan')):>6.3f} "
                          f"{r.get('diversity', float('nan')):>9.3f} {r['coverage']:>8.3f} "

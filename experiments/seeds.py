@@ -77,12 +77,12 @@ def summarize(outs: List[dict]) -> Dict[str, Dict[str, Dict[str, dict]]]:
 
 
 def format_table(summary) -> str:
-    lines = [f"{'policy':<20} {'mode':<8} {'skip rate':>17} {'listens/ep':>17} {'coverage':>17}"]
+    lines = [f"{'policy':<28} {'mode':<8} {'skip rate':>17} {'listens/ep':>17} {'coverage':>17}"]
     for policy, modes in summary.items():
         for mode, r in modes.items():
             cells = [f"{r[m]['mean']:.3f} +- {r[m]['ci95']:.3f}"
                      for m in ("skip_rate", "mean_episode_reward", "coverage")]
-            lines.append(f"{policy:<20} {mode:<8} " + " ".join(f"{c:>17}" for c in cells))
+            lines.append(f"{policy:<28} {mode:<8} " + " ".join(f"{c:>17}" for c in cells))
     lines.append("mean +- half-width of the 95% t-interval over seeds")
     return "\n".join(lines)
 
@@ -92,29 +92,47 @@ def format_paired(paired, baseline: str = "greedy_user_model", relative: bool = 
     starts."""
     head = f"reward/ep vs {baseline}, %" if relative else "reward/ep - " + baseline
     digits = 1 if relative else 3
-    lines = [f"{'policy':<20} {'mode':<8} {head:>31}"]
+    lines = [f"{'policy':<28} {'mode':<8} {head:>31}"]
     for policy, modes in paired.items():
         for mode, r in modes.items():
             lo, hi = r["mean"] - r["ci95"], r["mean"] + r["ci95"]
-            lines.append(f"{policy:<20} {mode:<8} {r['mean']:>+9.{digits}f} "
+            lines.append(f"{policy:<28} {mode:<8} {r['mean']:>+9.{digits}f} "
                          f"[{lo:+.{digits}f}, {hi:+.{digits}f}]")
     lines.append("paired on the same episode starts within a seed; 95% t-interval over seeds")
     return "\n".join(lines)
 
 
-def reevaluated(seed_dir: str, episodes: int) -> dict:
+def settings_tag(bindings: Sequence[str]) -> str:
+    """'' without bindings, else '_' + a short hash of them: results scored under other
+    settings go to another file (a cache is never reused under settings it was not
+    scored with)."""
+    if not bindings:
+        return ""
+    import hashlib
+    return "_" + hashlib.sha256("\n".join(bindings).encode()).hexdigest()[:8]
+
+
+def reevaluated(seed_dir: str, episodes: int, also: Sequence[str] = (),
+                bindings: Sequence[str] = ()) -> dict:
     """A finished run's policies scored online on `episodes` paired starts, in the shape
-    of its metrics.json (mode 'online' only); cached as evaluation_<episodes>.json."""
+    of its metrics.json (mode 'online' only); cached as evaluation_<episodes>.json, and
+    scored again when the cache lacks a policy of `also` (more baselines to score);
+    `bindings` override the run's own gin bindings there (their results are cached as
+    evaluation_<episodes>_<hash of the bindings>.json)."""
     from experiments.evaluate import evaluate_run
-    path = os.path.join(seed_dir, f"evaluation_{episodes}.json")
+    path = os.path.join(seed_dir, f"evaluation_{episodes}{settings_tag(bindings)}.json")
+    results = None
     if os.path.exists(path):
         with open(path) as f:
             results = json.load(f)
-    else:
+        if any(name not in results for name in also):
+            results = None
+    if results is None:
         with gin.unlock_config():
             gin.clear_config()
         try:
-            results = evaluate_run(seed_dir, ["ground_truth"], episodes)
+            results = evaluate_run(seed_dir, ["ground_truth"], episodes, also=also,
+                                   bindings=bindings)
         finally:
             gin.clear_config()
         with atomic_file(path) as f:
@@ -137,6 +155,9 @@ def define_flags() -> None:
                          "online (ground truth), its saved agent and its baselines, on this "
                          "many paired episode starts (kept as evaluation_<N>.json in the "
                          "seed's directory and reused), and summarise those")
+    flags.DEFINE_multi_string("also", [], "with --reevaluate_episodes: a baseline to score "
+                              "beside those each run reported (e.g. "
+                              "redundancy_greedy_user_model)")
 
 
 def _main() -> None:
@@ -147,7 +168,8 @@ def _main() -> None:
     for s in FLAGS.seeds:
         seed_dir = os.path.join(run_dir, f"seed_{int(s)}")
         if FLAGS.reevaluate_episodes:
-            outs.append(reevaluated(seed_dir, FLAGS.reevaluate_episodes))
+            outs.append(reevaluated(seed_dir, FLAGS.reevaluate_episodes, FLAGS.also,
+                                    FLAGS.gin_bindings))
             continue
         if FLAGS.summarize_only:
             path = os.path.join(seed_dir, "metrics.json")
@@ -164,18 +186,23 @@ def _main() -> None:
     paired = paired_differences(outs)
     paired_logging = paired_differences(outs, baseline="logging_policy")
     relative = paired_differences(outs, relative=True)
-    name = f"summary_{FLAGS.reevaluate_episodes}.json" if FLAGS.reevaluate_episodes \
-        else "summary.json"
+    # Beside the long-horizon heuristic (when the runs scored it): what learning adds.
+    paired_redundancy = paired_differences(outs, baseline="redundancy_greedy_user_model")
+    name = (f"summary_{FLAGS.reevaluate_episodes}{settings_tag(FLAGS.gin_bindings)}.json"
+            if FLAGS.reevaluate_episodes else "summary.json")
     with atomic_file(os.path.join(run_dir, name)) as f:
         json.dump({"seeds": [int(s) for s in FLAGS.seeds], "summary": summary,
                    "paired_vs_greedy_user_model": paired,
                    "paired_vs_logging_policy": paired_logging,
-                   "relative_vs_greedy_user_model": relative}, f, indent=1)
+                   "relative_vs_greedy_user_model": relative,
+                   "paired_vs_redundancy_greedy_user_model": paired_redundancy}, f, indent=1)
     print(format_table(summary))
     print(format_paired(paired))
     print(format_paired(relative, relative=True))
     if paired_logging:
         print(format_paired(paired_logging, "logging_policy"))
+    if paired_redundancy:
+        print(format_paired(paired_redundancy, "redundancy_greedy_user_model"))
     print(f"written to {run_dir}")
 
 

@@ -333,6 +333,64 @@ def test_baselines(world):
         assert sorted(g[b].tolist()) == sorted(np.argsort(-p)[:K].tolist())
 
 
+class _PlantedRedundancy:
+    """A leave model whose redundancy is planted: 1 for the candidates in `hot`
+    (per row), 0 elsewhere."""
+
+    def __init__(self, hot):
+        self.hot = hot
+
+    def redundancy(self, history, candidates):
+        return np.stack([np.isin(c, h) for c, h in zip(candidates, self.hot)]) * 1.0
+
+
+def test_redundancy_greedy_trades_p_listen_against_planted_redundancy(world):
+    """logit P(listen) - penalty x redundancy, both from the model: penalty 0 is greedy;
+    a penalty above the logit spread avoids every redundant candidate; in between, the
+    slate is the top K of the penalised score computed by hand."""
+    from agents.baselines import RedundancyGreedyPolicy
+    from spotisim.errors import ConfigError
+    builder = build(world, SlateIndicesTrackSampler(K, POOL, D))
+    env = builder.get_tf_py_environment()
+    tss = tensor_spec.to_array_spec(env.time_step_spec())
+    acs = tensor_spec.to_array_spec(env.action_spec())
+    py_ts = tf.nest.map_structure(lambda t: t.numpy(), env.reset())
+    ids = py_ts.observation["candidate_ids"]
+    model = GroundTruthUserModel(world)
+    p = model.score_candidates(builder.environment.history(), ids)
+    logit = np.log(p / (1 - p))
+    greedy_top = np.argsort(-logit, axis=1)[:, :K]
+    # Redundant: the greedy slate's tracks and the next two best.
+    hot = np.take_along_axis(ids, np.argsort(-logit, axis=1)[:, :K + 2], 1)
+    model.leave_hazard = _PlantedRedundancy(hot)
+    pick = lambda pen: RedundancyGreedyPolicy(  # noqa: E731
+        tss, acs, model, builder.environment, penalty=pen).action(py_ts).action
+    for b in range(B):
+        assert sorted(pick(0.0)[b].tolist()) == sorted(greedy_top[b].tolist())
+    big = pick(1e3)
+    for b in range(B):
+        assert not set(ids[b][big[b]]) & set(hot[b])  # none of the redundant ones
+        cold = [c for c in range(POOL) if ids[b][c] not in hot[b]]
+        assert sorted(big[b].tolist()) == sorted(sorted(cold, key=lambda c: -logit[b, c])[:K])
+    # A penalty between: the top K of logit - penalty x redundancy.
+    # (half the logit gap between the best track and the best unredundant one, so the
+    # best redundant ones stay and the rest give way: a logit scale, not P's)
+    ranked = np.sort(logit, axis=1)[:, ::-1]
+    pen = float(np.median(ranked[:, 0] - ranked[:, K + 2])) / 2
+    mid = pick(pen)
+    red = model.leave_hazard.redundancy(None, ids)
+    mixed = 0
+    for b in range(B):
+        want = np.argsort(-(logit[b] - pen * red[b]), kind="stable")[:K]
+        assert sorted(mid[b].tolist()) == sorted(want.tolist())
+        mixed += 0 < red[b][mid[b]].sum() < K
+    assert mixed  # the test's premise: some slate mixes redundant and fresh tracks
+    with pytest.raises(ConfigError, match="penalty"):
+        RedundancyGreedyPolicy(tss, acs, model, builder.environment, penalty=-1.0)
+    with pytest.raises(ConfigError, match="GroundTruthUserModel has no leave model"):
+        RedundancyGreedyPolicy(tss, acs, GroundTruthUserModel(world), builder.environment)
+
+
 def test_replay_skip_rate_by_hand(tiny_log):
     from agents.evaluate import replay_skip_rate
     s = 0

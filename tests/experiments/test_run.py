@@ -56,7 +56,8 @@ def test_main_job_writes_everything_and_resumes(tiny_world_dir, tmp_path):
         assert os.path.exists(tmp_path / "run" / name), name
     metrics = json.load(open(tmp_path / "run" / "metrics.json"))
     assert set(metrics["policies"]) == {"random", "most_popular", "nearest_neighbour",
-                                        "greedy_user_model", "logging_policy", "ah_dqn"}
+                                        "greedy_user_model", "redundancy_greedy_user_model",
+                                        "logging_policy", "ah_dqn"}
     for modes in metrics["policies"].values():
         assert set(modes) == {"offline", "online"}
         for r in modes.values():
@@ -182,7 +183,7 @@ def test_evaluate_a_saved_run_under_swapped_user_models(tiny_world_dir, tmp_path
     # The run's own baselines, greedy on the model it trained against included.
     assert set(results) == set(out["policies"]) == {
         "random", "most_popular", "nearest_neighbour", "greedy_user_model",
-        "logging_policy", "ah_dqn"}
+        "redundancy_greedy_user_model", "logging_policy", "ah_dqn"}
     for name, r in results.items():
         assert set(r) == {"ground_truth", "logistic"}
         # Under the ground truth, on the run's 8 starts (same seed), the saved run's
@@ -203,6 +204,26 @@ def test_evaluate_a_saved_run_under_swapped_user_models(tiny_world_dir, tmp_path
     for name, r in results.items():
         assert again["policies"][name]["online"]["episode_listens"] == \
             r["ground_truth"]["episode_listens"]
+    # --also scores a baseline the run did not report, under --gin_bindings over the
+    # run's own, each setting kept in its own file: with penalty 0 the redundancy-aware
+    # greedy is greedy; with a large one it plays other tracks.
+    runs = {}
+    for pen in (0.0, 50.0):
+        bindings = [f"RedundancyGreedyPolicy.penalty = {pen}"]
+        runs[pen] = reevaluated(str(tmp_path / "run"), 8, also=["least_popular"],
+                                bindings=bindings)["policies"]
+        assert set(runs[pen]) == set(results) | {"least_popular"}
+        for name in set(results) - {"redundancy_greedy_user_model"}:
+            assert runs[pen][name]["online"]["episode_listens"] == \
+                again["policies"][name]["online"]["episode_listens"]
+    assert len(list((tmp_path / "run").glob("evaluation_8_*.json"))) == 2
+    greedy = again["policies"]["greedy_user_model"]["online"]
+    assert runs[0.0]["redundancy_greedy_user_model"]["online"]["episode_heard"] == \
+        greedy["episode_heard"]
+    assert runs[50.0]["redundancy_greedy_user_model"]["online"]["diversity"] != \
+        greedy["diversity"]
+    with pytest.raises(ConfigError, match="--also 'greedy'"):
+        evaluate.evaluate_run(str(tmp_path / "run"), ["ground_truth"], also=["greedy"])
     with pytest.raises(ConfigError, match="not a finished run"):
         evaluate.evaluate_run(str(tmp_path / "nothing"), ["ground_truth"])
 
