@@ -2,8 +2,9 @@
 random, most popular, nearest neighbour of the last listened track (TF policies), the
 myopic greedy user-model policy (a Py policy: top-K by predicted P(listen) under a user
 model, the "model-driven" baseline), its redundancy-aware variant (the long-horizon
-heuristic an agent has to beat where listeners leave when bored) and the logging policy replayed from the data (a Py
-policy: the tracks the logged session actually played next)."""
+heuristic an agent has to beat where listeners leave when bored) and the logging policy
+replayed from the data (a Py policy: the tracks the logged session actually played
+next)."""
 
 from __future__ import annotations
 

@@ -5,11 +5,15 @@
 Each seed runs `run_experiment` into <run_dir>/seed_<k> (resumable like any run); the
 summary (summary.json and a printed table) gives, per policy and mode, the mean and a
 95% t-interval over seeds of skip rate, listens per episode, slates per episode,
-diversity and coverage.
+diversity and coverage, and each policy's paired difference from greedy on the learned
+model, from the logging policy and from the redundancy-aware greedy.  With
+`--reevaluate_episodes=N` finished seeds are scored online again on N starts (no
+training; `--also` adds a baseline, `--gin_bindings` override the runs' settings).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Dict, List, Sequence
@@ -108,7 +112,6 @@ def settings_tag(bindings: Sequence[str]) -> str:
     scored with)."""
     if not bindings:
         return ""
-    import hashlib
     return "_" + hashlib.sha256("\n".join(bindings).encode()).hexdigest()[:8]
 
 
