@@ -8,6 +8,8 @@ next)."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import gin
 import numpy as np
 import tensorflow as tf
@@ -97,6 +99,17 @@ class GreedyUserModelPolicy(py_policy.PyPolicy):
         return _top_k_step(p, mask, self._k, batched, policy_state)
 
 
+def redundancy_penalised_logit(p: np.ndarray, redundancy: Callable[[], np.ndarray],
+                                penalty: float) -> np.ndarray:
+    """logit P(listen) - penalty x redundancy, the score of the redundancy-aware greedy
+    (`RedundancyGreedyPolicy`, and the planners of `benchmarks/headroom.py`); P is
+    clipped to [1e-6, 1 - 1e-6], and `redundancy` ([B, C], asked for lazily) is not
+    computed at penalty 0."""
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    score = np.log(p / (1 - p))
+    return score - penalty * redundancy() if penalty else score
+
+
 @gin.configurable
 class RedundancyGreedyPolicy(GreedyUserModelPolicy):
     """Greedy with a penalty on what bores: the K available candidates with the highest
@@ -128,10 +141,9 @@ class RedundancyGreedyPolicy(GreedyUserModelPolicy):
     def _action(self, time_step, policy_state):
         ids, mask, batched = _batch_candidates(time_step.observation)
         history = self._env.history()
-        p = np.clip(self._model.score_candidates(history, ids), 1e-6, 1 - 1e-6)
-        score = np.log(p / (1 - p))
-        if self.penalty:
-            score = score - self.penalty * self._model.leave_hazard.redundancy(history, ids)
+        score = redundancy_penalised_logit(
+            self._model.score_candidates(history, ids),
+            lambda: self._model.leave_hazard.redundancy(history, ids), self.penalty)
         return _top_k_step(score, mask, self._k, batched, policy_state)
 
 

@@ -40,6 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import gin  # noqa: E402
 import numpy as np  # noqa: E402
 
+from agents.baselines import redundancy_penalised_logit  # noqa: E402
 from experiments import run as run_mod  # noqa: E402
 from spotisim.data.datasets import load_dataset  # noqa: E402
 from spotisim.embeddings import build_embeddings  # noqa: E402
@@ -106,11 +107,8 @@ def learned_redundancy(model):
 
 def redundancy_greedy(model, redundancy, lam):
     def scores(env):
-        p = np.clip(model.score_candidates(env.history(), env.candidate_tracks()), 1e-6, 1 - 1e-6)
-        s = np.log(p / (1 - p))
-        if lam:
-            s = s - lam * redundancy(env)
-        return _masked(s, env)
+        p = model.score_candidates(env.history(), env.candidate_tracks())
+        return _masked(redundancy_penalised_logit(p, lambda: redundancy(env), lam), env)
 
     def policy(env):
         return np.argsort(-scores(env), axis=1, kind="stable")[:, :env.slate_size]

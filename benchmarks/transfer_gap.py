@@ -219,11 +219,11 @@ def decompose(online, model, truth, learned_red, truth_red, lambdas, sources=Non
     """Online listens of the redundancy-aware greedy for each pairing of P(listen) and
     redundancy (section 4 of the module docstring)."""
     if sources is None:
+        history_taste = HistoryTaste(truth.world)
         candidate_agreement(online, model, truth, truth_red, others=(
-            ("history taste", HistoryTaste(truth.world)),
+            ("history taste", history_taste),
             ("session posterior", SessionPosterior(truth.world))))
-        sources = (("truth", truth), ("learned", model),
-                   ("history taste", HistoryTaste(truth.world)))
+        sources = (("truth", truth), ("learned", model), ("history taste", history_taste))
     print("4. online listens per episode: P(listen) from / redundancy from / penalty")
     for p_name, p_model in sources:
         online.restart_rng()
