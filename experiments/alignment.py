@@ -1,15 +1,28 @@
-"""Offline/online alignment, Spotify's key validation of a simulator:
+"""Offline/online alignment of the close calls: does the simulator rank the policies a
+team actually chooses between the way real listeners do?
 
-    python -m experiments.alignment --gin_file=alignment.gin
+    python -m experiments.alignment [--gin_file=alignment.gin] [--gin_bindings=...]
 
-A set of policies (baselines, deliberately weak ones, greedy policies of each learned user
-model, and any trained agents' saved policies) is scored offline in the simulator under
-each learned user model and online under the synthetic world's ground truth.  For each
-user model the script reports Kendall's tau and Spearman's rho between the policies'
-offline and online mean listens per episode, draws the scatter plot, and names the user
-model that ranks policies most like the "real" listeners do.
+The policies are the main job's baselines (random, most popular, nearest neighbour,
+greedy on the learned model, the logging policy), the redundancy-aware greedy at several
+penalties, and trained agents (LIRD-DDPG, AH-DQN, DQN with Q-ranked slates, each at two
+training lengths; trained into `<run_dir>/agents/<name>` when not there yet, reused
+after).  Every policy plays the same episode starts (paired) offline, under each
+simulator in `run_alignment.simulators`, and online, under the synthetic world's ground
+truth.  For each simulator the study reports Kendall's tau between the offline and the
+online means with a paired bootstrap 95% interval (starts resampled), tau among the
+policies that beat random online (top-tau), Spearman's rho, regret@1 (what shipping the
+offline favourite costs against the online best) and each policy's offline error.
 
-Writes alignment.json, alignment.png and operative_config.gin into the run directory.
+With `run_alignment.decompose` it also measures where the chosen simulator's error comes
+from, per policy (`experiments.offline_error`): its P(listen) with the truth's leaving,
+the truth's P(listen) with its leaving, and its bias along the truth's own episodes.
+
+Writes alignment.json and alignment.png into the run directory (evaluations are cached
+under `<run_dir>/scores/`, one file per policy group, so a stopped study resumes).  The
+last printed line is
+
+    alignment: tau=X [lo, hi] top-tau=Z regret@1=Y% policies=N
 """
 
 from __future__ import annotations
@@ -18,112 +31,255 @@ import functools
 import json
 import os
 import time
-from typing import Dict, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import gin
 
 import spotisim  # noqa: F401  (first: quiets the stack at import)
 import numpy as np
 from absl import flags
-from tf_agents.policies import py_tf_eager_policy
 
-from experiments.assembly import operative_config_text
-from experiments.policy_evaluation import evaluate_policies
+from agents.baselines import RedundancyGreedyPolicy
+from experiments import offline_error
+from experiments.evaluate import evaluate_run
 from experiments.run import CONFIG_DIR
-from experiments.user_model_cache import fit_or_load_user_model
+from experiments.runner import run_experiment
 from spotisim import cli
-from spotisim.data.datasets import load_dataset
-from spotisim.embeddings import build_embeddings
 from spotisim.errors import ConfigError
 from spotisim.gin_utils import parse_gin
 from spotisim.io_utils import atomic_file
-from spotisim.stats import kendall_tau, spearman_rho  # noqa: F401  (re-exported)
-from user_models.ground_truth import GroundTruthUserModel
-from user_models.registry import learned_user_models
+from spotisim.stats import kendall_tau, spearman_rho
+
+#: The main job's baselines (greedy on the learned model and the logging policy
+#: included); the redundancy-aware greedy is added at each of `penalties`.
+BASELINES = ("random", "most_popular", "nearest_neighbour", "greedy_user_model",
+             "logging_policy")
+
+#: name -> gin files and bindings of one trained agent (a binding has a '=').
+DEFAULT_AGENTS = {
+    "lird_ddpg_1500": ("lird_ddpg", "run_experiment.num_iterations = 1500"),
+    "lird_ddpg_3000": ("lird_ddpg",),
+    "ah_dqn_1500": ("ah_dqn_leave", "run_experiment.num_iterations = 1500"),
+    "ah_dqn_3000": ("ah_dqn_leave",),
+    "dqn_ranked_1500": ("dqn_ranked_leave", "run_experiment.num_iterations = 1500"),
+    "dqn_ranked_3000": ("dqn_ranked_leave",),
+}
+
+ONLINE = "ground_truth"
 
 
-
-#: The baselines the study ranks, beside one greedy policy per learned user model.
-BASELINES = ("random", "most_popular", "least_popular", "nearest_neighbour",
-             "farthest_neighbour")
+def penalty_name(penalty: float) -> str:
+    return f"redundancy_greedy_{penalty:g}"
 
 
-def _saved_policy(directory: str, env):
-    return py_tf_eager_policy.SavedModelPyTFEagerPolicy(
-        directory, env.time_step_spec(), env.action_spec(), batch_time_steps=False)
+# ---------------------------------------------------------------- the statistics
 
 
-@gin.configurable
-def run_alignment(run_dir: str, user_models: Sequence[str] = ("sequential", "logistic",
-                                                              "lird_simulator"),
-                  policy_dirs: Sequence[str] = (), eval_episodes: int = 256,
-                  seed: int = 0) -> dict:
-    """Scores every policy under every learned user model and the ground truth.
+def close_call_metrics(offline: np.ndarray, online: np.ndarray,
+                       beats_random: np.ndarray) -> Dict[str, float]:
+    """The study's figures for one simulator from per-policy means.
 
     Args:
-      user_models: learned user models to test (registered names, `learned_user_models`).
-      policy_dirs: saved policies of trained agents (a run's policy/ directory; slate
-        agents only, i.e. AH-DQN and the baselines' action space).
-      eval_episodes: whole episodes per (policy, scorer).
+      offline, online: [P] mean listens per episode of each policy.
+      beats_random: [P] bool, the policies above random online (top-tau's set).
+
+    Returns: kendall_tau, top_tau (NaN with fewer than 2 policies in the set),
+    spearman_rho, regret_at_1 (percent of the online best that the offline favourite
+    loses; ties for the favourite count at their worst), max_abs_error (the largest
+    |offline / online - 1|, percent).
     """
-    t0 = time.perf_counter()
-    data = load_dataset()
-    if not data.synthetic:
-        raise ConfigError("the alignment study needs ground truth: run it on the synthetic "
-                          "world (leave load_dataset.log_path unset)")
-    emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
-    models = {}
-    for name in user_models:
-        registered = learned_user_models()
-        if name not in registered:
-            raise ConfigError(f"run_alignment.user_models: unknown {name!r} "
-                              f"(known: {', '.join(registered)})")
-        models[name] = fit_or_load_user_model(data, emb, model_ctor=registered[name])
-    scorers = dict(models, ground_truth=GroundTruthUserModel(data.world))
-    greedy = {f"greedy_{name}": m for name, m in models.items()}
-    agents = {f"agent:{os.path.basename(os.path.dirname(os.path.abspath(d)))}":
-              (functools.partial(_saved_policy, d), "slate") for d in policy_dirs}
-    scores: Dict[str, Dict[str, dict]] = {}
-    for scorer_name, scorer in scorers.items():
-        per_policy = evaluate_policies(data, scorer, emb, policies=BASELINES + tuple(greedy),
-                                       greedy_models=greedy, agents=agents,
-                                       episodes=eval_episodes, seed=seed + 7)
-        for pname, m in per_policy.items():
-            scores.setdefault(pname, {})[scorer_name] = m
-    names = list(scores)
-    online = np.array([scores[p]["ground_truth"]["mean_episode_reward"] for p in names])
-    summary = {}
-    for m in models:
-        offline = np.array([scores[p][m]["mean_episode_reward"] for p in names])
-        summary[m] = {"kendall_tau": kendall_tau(offline, online),
-                      "spearman_rho": spearman_rho(offline, online)}
-    best = max(summary, key=lambda m: summary[m]["kendall_tau"]) if summary else None
-    out = {"policies": names, "scores": scores, "alignment": summary,
-           "best_aligned_user_model": best, "seconds": time.perf_counter() - t0}
-    os.makedirs(run_dir, exist_ok=True)
-    with atomic_file(os.path.join(run_dir, "alignment.json")) as f:
-        json.dump(out, f, indent=1)
-    with atomic_file(os.path.join(run_dir, "operative_config.gin")) as f:
-        f.write(operative_config_text())
-    _plot(os.path.join(run_dir, "alignment.png"), out, list(models))
+    offline, online = np.asarray(offline, float), np.asarray(online, float)
+    top = np.asarray(beats_random, bool)
+    favourites = np.flatnonzero(offline == offline.max())
+    best = online.max()
+    return {
+        "kendall_tau": kendall_tau(offline, online),
+        "top_tau": kendall_tau(offline[top], online[top]) if top.sum() >= 2 else float("nan"),
+        "spearman_rho": spearman_rho(offline, online),
+        "regret_at_1": float(100.0 * (best - online[favourites].min()) / best),
+        "max_abs_error": float(100.0 * np.max(np.abs(offline / online - 1.0))),
+    }
+
+
+def bootstrap_close_calls(offline: np.ndarray, online: np.ndarray, beats_random: np.ndarray,
+                          resamples: int = 1000, seed: int = 0) -> Dict[str, dict]:
+    """`close_call_metrics` with paired bootstrap 95% intervals: the starts (columns of
+    the [P, N] per-episode listens, the same starts for every policy and both sides)
+    are resampled together, so each draw keeps the pairing.  top-tau's set is fixed at
+    the point estimate's."""
+    offline, online = np.asarray(offline, float), np.asarray(online, float)
+    if offline.shape != online.shape:
+        raise ValueError(f"offline {offline.shape} and online {online.shape} must be "
+                         "[policies, starts] on the same starts")
+    n = offline.shape[1]
+    point = close_call_metrics(offline.mean(1), online.mean(1), beats_random)
+    rng = np.random.default_rng(seed)
+    draws: Dict[str, List[float]] = {k: [] for k in point}
+    for _ in range(resamples):
+        idx = rng.integers(0, n, n)
+        for k, v in close_call_metrics(offline[:, idx].mean(1), online[:, idx].mean(1),
+                                       beats_random).items():
+            draws[k].append(v)
+    out = {}
+    for k, v in point.items():
+        d = np.asarray(draws[k], float)
+        d = d[np.isfinite(d)]
+        lo, hi = (np.percentile(d, [2.5, 97.5]) if len(d) else (np.nan, np.nan))
+        out[k] = {"value": v, "lo": float(lo), "hi": float(hi)}
     return out
 
 
-def _plot(path, out, models):
+# ---------------------------------------------------------------- the study
+
+
+def _split(entries: Sequence[str]):
+    """gin files (no '=') and bindings (with one) of an agent's entry."""
+    return ([e for e in entries if "=" not in e], [e for e in entries if "=" in e])
+
+
+def _train_agent(name: str, entries: Sequence[str], bindings: Sequence[str],
+                 agent_dir: str) -> None:
+    """Trains one agent with the main job's runner (resumes a stopped one)."""
+    files, own = _split(entries)
+    gin.clear_config()
+    try:
+        parse_gin(files, list(bindings) + own, [CONFIG_DIR])
+        print(f"training {name} into {agent_dir}", flush=True)
+        run_experiment(agent_dir)
+    finally:
+        gin.clear_config()
+
+
+def _cached_scores(path: str, compute) -> Dict[str, Dict[str, dict]]:
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    out = compute()
+    with atomic_file(path) as f:
+        json.dump(out, f)
+    return out
+
+
+def _evaluate(run: str, scorers, bindings: Sequence[str], **kwargs):
+    """`evaluate_run` under the run's own configuration plus `bindings`, with gin
+    cleared before and after (each agent's run has its own)."""
+    gin.clear_config()
+    try:
+        return evaluate_run(run, scorers, bindings=list(bindings), **kwargs)
+    finally:
+        gin.clear_config()
+
+
+@gin.configurable
+def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
+                  chosen: Optional[str] = None,
+                  agents: Mapping[str, Sequence[str]] = DEFAULT_AGENTS,
+                  penalties: Sequence[float] = (0.5, 1.0, 2.0),
+                  baselines: Sequence[str] = BASELINES,
+                  bindings: Sequence[str] = (), episodes: int = 2048,
+                  resamples: int = 1000, decompose: bool = True,
+                  decompose_episodes: Optional[int] = None) -> dict:
+    """Trains the agents that are missing, scores every policy offline and online on
+    the same starts, and computes the alignment figures.
+
+    Args:
+      simulators: learned user models (registered names) whose offline verdicts are
+        tested; `chosen` (default the first) is the one the last line reports.
+      agents: name -> gin files and bindings of each trained agent; the first one's run
+        also fixes the baselines' environment (the main job's, by default).
+      penalties: the redundancy-aware greedy's penalties, one policy each.
+      bindings: gin bindings for every agent's training and every evaluation (the
+        data, say).  Bindings given on the command line are added here.
+      episodes: paired episode starts per policy and scorer.
+      resamples: bootstrap resamples of the starts.
+      decompose: also measure where the chosen simulator's error comes from.
+      decompose_episodes: starts for the decomposition (default `episodes`).
+    """
+    t0 = time.perf_counter()
+    if not agents:
+        raise ConfigError("run_alignment.agents: at least one agent (its run also fixes "
+                          "the baselines' environment)")
+    chosen = chosen or simulators[0]
+    if chosen not in simulators:
+        raise ConfigError(f"run_alignment.chosen: {chosen!r} is not one of "
+                          f"run_alignment.simulators {list(simulators)}")
+    if "random" not in baselines:
+        raise ConfigError("run_alignment.baselines must include 'random' (top-tau ranks "
+                          "the policies that beat it)")
+    bad = [p for p in penalties if not np.isfinite(p) or p < 0]
+    if bad:
+        raise ConfigError(f"run_alignment.penalties: each must be a finite number >= 0, "
+                          f"got {bad}")
+    os.makedirs(os.path.join(run_dir, "scores"), exist_ok=True)
+    agent_dirs = {}
+    for name, entries in agents.items():
+        agent_dirs[name] = os.path.join(run_dir, "agents", name)
+        if not os.path.exists(os.path.join(agent_dirs[name], "metrics.json")):
+            _train_agent(name, entries, bindings, agent_dirs[name])
+    scorers = list(simulators) + [ONLINE]
+    reference = agent_dirs[next(iter(agents))]
+    model_policies = {penalty_name(p): functools.partial(RedundancyGreedyPolicy, penalty=p)
+                      for p in penalties}
+    scores: Dict[str, Dict[str, dict]] = {}
+    print("scoring the baselines", flush=True)
+    scores.update(_cached_scores(
+        os.path.join(run_dir, "scores", "baselines.json"),
+        lambda: _evaluate(reference, scorers, bindings, episodes=episodes,
+                          baselines=list(baselines) + list(model_policies),
+                          model_policies=model_policies, with_agent=False)))
+    for name, directory in agent_dirs.items():
+        print(f"scoring {name}", flush=True)
+        got = _cached_scores(os.path.join(run_dir, "scores", f"{name}.json"),
+                             lambda: _evaluate(directory, scorers, bindings,
+                                               episodes=episodes, baselines=[]))
+        scores[name] = next(iter(got.values()))   # the run's agent, under its own name
+    names = list(scores)
+    online = np.array([scores[p][ONLINE]["episode_rewards"] for p in names], float)
+    if len({len(r) for r in online}) != 1:
+        raise ConfigError("the policies did not all play the same number of starts")
+    beats_random = online.mean(1) > online[names.index("random")].mean()
+    per_sim = {}
+    for sim in simulators:
+        offline = np.array([scores[p][sim]["episode_rewards"] for p in names], float)
+        per_sim[sim] = bootstrap_close_calls(offline, online, beats_random, resamples)
+        per_sim[sim]["offline_favourite"] = names[int(np.argmax(offline.mean(1)))]
+    out = {"policies": names, "online_best": names[int(np.argmax(online.mean(1)))],
+           "beats_random": [n for n, b in zip(names, beats_random) if b],
+           "table": {p: {s: scores[p][s]["mean_episode_reward"] for s in scorers}
+                     for p in names},
+           "alignment": per_sim, "chosen": chosen, "episodes": episodes,
+           "agents": {k: list(v) for k, v in agents.items()}, "bindings": list(bindings)}
+    if decompose:
+        print(f"decomposing {chosen}'s error", flush=True)
+        out["decomposition"] = offline_error.decompose(
+            run_dir, chosen, reference, agent_dirs, baselines, model_policies, bindings,
+            decompose_episodes or episodes, scores, _evaluate, _cached_scores)
+    out["seconds"] = time.perf_counter() - t0
+    with atomic_file(os.path.join(run_dir, "alignment.json")) as f:
+        json.dump(out, f, indent=1)
+    _plot(os.path.join(run_dir, "alignment.png"), out)
+    return out
+
+
+def _plot(path: str, out: dict) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4.5), squeeze=False)
+    sims = list(out["alignment"])
+    fig, axes = plt.subplots(1, len(sims), figsize=(6 * len(sims), 5), squeeze=False)
     names = out["policies"]
-    online = [out["scores"][p]["ground_truth"]["mean_episode_reward"] for p in names]
-    for ax, m in zip(axes[0], models):
-        offline = [out["scores"][p][m]["mean_episode_reward"] for p in names]
+    online = [out["table"][p][ONLINE] for p in names]
+    for ax, sim in zip(axes[0], sims):
+        offline = [out["table"][p][sim] for p in names]
         ax.scatter(offline, online)
+        lo, hi = min(offline + online), max(offline + online)
+        ax.plot([lo, hi], [lo, hi], lw=0.8, color="grey")   # offline = online
         for x, y, n in zip(offline, online, names):
             ax.annotate(n, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        a = out["alignment"][m]
-        ax.set_title(f"{m}: tau {a['kendall_tau']:.2f}, rho {a['spearman_rho']:.2f}")
-        ax.set_xlabel("offline listens / episode (user model)")
+        a = out["alignment"][sim]
+        ax.set_title(f"{sim}: tau {a['kendall_tau']['value']:+.2f}, top-tau "
+                     f"{a['top_tau']['value']:+.2f}, regret@1 {a['regret_at_1']['value']:.1f}%")
+        ax.set_xlabel("offline listens / episode (simulator)")
         ax.set_ylabel("online listens / episode (ground truth)")
     fig.tight_layout()
     with atomic_file(path, "wb") as f:
@@ -132,18 +288,38 @@ def _plot(path, out, models):
 
 
 def format_table(out: dict) -> str:
-    models = list(out["alignment"])
-    cols = models + ["ground_truth"]
-    lines = [f"{'policy':<28} " + " ".join(f"{c:>15}" for c in cols)]
-    for p in out["policies"]:
-        lines.append(f"{p:<28} " + " ".join(
-            f"{out['scores'][p][c]['mean_episode_reward']:>15.2f}" for c in cols))
-    lines.append("(mean listens per episode under each scorer)")
-    for m, a in out["alignment"].items():
-        lines.append(f"{m:<16} Kendall tau {a['kendall_tau']:+.3f}   Spearman rho "
-                     f"{a['spearman_rho']:+.3f}")
-    lines.append(f"best aligned user model: {out['best_aligned_user_model']}")
+    sims = list(out["alignment"])
+    lines = [f"{'policy':<26} {'online':>8} " + " ".join(
+        f"{s[:14]:>14} {'error':>7}" for s in sims)]
+    for p in sorted(out["policies"], key=lambda p: -out["table"][p][ONLINE]):
+        row = out["table"][p]
+        lines.append(f"{p:<26} {row[ONLINE]:>8.2f} " + " ".join(
+            f"{row[s]:>14.2f} {100 * (row[s] / row[ONLINE] - 1):>+6.1f}%" for s in sims))
+    lines.append(f"(mean listens per episode on {out['episodes']} paired starts; error = "
+                 "offline / online - 1; online best: " + out["online_best"] + ")")
+    for s, a in out["alignment"].items():
+        f = {k: a[k] for k in ("kendall_tau", "top_tau", "spearman_rho", "regret_at_1",
+                               "max_abs_error")}
+        lines.append(
+            f"{s}: tau {f['kendall_tau']['value']:+.3f} [{f['kendall_tau']['lo']:+.3f}, "
+            f"{f['kendall_tau']['hi']:+.3f}]  top-tau {f['top_tau']['value']:+.3f} "
+            f"[{f['top_tau']['lo']:+.3f}, {f['top_tau']['hi']:+.3f}]  rho "
+            f"{f['spearman_rho']['value']:+.3f}  regret@1 {f['regret_at_1']['value']:.2f}% "
+            f"[{f['regret_at_1']['lo']:.2f}, {f['regret_at_1']['hi']:.2f}]  largest |error| "
+            f"{f['max_abs_error']['value']:.1f}%  offline favourite {a['offline_favourite']}")
+    if "decomposition" in out:
+        lines.append(offline_error.format_decomposition(out["decomposition"]))
     return "\n".join(lines)
+
+
+def last_line(out: dict) -> str:
+    """`alignment: tau=X [lo, hi] top-tau=Z regret@1=Y% policies=N` for the chosen
+    simulator."""
+    a = out["alignment"][out["chosen"]]
+    t, top, r = a["kendall_tau"], a["top_tau"], a["regret_at_1"]
+    return (f"alignment: tau={t['value']:.3f} [{t['lo']:.3f}, {t['hi']:.3f}] "
+            f"top-tau={top['value']:.3f} regret@1={r['value']:.2f}% "
+            f"policies={len(out['policies'])}")
 
 
 FLAGS = flags.FLAGS
@@ -153,15 +329,22 @@ def define_flags() -> None:
     """Command-line flags, defined only when this module runs as the program (several
     entry points live in one test process)."""
     flags.DEFINE_multi_string("gin_file", [], "config: a path or a name in experiments/configs")
-    flags.DEFINE_multi_string("gin_bindings", [], "gin bindings")
+    flags.DEFINE_multi_string("gin_bindings", [], "gin bindings (also passed to every "
+                              "agent's training and evaluation)")
     flags.DEFINE_string("run_dir", "runs/alignment", "output directory")
 
 
 def _main() -> None:
     parse_gin(FLAGS.gin_file or ["alignment"], FLAGS.gin_bindings, [CONFIG_DIR])
-    out = run_alignment(FLAGS.run_dir)
+    try:
+        extra = list(gin.query_parameter("run_alignment.bindings") or ())
+    except ValueError:
+        extra = []
+    own = [b for b in FLAGS.gin_bindings if not b.strip().startswith("run_alignment.")]
+    out = run_alignment(FLAGS.run_dir, bindings=extra + own)
     print(format_table(out))
     print(f"written to {FLAGS.run_dir}")
+    print(last_line(out))
 
 
 main = cli.absl_main(_main)

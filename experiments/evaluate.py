@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import gin
 
@@ -53,15 +53,26 @@ def _scorer(name: str, data, emb):
                       f"{', '.join(registered)}, nor a saved user-model directory")
 
 
-def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
+#: A user model to score with: a name `_scorer` knows, or (name, factory(data, emb)).
+ScorerSpec = Union[str, Tuple[str, Callable]]
+
+
+def evaluate_run(run_dir: str, user_models: Sequence[ScorerSpec], episodes: int = 256,
                  seed: Optional[int] = None, also: Sequence[str] = (),
-                 bindings: Sequence[str] = ()) -> Dict[str, Dict[str, dict]]:
+                 bindings: Sequence[str] = (), baselines: Optional[Sequence[str]] = None,
+                 model_policies: Optional[Mapping[str, Callable]] = None,
+                 with_agent: bool = True) -> Dict[str, Dict[str, dict]]:
     """Scores the run's policy and its baselines (those its metrics.json lists, greedy
     on the user model it trained against included) under each user model, on the
     starts the run's own evaluation drew (its seed; `seed` overrides) or, with more
     `episodes`, on more of them; `also` names more baselines to score beside them (a
     run made before `redundancy_greedy_user_model` existed, say), and `bindings` gin
-    bindings that override the run's own (`RedundancyGreedyPolicy.penalty = 2.0`)."""
+    bindings that override the run's own (`RedundancyGreedyPolicy.penalty = 2.0`).
+
+    For the alignment study: `baselines` replaces the run's list (empty: the agent
+    alone), `model_policies` adds policies on the trained model
+    (`evaluate_policies`), `with_agent=False` leaves the agent out, and a user model
+    may be given as (name, factory(data, emb)) for one built otherwise (a hybrid)."""
     for name in also:
         if name not in BASELINES and name not in MODEL_POLICIES:
             raise ConfigError(f"--also {name!r}: not one of "
@@ -83,10 +94,12 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
             seed = int(gin.query_parameter("run_experiment.seed"))
         except ValueError:  # not recorded: the default
             seed = Experiment.seed
-    baselines = [p for p in saved.get("policies", {})
-                 if p != agent and (p in BASELINES or p in MODEL_POLICIES)] \
-        or ["random", "most_popular", "nearest_neighbour"]
-    baselines += [name for name in also if name not in baselines]
+    if baselines is None:
+        baselines = [p for p in saved.get("policies", {})
+                     if p != agent and (p in BASELINES or p in MODEL_POLICIES)] \
+            or ["random", "most_popular", "nearest_neighbour"]
+    baselines = list(baselines) + [name for name in also if name not in baselines]
+    model_policies = dict(model_policies or {})
     data = load_dataset()
     emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
     # A policy that observes candidate scores keeps getting them from the model it
@@ -94,20 +107,23 @@ def evaluate_run(run_dir: str, user_models: Sequence[str], episodes: int = 256,
     with gin.config_scope("eval"):
         bound = gin.get_bindings("PlaylistEnvironment")
     observes = bound.get("observe_scores") or bound.get("score_features")
+    on_model = set(MODEL_POLICIES) | set(model_policies)
     trained = (fit_or_load_user_model(data, emb)
-               if observes or set(MODEL_POLICIES) & set(baselines) else None)
+               if observes or on_model & set(baselines) else None)
     agents = {}
-    if agent is not None:
+    if agent is not None and with_agent:
         agents[agent] = (lambda env: py_tf_eager_policy.SavedModelPyTFEagerPolicy(
             os.path.join(run_dir, "policy"), env.time_step_spec(), env.action_spec(),
             batch_time_steps=False), agent_spec_by_name(agent).sampler)
     results: Dict[str, Dict[str, dict]] = {}
-    for um_name in user_models:
+    for spec in user_models:
+        um_name, responder = ((spec, _scorer(spec, data, emb)) if isinstance(spec, str)
+                              else (spec[0], spec[1](data, emb)))
         per_policy = evaluate_policies(
-            data, _scorer(um_name, data, emb), emb,
-            policies=baselines, greedy_models={n: trained for n in MODEL_POLICIES},
+            data, responder, emb,
+            policies=baselines, greedy_models={n: trained for n in on_model},
             agents=agents, episodes=episodes, seed=seed + 2, policy_seed=seed,
-            scorer=trained)
+            scorer=trained, model_policies=model_policies)
         for pname, m in per_policy.items():
             results.setdefault(pname, {})[um_name] = m
     return results

@@ -66,7 +66,9 @@ def evaluate_policies(data: Dataset, responder: AbstractUserModel, emb: np.ndarr
                       scorer: Optional[AbstractUserModel] = None,
                       episodes_path: Optional[str] = None,
                       info: Optional[dict] = None,
-                      binding: str = "policies") -> Dict[str, dict]:
+                      binding: str = "policies",
+                      model_policies: Optional[Mapping[str, Callable]] = None
+                      ) -> Dict[str, dict]:
     """Every policy's metrics (`run_episodes`) under `responder`, on the same starts.
 
     Args:
@@ -82,8 +84,16 @@ def evaluate_policies(data: Dataset, responder: AbstractUserModel, emb: np.ndarr
       episodes_path: where the (last) agent's evaluated episodes are written.
       info: receives the reward's name and the diversity basis.
       binding: the setting that named `policies`, for the error on an unknown one.
+      model_policies: {policy name: class or factory} over `MODEL_POLICIES`, for
+        policies on a model built otherwise (the alignment study's redundancy greedy at
+        several penalties: `functools.partial(RedundancyGreedyPolicy, penalty=2.0)`).
+
+    A responder that records something per policy (`reset()` and `bias()`, as
+    `user_models.composite.ShadowedUserModel`) is reset before each policy and its
+    record is added to that policy's metrics as `shadow`.
     """
     greedy_models = dict(greedy_models or {})
+    model_policies = {**MODEL_POLICIES, **dict(model_policies or {})}
     div, div_source = diversity_basis(data, emb)
     with gin.config_scope("eval"):
         builder = make_builder(data.test, responder, emb, "slate", data.hidden_path,
@@ -93,14 +103,21 @@ def evaluate_policies(data: Dataset, responder: AbstractUserModel, emb: np.ndarr
         info["reward"] = builder.environment.reward.name
         info["diversity_source"] = div_source
 
+    records = hasattr(responder, "reset") and hasattr(responder, "bias")
+
     def score(policy, penv, b):
-        return run_episodes(policy, penv, episodes, div, replay_log=data.test,
-                            history_length=b.environment._episode_sampler.history_length)
+        if records:
+            responder.reset()
+        m = run_episodes(policy, penv, episodes, div, replay_log=data.test,
+                         history_length=b.environment._episode_sampler.history_length)
+        if records:
+            m["shadow"] = responder.bias()
+        return m
 
     out: Dict[str, dict] = {}
     for name in policies:
         if name in greedy_models:
-            cls = MODEL_POLICIES.get(name, baseline_policies.GreedyUserModelPolicy)
+            cls = model_policies.get(name, baseline_policies.GreedyUserModelPolicy)
             policy = cls(env.time_step_spec(), env.action_spec(), greedy_models[name],
                          builder.environment)
         elif name in BASELINES:

@@ -11,6 +11,7 @@ from typing import Callable, Optional
 import gin
 import numpy as np
 
+from spotisim import determinism
 from spotisim.data.datasets import Dataset
 from user_models import load_user_model
 from user_models.base import AbstractUserModel
@@ -26,14 +27,43 @@ def _digest(*parts) -> str:
     return h.hexdigest()[:16]
 
 
-def _module_source(obj) -> str:
-    """The source of the module defining `obj` ("" where Python cannot find it)."""
+#: The project's packages: a fit depends on the source of those it reaches.
+PROJECT_PACKAGES = ("spotisim", "user_models")
+
+
+def _project_modules(obj) -> list:
+    """The project modules the module defining `obj` reaches through its globals
+    (modules it imports, and the modules of the classes and functions it imports),
+    transitively, sorted by name: what a fit by `obj` runs."""
     import inspect
-    module = inspect.getmodule(obj)
-    try:
-        return inspect.getsource(module) if module is not None else ""
-    except (OSError, TypeError):
-        return ""
+    import sys
+    start = inspect.getmodule(obj)
+    seen, todo = {}, [start] if start is not None else []
+    while todo:
+        module = todo.pop()
+        if module.__name__ in seen:
+            continue
+        seen[module.__name__] = module
+        for value in vars(module).values():
+            name = (value.__name__ if inspect.ismodule(value)
+                    else getattr(value, "__module__", None))
+            if (isinstance(name, str) and name.split(".")[0] in PROJECT_PACKAGES
+                    and name not in seen and name in sys.modules):
+                todo.append(sys.modules[name])
+    return [seen[n] for n in sorted(seen)]
+
+
+def _module_source(obj) -> str:
+    """The source of every project module a fit by `obj` reaches ("" for one Python
+    cannot read): an edit to a helper (`early_stopping.py`, `saving.py`) refits."""
+    import inspect
+    parts = []
+    for module in _project_modules(obj):
+        try:
+            parts.append(f"# {module.__name__}\n{inspect.getsource(module)}")
+        except (OSError, TypeError):
+            pass
+    return "\n".join(parts)
 
 
 @gin.configurable
@@ -48,9 +78,11 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
       model_ctor: otherwise, the class fitted on the train split (early stopping on
         validation).  A fitted model is cached under `cache_dir`, keyed by the content
         of the train and validation splits (`SessionLog.content_digest`), the
-        embeddings, the class, its gin bindings and the source of its module (a cached
-        model fitted on other data or by older code is not silently reused), and reused
-        by later runs.  Where the data has a random-exposure log (`Dataset.exposure`)
+        embeddings, the class, its gin bindings, the source of every project module
+        its module reaches, and the versions and machine settings the numbers depend
+        on (`spotisim.determinism.fingerprint`: TensorFlow, Keras, numpy, instruction
+        set, thread pools), so a cached model fitted on other data, by older code or
+        under other settings is not silently reused; reused by later runs.  Where the data has a random-exposure log (`Dataset.exposure`)
         and the class reads one (`fits_exposure`), it is fitted with it too.
     """
     if directory:
@@ -62,7 +94,7 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
                     ((exposure.log.content_digest(), exposure.explore_from),)),
                   np.ascontiguousarray(embeddings).tobytes(), name,
                   sorted(gin.get_bindings(model_ctor).items()) if hasattr(gin, "get_bindings") else "",
-                  _module_source(model_ctor))
+                  _module_source(model_ctor), sorted(determinism.fingerprint().items()))
     path = os.path.join(cache_dir, f"{name}-{key}")
     if os.path.exists(os.path.join(path, "user_model.json")):
         model = load_user_model(path)

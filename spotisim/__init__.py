@@ -1,12 +1,19 @@
 """spotisim: an offline simulator framework for sequential music recommendation with
 reinforcement learning, built on TF-Agents after Spotify's published design.
 
-Importing it first quiets what the stack prints on its own at start-up (TensorFlow's
-CUDA-registration errors on a machine without a GPU, gym's deprecation notice), so a run
-prints only what is its own.  `SPOTISIM_VERBOSE=1` keeps all of it, for debugging.
+Importing it first makes fits portable across machines (`spotisim.determinism`) and
+quiets what the stack prints on its own at start-up (TensorFlow's CUDA-registration
+errors on a machine without a GPU, gym's deprecation notice), so a run prints only what
+is its own.  `SPOTISIM_VERBOSE=1` keeps all of it, for debugging.
 """
 
 import os as _os
+
+from spotisim.determinism import apply_portable_defaults as _portable
+
+# Same seed, same fit on any AVX2 machine: oneDNN held to AVX2 and TensorFlow's thread
+# pools to a fixed size, set before TensorFlow is imported (`spotisim.determinism`).
+_portable()
 
 VERBOSE = _os.environ.get("SPOTISIM_VERBOSE", "") not in ("", "0")
 

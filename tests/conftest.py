@@ -5,6 +5,8 @@ import warnings
 
 import pytest
 
+import spotisim  # noqa: F401  (first: the portable TensorFlow settings, spotisim.determinism)
+
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 SHARED = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared"))

@@ -2,6 +2,9 @@
 
 import json
 import os
+import re
+
+import numpy as np
 
 import gin
 import pytest
@@ -24,58 +27,106 @@ def test_rank_correlations_by_hand():
     assert alignment.kendall_tau([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / 6 ** 0.5)
 
 
-def _save_untrained_ah_dqn_policy(directory):
-    """An AH-DQN policy for the tiny world's slate environment (as the alignment study
-    builds it under the same bindings), saved like a run's policy/."""
-    from tf_agents.environments import tf_py_environment
-    from tf_agents.policies import policy_saver
-    from agents.ah_dqn import create_ah_dqn_agent
-    from experiments.assembly import make_builder
-    from spotisim.data.datasets import load_dataset
-    from spotisim.embeddings import build_embeddings
-    from user_models.heuristics import PositionPriorUserModel
-    data = load_dataset()
-    emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
-    env = tf_py_environment.TFPyEnvironment(make_builder(
-        data.test, PositionPriorUserModel().fit(data.train), emb, "slate", data.hidden_path,
-        batch_size=2).get_tf_env())
-    agent = create_ah_dqn_agent(env.time_step_spec(), env.action_spec(), units=8)
-    policy_saver.PolicySaver(agent.policy, batch_size=None).save(directory)
+def test_close_call_metrics_on_a_hand_made_table():
+    # Five policies; random is the last.  Offline swaps the top two and inflates them.
+    online = np.array([9.0, 8.5, 8.0, 7.0, 6.0])
+    offline = np.array([9.5, 10.5, 8.1, 6.5, 6.1])
+    beats = online > online[-1]
+    m = alignment.close_call_metrics(offline, online, beats)
+    # One discordant pair of ten: (9 - 1) / 10.
+    assert m["kendall_tau"] == pytest.approx(0.8)
+    # Among the four above random: one discordant pair of six.
+    assert m["top_tau"] == pytest.approx(4 / 6)
+    # The offline favourite (policy 1) gets 8.5 online against the best 9.0.
+    assert m["regret_at_1"] == pytest.approx(100 * 0.5 / 9.0)
+    # Largest |offline / online - 1|: policy 1, 10.5 / 8.5 - 1.
+    assert m["max_abs_error"] == pytest.approx(100 * (10.5 / 8.5 - 1))
+    # Ranks 2,1,3,4,5 against 1..5: rho = 1 - 6 * 2 / (5 * 24).
+    assert m["spearman_rho"] == pytest.approx(0.9)
+    # A tie for the favourite counts at its worst: policies 0 and 1 tie offline.
+    tied = alignment.close_call_metrics(np.array([10.0, 10.0, 8, 7, 6]), online, beats)
+    assert tied["regret_at_1"] == pytest.approx(100 * 0.5 / 9.0)
+    # Fewer than two policies above random: no top-tau.
+    assert np.isnan(alignment.close_call_metrics(offline, online,
+                                                 np.eye(5, dtype=bool)[0])["top_tau"])
+
+
+def test_the_bootstrap_keeps_the_pairing():
+    rng = np.random.default_rng(0)
+    # Three policies whose per-start listens differ by a constant: any resample of the
+    # starts keeps the same order, so every draw agrees and the interval is a point.
+    common = rng.normal(8, 3, size=400)
+    online = np.stack([common + 1.0, common, common - 1.0])
+    offline = online * 1.1
+    out = alignment.bootstrap_close_calls(offline, online, np.array([True, True, False]),
+                                          resamples=50)
+    assert out["kendall_tau"] == {"value": 1.0, "lo": 1.0, "hi": 1.0}
+    assert out["regret_at_1"]["hi"] == 0.0
+    assert out["max_abs_error"]["value"] == pytest.approx(10.0)
+    # Two policies exactly equal in mean offline but noisy per start: resamples order
+    # them either way, so the interval spans both orders.
+    e = rng.normal(0, 3, 400)
+    e -= e.mean()
+    noisy = np.stack([common + e, common - e])
+    wide = alignment.bootstrap_close_calls(noisy, np.stack([common, common + 0.01]),
+                                           np.array([True, True]), resamples=200)
+    assert wide["kendall_tau"]["lo"] == -1.0 and wide["kendall_tau"]["hi"] == 1.0
+    with pytest.raises(ValueError, match="same starts"):
+        alignment.bootstrap_close_calls(offline[:, :10], online, np.ones(3, bool))
 
 
 @pytest.mark.slow  # end to end (CI runs it; -m 'not slow' skips it)
 def test_alignment_on_a_tiny_world(tiny_world_dir, tmp_path):
+    bindings = tiny_bindings(tiny_world_dir, [
+        f"fit_or_load_user_model.cache_dir = '{tmp_path / 'cache'}'"])
     gin.clear_config()
     try:
-        parse_gin(["alignment"], tiny_bindings(tiny_world_dir, [
-            f"fit_or_load_user_model.cache_dir = '{tmp_path / 'cache'}'",
-            "run_alignment.user_models = ['logistic', 'lird_simulator']",
-            f"run_alignment.policy_dirs = ['{tmp_path / 'my_run' / 'policy'}']",
-            "run_alignment.eval_episodes = 6"]), [alignment.CONFIG_DIR])
-        _save_untrained_ah_dqn_policy(str(tmp_path / "my_run" / "policy"))
-        out = alignment.run_alignment(str(tmp_path / "align"))
+        parse_gin(["alignment"], [
+            "run_alignment.simulators = ['logistic']",
+            "run_alignment.agents = {'ah_dqn_tiny': ('ah_dqn', "
+            "'run_experiment.num_iterations = 5')}",
+            "run_alignment.penalties = [0.0, 1.0]",
+            "run_alignment.episodes = 6", "run_alignment.resamples = 20"],
+            [alignment.CONFIG_DIR])
+        out = alignment.run_alignment(str(tmp_path / "align"), bindings=bindings)
     finally:
         gin.clear_config()
-    # 5 baselines + greedy under each of the two models + the saved agent
-    # (`run_alignment.policy_dirs`, named after its run directory).
-    assert len(out["policies"]) == 8 and out["policies"][-1] == "agent:my_run"
+    # 5 baselines + the redundancy greedy at 2 penalties + the trained agent.
+    assert out["policies"] == list(alignment.BASELINES) + [
+        "redundancy_greedy_0", "redundancy_greedy_1", "ah_dqn_tiny"]
+    assert os.path.exists(tmp_path / "align" / "agents" / "ah_dqn_tiny" / "policy")
+    table = out["table"]
     for p in out["policies"]:
-        assert set(out["scores"][p]) == {"logistic", "lird_simulator", "ground_truth"}
-        assert all(r["episodes"] == 6 for r in out["scores"][p].values())
-    # Each model's tau and rho are those of its offline scores against the online ones
-    # (the arithmetic itself: test_rank_correlations_by_hand), and the best aligned is
-    # the one of larger tau.
-    online = [out["scores"][p]["ground_truth"]["mean_episode_reward"] for p in out["policies"]]
-    taus = {}
-    for m in ("logistic", "lird_simulator"):
-        offline = [out["scores"][p][m]["mean_episode_reward"] for p in out["policies"]]
-        taus[m] = alignment.kendall_tau(offline, online)
-        assert out["alignment"][m]["kendall_tau"] == pytest.approx(taus[m])
-        assert out["alignment"][m]["spearman_rho"] == pytest.approx(
-            alignment.spearman_rho(offline, online))
-    assert taus["logistic"] != taus["lird_simulator"]
-    assert out["best_aligned_user_model"] == max(taus, key=taus.get)
+        assert set(table[p]) == {"logistic", "ground_truth"}
+    # Penalty 0 is greedy: the same slates, so the same listens under every scorer.
+    assert table["redundancy_greedy_0"] == table["greedy_user_model"]
+    online = np.array([table[p]["ground_truth"] for p in out["policies"]])
+    for m in ("logistic",):
+        offline = np.array([table[p][m] for p in out["policies"]])
+        expect = alignment.close_call_metrics(offline, online, online > table["random"]
+                                              ["ground_truth"])
+        for k, v in expect.items():
+            got = out["alignment"][m][k]
+            assert got["value"] == pytest.approx(v, nan_ok=True)
+    # The decomposition: the parts add up to each policy's error, and the shadow saw
+    # every heard track of the truth's episodes.
+    dec = out["decomposition"]
+    assert set(dec) == set(out["policies"])
+    for p, d in dec.items():
+        assert d["offline"] - d["online"] == pytest.approx(d["error"])
+        assert d["listen_part"] + d["leave_part"] + d["interaction"] == pytest.approx(
+            d["error"])
+        assert d["shadow"]["p_listen_first_n"] > 0
     saved = json.load(open(tmp_path / "align" / "alignment.json"))
-    assert saved["alignment"] == out["alignment"]
+    assert json.dumps(saved["alignment"]) == json.dumps(out["alignment"])  # NaN too
     assert os.path.exists(tmp_path / "align" / "alignment.png")
-    assert "Kendall tau" in alignment.format_table(out)
+    line = alignment.last_line(out)
+    assert re.fullmatch(r"alignment: tau=-?\d\.\d{3} \[-?\d\.\d{3}, -?\d\.\d{3}\] "
+                        r"top-tau=(-?\d\.\d{3}|nan) regret@1=\d+\.\d{2}% policies=8", line)
+    # A second call reuses the trained agent and the cached scores: same figures.
+    gin.clear_config()
+    again = alignment.run_alignment(str(tmp_path / "align"), simulators=["logistic"],
+                                    agents={"ah_dqn_tiny": ("ah_dqn",)},
+                                    penalties=[0.0, 1.0], episodes=6, resamples=20,
+                                    bindings=bindings)
+    assert again["table"] == out["table"]

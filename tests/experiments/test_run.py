@@ -408,6 +408,64 @@ def test_user_model_cache_is_keyed_by_the_logs_content(tiny_log, tmp_path):
     assert len(os.listdir(cache)) == 2                      # changed content: refitted
 
 
+def test_user_model_cache_is_keyed_by_helpers_and_machine_settings(tiny_log, tmp_path,
+                                                                   monkeypatch):
+    """An edit to a helper module the model's module imports (not the model's own
+    module) refits, and so do other machine settings (instruction set, thread pools,
+    versions: `spotisim.determinism.fingerprint`)."""
+    import inspect
+
+    from experiments import user_model_cache
+    from spotisim import determinism
+    from spotisim.data.datasets import Dataset
+    from spotisim.embeddings import build_embeddings
+    from user_models import early_stopping
+    from user_models.logistic import LogisticUserModel
+
+    train, val, test = tiny_log.split(seed=0)
+    emb = build_embeddings(train).aligned_to(tiny_log.catalog)
+    data = Dataset(tiny_log, train, val, test, source="tiny")
+    cache = tmp_path / "cache"
+
+    def fit():
+        user_model_cache.fit_or_load_user_model(data, emb, model_ctor=LogisticUserModel,
+                                                cache_dir=str(cache))
+        return len(os.listdir(cache))
+
+    assert fit() == 1 and fit() == 1
+    names = [m.__name__ for m in user_model_cache._project_modules(LogisticUserModel)]
+    assert "user_models.early_stopping" in names and "spotisim.user_model" in names
+    real = inspect.getsource
+
+    def edited(obj):
+        text = real(obj)
+        return text + "\n# edited\n" if obj is early_stopping else text
+    monkeypatch.setattr(inspect, "getsource", edited)
+    assert fit() == 2                                      # a helper edited: refitted
+    monkeypatch.setattr(inspect, "getsource", real)
+    assert fit() == 2                                      # back as it was: reused
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    assert fit() == 3                                      # another instruction set
+    assert determinism.fingerprint()["isa"] == "AVX512_CORE"
+
+
+def test_portable_defaults_fill_only_what_the_environment_leaves_unset():
+    from spotisim import determinism
+    env = {}
+    determinism.apply_portable_defaults(env)
+    assert env == {"ONEDNN_MAX_CPU_ISA": "AVX2", "TF_NUM_INTRAOP_THREADS": "2",
+                   "TF_NUM_INTEROP_THREADS": "2"}
+    env = {"SPOTISIM_THREADS": "8", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}
+    determinism.apply_portable_defaults(env)
+    assert env["ONEDNN_MAX_CPU_ISA"] == "AVX512_CORE"      # the user's choice wins
+    assert env["TF_NUM_INTRAOP_THREADS"] == env["TF_NUM_INTEROP_THREADS"] == "8"
+    env = {"SPOTISIM_PORTABLE": "0"}
+    determinism.apply_portable_defaults(env)
+    assert env == {"SPOTISIM_PORTABLE": "0"}               # TensorFlow's own choices
+    # `import spotisim` applied them to this process (conftest imports it first).
+    assert os.environ.get("ONEDNN_MAX_CPU_ISA") and os.environ.get("TF_NUM_INTRAOP_THREADS")
+
+
 def test_bindings_on_the_parts_reach_the_main_jobs_environments(tiny_log):
     """The issue's three bindings, once silently ignored, take effect in the
     environments the main job builds (`train/` and `eval/` scopes); a scoped binding

@@ -1,0 +1,96 @@
+"""Does the user-model fit depend on the machine?  Fits the sequential model on one small
+synthetic world in fresh processes that differ only in what differs between machines
+and prints a digest of each fit's weights.
+
+    python benchmarks/fit_determinism.py [--sessions 1500] [--epochs 2]
+
+The machines: this one; an AVX2-only one (`ONEDNN_MAX_CPU_ISA=AVX2` makes oneDNN on an
+AVX-512 machine run the kernels an AVX2 machine runs); a 1-core one (`taskset -c 0`:
+TensorFlow sizes its pools by the cores it may use).  Each runs with TensorFlow's own
+choices (`SPOTISIM_PORTABLE=0`, with oneDNN's graph rewrites on and off) and with
+spotisim's portable defaults (`spotisim.determinism`).  Equal digests: the same fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: name -> (environment, command prefix) of one "machine".
+MACHINES = {
+    "this machine": ({}, []),
+    "AVX2 only": ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, []),
+    "1 core": ({}, ["taskset", "-c", "0"]),
+}
+#: name -> environment of one way to run.
+SETTINGS = {
+    "TF defaults": {"SPOTISIM_PORTABLE": "0"},
+    "TF, oneDNN opts off": {"SPOTISIM_PORTABLE": "0", "TF_ENABLE_ONEDNN_OPTS": "0"},
+    "spotisim portable": {},
+}
+
+
+def fit_digest(world_dir: str, epochs: int) -> dict:
+    """In this process: fit, digest the weights (the child's job)."""
+    import spotisim  # noqa: F401
+    from spotisim import determinism
+    import numpy as np
+    import tensorflow as tf
+    from spotisim.data.session_log import read_session_log
+    from spotisim.embeddings import build_embeddings
+    from user_models.sequential import SequentialUserModel
+    tf.keras.utils.set_random_seed(0)
+    tf.config.experimental.enable_op_determinism()
+    log = read_session_log(os.path.join(world_dir, "log"),
+                           os.path.join(world_dir, "tracks", "tracks.csv"))
+    train, val, _ = log.split((0.8, 0.1, 0.1), seed=0)
+    emb = build_embeddings(train, unlabelled=log).aligned_to(log.catalog)
+    model = SequentialUserModel(emb, epochs=epochs).fit(train, val)
+    h = hashlib.sha256()
+    for w in model.net.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return {"digest": h.hexdigest()[:16], **determinism.fingerprint()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, default=1500)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(fit_digest(args.child, args.epochs)))
+        return 0
+    from spotisim.data.synthetic import generate
+    world = tempfile.mkdtemp(prefix="fit_determinism_")
+    generate(world, num_sessions=args.sessions, seed=0)
+    keep = {k: v for k, v in os.environ.items()
+            if k not in ("ONEDNN_MAX_CPU_ISA", "TF_NUM_INTRAOP_THREADS",
+                         "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS",
+                         "SPOTISIM_PORTABLE", "SPOTISIM_THREADS")}
+    print(f"{'machine':<14} " + " ".join(f"{s:>20}" for s in SETTINGS))
+    digests = {}
+    for name, (extra, prefix) in MACHINES.items():
+        row = []
+        for setting, env_s in SETTINGS.items():
+            env = {**keep, **extra, **env_s, "PYTHONPATH": ROOT}
+            out = subprocess.run(prefix + [sys.executable, __file__, "--child", world,
+                                           "--epochs", str(args.epochs)],
+                                 env=env, capture_output=True, text=True, check=True)
+            row.append(json.loads(out.stdout.strip().splitlines()[-1])["digest"])
+            digests.setdefault(setting, set()).add(row[-1])
+        print(f"{name:<14} " + " ".join(f"{d:>20}" for d in row), flush=True)
+    for setting, found in digests.items():
+        print(f"{setting}: {len(found)} distinct fit(s) over {len(MACHINES)} machines")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The hybrid and shadowed user models of the offline-error decomposition, by hand."""
+
+import numpy as np
+import pytest
+
+from user_models.base import AbstractUserModel, History
+from user_models.composite import HybridUserModel, ShadowedUserModel
+
+
+class TrackRate(AbstractUserModel):
+    """P(listen) = rate[track] (+ `lift` after a listen at the slate position before:
+    a cascade); P(leave) after a track = `leave` if it was listened to, else 0."""
+
+    def __init__(self, rate, lift=0.0, leave=0.0):
+        self.rate, self.lift, self.leave = np.asarray(rate, float), lift, leave
+
+    def _predict(self, history, slate, slate_responses):
+        p = self.rate[slate].copy()
+        if slate_responses is not None:
+            p[:, 1:] += self.lift * np.asarray(slate_responses, float)[:, :-1]
+        return np.clip(p, 0, 1)
+
+    def leave_probs(self, history, slate, responses):
+        return np.where(np.asarray(responses, bool), self.leave, 0.0)
+
+
+def _history(b):
+    return History.empty(b)
+
+
+def test_hybrid_takes_listening_from_one_and_leaving_from_the_other():
+    listen = TrackRate([0.9, 0.1, 0.5], lift=0.0, leave=0.0)
+    leave = TrackRate([0.0, 0.0, 0.0], leave=1.0)   # leaves after any listen
+    hybrid = HybridUserModel(listen, leave)
+    slate = np.array([[0, 1, 2], [1, 0, 2]])
+    u = np.array([[0.5, 0.5, 0.5, 0.99], [0.5, 0.5, 0.2, 0.99]])
+    probs, resp, left = hybrid.respond(_history(2), slate, u)
+    np.testing.assert_allclose(probs, [[0.9, 0.1, 0.5], [0.1, 0.9, 0.5]])
+    # Row 0 listens at position 1 (0.5 < 0.9) and then leaves for sure (hazard 1):
+    # positions 2 and 3 are not heard.  Row 1 skips position 1 (no hazard), listens at
+    # position 2 and leaves.
+    assert resp.tolist() == [[True, False, False], [False, True, False]]
+    assert left.tolist() == [True, True]
+    answer = hybrid.respond(_history(2), slate, u)
+    assert answer.heard.tolist() == [[True, False, False], [True, True, False]]
+    # The other way round nobody leaves: the listening model's hazard is 0.
+    probs2, resp2, left2 = HybridUserModel(leave, listen).respond(_history(2), slate, u)
+    assert left2.tolist() == [False, False] and not resp2.any()
+
+
+def test_the_shadow_records_its_bias_along_the_responders_path():
+    truth = TrackRate([0.8, 0.4, 0.6], leave=0.0)
+    # The shadow is 0.1 too high on every track, and reads a cascade the truth has not:
+    # +0.2 after a listen at the position before.
+    shadow = TrackRate([0.9, 0.5, 0.7], lift=0.2, leave=0.5)
+    model = ShadowedUserModel(truth, shadow)
+    slate = np.array([[0, 1, 2]])
+    u = np.array([[0.1, 0.9, 0.1, 0.99]])    # listen, skip, listen
+    probs, resp, left = model.respond(_history(1), slate, u)
+    assert resp.tolist() == [[True, False, True]] and left.tolist() == [False]
+    np.testing.assert_allclose(probs, [[0.8, 0.4, 0.6]])   # the truth answered
+    b = model.bias()
+    assert b["p_listen_first_true"] == pytest.approx(0.8)
+    assert b["p_listen_first_shadow"] == pytest.approx(0.9)
+    # Later positions: the truth 0.4, 0.6; the shadow 0.5 + 0.2 (listen before) and
+    # 0.7 + 0 (skip before).
+    assert b["p_listen_later_true"] == pytest.approx(0.5)
+    assert b["p_listen_later_shadow"] == pytest.approx((0.7 + 0.7) / 2)
+    assert b["p_listen_later_n"] == 2
+    # Leaving: the truth's hazard 0 everywhere; the shadow's 0.5 after the two listens.
+    assert b["p_leave_true"] == pytest.approx(0.0)
+    assert b["p_leave_shadow"] == pytest.approx(1.0 / 3)
+    model.reset()
+    assert model.bias()["p_listen_first_n"] == 0
+    assert model.bias()["p_listen_first_true"] is None

@@ -1,0 +1,121 @@
+"""User models built from two others, to measure where a simulator's error comes from.
+
+A learned simulator differs from the listeners it imitates in two answers: P(listen) of
+each track (with the skip cascade inside a slate: position k reads the responses drawn
+at positions < k) and P(leave) after it.  Swapping one answer for the truth's while
+keeping the other says how much of a policy's offline error each one makes:
+
+- `HybridUserModel(listen=A, leave=B)` responds with A's P(listen) and cascade and
+  leaves with B's hazard, on the responses A drew;
+- `ShadowedUserModel(responder, shadow)` responds exactly as `responder` (same draws,
+  same episodes) and, on the way, asks `shadow` what *it* would have said of every track
+  heard, teacher-forced on the responder's responses: the shadow's bias along the
+  responder's own path, per slate position (position 1 reads no cascade, later ones do)
+  and for P(leave).
+
+Neither fits anything: both wrap fitted models for `experiments.offline_error`.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import numpy as np
+
+from user_models.base import AbstractUserModel, History, Responses
+
+
+class HybridUserModel(AbstractUserModel):
+    """P(listen) and the cascade from `listen`, P(leave) from `leave` (on `listen`'s
+    responses).  `leave_hazard` is `leave`'s, so a policy reading redundancy from the
+    responder would read the leaving side's; the environment's scorer, not this model,
+    is what policies observe."""
+
+    def __init__(self, listen: AbstractUserModel, leave: AbstractUserModel):
+        self.listen, self.leave = listen, leave
+        self.cascades = listen.cascades
+        self.max_slate_size = listen.max_slate_size
+        self.leave_hazard = leave.leave_hazard
+
+    def _predict(self, history, slate, slate_responses):
+        return self.listen._predict(history, slate, slate_responses)
+
+    def score_candidates(self, history, candidates):
+        return self.listen.score_candidates(history, candidates)
+
+    def _respond(self, history, slate, uniforms):
+        probs, responses, _ = self.listen._respond(history, slate, uniforms)
+        return probs, responses, self.leave.leave_probs(history, slate, responses)
+
+    def leave_probs(self, history, slate, responses):
+        return self.leave.leave_probs(history, slate, responses)
+
+
+class ShadowedUserModel(AbstractUserModel):
+    """Responds as `responder`; records what `shadow` says of the same heard tracks.
+
+    `bias()` returns, over every heard track so far: the mean P(listen) of responder and
+    shadow at slate position 1 and at later positions, and the mean P(leave) of each
+    after the heard tracks (the shadow's hazard computed on the responder's responses).
+    """
+
+    def __init__(self, responder: AbstractUserModel, shadow: AbstractUserModel):
+        self.responder, self.shadow = responder, shadow
+        self.cascades = responder.cascades
+        self.max_slate_size = responder.max_slate_size
+        self.leave_hazard = responder.leave_hazard
+        self.reset()
+
+    def reset(self) -> None:
+        """Forgets what was recorded (one policy's episodes at a time)."""
+        self._sums: Dict[str, float] = {}
+
+    def _add(self, key: str, values: np.ndarray, mask: np.ndarray) -> None:
+        self._sums[key] = self._sums.get(key, 0.0) + float(np.asarray(values)[mask].sum())
+
+    def _predict(self, history, slate, slate_responses):
+        return self.responder._predict(history, slate, slate_responses)
+
+    def score_candidates(self, history, candidates):
+        return self.responder.score_candidates(history, candidates)
+
+    def leave_probs(self, history, slate, responses):
+        return self.responder.leave_probs(history, slate, responses)
+
+    def respond(self, history: History, slate: np.ndarray, uniforms: np.ndarray,
+                leaving: bool = True, sample_exit: bool = True) -> Responses:
+        answer = self.responder.respond(history, slate, uniforms, leaving, sample_exit)
+        probs, responses = answer[0], answer[1]
+        heard = np.asarray(answer.heard, bool)
+        # The responses the responder drew before it masked unheard positions are not
+        # kept; unheard positions are never counted, so the masked ones serve.
+        shadow_p = self.shadow.predict(history, slate, responses)
+        first = np.zeros_like(heard)
+        first[:, 0] = True
+        for name, where in (("first", heard & first), ("later", heard & ~first)):
+            self._add(f"{name}_n", np.ones(heard.shape), where)
+            self._add(f"{name}_true", probs, where)
+            self._add(f"{name}_shadow", shadow_p, where)
+        true_h = answer.hazards
+        if true_h is None:
+            true_h = self.responder.leave_probs(history, slate, responses)
+        shadow_h = self.shadow.leave_probs(history, slate, responses)
+        if true_h is not None and shadow_h is not None:
+            self._add("leave_n", np.ones(heard.shape), heard)
+            self._add("leave_true", true_h, heard)
+            self._add("leave_shadow", shadow_h, heard)
+        return answer
+
+    def bias(self) -> Dict[str, Optional[float]]:
+        """Means over the heard tracks recorded since `reset`: `p_listen_first_true`,
+        `p_listen_first_shadow`, the same for `later` positions, and `p_leave_true`,
+        `p_leave_shadow` (None where nothing was recorded)."""
+        s = self._sums
+        out: Dict[str, Optional[float]] = {}
+        for name, label in (("first", "p_listen_first"), ("later", "p_listen_later"),
+                            ("leave", "p_leave")):
+            n = s.get(f"{name}_n", 0.0)
+            for side in ("true", "shadow"):
+                out[f"{label}_{side}"] = s[f"{name}_{side}"] / n if n else None
+            out[f"{label}_n"] = int(n)
+        return out
