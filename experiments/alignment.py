@@ -14,9 +14,10 @@ online means with a paired bootstrap 95% interval (starts resampled), tau among 
 policies that beat random online (top-tau), Spearman's rho, regret@1 (what shipping the
 offline favourite costs against the online best) and each policy's offline error.
 
-With `run_alignment.decompose` it also measures where the chosen simulator's error comes
-from, per policy (`experiments.offline_error`): its P(listen) with the truth's leaving,
-the truth's P(listen) with its leaving, and its bias along the truth's own episodes.
+It also measures where one simulator's error comes from (`run_alignment.decompose`, the
+first by default), per policy (`experiments.offline_error`): its P(listen) with the
+truth's leaving, the truth's P(listen) with its leaving, and its bias along the truth's
+own episodes.
 
 Writes alignment.json and alignment.png into the run directory (evaluations are cached
 under `<run_dir>/scores/`, one file per policy group, so a stopped study resumes).  The
@@ -41,7 +42,7 @@ from absl import flags
 
 from agents.baselines import RedundancyGreedyPolicy
 from experiments import offline_error
-from experiments.evaluate import evaluate_run
+from experiments.evaluate import CALIBRATED, evaluate_run
 from experiments.run import CONFIG_DIR
 from experiments.runner import run_experiment
 from spotisim import cli
@@ -170,6 +171,26 @@ def _evaluate(run: str, scorers, bindings: Sequence[str], **kwargs):
         gin.clear_config()
 
 
+def _calibration_selection(run: str, simulator: str, bindings: Sequence[str]) -> dict:
+    """The exposure calibration of `simulator` (fitted weights and the held-out log
+    losses that chose its parts) on the reference run's data."""
+    from experiments.evaluate import _scorer
+    from experiments.assembly import without_shadowed_bindings
+    from spotisim.data.datasets import load_dataset
+    from spotisim.embeddings import build_embeddings
+    gin.clear_config()
+    try:
+        with open(os.path.join(run, "operative_config.gin")) as f:
+            gin.parse_config(without_shadowed_bindings(f.read()), skip_unknown=True)
+        gin.parse_config(list(bindings))
+        data = load_dataset()
+        emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
+        cal = _scorer(simulator, data, emb).calibration
+    finally:
+        gin.clear_config()
+    return {"listen": list(cal.listen), "leave": list(cal.leave), **cal.selection}
+
+
 @gin.configurable
 def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
                   chosen: Optional[str] = None,
@@ -177,7 +198,7 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
                   penalties: Sequence[float] = (0.5, 1.0, 2.0),
                   baselines: Sequence[str] = BASELINES,
                   bindings: Sequence[str] = (), episodes: int = 2048,
-                  resamples: int = 1000, decompose: bool = True,
+                  resamples: int = 1000, decompose: Optional[str] = "",
                   decompose_episodes: Optional[int] = None) -> dict:
     """Trains the agents that are missing, scores every policy offline and online on
     the same starts, and computes the alignment figures.
@@ -192,7 +213,8 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
         data, say).  Bindings given on the command line are added here.
       episodes: paired episode starts per policy and scorer.
       resamples: bootstrap resamples of the starts.
-      decompose: also measure where the chosen simulator's error comes from.
+      decompose: a simulator whose error is decomposed (`experiments.offline_error`;
+        "" for the first of `simulators`, None for none).
       decompose_episodes: starts for the decomposition (default `episodes`).
     """
     t0 = time.perf_counter()
@@ -200,9 +222,10 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
         raise ConfigError("run_alignment.agents: at least one agent (its run also fixes "
                           "the baselines' environment)")
     chosen = chosen or simulators[0]
-    if chosen not in simulators:
-        raise ConfigError(f"run_alignment.chosen: {chosen!r} is not one of "
-                          f"run_alignment.simulators {list(simulators)}")
+    for setting, name in (("chosen", chosen), ("decompose", decompose or simulators[0])):
+        if name not in simulators:
+            raise ConfigError(f"run_alignment.{setting}: {name!r} is not one of "
+                              f"run_alignment.simulators {list(simulators)}")
     if "random" not in baselines:
         raise ConfigError("run_alignment.baselines must include 'random' (top-tau ranks "
                           "the policies that beat it)")
@@ -249,10 +272,15 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
                      for p in names},
            "alignment": per_sim, "chosen": chosen, "episodes": episodes,
            "agents": {k: list(v) for k, v in agents.items()}, "bindings": list(bindings)}
-    if decompose:
-        print(f"decomposing {chosen}'s error", flush=True)
+    calibrated_sims = [s for s in simulators if s.endswith("+" + CALIBRATED)]
+    if calibrated_sims:
+        out["calibration"] = _calibration_selection(reference, calibrated_sims[0], bindings)
+    if decompose is not None:
+        target = decompose or simulators[0]
+        print(f"decomposing {target}'s error", flush=True)
+        out["decomposed"] = target
         out["decomposition"] = offline_error.decompose(
-            run_dir, chosen, reference, agent_dirs, baselines, model_policies, bindings,
+            run_dir, target, reference, agent_dirs, baselines, model_policies, bindings,
             decompose_episodes or episodes, scores, _evaluate, _cached_scores)
     out["seconds"] = time.perf_counter() - t0
     with atomic_file(os.path.join(run_dir, "alignment.json")) as f:
@@ -307,8 +335,17 @@ def format_table(out: dict) -> str:
             f"{f['spearman_rho']['value']:+.3f}  regret@1 {f['regret_at_1']['value']:.2f}% "
             f"[{f['regret_at_1']['lo']:.2f}, {f['regret_at_1']['hi']:.2f}]  largest |error| "
             f"{f['max_abs_error']['value']:.1f}%  offline favourite {a['offline_favourite']}")
+    if "calibration" in out:
+        c = out["calibration"]
+        lines.append(
+            f"exposure calibration (held-out slice, log loss base -> calibrated): P(listen) "
+            f"{c['listen_log_loss_base']:.4f} -> {c['listen_log_loss_calibrated']:.4f} "
+            f"({'kept' if c['listen_kept'] else 'not kept'}), P(leave) "
+            f"{c['leave_log_loss_base']:.4f} -> {c['leave_log_loss_calibrated']:.4f} "
+            f"({'kept' if c['leave_kept'] else 'not kept'})")
     if "decomposition" in out:
-        lines.append(offline_error.format_decomposition(out["decomposition"]))
+        lines.append(f"{out['decomposed']}: " +
+                     offline_error.format_decomposition(out["decomposition"]))
     return "\n".join(lines)
 
 

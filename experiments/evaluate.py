@@ -39,6 +39,11 @@ from user_models import load_user_model
 from user_models.ground_truth import GroundTruthUserModel
 
 
+#: The suffix naming a registered model recalibrated on the data's exposure slice
+#: (`sequential+calibrated`: `user_models.exposure_calibration`).
+CALIBRATED = "calibrated"
+
+
 def _scorer(name: str, data, emb):
     if name == "ground_truth":
         if not data.synthetic:
@@ -46,11 +51,18 @@ def _scorer(name: str, data, emb):
         return GroundTruthUserModel(data.world)
     registered = learned_user_models()
     if name in registered:
-        return fit_or_load_user_model(data, emb, model_ctor=registered[name])
+        return fit_or_load_user_model(data, emb, model_ctor=registered[name],
+                                      calibrate_on_exposure=False)
+    base, _, suffix = name.partition("+")
+    if suffix == CALIBRATED and base in registered:
+        return fit_or_load_user_model(data, emb, model_ctor=registered[base],
+                                      calibrate_on_exposure=True)
     if os.path.isdir(name):
         return load_user_model(name)
     raise ConfigError(f"--user_model {name!r}: not one of ground_truth, "
-                      f"{', '.join(registered)}, nor a saved user-model directory")
+                      f"{', '.join(registered)} (each may end in '+{CALIBRATED}': "
+                      "recalibrated on the data's exposure slice), nor a saved "
+                      "user-model directory")
 
 
 #: A user model to score with: a name `_scorer` knows, or (name, factory(data, emb)).

@@ -67,16 +67,18 @@ def format_table(out: dict) -> str:
                 if out.get("data_quirks", "no quirks") != "no quirks" else ""),
              f"{'policy':<28} {'mode':<8} {'skip rate':>9} {'reward/ep':>9} "
              f"{'slates/ep':>9} {'left':>6} {'diversity':>9} {'coverage':>8} "
-             f"{'logged skip':>11} {'replay skip (n)':>16}"]
+             f"{'logged skip':>11} {'replay skip (n)':>16} {'off. error':>10}"]
     for name, modes in out["policies"].items():
         for mode, r in modes.items():
+            err = offline_error_percent(modes) if mode == "offline" else None
             lines.append(f"{name:<28} {mode:<8} {r['skip_rate']:>9.3f} "
                          f"{r['mean_episode_reward']:>9.2f} {r['mean_episode_length']:>9.2f} "
                          f"{r.get('end_left_rate', float('nan')):>6.3f} "
                          f"{r.get('diversity', float('nan')):>9.3f} {r['coverage']:>8.3f} "
                          f"{r.get('logged_track_skip_rate', float('nan')):>11.3f} "
                          f"{r.get('replay_skip_rate', float('nan')):>8.3f} "
-                         f"({int(r.get('replay_count', 0))})")
+                         f"({int(r.get('replay_count', 0))})"
+                         + (f" {err:>+9.1f}%" if err is not None else ""))
     lines.append("offline = scored by the user model the agent trained against; "
                  "online = scored by the synthetic world's ground truth; reward/ep = the "
                  "reward above, summed over an episode; slates/ep = episode length; left = "
@@ -84,5 +86,37 @@ def format_table(out: dict) -> str:
                  f"{out.get('diversity_source', 'acoustic features')}; logged skip = "
                  "simulated skip rate of recommended tracks the logged session played next "
                  "(for logging_policy: its replayed part); replay skip = "
-                 "logged skip rate of recommended tracks the held-out session played (n)")
+                 "logged skip rate of recommended tracks the held-out session played (n); "
+                 "off. error = offline / online reward - 1")
+    ranking = offline_online_ranking(out["policies"])
+    if ranking:
+        lines.append(ranking)
     return "\n".join(lines)
+
+
+def offline_error_percent(modes: dict):
+    """offline / online reward - 1, in percent (None without both modes)."""
+    if "offline" not in modes or "online" not in modes:
+        return None
+    on = modes["online"]["mean_episode_reward"]
+    return 100.0 * (modes["offline"]["mean_episode_reward"] / on - 1.0) if on else None
+
+
+def offline_online_ranking(policies: dict) -> str:
+    """One line: the offline favourite, where it stands online, and what shipping it
+    costs against the online best (regret@1); "" without online figures."""
+    both = {n: m for n, m in policies.items() if "offline" in m and "online" in m}
+    if len(both) < 2:
+        return ""
+    off = {n: m["offline"]["mean_episode_reward"] for n, m in both.items()}
+    on = {n: m["online"]["mean_episode_reward"] for n, m in both.items()}
+    fav = max(off, key=off.get)
+    best = max(on, key=on.get)
+    rank = sorted(on, key=on.get, reverse=True).index(fav) + 1
+    regret = 100.0 * (on[best] - on[fav]) / on[best] if on[best] else float("nan")
+    return (f"offline favourite: {fav} ({rank}{_ordinal(rank)} online); online best: "
+            f"{best}; regret@1 {regret:.1f}%")
+
+
+def _ordinal(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")

@@ -15,6 +15,7 @@ from spotisim import determinism
 from spotisim.data.datasets import Dataset
 from user_models import load_user_model
 from user_models.base import AbstractUserModel
+from user_models.exposure_calibration import calibrated
 from user_models.ground_truth import GroundTruthUserModel
 from user_models.leave_hazard import leave_model_class, load_leave_model
 from user_models.sequential import SequentialUserModel
@@ -70,7 +71,9 @@ def _module_source(obj) -> str:
 def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
                            model_ctor: Callable[..., AbstractUserModel] = SequentialUserModel,
                            directory: Optional[str] = None,
-                           cache_dir: str = "runs/cache/user_models") -> AbstractUserModel:
+                           cache_dir: str = "runs/cache/user_models",
+                           use_exposure: bool = True,
+                           calibrate_on_exposure: bool = False) -> AbstractUserModel:
     """The user model the agent trains against.
 
     Args:
@@ -83,12 +86,17 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
         on (`spotisim.determinism.fingerprint`: TensorFlow, Keras, numpy, instruction
         set, thread pools), so a cached model fitted on other data, by older code or
         under other settings is not silently reused; reused by later runs.  Where the data has a random-exposure log (`Dataset.exposure`)
-        and the class reads one (`fits_exposure`), it is fitted with it too.
+        and the class reads one (`fits_exposure`), it is fitted with it too, unless
+        `use_exposure` is False or the slice is held for calibration.
+      calibrate_on_exposure: recalibrate the fitted model off the logged path on the
+        data's random-exposure slice (`user_models.exposure_calibration`; the model is
+        then fitted without the slice, which is kept for the correction).
     """
     if directory:
         return attach_leave_hazard(load_user_model(directory), data, embeddings)
     name = getattr(model_ctor, "__name__", str(model_ctor))
-    exposure = data.exposure if getattr(model_ctor, "fits_exposure", False) else None
+    exposure = (data.exposure if use_exposure and not calibrate_on_exposure
+                and getattr(model_ctor, "fits_exposure", False) else None)
     key = _digest(data.source, data.train.content_digest(), data.val.content_digest(),
                   *(() if exposure is None else
                     ((exposure.log.content_digest(), exposure.explore_from),)),
@@ -105,7 +113,10 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
             model = model_ctor(embeddings=embeddings, exposure_input=True).fit(
                 data.train, data.val, exposure=exposure)
         model.save(path)
-    return attach_leave_hazard(model, data, embeddings, cache_dir=path)
+    model = attach_leave_hazard(model, data, embeddings, cache_dir=path)
+    if calibrate_on_exposure:
+        model = calibrated(model, data.exposure, model_dir=path)
+    return model
 
 
 def attach_leave_hazard(model: AbstractUserModel, data: Dataset, embeddings: np.ndarray,

@@ -23,6 +23,8 @@ and nothing at it, since the log cut them, not the listener.
 
 from __future__ import annotations
 
+import copy
+
 import json
 from typing import Optional, Sequence, Tuple
 
@@ -78,6 +80,34 @@ class LeaveHead:
         self.first_at_risk = 1
         self.cap = None
         self.history_: list = []
+        #: The largest value of each feature over the training log (None: unknown),
+        #: and whether features are held to it (`within_log`).
+        self.feature_max: Optional[np.ndarray] = None
+        self.clamp = False
+
+    def within_log(self) -> "LeaveHead":
+        """A copy that holds each feature to the largest value the log showed.
+
+        Why: episodes run past the log's length cap, where the slow boredom levels keep
+        growing beyond anything the head was fitted on and its hazard extrapolates
+        upward (measured: BUILD_NOTES, "Offline verdicts").  A head that never reads a
+        feature beyond its training support answers there as at the log's edge."""
+        if self.feature_max is None:
+            raise UserModelError("this LeaveHead was saved before it recorded its "
+                                 "features' range: refit it")
+        out = copy.copy(self)
+        out.clamp = True
+        return out
+
+    def outside_log(self, tracks: np.ndarray, listened: np.ndarray,
+                    valid: Optional[np.ndarray] = None) -> float:
+        """The share of entries (of padded histories; `valid` masks them) whose
+        features exceed what the log showed: how far a simulator runs off the leave
+        model's support (needs no ground truth)."""
+        x = self.features(tracks, listened)
+        out = (x > self.feature_max + 1e-9).any(-1)
+        mask = np.asarray(tracks) >= 0 if valid is None else valid
+        return float(out[mask].mean()) if mask.any() else 0.0
 
     @property
     def pairs(self) -> Tuple[Tuple[float, float], ...]:
@@ -107,6 +137,8 @@ class LeaveHead:
     def _forward(self, x: np.ndarray) -> np.ndarray:
         """Logits from features [..., F] (numpy: the simulator calls this every step)."""
         p = self.params
+        if self.clamp:
+            x = np.minimum(x, self.feature_max)
         hidden = np.maximum(x @ p["w1"] + p["b1"], 0.0)
         return x @ p["w_lin"] + hidden @ p["w2"] + p["b"]
 
@@ -171,6 +203,8 @@ class LeaveHead:
                     break
         w1, b1, w2, w_lin, b = best_vars
         self.params = {"w1": w1, "b1": b1, "w2": w2, "w_lin": w_lin, "b": float(b)}
+        tracks, skipped, mask = log.padded()   # every entry the head was shown, at risk or not
+        self.feature_max = self.features(tracks, mask & ~skipped)[mask].max(0)
         return self
 
     def _rows(self, log):
@@ -236,6 +270,8 @@ class LeaveHead:
                        "cap": self.cap, "history": self.history_,
                        "projection": (None if self.projection is None
                                       else self.projection.tolist()),
+                       "feature_max": (None if self.feature_max is None
+                                       else self.feature_max.tolist()),
                        "params": {k: np.asarray(v).tolist() for k, v in self.params.items()}},
                       f, indent=1)
 
@@ -252,6 +288,8 @@ class LeaveHead:
         head.first_at_risk, head.cap = meta["first_at_risk"], meta["cap"]
         head.history_ = meta.get("history", [])
         head.set_projection(meta.get("projection"))
+        if meta.get("feature_max") is not None:
+            head.feature_max = np.asarray(meta["feature_max"], np.float64)
         return head
 
 

@@ -130,3 +130,17 @@ def test_alignment_on_a_tiny_world(tiny_world_dir, tmp_path):
                                     penalties=[0.0, 1.0], episodes=6, resamples=20,
                                     bindings=bindings)
     assert again["table"] == out["table"]
+
+
+def test_the_main_tables_offline_error_and_favourite_by_hand():
+    from experiments.reporting import offline_error_percent, offline_online_ranking
+
+    def modes(off, on):
+        return {"offline": {"mean_episode_reward": off}, "online": {"mean_episode_reward": on}}
+    table = {"a": modes(10.0, 8.0), "b": modes(9.0, 9.0), "c": modes(5.0, 6.0)}
+    assert offline_error_percent(table["a"]) == pytest.approx(25.0)
+    assert offline_error_percent({"offline": table["a"]["offline"]}) is None
+    # Favourite a is 2nd online (b 9, a 8, c 6); shipping it loses 1 of 9.
+    assert offline_online_ranking(table) == ("offline favourite: a (2nd online); online "
+                                             "best: b; regret@1 11.1%")
+    assert offline_online_ranking({"a": {"offline": table["a"]["offline"]}}) == ""

@@ -159,6 +159,34 @@ def test_leave_head_learns_more_of_the_same_raises_leaving(world_log, head):
     np.testing.assert_allclose(again.hazards(tracks[:20], listened[:20]), hz[:20])
 
 
+def test_a_head_within_the_log_reads_no_feature_beyond_the_logs_range(world_log, head):
+    """60 listens of one track push the slow boredom levels past anything the log's
+    20-track sessions showed: the head held to the log answers as for the features at
+    the log's largest values, the plain head extrapolates; inside the log they agree;
+    the range survives a save/load."""
+    import os
+    import tempfile
+    from user_models.leave_hazard import load_leave_model
+    log, emb = world_log
+    tracks, skipped, mask = log.padded()
+    listened = mask & ~skipped
+    bounded = head.within_log()
+    assert head.clamp is False and bounded.clamp is True      # a copy: the head unchanged
+    np.testing.assert_allclose(bounded.hazards(tracks, listened), head.hazards(tracks, listened))
+    assert head.outside_log(tracks, listened) < 0.01
+    long = np.zeros((1, 60), np.int32)
+    x = head.features(long, np.ones((1, 60)))[0, -1]
+    assert (x > head.feature_max).any()
+    assert head.outside_log(long, np.ones((1, 60))) > 0.5
+    want = 1 / (1 + np.exp(-head._forward(np.minimum(x, head.feature_max)[None])))[0]
+    got = bounded.hazards(long, np.ones((1, 60)))[0, -1]
+    assert got == pytest.approx(want)
+    assert got != pytest.approx(head.hazards(long, np.ones((1, 60)))[0, -1])
+    path = os.path.join(tempfile.mkdtemp(), "head.json")
+    head.save(path)
+    np.testing.assert_allclose(load_leave_model(path, emb).feature_max, head.feature_max)
+
+
 def test_leave_head_hazard_if_listened_is_the_hazard_after_a_listen(world_log, head):
     log, emb = world_log
     model = AlwaysListens()

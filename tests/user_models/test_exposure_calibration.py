@@ -1,0 +1,134 @@
+"""The simulator's correction off the logged path, fitted on a random-exposure slice:
+the regression, the correction applied by hand, and a fit on a tiny world."""
+
+import copy
+
+import numpy as np
+import pytest
+
+from spotisim.data.exposure import ExposureLog
+from spotisim.data.session_log import read_session_log
+from spotisim.data.synthetic import WorldConfig, generate
+from spotisim.embeddings import acoustic_embeddings
+from spotisim.errors import UserModelError
+from tests.conftest import TINY_WORLD
+from user_models.base import AbstractUserModel, History
+from user_models.exposure_calibration import (ExposureCalibratedUserModel,
+                                              ExposureCalibration, calibrated, fit_logistic)
+from user_models.leave_hazard import LeaveHazard
+from user_models.logistic import LogisticUserModel
+
+
+def test_the_regression_recovers_planted_weights():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40_000, 2))
+    y = rng.random(40_000) < 1 / (1 + np.exp(-(-0.5 + 0.8 * x[:, 0] - 1.2 * x[:, 1])))
+    np.testing.assert_allclose(fit_logistic(x, y, ridge=0.0), [-0.5, 0.8, -1.2], atol=0.05)
+
+
+class _Redundancy:
+    """A leave model stub: redundancy = the candidate's id / 10; hazard 0.2 after each
+    listen, 0 after a skip."""
+
+    def redundancy(self, history, candidates):
+        return np.asarray(candidates, float) / 10
+
+    def hazards(self, tracks, listened):
+        return np.where(np.asarray(listened) > 0.5, 0.2, 0.0)
+
+
+class _Rates(AbstractUserModel):
+    cascades = False
+
+    def __init__(self, rates):
+        self.rates = np.asarray(rates, float)
+        self.leave_hazard = _Redundancy()
+
+    def _predict(self, history, slate, slate_responses):
+        return self.rates[np.asarray(slate)]
+
+
+def _logit(p):
+    return np.log(p / (1 - p))
+
+
+def test_the_correction_by_hand():
+    base = _Rates([0.5, 0.6, 0.7, 0.8])
+    cal = ExposureCalibration(listen=(-0.2, 0.5, -1.0), leave=(0.3, 2.0))
+    model = ExposureCalibratedUserModel(base, cal)
+    history = History.empty(2)
+    history.logged = np.array([[3, -1], [-1, -1]])      # row 0's session lined up track 3
+    slate = np.array([[1, 3, 2], [1, 3, 2]])
+    got = model.predict(history, slate)
+
+    def corrected(track):
+        return 1 / (1 + np.exp(-(-0.2 + 0.5 * _logit(base.rates[track]) - 1.0 * track / 10)))
+    # Track 3 in row 0 was lined up by the logging policy: left as the base says.
+    np.testing.assert_allclose(got[0], [corrected(1), 0.8, corrected(2)])
+    np.testing.assert_allclose(got[1], [corrected(1), corrected(3), corrected(2)])
+    np.testing.assert_allclose(model.score_candidates(history, np.array([[2, 3], [2, 3]])),
+                               [[corrected(2), 0.8], [corrected(2), corrected(3)]])
+    # Leaving: logit h' = 0.3 + 2 logit(0.2) after a listen, 0 stays 0 after a skip.
+    h = model.leave_probs(history, slate, np.array([[True, True, False], [True, False, True]]))
+    h_cal = 1 / (1 + np.exp(-(0.3 + 2.0 * _logit(0.2))))
+    np.testing.assert_allclose(h, [[h_cal, 0.2, 0.0], [h_cal, 0.0, h_cal]])
+    # Responding draws against the corrected probabilities, position by position.
+    u = np.array([[0.0, 0.79, 0.99, 0.99], [0.99, 0.0, 0.0, 0.99]])
+    probs, resp, _ = model.respond(history, slate, u, leaving=False)
+    np.testing.assert_allclose(probs, got)
+    assert resp.tolist() == [[True, True, False], [False, True, True]]
+    # The identity correction changes nothing.
+    same = ExposureCalibratedUserModel(base, ExposureCalibration())
+    np.testing.assert_allclose(same.predict(history, slate), base.rates[slate])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("calibration"))
+    paths = generate(out, num_sessions=300, seed=3, config=WorldConfig(seed=3, **TINY_WORLD),
+                     exploration_sessions=300, explore_from=10)
+    log = read_session_log(paths["log"], paths["tracks"])
+    exposed = read_session_log(paths["exploration"], catalog=log.catalog)
+    return log, exposed
+
+
+def _fitted(log):
+    train, val, _ = log.split((0.8, 0.1, 0.1), seed=0)
+    emb = acoustic_embeddings(log.catalog).vectors
+    model = LogisticUserModel(emb, epochs=2).fit(train, val)
+    model.leave_hazard = LeaveHazard(emb).fit(train, val)
+    return model
+
+
+def test_a_slice_that_skips_everything_lowers_p_listen_off_the_logged_path(world, tmp_path):
+    log, exposed = world
+    model = _fitted(log)
+    # The same slice with every randomly exposed track skipped: the correction must
+    # learn that listeners skip what nothing chose for them.
+    skipped = copy.copy(exposed)
+    skipped.columns = dict(exposed.columns)
+    skipped.columns["skip_2"] = np.where(exposed.positions > 10, True,
+                                         exposed.columns["skip_2"])
+    plain = ExposureCalibration.fit(model, ExposureLog(exposed, 10))
+    harsh = ExposureCalibration.fit(model, ExposureLog(skipped, 10))
+    assert harsh.listen[0] < plain.listen[0] - 2
+    s = plain.selection
+    assert s["listen_rows_held_out"] > 0 and s["leave_rows_held_out"] > 0
+    # A part is kept only where it predicts the held-out sessions better.
+    for cal in (plain, harsh):
+        for part, identity in (("listen", (0.0, 1.0, 0.0)), ("leave", (0.0, 1.0))):
+            better = (cal.selection[f"{part}_log_loss_calibrated"]
+                      < cal.selection[f"{part}_log_loss_base"])
+            assert cal.selection[f"{part}_kept"] == better
+            if not better:
+                assert getattr(cal, part) == identity
+    assert np.isfinite([s["listen_log_loss_base"], s["listen_log_loss_calibrated"]]).all()
+    assert harsh.selection["listen_log_loss_calibrated"] < harsh.selection[
+        "listen_log_loss_base"] and harsh.improves
+    # Cached beside the model: the second call reads the file.
+    first = calibrated(model, ExposureLog(exposed, 10), model_dir=str(tmp_path))
+    again = calibrated(model, ExposureLog(exposed, 10), model_dir=str(tmp_path))
+    assert again.calibration == first.calibration
+    assert len(list(tmp_path.glob("exposure_calibration-*.json"))) == 1
+    with pytest.raises(UserModelError, match="exposure slice"):
+        calibrated(model, None)
