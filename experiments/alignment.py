@@ -42,9 +42,10 @@ from absl import flags
 
 from agents.baselines import RedundancyGreedyPolicy
 from experiments import offline_error
-from experiments.evaluate import CALIBRATED, evaluate_run
+from experiments.evaluate import evaluate_run
 from experiments.run import CONFIG_DIR
 from experiments.runner import run_experiment
+from experiments.user_model_cache import CALIBRATED
 from spotisim import cli
 from spotisim.errors import ConfigError
 from spotisim.gin_utils import parse_gin
@@ -174,7 +175,7 @@ def _evaluate(run: str, scorers, bindings: Sequence[str], **kwargs):
 def _calibration_selection(run: str, simulator: str, bindings: Sequence[str]) -> dict:
     """The exposure calibration of `simulator` (fitted weights and the held-out log
     losses that chose its parts) on the reference run's data."""
-    from experiments.evaluate import _scorer
+    from experiments.user_model_cache import user_model_by_name
     from experiments.assembly import without_shadowed_bindings
     from spotisim.data.datasets import load_dataset
     from spotisim.embeddings import build_embeddings
@@ -185,7 +186,7 @@ def _calibration_selection(run: str, simulator: str, bindings: Sequence[str]) ->
         gin.parse_config(list(bindings))
         data = load_dataset()
         emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
-        cal = _scorer(simulator, data, emb).calibration
+        cal = user_model_by_name(simulator, data, emb).calibration
     finally:
         gin.clear_config()
     return {"listen": list(cal.listen), "leave": list(cal.leave), **cal.selection}

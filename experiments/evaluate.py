@@ -24,45 +24,20 @@ import numpy as np
 from absl import flags
 from tf_agents.policies import py_tf_eager_policy
 
-from user_models.registry import learned_user_models
 from agents.registry import agent_spec_by_name
 from experiments.assembly import without_shadowed_bindings
 from experiments.experiment import Experiment
 from experiments.policy_evaluation import BASELINES, MODEL_POLICIES, evaluate_policies
-from experiments.user_model_cache import fit_or_load_user_model
+from experiments.user_model_cache import fit_or_load_user_model, user_model_by_name
 from spotisim import cli
 from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
 from spotisim.errors import ConfigError
 from spotisim.io_utils import atomic_file
-from user_models import load_user_model
-from user_models.ground_truth import GroundTruthUserModel
-
-
-#: The suffix naming a registered model recalibrated on the data's exposure slice
-#: (`sequential+calibrated`: `user_models.exposure_calibration`).
-CALIBRATED = "calibrated"
 
 
 def _scorer(name: str, data, emb):
-    if name == "ground_truth":
-        if not data.synthetic:
-            raise ConfigError("--user_model=ground_truth needs the synthetic world's data")
-        return GroundTruthUserModel(data.world)
-    registered = learned_user_models()
-    if name in registered:
-        return fit_or_load_user_model(data, emb, model_ctor=registered[name],
-                                      calibrate_on_exposure=False)
-    base, _, suffix = name.partition("+")
-    if suffix == CALIBRATED and base in registered:
-        return fit_or_load_user_model(data, emb, model_ctor=registered[base],
-                                      calibrate_on_exposure=True)
-    if os.path.isdir(name):
-        return load_user_model(name)
-    raise ConfigError(f"--user_model {name!r}: not one of ground_truth, "
-                      f"{', '.join(registered)} (each may end in '+{CALIBRATED}': "
-                      "recalibrated on the data's exposure slice), nor a saved "
-                      "user-model directory")
+    return user_model_by_name(name, data, emb)
 
 
 #: A user model to score with: a name `_scorer` knows, or (name, factory(data, emb)).

@@ -32,6 +32,10 @@ class Experiment:
       baselines: baseline policies evaluated beside the agent.
       seed: seeds TensorFlow and the environments (same seed, same metrics).
       progress: show a progress bar while training.
+      offline_evaluator: the user model the offline evaluation is scored with, when it
+        should not be the one the agent trained against (a name
+        `experiments.user_model_cache.user_model_by_name` knows, e.g.
+        'sequential+calibrated'); policies still observe the trained-against model.
     """
 
     agent_fn: Optional[Callable] = None
@@ -42,3 +46,4 @@ class Experiment:
     baselines: Tuple[str, ...] = DEFAULT_BASELINES
     seed: int = 0
     progress: bool = True
+    offline_evaluator: Optional[str] = None

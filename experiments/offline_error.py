@@ -34,7 +34,7 @@ SHADOW = "truth_shadowed"
 def decomposition_scorers(simulator: str, episodes_match: bool):
     """(name, factory(data, emb)) of the hybrid and shadow responders for `simulator`;
     with `episodes_match` False, the simulator and the truth themselves too."""
-    from experiments.evaluate import _scorer
+    from experiments.user_model_cache import user_model_by_name as _scorer
 
     def hybrid(listen_is_sim: bool):
         def build(data, emb):

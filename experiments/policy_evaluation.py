@@ -147,14 +147,16 @@ def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarr
                      agent=None, agent_fn: Optional[Callable] = None,
                      baselines: Sequence[str] = (), eval_episodes: int = 256, seed: int = 0,
                      run_dir: Optional[str] = None,
-                     info: Optional[dict] = None) -> Dict[str, dict]:
+                     info: Optional[dict] = None,
+                     offline_model: Optional[AbstractUserModel] = None) -> Dict[str, dict]:
     """Scores the agent's greedy policy and the baselines on test-split episodes,
-    offline (under `user_model`) and, on synthetic data, online (the ground truth).
+    offline (under `offline_model`, by default `user_model`) and, on synthetic data,
+    online (the ground truth).  Policies observe `user_model` either way.
 
     Returns {policy: {mode: metrics}}; writes the agent's online episodes to
     run_dir/episodes.parquet.  Shared by the main job and the distributed learner.
     """
-    modes = {"offline": user_model}
+    modes = {"offline": offline_model if offline_model is not None else user_model}
     if data.synthetic:
         modes["online"] = GroundTruthUserModel(data.world)
     agents = {}

@@ -61,7 +61,9 @@ def format_table(out: dict) -> str:
     """The final table a person reads."""
     reward = out.get("reward", "listens per episode")
     lines = [f"data: {out['data']}   user model: {out['user_model']}   "
-             f"embeddings: {out['embeddings']}   ({out['seconds']:.0f} s)",
+             + (f"offline evaluator: {out['offline_evaluator']}   "
+                if out.get("offline_evaluator") else "")
+             + f"embeddings: {out['embeddings']}   ({out['seconds']:.0f} s)",
              f"reward: {reward}"
              + (f"   data quirks {out['data_quirks']}"
                 if out.get("data_quirks", "no quirks") != "no quirks" else ""),
@@ -79,7 +81,8 @@ def format_table(out: dict) -> str:
                          f"{r.get('replay_skip_rate', float('nan')):>8.3f} "
                          f"({int(r.get('replay_count', 0))})"
                          + (f" {err:>+9.1f}%" if err is not None else ""))
-    lines.append("offline = scored by the user model the agent trained against; "
+    lines.append("offline = scored by the user model the agent trained against (or the "
+                 "offline evaluator named above); "
                  "online = scored by the synthetic world's ground truth; reward/ep = the "
                  "reward above, summed over an episode; slates/ep = episode length; left = "
                  "share of episodes that ended because the listener left; diversity on "

@@ -27,7 +27,7 @@ from experiments.experiment import Experiment
 from experiments.policy_evaluation import final_evaluation
 from experiments.reporting import plot_comparison, plot_learning_curve
 from experiments.self_check import self_check
-from experiments.user_model_cache import fit_or_load_user_model
+from experiments.user_model_cache import fit_or_load_user_model, user_model_by_name
 from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
 from spotisim.io_utils import atomic_file
@@ -81,6 +81,9 @@ def run_experiment(run_dir: str, resume: bool = True,
     emb_obj = build_embeddings(data.train, unlabelled=data.log)
     emb = emb_obj.aligned_to(data.log.catalog)
     user_model = fit_or_load_user_model(data, emb)
+    # Resolved before training: a misnamed evaluator fails now, not after the run.
+    evaluator = (user_model_by_name(x.offline_evaluator, data, emb)
+                 if x.offline_evaluator else None)
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "tb"))
     metrics: Dict[str, dict] = {}
     losses, evals = [], []
@@ -146,12 +149,14 @@ def run_experiment(run_dir: str, resume: bool = True,
         policy_saver.PolicySaver(agent.policy, batch_size=None).save(os.path.join(run_dir, "policy"))
     info: dict = {}
     metrics.update(final_evaluation(data, user_model, emb, agent, agent_fn, baselines,
-                                    eval_episodes, seed, run_dir, info))
+                                    eval_episodes, seed, run_dir, info,
+                                    offline_model=evaluator))
     if agent is None:
         with atomic_file(os.path.join(run_dir, "operative_config.gin")) as f:
             f.write(operative_config_text())
     check = self_check(metrics, user_model, data.test, list(baselines), seed)
-    out = {"data": data.source, "user_model": type(user_model).__name__, "reward": info["reward"],
+    out = {"data": data.source, "user_model": type(user_model).__name__,
+           "offline_evaluator": x.offline_evaluator, "reward": info["reward"],
            "diversity_source": info["diversity_source"], "self_check": check,
            "data_quirks": (data.log.read_report.quirk_summary()
                            if data.log.read_report is not None else "no quirks"),

@@ -140,3 +140,36 @@ def attach_leave_hazard(model: AbstractUserModel, data: Dataset, embeddings: np.
     if path is not None:
         model.leave_hazard.save(path)
     return model
+
+
+#: The suffix naming a registered model recalibrated on the data's exposure slice
+#: (`sequential+calibrated`: `user_models.exposure_calibration`).
+CALIBRATED = "calibrated"
+
+
+def user_model_by_name(name: str, data: Dataset, embeddings: np.ndarray) -> AbstractUserModel:
+    """A user model the command lines and configs name: `ground_truth` (synthetic data
+    only), a registered learned model (`sequential`, `logistic`, ...; fitted on the
+    data or reused from the cache), the same ending in `+calibrated` (recalibrated on
+    the data's exposure slice), or a saved user-model directory."""
+    from spotisim.errors import ConfigError
+    from user_models.registry import learned_user_models
+    if name == "ground_truth":
+        if not data.synthetic:
+            raise ConfigError("user model 'ground_truth' needs the synthetic world's data")
+        return GroundTruthUserModel(data.world)
+    registered = learned_user_models()
+    if name in registered:
+        return fit_or_load_user_model(data, embeddings, model_ctor=registered[name],
+                                      calibrate_on_exposure=False)
+    base, _, suffix = name.partition("+")
+    if suffix == CALIBRATED and base in registered:
+        return fit_or_load_user_model(data, embeddings, model_ctor=registered[base],
+                                      calibrate_on_exposure=True)
+    if os.path.isdir(name):
+        return load_user_model(name)
+    raise ConfigError(f"user model {name!r}: not one of ground_truth, "
+                      f"{', '.join(registered)} (each may end in '+{CALIBRATED}': "
+                      "recalibrated on the data's exposure slice), nor a saved "
+                      "user-model directory")
+

@@ -112,12 +112,16 @@ def evaluate(root_dir: str, agent, agent_fn, seed: int) -> dict:
     user_model = load_prepared_user_model(root_dir, emb)
     t0 = time.perf_counter()
     run = experiment()
+    evaluator = None
+    if run.offline_evaluator:
+        from experiments.user_model_cache import user_model_by_name
+        evaluator = user_model_by_name(run.offline_evaluator, data, emb)
     metrics = final_evaluation(data, user_model, emb, agent, agent_fn, run.baselines,
-                               run.eval_episodes, seed, root_dir)
+                               run.eval_episodes, seed, root_dir, offline_model=evaluator)
     from agents.registry import agent_spec
     name = agent_spec(agent_fn).name
     out = {"data": data.source, "user_model": type(user_model).__name__,
-           "embeddings": TrackEmbeddings.load(os.path.join(root_dir, "embeddings")).source,
+           "offline_evaluator": run.offline_evaluator, "embeddings": TrackEmbeddings.load(os.path.join(root_dir, "embeddings")).source,
            "agent": name, "iterations": int(agent.train_step_counter.numpy()),
            "seconds": time.perf_counter() - t0, "policies": metrics}
     write_json(os.path.join(root_dir, "metrics.json"), out)

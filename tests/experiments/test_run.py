@@ -621,3 +621,21 @@ def test_run_configs_recorded_before_the_parts_were_the_surface_read_with_curren
         assert gin.query_parameter("MaxSteps.max_steps") == 7
     finally:
         gin.clear_config()
+
+
+def test_the_offline_evaluation_can_be_scored_by_another_user_model(tiny_world_dir, tmp_path):
+    """`run_experiment.offline_evaluator` scores the offline evaluation with another
+    user model while policies observe the trained one: with the ground truth as the
+    evaluator, every policy's offline figures are its online ones (same starts, same
+    listeners), and the header names the evaluator; an unknown name is one clear
+    error."""
+    out = run(tiny_world_dir, tmp_path / "run", tmp_path / "cache", 0, config="baselines",
+              extra=["run_experiment.offline_evaluator = 'ground_truth'",
+                     "run_experiment.baselines = ('random', 'greedy_user_model')"])
+    for name, modes in out["policies"].items():
+        assert modes["offline"]["episode_rewards"] == modes["online"]["episode_rewards"]
+        assert modes["offline"]["skip_rate"] == modes["online"]["skip_rate"]
+    assert "offline evaluator: ground_truth" in run_mod.format_table(out)
+    with pytest.raises(ConfigError, match="'nobody'"):
+        run(tiny_world_dir, tmp_path / "run2", tmp_path / "cache", 0, config="baselines",
+            extra=["run_experiment.offline_evaluator = 'nobody'"])
