@@ -83,6 +83,7 @@ def test_alignment_on_a_tiny_world(tiny_world_dir, tmp_path):
     try:
         parse_gin(["alignment"], [
             "run_alignment.simulators = ['logistic']",
+            "run_alignment.chosen = 'logistic'", "run_alignment.decompose = 'logistic'",
             "run_alignment.agents = {'ah_dqn_tiny': ('ah_dqn', "
             "'run_experiment.num_iterations = 5')}",
             "run_alignment.penalties = [0.0, 1.0]",

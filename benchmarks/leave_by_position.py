@@ -1,0 +1,93 @@
+"""Where the learned leave model parts from the listeners: P(leave) and P(listen) along
+the ground truth's own episodes, by position in the session, against the truth's.
+
+    python benchmarks/leave_by_position.py --run_dir=runs/lird_ddpg [--episodes 256]
+        [--policy random --policy greedy_user_model --policy most_popular]
+        [--user_model sequential]
+
+Each policy plays the run's evaluation starts online; the learned model shadows the
+truth (`user_models.composite.ShadowedUserModel`: same draws, same episodes) and each
+heard track's P(leave) after it and P(listen) are averaged by the track's position
+(11-20 lies within the log's 20-track sessions, later positions past anything logged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+
+import spotisim  # noqa: F401  (first: quiets the stack, portable fits)
+import numpy as np
+
+from experiments.evaluate import evaluate_run
+from experiments.user_model_cache import user_model_by_name
+from spotisim import cli
+from user_models.composite import ShadowedUserModel
+from user_models.ground_truth import GroundTruthUserModel
+
+
+class ByPosition(ShadowedUserModel):
+    """A shadow that also sums its answers and the truth's per position bucket."""
+
+    def __init__(self, responder, shadow, width: int = 10):
+        super().__init__(responder, shadow)
+        self.width = width
+        self.buckets = collections.defaultdict(lambda: np.zeros(5))
+
+    def respond(self, history, slate, uniforms, leaving=True, sample_exit=True):
+        answer = self.responder.respond(history, slate, uniforms, leaving, sample_exit)
+        heard = np.asarray(answer.heard, bool)
+        shadow_h = self.shadow.leave_probs(history, slate, answer[1])
+        shadow_p = self.shadow.predict(history, slate, answer[1])
+        for k in range(slate.shape[1]):
+            pos = history.length + k + 1
+            bucket = np.minimum((pos - 1) // self.width * self.width + 1, 41)
+            for b in np.unique(bucket[heard[:, k]]):
+                rows = heard[:, k] & (bucket == b)
+                self.buckets[int(b)] += [rows.sum(), answer.hazards[rows, k].sum(),
+                                         shadow_h[rows, k].sum(), answer[0][rows, k].sum(),
+                                         shadow_p[rows, k].sum()]
+        return answer
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run_dir", required=True)
+    ap.add_argument("--episodes", type=int, default=256)
+    ap.add_argument("--policy", action="append", default=None)
+    ap.add_argument("--user_model", default="sequential")
+    ap.add_argument("--json", default=None, help="also write the figures here")
+    args = ap.parse_args()
+    policies = args.policy or ["random", "greedy_user_model", "most_popular"]
+    out = {}
+    for policy in policies:
+        probe = {}
+
+        def factory(data, emb):
+            probe["m"] = ByPosition(GroundTruthUserModel(data.world),
+                                    user_model_by_name(args.user_model, data, emb))
+            return probe["m"]
+        evaluate_run(args.run_dir, [("probe", factory)], episodes=args.episodes,
+                     baselines=[policy], with_agent=False)
+        print(f"{policy} (shadow: {args.user_model})")
+        print(f"  {'positions':<10} {'tracks':>7} {'P(leave) true':>14} {'learned':>8} "
+              f"{'P(listen) true':>15} {'learned':>8}")
+        rows = {}
+        for b in sorted(probe["m"].buckets):
+            n, ht, hs, pt, ps = probe["m"].buckets[b]
+            label = f"{b}-{b + 9}" if b < 41 else f"{b}+"
+            rows[label] = {"tracks": int(n), "leave_true": ht / n, "leave_learned": hs / n,
+                           "listen_true": pt / n, "listen_learned": ps / n}
+            print(f"  {label:<10} {int(n):>7} {ht / n:>14.4f} {hs / n:>8.4f} {pt / n:>15.3f} "
+                  f"{ps / n:>8.3f}")
+        out[policy] = rows
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.guarded(main))
