@@ -188,7 +188,8 @@ def test_lird_ddpg_runs_distributed(sharded_world, tmp_path):
     a clean finish on STOP with its report."""
     root = str(tmp_path / "lird")
     args = bindings(sharded_world, tmp_path / "cache",
-                    ["run_experiment.num_iterations = 1000000", "create_lird_ddpg_agent.units = 8"])
+                    ["run_experiment.num_iterations = 1000000", "create_lird_ddpg_agent.units = 8",
+                     "run_experiment.offline_evaluator = None"])
     with running_job("lird_ddpg", args, root):
         wait_for(lambda: all(
             status(root, "learner").get("consumed_per_actor", {}).get(str(i), 0) > 0
