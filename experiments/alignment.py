@@ -20,7 +20,8 @@ truth's leaving, the truth's P(listen) with its leaving, and its bias along the 
 own episodes.
 
 Writes alignment.json and alignment.png into the run directory (evaluations are cached
-under `<run_dir>/scores/`, one file per policy group, so a stopped study resumes).  The
+under `<run_dir>/scores/`, one file per policy group and settings, so a stopped study
+resumes and a study under other settings does not reuse them).  The
 last printed line is
 
     alignment: tau=X [lo, hi] top-tau=Z regret@1=Y% policies=N
@@ -152,6 +153,13 @@ def _train_agent(name: str, entries: Sequence[str], bindings: Sequence[str],
         gin.clear_config()
 
 
+def settings_key(*parts) -> str:
+    """A short digest of the settings a cached group of scores was computed under (a
+    rerun with other simulators, starts or bindings does not reuse it)."""
+    import hashlib
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
 def _cached_scores(path: str, compute) -> Dict[str, Dict[str, dict]]:
     if os.path.exists(path):
         with open(path) as f:
@@ -245,15 +253,17 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
     model_policies = {penalty_name(p): functools.partial(RedundancyGreedyPolicy, penalty=p)
                       for p in penalties}
     scores: Dict[str, Dict[str, dict]] = {}
+    key = settings_key(scorers, episodes, list(bindings))
+    base_key = settings_key(key, list(baselines), list(penalties), reference)
     print("scoring the baselines", flush=True)
     scores.update(_cached_scores(
-        os.path.join(run_dir, "scores", "baselines.json"),
+        os.path.join(run_dir, "scores", f"baselines-{base_key}.json"),
         lambda: _evaluate(reference, scorers, bindings, episodes=episodes,
                           baselines=list(baselines) + list(model_policies),
                           model_policies=model_policies, with_agent=False)))
     for name, directory in agent_dirs.items():
         print(f"scoring {name}", flush=True)
-        got = _cached_scores(os.path.join(run_dir, "scores", f"{name}.json"),
+        got = _cached_scores(os.path.join(run_dir, "scores", f"{name}-{key}.json"),
                              lambda: _evaluate(directory, scorers, bindings,
                                                episodes=episodes, baselines=[]))
         scores[name] = next(iter(got.values()))   # the run's agent, under its own name
@@ -282,7 +292,9 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
         out["decomposed"] = target
         out["decomposition"] = offline_error.decompose(
             run_dir, target, reference, agent_dirs, baselines, model_policies, bindings,
-            decompose_episodes or episodes, scores, _evaluate, _cached_scores)
+            decompose_episodes or episodes, scores, _evaluate, _cached_scores,
+            settings_key(target, decompose_episodes or episodes, list(bindings),
+                         list(baselines), list(penalties), reference))
     out["seconds"] = time.perf_counter() - t0
     with atomic_file(os.path.join(run_dir, "alignment.json")) as f:
         json.dump(out, f, indent=1)

@@ -63,22 +63,23 @@ def split_error(v_truth: float, v_sim: float, v_listen: float, v_leave: float
 def decompose(run_dir: str, simulator: str, reference: str, agent_dirs: Mapping[str, str],
               baselines: Sequence[str], model_policies: Mapping[str, Callable],
               bindings: Sequence[str], episodes: int, scores: Mapping[str, dict],
-              evaluate: Callable, cached: Callable) -> Dict[str, dict]:
+              evaluate: Callable, cached: Callable, key: str = "") -> Dict[str, dict]:
     """Per policy: offline, online, the error's parts and the shadow biases.
 
     `scores` are the study's own ({policy: {scorer: metrics}}), reused when the
     decomposition plays as many starts as they did; `evaluate` and `cached` are the
-    study's (`experiments.alignment._evaluate`, `_cached_scores`)."""
+    study's (`experiments.alignment._evaluate`, `_cached_scores`), and `key` names the
+    settings the cached files were computed under."""
     first = next(iter(scores.values()))
     match = int(first[ONLINE]["episodes"]) == episodes
     specs = decomposition_scorers(simulator, match)
     got: Dict[str, dict] = {}
-    got.update(cached(os.path.join(run_dir, "scores", f"decompose_baselines_{episodes}.json"),
+    got.update(cached(os.path.join(run_dir, "scores", f"decompose_baselines-{key}.json"),
                       lambda: evaluate(reference, specs, bindings, episodes=episodes,
                                        baselines=list(baselines) + list(model_policies),
                                        model_policies=model_policies, with_agent=False)))
     for name, directory in agent_dirs.items():
-        res = cached(os.path.join(run_dir, "scores", f"decompose_{name}_{episodes}.json"),
+        res = cached(os.path.join(run_dir, "scores", f"decompose_{name}-{key}.json"),
                      lambda: evaluate(directory, specs, bindings, episodes=episodes,
                                       baselines=[]))
         got[name] = next(iter(res.values()))
