@@ -36,20 +36,16 @@ class ByPosition(ShadowedUserModel):
         self.width = width
         self.buckets = collections.defaultdict(lambda: np.zeros(5))
 
-    def respond(self, history, slate, uniforms, leaving=True, sample_exit=True):
-        answer = self.responder.respond(history, slate, uniforms, leaving, sample_exit)
-        heard = np.asarray(answer.heard, bool)
-        shadow_h = self.shadow.leave_probs(history, slate, answer[1])
-        shadow_p = self.shadow.predict(history, slate, answer[1])
+    def record(self, history, slate, answer, heard, shadow_p, true_h, shadow_h):
+        super().record(history, slate, answer, heard, shadow_p, true_h, shadow_h)
         for k in range(slate.shape[1]):
             pos = history.length + k + 1
             bucket = np.minimum((pos - 1) // self.width * self.width + 1, 41)
             for b in np.unique(bucket[heard[:, k]]):
                 rows = heard[:, k] & (bucket == b)
-                self.buckets[int(b)] += [rows.sum(), answer.hazards[rows, k].sum(),
+                self.buckets[int(b)] += [rows.sum(), true_h[rows, k].sum(),
                                          shadow_h[rows, k].sum(), answer[0][rows, k].sum(),
                                          shadow_p[rows, k].sum()]
-        return answer
 
 
 def main() -> int:

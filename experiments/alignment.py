@@ -46,7 +46,7 @@ from experiments import offline_error
 from experiments.evaluate import evaluate_run
 from experiments.run import CONFIG_DIR
 from experiments.runner import run_experiment
-from experiments.user_model_cache import CALIBRATED
+from experiments.user_model_cache import CALIBRATED, check_user_model_name
 from spotisim import cli
 from spotisim.errors import ConfigError
 from spotisim.gin_utils import parse_gin
@@ -235,6 +235,8 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
         if name not in simulators:
             raise ConfigError(f"run_alignment.{setting}: {name!r} is not one of "
                               f"run_alignment.simulators {list(simulators)}")
+    for name in simulators:
+        check_user_model_name(name, "run_alignment.simulators:")
     if "random" not in baselines:
         raise ConfigError("run_alignment.baselines must include 'random' (top-tau ranks "
                           "the policies that beat it)")

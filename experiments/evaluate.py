@@ -36,11 +36,8 @@ from spotisim.errors import ConfigError
 from spotisim.io_utils import atomic_file
 
 
-def _scorer(name: str, data, emb):
-    return user_model_by_name(name, data, emb)
-
-
-#: A user model to score with: a name `_scorer` knows, or (name, factory(data, emb)).
+#: A user model to score with: a name `user_model_by_name` knows, or (name,
+#: factory(data, emb)).
 ScorerSpec = Union[str, Tuple[str, Callable]]
 
 
@@ -104,7 +101,7 @@ def evaluate_run(run_dir: str, user_models: Sequence[ScorerSpec], episodes: int 
             batch_time_steps=False), agent_spec_by_name(agent).sampler)
     results: Dict[str, Dict[str, dict]] = {}
     for spec in user_models:
-        um_name, responder = ((spec, _scorer(spec, data, emb)) if isinstance(spec, str)
+        um_name, responder = ((spec, user_model_by_name(spec, data, emb)) if isinstance(spec, str)
                               else (spec[0], spec[1](data, emb)))
         per_policy = evaluate_policies(
             data, responder, emb,

@@ -34,18 +34,18 @@ SHADOW = "truth_shadowed"
 def decomposition_scorers(simulator: str, episodes_match: bool):
     """(name, factory(data, emb)) of the hybrid and shadow responders for `simulator`;
     with `episodes_match` False, the simulator and the truth themselves too."""
-    from experiments.user_model_cache import user_model_by_name as _scorer
+    from experiments.user_model_cache import user_model_by_name
 
     def hybrid(listen_is_sim: bool):
         def build(data, emb):
-            sim, truth = _scorer(simulator, data, emb), GroundTruthUserModel(data.world)
+            sim, truth = user_model_by_name(simulator, data, emb), GroundTruthUserModel(data.world)
             return (HybridUserModel(sim, truth) if listen_is_sim
                     else HybridUserModel(truth, sim))
         return build
 
     def shadow(data, emb):
         return ShadowedUserModel(GroundTruthUserModel(data.world),
-                                 _scorer(simulator, data, emb))
+                                 user_model_by_name(simulator, data, emb))
 
     specs = [(LISTEN, hybrid(True)), (LEAVE, hybrid(False)), (SHADOW, shadow)]
     return specs if episodes_match else [simulator, ONLINE] + specs

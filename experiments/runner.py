@@ -27,7 +27,8 @@ from experiments.experiment import Experiment
 from experiments.policy_evaluation import final_evaluation
 from experiments.reporting import plot_comparison, plot_learning_curve
 from experiments.self_check import self_check
-from experiments.user_model_cache import fit_or_load_user_model, user_model_by_name
+from experiments.user_model_cache import (check_user_model_name, fit_or_load_user_model,
+                                          user_model_by_name)
 from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
 from spotisim.io_utils import atomic_file
@@ -73,6 +74,8 @@ def run_experiment(run_dir: str, resume: bool = True,
     checkpoint_every, eval_episodes, baselines = x.checkpoint_every, x.eval_episodes, x.baselines
     seed, progress = x.seed, x.progress
     t_start = time.perf_counter()
+    if x.offline_evaluator:  # a misnamed evaluator fails before anything is written
+        check_user_model_name(x.offline_evaluator, "run_experiment.offline_evaluator")
     os.makedirs(run_dir, exist_ok=True)
     # Same seed, same metrics: deterministic kernels (`scoped_op_determinism`) and
     # seeded random ops.
@@ -81,7 +84,7 @@ def run_experiment(run_dir: str, resume: bool = True,
     emb_obj = build_embeddings(data.train, unlabelled=data.log)
     emb = emb_obj.aligned_to(data.log.catalog)
     user_model = fit_or_load_user_model(data, emb)
-    # Resolved before training: a misnamed evaluator fails now, not after the run.
+    # Resolved before training (a slice it needs and lacks fails now, not after).
     evaluator = (user_model_by_name(x.offline_evaluator, data, emb)
                  if x.offline_evaluator else None)
     writer = tf.summary.create_file_writer(os.path.join(run_dir, "tb"))

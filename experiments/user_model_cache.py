@@ -147,6 +147,22 @@ def attach_leave_hazard(model: AbstractUserModel, data: Dataset, embeddings: np.
 CALIBRATED = "calibrated"
 
 
+def check_user_model_name(name: str, setting: str = "user model") -> None:
+    """Raises ConfigError, naming `setting`, unless `user_model_by_name` can know
+    `name` (checked before anything is fitted, trained or written)."""
+    from spotisim.errors import ConfigError
+    from user_models.registry import learned_user_models
+    registered = learned_user_models()
+    base, plus, suffix = name.partition("+")
+    if name == "ground_truth" or name in registered or os.path.isdir(name) or (
+            plus and suffix == CALIBRATED and base in registered):
+        return
+    raise ConfigError(f"{setting} {name!r}: not one of ground_truth, "
+                      f"{', '.join(registered)} (each may end in '+{CALIBRATED}': "
+                      "recalibrated on the data's exposure slice), nor a saved "
+                      "user-model directory")
+
+
 def user_model_by_name(name: str, data: Dataset, embeddings: np.ndarray) -> AbstractUserModel:
     """A user model the command lines and configs name: `ground_truth` (synthetic data
     only), a registered learned model (`sequential`, `logistic`, ...; fitted on the
@@ -154,6 +170,7 @@ def user_model_by_name(name: str, data: Dataset, embeddings: np.ndarray) -> Abst
     the data's exposure slice), or a saved user-model directory."""
     from spotisim.errors import ConfigError
     from user_models.registry import learned_user_models
+    check_user_model_name(name)
     if name == "ground_truth":
         if not data.synthetic:
             raise ConfigError("user model 'ground_truth' needs the synthetic world's data")
@@ -166,10 +183,4 @@ def user_model_by_name(name: str, data: Dataset, embeddings: np.ndarray) -> Abst
     if suffix == CALIBRATED and base in registered:
         return fit_or_load_user_model(data, embeddings, model_ctor=registered[base],
                                       calibrate_on_exposure=True)
-    if os.path.isdir(name):
-        return load_user_model(name)
-    raise ConfigError(f"user model {name!r}: not one of ground_truth, "
-                      f"{', '.join(registered)} (each may end in '+{CALIBRATED}': "
-                      "recalibrated on the data's exposure slice), nor a saved "
-                      "user-model directory")
-
+    return load_user_model(name)

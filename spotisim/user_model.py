@@ -82,6 +82,15 @@ class History:
         return History(out_t, out_r, (self.length + k).astype(np.int32), self.context,
                        self.listener, self.hidden, out_b, self.logged)
 
+    def lined_up(self, tracks: np.ndarray) -> np.ndarray:
+        """bool [B, K]: which of `tracks` [B, K] the logging policy lined up for this
+        session after the history (`logged`; all False without it)."""
+        tracks = np.asarray(tracks)
+        if self.logged is None or not np.size(self.logged):
+            return np.zeros(tracks.shape, bool)
+        logged = np.asarray(self.logged)
+        return (tracks[:, :, None] == logged[:, None, :]).any(-1) & (tracks >= 0)
+
     @classmethod
     def empty(cls, batch_size: int, context: Optional[np.ndarray] = None) -> "History":
         ctx = np.full(batch_size, -1, np.int16) if context is None else np.asarray(context, np.int16)

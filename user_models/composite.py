@@ -85,26 +85,29 @@ class ShadowedUserModel(AbstractUserModel):
     def respond(self, history: History, slate: np.ndarray, uniforms: np.ndarray,
                 leaving: bool = True, sample_exit: bool = True) -> Responses:
         answer = self.responder.respond(history, slate, uniforms, leaving, sample_exit)
-        probs, responses = answer[0], answer[1]
-        heard = np.asarray(answer.heard, bool)
+        responses = answer[1]
         # The responses the responder drew before it masked unheard positions are not
         # kept; unheard positions are never counted, so the masked ones serve.
-        shadow_p = self.shadow.predict(history, slate, responses)
+        true_h = answer.hazards
+        if true_h is None:
+            true_h = self.responder.leave_probs(history, slate, responses)
+        self.record(history, slate, answer, np.asarray(answer.heard, bool),
+                    self.shadow.predict(history, slate, responses), true_h,
+                    self.shadow.leave_probs(history, slate, responses))
+        return answer
+
+    def record(self, history, slate, answer, heard, shadow_p, true_h, shadow_h) -> None:
+        """Adds one step's answers over its heard tracks (subclasses record more)."""
         first = np.zeros_like(heard)
         first[:, 0] = True
         for name, where in (("first", heard & first), ("later", heard & ~first)):
             self._add(f"{name}_n", np.ones(heard.shape), where)
-            self._add(f"{name}_true", probs, where)
+            self._add(f"{name}_true", answer[0], where)
             self._add(f"{name}_shadow", shadow_p, where)
-        true_h = answer.hazards
-        if true_h is None:
-            true_h = self.responder.leave_probs(history, slate, responses)
-        shadow_h = self.shadow.leave_probs(history, slate, responses)
         if true_h is not None and shadow_h is not None:
             self._add("leave_n", np.ones(heard.shape), heard)
             self._add("leave_true", true_h, heard)
             self._add("leave_shadow", shadow_h, heard)
-        return answer
 
     def bias(self) -> Dict[str, Optional[float]]:
         """Means over the heard tracks recorded since `reset`: `p_listen_first_true`,

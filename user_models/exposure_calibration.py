@@ -198,15 +198,6 @@ class ExposureCalibration:
         return cls(tuple(d["listen"]), tuple(d["leave"]), d.get("selection", {}))
 
 
-def _not_logged(history: History, tracks: np.ndarray) -> np.ndarray:
-    """bool [B, K]: tracks the logging policy did not line up for this session."""
-    tracks = np.asarray(tracks)
-    if history.logged is None or not np.size(history.logged):
-        return np.ones(tracks.shape, bool)
-    logged = np.asarray(history.logged)
-    return ~(tracks[:, :, None] == logged[:, None, :]).any(-1)
-
-
 class ExposureCalibratedUserModel(AbstractUserModel):
     """`base` with `calibration` applied to tracks not lined up by the logging policy,
     and its P(leave) held to the log's support (`within_log`: past the log's length cap
@@ -228,8 +219,14 @@ class ExposureCalibratedUserModel(AbstractUserModel):
         self.track_ids = base.track_ids
 
     def _calibrated(self, history, tracks, p, rho):
-        return np.where(_not_logged(history, tracks),
+        return np.where(~history.lined_up(tracks),
                         self.calibration.listen_prob(p, rho), p)
+
+    def _redundancy_at(self, history, slate, k, before):
+        """The redundancy of slate position k after the history and the slate's earlier
+        tracks, heard with responses `before` [B, k]."""
+        h = history.extended(slate[:, :k], before) if k else history
+        return self.leave_hazard.redundancy(h, slate[:, k:k + 1])[:, 0]
 
     def score_candidates(self, history, candidates):
         candidates = np.asarray(candidates)
@@ -245,8 +242,7 @@ class ExposureCalibratedUserModel(AbstractUserModel):
         for k in range(K):
             before = (np.asarray(slate_responses, bool)[:, :k] if slate_responses is not None
                       else p[:, :k] >= 0.5)
-            h = history.extended(slate[:, :k], before) if k else history
-            rho[:, k] = self.leave_hazard.redundancy(h, slate[:, k:k + 1])[:, 0]
+            rho[:, k] = self._redundancy_at(history, slate, k, before)
         return self._calibrated(history, slate, p, rho)
 
     def _respond(self, history, slate, uniforms):
@@ -257,11 +253,10 @@ class ExposureCalibratedUserModel(AbstractUserModel):
         B, K = slate.shape
         responses = np.zeros((B, K), bool)
         probs = np.zeros((B, K))
-        free = _not_logged(history, slate)
+        free = ~history.lined_up(slate)
         for k in range(K):
             p = self.base._predict(history, slate, responses)[:, k]
-            h = history.extended(slate[:, :k], responses[:, :k]) if k else history
-            rho = self.leave_hazard.redundancy(h, slate[:, k:k + 1])[:, 0]
+            rho = self._redundancy_at(history, slate, k, responses[:, :k])
             probs[:, k] = np.where(free[:, k], self.calibration.listen_prob(p, rho), p)
             responses[:, k] = uniforms[:, k] < probs[:, k]
         return probs, responses, None
@@ -272,7 +267,7 @@ class ExposureCalibratedUserModel(AbstractUserModel):
         hz = self.leave_model.hazards(ext.tracks, ext.responses)
         cols = history.length[:, None].astype(np.int64) + np.arange(slate.shape[1])[None, :]
         h = np.take_along_axis(hz, cols, axis=1)
-        return np.where(_not_logged(history, slate), self.calibration.leave_prob(h), h)
+        return np.where(~history.lined_up(slate), self.calibration.leave_prob(h), h)
 
 
 def calibration_path(model_dir: str, exposure: ExposureLog) -> str:

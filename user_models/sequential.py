@@ -351,11 +351,7 @@ class SequentialUserModel(AbstractUserModel):
         tracks = np.asarray(tracks)
         if not self.reads_exposure:
             return tf.zeros(tracks.shape, tf.float32)
-        out = np.ones(tracks.shape, np.float32)
-        if history.logged is not None and history.logged.size:
-            logged = np.asarray(history.logged)
-            out[(tracks[:, :, None] == logged[:, None, :]).any(-1) & (tracks >= 0)] = 0.0
-        return tf.constant(out)
+        return tf.constant((~history.lined_up(tracks)).astype(np.float32))
 
     # ------------------------------------------------------------------ interface
     def score_candidates(self, history, candidates):
