@@ -237,9 +237,16 @@ def report(out, label):
     return best
 
 
+#: The oracles read the hidden state, not the agent's observation: what the agent's
+#: config adds to it is turned off (the truth's environment cannot observe leave risk).
+SCRIPTED_OBSERVATION = ["PlaylistEnvironment.observe_leave_risk = False",
+                        "PlaylistEnvironment.observe_scores = False",
+                        "PlaylistEnvironment.score_features = False"]
+
+
 def load(gin_files, bindings):
     gin.clear_config()
-    parse_gin(gin_files, bindings, [run_mod.CONFIG_DIR])
+    parse_gin(gin_files, SCRIPTED_OBSERVATION + list(bindings), [run_mod.CONFIG_DIR])
     data = load_dataset()
     emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
     return data, emb

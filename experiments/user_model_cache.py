@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Callable, Optional
+from typing import Callable, List, Optional, Tuple
 
 import gin
 import numpy as np
@@ -147,30 +147,56 @@ def attach_leave_hazard(model: AbstractUserModel, data: Dataset, embeddings: np.
 CALIBRATED = "calibrated"
 
 
+def ensemble_members(name: str) -> Optional[Tuple[str, List[str]]]:
+    """('mean' or 'min', member names) for an ensemble's name, `mean(a,b)` or
+    `min(a,b,c)` (`user_models.composite.EnsembleUserModel`); None for other names."""
+    for combine in ("mean", "min"):
+        if name.startswith(combine + "(") and name.endswith(")"):
+            return combine, [m.strip() for m in name[len(combine) + 1:-1].split(",")]
+    return None
+
+
 def check_user_model_name(name: str, setting: str = "user model") -> None:
     """Raises ConfigError, naming `setting`, unless `user_model_by_name` can know
     `name` (checked before anything is fitted, trained or written)."""
     from spotisim.errors import ConfigError
     from user_models.registry import learned_user_models
     registered = learned_user_models()
+    ensemble = ensemble_members(name)
+    if ensemble is not None:
+        if len(ensemble[1]) < 2:
+            raise ConfigError(f"{setting} {name!r}: an ensemble needs at least two models")
+        for member in ensemble[1]:
+            if member == "ground_truth" or ensemble_members(member) is not None:
+                raise ConfigError(f"{setting} {name!r}: an ensemble's members are learned "
+                                  f"models, not {member!r}")
+            check_user_model_name(member, setting)
+        return
     base, plus, suffix = name.partition("+")
     if name == "ground_truth" or name in registered or os.path.isdir(name) or (
             plus and suffix == CALIBRATED and base in registered):
         return
     raise ConfigError(f"{setting} {name!r}: not one of ground_truth, "
                       f"{', '.join(registered)} (each may end in '+{CALIBRATED}': "
-                      "recalibrated on the data's exposure slice), nor a saved "
-                      "user-model directory")
+                      "recalibrated on the data's exposure slice), an ensemble of them "
+                      "('mean(sequential,taste)', 'min(...)'), nor a saved user-model "
+                      "directory")
 
 
 def user_model_by_name(name: str, data: Dataset, embeddings: np.ndarray) -> AbstractUserModel:
     """A user model the command lines and configs name: `ground_truth` (synthetic data
     only), a registered learned model (`sequential`, `logistic`, ...; fitted on the
     data or reused from the cache), the same ending in `+calibrated` (recalibrated on
-    the data's exposure slice), or a saved user-model directory."""
+    the data's exposure slice), an ensemble of those (`mean(sequential,taste)`,
+    `min(...)`: `EnsembleUserModel`), or a saved user-model directory."""
     from spotisim.errors import ConfigError
+    from user_models.composite import EnsembleUserModel
     from user_models.registry import learned_user_models
     check_user_model_name(name)
+    ensemble = ensemble_members(name)
+    if ensemble is not None:
+        return EnsembleUserModel([user_model_by_name(m, data, embeddings)
+                                  for m in ensemble[1]], ensemble[0])
     if name == "ground_truth":
         if not data.synthetic:
             raise ConfigError("user model 'ground_truth' needs the synthetic world's data")

@@ -38,10 +38,15 @@ def parse_gin(files: Iterable[str], bindings: Iterable[str], search_dirs: Sequen
         if d not in _SEARCH_PATHS:
             gin.add_config_file_search_path(d)
             _SEARCH_PATHS.append(d)
+    import logging as std_logging
+
     from absl import logging
     level = logging.get_verbosity()
-    # gin logs "Path not found" for an include before it tries the search paths.
+    disabled = std_logging.root.manager.disable
+    # gin logs "Path not found" for an include before it tries the search paths: through
+    # absl under an absl program, through the root logger in a plain script.
     logging.set_verbosity(logging.FATAL)
+    std_logging.disable(std_logging.ERROR)
     try:
         for p in paths:
             try:
@@ -50,6 +55,7 @@ def parse_gin(files: Iterable[str], bindings: Iterable[str], search_dirs: Sequen
                 raise ConfigError(f"gin file {p}: {exc}") from None
     finally:
         logging.set_verbosity(level)
+        std_logging.disable(disabled)
     for b in bindings:
         try:
             gin.parse_config(b)

@@ -1,4 +1,5 @@
-"""User models built from two others, to measure where a simulator's error comes from.
+"""User models built from others: to measure where a simulator's error comes from, and
+to answer as several model classes together.
 
 A learned simulator differs from the listeners it imitates in two answers: P(listen) of
 each track (with the skip cascade inside a slate: position k reads the responses drawn
@@ -14,14 +15,22 @@ keeping the other says how much of a policy's offline error each one makes:
   and for P(leave).
 
 Neither fits anything: both wrap fitted models for `experiments.offline_error`.
+
+- `EnsembleUserModel(members, combine)` answers P(listen) with the members' mean, or
+  with their minimum (pessimistic: a track is as likely to be listened to as the least
+  hopeful class says), and leaves as its first member does.  An agent that learns
+  against one model picks out that model's own errors (the winner's curse); a model of
+  another class does not share them, where seeds of one class do (#23's lead "an
+  ensemble across model classes rather than seeds").
 """
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from spotisim.errors import ConfigError
 from user_models.base import AbstractUserModel, History, Responses
 
 
@@ -122,3 +131,40 @@ class ShadowedUserModel(AbstractUserModel):
                 out[f"{label}_{side}"] = s[f"{name}_{side}"] / n if n else None
             out[f"{label}_n"] = int(n)
         return out
+
+
+class EnsembleUserModel(AbstractUserModel):
+    """P(listen) combined over `members` (each fitted already), position by position
+    with the cascade of each member teacher-forced on the ensemble's own draws;
+    P(leave) is the first member's.
+
+    Args:
+      members: fitted user models over the same catalogue.
+      combine: 'mean' (average probability) or 'min' (the lowest: pessimistic).
+    """
+
+    COMBINE = {"mean": lambda ps: np.mean(ps, axis=0), "min": lambda ps: np.min(ps, axis=0)}
+
+    def __init__(self, members: Sequence[AbstractUserModel], combine: str = "mean"):
+        if len(members) < 2:
+            raise ConfigError("an ensemble needs at least two user models")
+        if combine not in self.COMBINE:
+            raise ConfigError(f"ensemble combine {combine!r}: not one of "
+                              f"{', '.join(self.COMBINE)}")
+        self.members = list(members)
+        self.combine = combine
+        self.cascades = any(m.cascades for m in self.members)
+        sizes = [m.max_slate_size for m in self.members if m.max_slate_size is not None]
+        self.max_slate_size = min(sizes) if sizes else None
+        self.leave_hazard = self.members[0].leave_hazard
+
+    def _predict(self, history, slate, slate_responses):
+        return self.COMBINE[self.combine](
+            [m._predict(history, slate, slate_responses) for m in self.members])
+
+    def score_candidates(self, history, candidates):
+        return self.COMBINE[self.combine](
+            [m.score_candidates(history, candidates) for m in self.members])
+
+    def leave_probs(self, history, slate, responses):
+        return self.members[0].leave_probs(history, slate, responses)

@@ -31,6 +31,7 @@ from user_models.early_stopping import train_with_early_stopping
 from user_models.saving import load_weights, save_model_dir
 from user_models.history_match import history_match
 from user_models.registry import register_user_model
+from user_models.propensity import ips_weights
 
 NUM_CONTEXTS = len(CONTEXT_TYPES) + 1  # last = unknown
 POSITION_SCALE = 20.0
@@ -174,6 +175,9 @@ class SequentialUserModel(AbstractUserModel):
       learning_rate / epochs / batch_size / patience: training (early stopping on the
         validation loss, best weights restored).
       seed: initialisation and shuffling seed.
+      propensity_clip: > 1 fits with inverse-propensity weights clipped there
+        (`user_models.propensity`: the log must carry the logging policy's
+        propensities); 0, the default, fits unweighted.
       exposure_input: the head also reads whether a track was exposed at random (1) or
         chosen by the logging policy (0); needed to fit with an `ExposureLog` (`fit(...,
         exposure=...)`; `fit_or_load_user_model` turns it on when the data has one).
@@ -191,15 +195,20 @@ class SequentialUserModel(AbstractUserModel):
     def __init__(self, embeddings: np.ndarray, units: int = 64, max_history: int = 20,
                  learning_rate: float = 3e-3, epochs: int = 20, batch_size: int = 256,
                  patience: int = 3, seed: int = 0, use_behaviour: bool = False,
-                 exposure_input: bool = False):
+                 exposure_input: bool = False, propensity_clip: float = 0.0):
         if units < 1 or max_history < 1:
             raise ConfigError("SequentialUserModel.units and max_history must be positive")
+        if propensity_clip and not propensity_clip > 1.0:
+            raise ConfigError(f"SequentialUserModel.propensity_clip must be 0 (unweighted) "
+                              f"or > 1, got {propensity_clip}")
         self.embeddings = np.asarray(embeddings, np.float32)
         self.config = dict(units=int(units), max_history=int(max_history),
                            learning_rate=float(learning_rate), epochs=int(epochs),
                            batch_size=int(batch_size), patience=int(patience), seed=int(seed),
                            use_behaviour=bool(use_behaviour),
                            exposure_input=bool(exposure_input))
+        if propensity_clip:  # only when set: saved configs before it load unchanged
+            self.config["propensity_clip"] = float(propensity_clip)
         self.behaviour_dim = NUM_BEHAVIOUR_FEATURES if use_behaviour else 0
         # The fill rule lives in variables, so graphs traced before `fit` read its value.
         self._fill_listened = tf.Variable(tf.zeros(self.behaviour_dim), trainable=False)
@@ -427,9 +436,14 @@ class SequentialUserModel(AbstractUserModel):
         if exposure is not None:
             width = max(width, int(exposure.log.lengths.max(initial=1)))
 
+        clip = c.get("propensity_clip", 0.0)
+
         def arrays(log, exposed=None):
             t, s, m = log.padded(width)
-            return (t.astype(np.int32), (~s).astype(np.float32), m,
+            weight = m.astype(np.float32)
+            if clip and exposed is None:  # the logged rows; the slice's are unconfounded
+                weight[m] = ips_weights(log, clip)
+            return (t.astype(np.int32), (~s).astype(np.float32), weight,
                     self.context_one_hot(log.session_context()),
                     self.log_behaviour(log, width),
                     np.zeros(t.shape, np.float32) if exposed is None else exposed)
@@ -448,16 +462,16 @@ class SequentialUserModel(AbstractUserModel):
             train, val = joined(train, ~held), joined(val, held)
 
         @tf.function(reduce_retracing=True)
-        def loss_fn(t, r, m, ctx, beh, exp):
-            logits = net.sequence_logits(t, r, m, ctx, beh, exp)
-            w = tf.cast(m, tf.float32)
+        def loss_fn(t, r, w, ctx, beh, exp):
+            """Mean cross-entropy over the rows, weighted (w = 0 on padding)."""
+            logits = net.sequence_logits(t, r, w > 0, ctx, beh, exp)
             bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=r, logits=logits)
             return tf.reduce_sum(bce * w) / tf.maximum(tf.reduce_sum(w), 1.0)
 
         @tf.function(reduce_retracing=True)
-        def train_step(t, r, m, ctx, beh, exp):
+        def train_step(t, r, w, ctx, beh, exp):
             with tf.GradientTape() as tape:
-                loss = loss_fn(t, r, m, ctx, beh, exp)
+                loss = loss_fn(t, r, w, ctx, beh, exp)
             grads = tape.gradient(loss, net.trainable_variables)
             opt.apply_gradients(zip(grads, net.trainable_variables))
             return loss
@@ -525,3 +539,20 @@ class SequentialUserModel(AbstractUserModel):
         model._reads_exposure = self._reads_exposure
         model.history_ = list(self.history_)
         return model
+
+
+@register_user_model("sequential_ips")
+@gin.configurable
+class PropensityWeightedSequentialUserModel(SequentialUserModel):
+    """The GRU fitted with inverse-propensity weights (`user_models.propensity`): one of
+    #23's leads against the logging policy's selection bias.  Needs a log with the
+    logging policy's propensities (`ensure_synthetic_world.propensities = True` for the
+    synthetic world).  Saved and reloaded as a `SequentialUserModel` (the same network).
+
+    Measured on the default world (docs/offline_verdicts.md, "Inverse-propensity
+    weights"): it ranks the close calls worse than the unweighted GRU.  The weights
+    correct the current pick only; the history the GRU reads was picked for the
+    listener too, and weights over the whole history leave under 1% of the log."""
+
+    def __init__(self, embeddings: np.ndarray, propensity_clip: float = 10.0, **kwargs):
+        super().__init__(embeddings, propensity_clip=propensity_clip, **kwargs)

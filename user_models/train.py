@@ -116,8 +116,15 @@ def define_flags() -> None:
     flags.DEFINE_multi_string("gin_bindings", [], "gin bindings, e.g. 'SequentialUserModel.units = 32'")
 
 
+def parse_config(files: Sequence[str], bindings: Sequence[str]) -> None:
+    """The command line's config: every built-in user model is imported first, so a
+    config may name any of them (`@LogisticUserModel`, `@LirdSimulatorUserModel`)."""
+    learned_user_models()
+    parse_gin(list(files) or ["sequential"], list(bindings), [CONFIG_DIR])
+
+
 def _main() -> None:
-    parse_gin(FLAGS.gin_file or ["sequential"], FLAGS.gin_bindings, [CONFIG_DIR])
+    parse_config(FLAGS.gin_file, FLAGS.gin_bindings)
     train_user_model()
 
 

@@ -51,7 +51,8 @@ class Dataset:
 @gin.configurable
 def ensure_synthetic_world(directory: str = "data/default", num_sessions: int = 20_000,
                            seed: int = 0, config: Optional[WorldConfig] = None,
-                           num_shards: int = 1, exploration_sessions: int = 0) -> dict:
+                           num_shards: int = 1, exploration_sessions: int = 0,
+                           propensities: bool = False) -> dict:
     """Generates the synthetic world into `directory` unless it is already there with
     the same settings (recorded in settings.json).  Returns the paths.
 
@@ -68,6 +69,8 @@ def ensure_synthetic_world(directory: str = "data/default", num_sessions: int = 
         settings["num_shards"] = int(num_shards)
     if exploration_sessions:  # absent without one, likewise
         settings["exploration_sessions"] = int(exploration_sessions)
+    if propensities:  # likewise
+        settings["propensities"] = True
     marker = os.path.join(directory, "settings.json")
     paths = {"log": os.path.join(directory, "log"),
              "tracks": os.path.join(directory, "tracks", "tracks.csv"),
@@ -83,7 +86,7 @@ def ensure_synthetic_world(directory: str = "data/default", num_sessions: int = 
         if stored == settings and all(os.path.exists(p) for p in paths.values()):
             return paths
     paths = generate(directory, num_sessions, seed, config, "csv", num_shards=num_shards,
-                     exploration_sessions=exploration_sessions)
+                     exploration_sessions=exploration_sessions, propensities=propensities)
     with atomic_file(marker) as f:
         json.dump(settings, f, indent=1)
     return paths

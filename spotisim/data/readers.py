@@ -328,20 +328,46 @@ def _cast_parquet(table: pa.Table, columns: Sequence[ColumnSpec], path: str,
 
 
 def iter_chunks(path: str, columns: Sequence[ColumnSpec], *,
+                optional: Sequence[ColumnSpec] = (),
                 chunk_rows: int = 100_000) -> Iterator[Chunk]:
     """Streams typed chunks of one MSSD table from a file, glob or directory.
 
     Args:
       path: a file, a directory (every .csv/.csv.gz/.parquet in it, sorted) or a glob.
       columns: the schema to read (extra columns in the files are ignored).
+      optional: columns read too where the files have them (after `columns`, in this
+        order); every file of the log must have the same ones.
       chunk_rows: rows per chunk (a chunk may exceed it by one 1 MiB CSV block).
 
     Raises:
-      DataValidationError: a missing column or a cell that does not parse.
+      DataValidationError: a missing column, an optional column some files lack, or a
+        cell that does not parse.
     """
     chunk_rows = max(1, int(chunk_rows))
+    first: Optional[Tuple[str, List[str]]] = None   # the first file and its optional columns
     for f in list_files(path):
+        extra = [spec for spec in optional if spec.name in _file_columns(f)] if optional else []
+        names = [spec.name for spec in extra]
+        if first is None:
+            first = (f, names)
+        elif names != first[1]:
+            odd = sorted(set(names) ^ set(first[1]))[0]
+            raise DataValidationError(
+                f"column {'missing' if odd in first[1] else 'present'} here but "
+                f"{'present' if odd in first[1] else 'missing'} in {first[0]}: every file "
+                "of a log must have the same optional columns", path=f, line=1, column=odd)
+        schema = list(columns) + extra
         if _is_parquet(f):
-            yield from _iter_parquet(f, columns, chunk_rows)
+            yield from _iter_parquet(f, schema, chunk_rows)
         else:
-            yield from _iter_csv(f, columns, chunk_rows)
+            yield from _iter_csv(f, schema, chunk_rows)
+
+
+def _file_columns(path: str) -> List[str]:
+    """The column names of a data file (its CSV header or Parquet schema)."""
+    if not _is_parquet(path):
+        return read_csv_header(path)
+    try:
+        return pq.ParquetFile(path).schema_arrow.names
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataValidationError(f"not a readable Parquet file ({exc})", path=path) from None

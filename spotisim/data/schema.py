@@ -20,6 +20,7 @@ class ColumnSpec:
       low / high: inclusive numeric range (None = unbounded).
       allowed: the closed vocabulary of a 'category' column (None = any non-empty string).
       nullable: whether empty cells are allowed.
+      open_low: `low` itself is out of range (a propensity is > 0).
     """
 
     name: str
@@ -28,6 +29,7 @@ class ColumnSpec:
     high: Optional[float] = None
     allowed: Optional[Tuple[str, ...]] = None
     nullable: bool = False
+    open_low: bool = False
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -50,7 +52,8 @@ class ColumnSpec:
             return "a date YYYY-MM-DD"
         rng = ""
         if self.low is not None or self.high is not None:
-            rng = f" in [{self.low if self.low is not None else '-inf'}, " \
+            rng = f" in {'(' if self.open_low else '['}" \
+                  f"{self.low if self.low is not None else '-inf'}, " \
                   f"{self.high if self.high is not None else 'inf'}]"
         return f"{'an integer' if self.kind == 'int' else 'a number' if self.kind == 'float' else 'a string'}{rng}"
 
@@ -90,6 +93,16 @@ SESSION_LOG_COLUMNS: Tuple[ColumnSpec, ...] = (
     ColumnSpec("context_type", "category", allowed=CONTEXT_TYPES),
     ColumnSpec("hist_user_behavior_reason_start", "category"),
     ColumnSpec("hist_user_behavior_reason_end", "category"),
+)
+
+#: Columns a team's own log may add to MSSD's, read where every file of the log has
+#: them (a log whose files disagree is one clear error):
+#: - logging_propensity: the probability the platform's logging policy gave the row's
+#:   track, given the session so far (what inverse-propensity fits weigh by,
+#:   `user_models.propensity`; the synthetic world writes it).
+PROPENSITY_COLUMN = "logging_propensity"
+OPTIONAL_SESSION_LOG_COLUMNS: Tuple[ColumnSpec, ...] = (
+    ColumnSpec(PROPENSITY_COLUMN, "float", 0, 1, open_low=True),
 )
 
 ACOUSTIC_VECTOR_COLUMNS: Tuple[str, ...] = tuple(f"acoustic_vector_{i}" for i in range(8))

@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spotisim.data.catalog import CatalogBuilder, TrackCatalog
-from spotisim.data.schema import (CONTEXT_TYPES, REASONS_END, REASONS_START,
-                                  SESSION_LOG_COLUMNS, SESSION_LOG_SCHEMA, SKIP_COLUMNS)
+from spotisim.data.schema import (CONTEXT_TYPES, OPTIONAL_SESSION_LOG_COLUMNS,
+                                  REASONS_END, REASONS_START, SESSION_LOG_COLUMNS,
+                                  SESSION_LOG_SCHEMA, SKIP_COLUMNS)
 from spotisim.data.sessions import iter_session_tables
 from spotisim.data.validation import DropReport
 from spotisim.errors import ConfigError, DataValidationError
@@ -36,6 +37,9 @@ INT_COLUMNS = ("context_switch", "no_pause_before_play", "short_pause_before_pla
 CODED_COLUMNS = ("context_type", "hist_user_behavior_reason_start",
                  "hist_user_behavior_reason_end")
 ROW_COLUMNS = BOOL_COLUMNS + INT_COLUMNS + CODED_COLUMNS + ("date",)
+# Beyond MSSD, kept where the log has them (`schema.OPTIONAL_SESSION_LOG_COLUMNS`).
+OPTIONAL_FLOAT_COLUMNS = tuple(c.name for c in OPTIONAL_SESSION_LOG_COLUMNS
+                               if c.kind == "float")
 _EPOCH = np.datetime64("1970-01-01", "D")
 
 
@@ -66,7 +70,8 @@ class SessionLog:
       offsets: int64 [S + 1]; session s covers rows offsets[s]:offsets[s + 1].
       tracks: int32 [R] catalog index of each played track.
       columns: per-row arrays of the other MSSD columns (bool, small ints, category
-        codes into `vocab`, `date` as days since 1970-01-01).
+        codes into `vocab`, `date` as days since 1970-01-01), and of the optional
+        columns the log has (`logging_propensity`: float64).
       vocab: column -> list of category names, for the coded columns.
       catalog: the `TrackCatalog` the track indices point into.
       skip_column: which flag defines "skipped" (default skip_2, as the MSSD challenge).
@@ -202,7 +207,8 @@ class SessionLog:
 
     # ------------------------------------------------------------------ MSSD export
     def to_arrow(self) -> pa.Table:
-        """The log as a table in the exact MSSD session-log schema."""
+        """The log as a table in the exact MSSD session-log schema (then its optional
+        columns)."""
         cols = {
             "session_id": pa.array(np.repeat(self.session_ids, self.lengths).tolist(),
                                    pa.string()),
@@ -219,7 +225,15 @@ class SessionLog:
             names = np.asarray(self.vocab[c], dtype=object)
             cols[c] = pa.array(names[self.columns[c]].tolist(), pa.string())
         cols["date"] = pa.array((self.columns["date"].astype("timedelta64[D]") + _EPOCH))
-        return pa.table([cols[c.name] for c in SESSION_LOG_COLUMNS], schema=SESSION_LOG_SCHEMA)
+        table = pa.table([cols[c.name] for c in SESSION_LOG_COLUMNS], schema=SESSION_LOG_SCHEMA)
+        for name in self.optional_columns:
+            table = table.append_column(name, pa.array(self.columns[name]))
+        return table
+
+    @property
+    def optional_columns(self) -> Tuple[str, ...]:
+        """The optional columns beyond MSSD's this log has (schema order)."""
+        return tuple(c for c in OPTIONAL_FLOAT_COLUMNS if c in self.columns)
 
     # ------------------------------------------------------------------ processed format
     def save(self, directory: str) -> None:
@@ -253,7 +267,8 @@ class SessionLog:
         sess = pq.read_table(os.path.join(directory, "sessions.parquet"))
         lengths = sess.column("length").to_numpy()
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        columns = {c: rows.column(c).to_numpy(zero_copy_only=False) for c in ROW_COLUMNS}
+        columns = {c: rows.column(c).to_numpy(zero_copy_only=False)
+                   for c in ROW_COLUMNS + OPTIONAL_FLOAT_COLUMNS if c in rows.column_names}
         return cls(sess.column("session_id").to_numpy(zero_copy_only=False), offsets,
                    rows.column("track").to_numpy(), columns, meta["vocab"],
                    TrackCatalog.load(directory), meta["skip_column"])
@@ -316,6 +331,9 @@ class SessionLog:
             for c in CODED_COLUMNS:
                 cols[c].append(_encode(t.column(c).to_numpy(zero_copy_only=False), vocab[c]))
             cols["date"].append(t.column("date").cast(pa.int32()).to_numpy())
+            for c in OPTIONAL_FLOAT_COLUMNS:
+                if c in t.column_names:
+                    cols.setdefault(c, []).append(t.column(c).to_numpy().astype(np.float64))
         cat_rows = np.concatenate(tracks) if tracks else np.zeros(0, np.int32)
         if builder is not None:
             catalog = TrackCatalog(builder.track_ids())

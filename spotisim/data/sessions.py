@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from spotisim.data import readers, validation
 from spotisim.data.readers import Chunk
-from spotisim.data.schema import SESSION_LOG_COLUMNS
+from spotisim.data.schema import OPTIONAL_SESSION_LOG_COLUMNS, SESSION_LOG_COLUMNS
 from spotisim.data.validation import DropReport
 
 
@@ -41,7 +41,9 @@ def _validate(chunk: Chunk, on_error: str, report: DropReport) -> Chunk:
 
     Cell checks come first: the nesting and structure checks need well-formed cells.
     """
-    found = validation.cell_problems(chunk, SESSION_LOG_COLUMNS)
+    present = set(chunk.table.column_names)
+    found = validation.cell_problems(chunk, SESSION_LOG_COLUMNS + tuple(
+        spec for spec in OPTIONAL_SESSION_LOG_COLUMNS if spec.name in present))
     if found:
         if on_error == "raise":
             raise found[0][0].first_error(chunk, found[0][1])
@@ -73,7 +75,9 @@ def iter_session_tables(path: str, *, chunk_rows: int = 100_000, on_error: str =
     report = report if report is not None else DropReport()
     current_path = None
     carry: Optional[Chunk] = None
-    for chunk in readers.iter_chunks(path, SESSION_LOG_COLUMNS, chunk_rows=chunk_rows):
+    for chunk in readers.iter_chunks(path, SESSION_LOG_COLUMNS,
+                                     optional=OPTIONAL_SESSION_LOG_COLUMNS,
+                                     chunk_rows=chunk_rows):
         if chunk.path != current_path:
             if carry is not None and carry.num_rows:
                 out = _validate(carry, on_error, report)

@@ -34,7 +34,7 @@ from spotisim.data.world.common import sigmoid as _sigmoid, unit as _unit  # noq
 from spotisim.data.world.config import CONTEXT_SHARES, WorldConfig  # noqa: F401
 from spotisim.data.world.exploration import ExplorationPolicy
 from spotisim.data.world.listeners import Listeners
-from spotisim.data.world.logging_policy import LoggingPolicy
+from spotisim.data.world.logging_policy import LoggingPolicy, played_propensities
 from spotisim.data.world.response import ListenerState, ResponseModel
 from spotisim.data.world.writer import (P_NOTSKIPPED_GIVEN_FULL, P_SKIP1_GIVEN_SKIP2,  # noqa: F401
                                         P_SKIP3_GIVEN_LISTEN, SUFFIXES, session_log_table,
@@ -130,7 +130,8 @@ class SyntheticWorld:
 
     # ------------------------------------------------------------------ session log
     def simulate_sessions(self, rng: np.random.Generator, n: int,
-                          explore_from: Optional[int] = None) -> Dict[str, np.ndarray]:
+                          explore_from: Optional[int] = None,
+                          propensities: bool = False) -> Dict[str, np.ndarray]:
         """Plays n logged sessions: the logging policy picks, the hidden truth responds.
 
         With `explore_from` = h, the tracks after the first h are exposed at random by
@@ -138,13 +139,21 @@ class SyntheticWorld:
         platform's random-exposure slice.  Without it the draws are those of a world
         without exploration, byte for byte.
 
+        With `propensities` (and no exploration), it also returns the logging policy's
+        propensity of each played track (`played_propensities`): what a platform logs.
+        The draws are the same with or without.
+
         Returns a dict of padded [n, max_length] arrays (tracks, listened, prob, and
-        with `explore_from` explored) and [n] arrays (length, listener, context,
-        shuffle, mood).
+        with `explore_from` explored, with `propensities` propensity) and [n] arrays
+        (length, listener, context, shuffle, mood).
         """
         c = self.config
+        if propensities and explore_from is not None:
+            raise ConfigError("simulate_sessions: propensities are the logging policy's; "
+                              "an exploration log has none")
         state = self.new_sessions(rng, n)
-        pools = self.logging_pools(rng, state)
+        scores = self.logging_policy.scores(rng, state)
+        pools = self.logging_policy.draw(rng, scores)
         shuffle = rng.random(n) < 0.311
         # Shuffled sessions play a random order of the line-up instead of its ranking.
         shuffled = np.argsort(rng.random(pools.shape), axis=1)
@@ -179,6 +188,8 @@ class SyntheticWorld:
                "shuffle": shuffle}
         if explored is not None:
             sim["explored"] = explored
+        if propensities:
+            sim["propensity"] = played_propensities(scores, tracks, shuffle, c.pool_size)
         return sim
 
     def session_log_table(self, sim: Dict[str, np.ndarray], rng: np.random.Generator,
@@ -222,7 +233,8 @@ class SyntheticWorld:
 def generate(out_dir: str, num_sessions: int = 10_000, seed: int = 0,
              config: Optional[WorldConfig] = None, file_format: str = "csv",
              num_shards: int = 1, block_sessions: int = 4096,
-             exploration_sessions: int = 0, explore_from: int = 10) -> Dict[str, str]:
+             exploration_sessions: int = 0, explore_from: int = 10,
+             propensities: bool = False) -> Dict[str, str]:
     """Builds a world and writes its logs, track table and hidden truth under `out_dir`.
 
     Layout: log/ (session-log shards), tracks/tracks.<ext> (track table), world/ (hidden
@@ -234,6 +246,10 @@ def generate(out_dir: str, num_sessions: int = 10_000, seed: int = 0,
     `explore_from` tracks, the exploration policy the rest; `explore_from` is recorded in
     exploration/exploration.json), drawn from a stream of its own, so the main log is
     the same bytes with or without it.
+
+    With `propensities` the log has one more column, logging_propensity: the logging
+    policy's probability of each row's track given the session before it, as a
+    platform logs it (`played_propensities`); every other byte is the same.
 
     Returns:
       Paths: {'log': ..., 'tracks': ..., 'world': ..., 'hidden': ...} (and
@@ -266,7 +282,7 @@ def generate(out_dir: str, num_sessions: int = 10_000, seed: int = 0,
             tables = []
             for start in range(0, n_shard, block_sessions):
                 n = min(block_sessions, n_shard - start)
-                sim = world.simulate_sessions(rng, n)
+                sim = world.simulate_sessions(rng, n, propensities=propensities)
                 table, sids = world.session_log_table(sim, rng, session_prefix=str(shard))
                 tables.append(table)
                 hidden["session_id"] += sids
@@ -321,6 +337,8 @@ def main(argv=None) -> int:
     parser.add_argument("--shards", type=int, default=1)
     parser.add_argument("--tracks", type=int, default=None, help="catalogue size")
     parser.add_argument("--listeners", type=int, default=None)
+    parser.add_argument("--propensities", action="store_true",
+                        help="also write the logging policy's propensity of each row")
     args = parser.parse_args(argv)
     overrides = {}
     if args.tracks:
@@ -329,7 +347,8 @@ def main(argv=None) -> int:
         overrides["num_listeners"] = args.listeners
     try:
         cfg = WorldConfig(seed=args.seed, **overrides)
-        paths = generate(args.out, args.sessions, args.seed, cfg, args.format, args.shards)
+        paths = generate(args.out, args.sessions, args.seed, cfg, args.format, args.shards,
+                         propensities=args.propensities)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -112,7 +112,7 @@ def cell_problems(chunk: Chunk, columns: Sequence[ColumnSpec]) -> List[Tuple[Pro
             if spec.kind == "float":
                 bad |= ~np.isfinite(vals)
             if spec.low is not None:
-                bad |= vals < spec.low
+                bad |= (vals <= spec.low) if spec.open_low else (vals < spec.low)
             if spec.high is not None:
                 bad |= vals > spec.high
             if bad.any():

@@ -47,3 +47,25 @@ def test_play_scores_each_lanes_first_episode_on_shared_starts(headroom):
     np.testing.assert_array_equal(headroom.play(env(), red)[0], listens)
     red3 = headroom.redundancy_greedy(truth, headroom.truth_redundancy(truth), 3.0)
     assert not np.array_equal(headroom.play(env(), red3)[1], slates)
+
+
+def test_the_documented_default_config_plays_the_oracles(headroom, tiny_world_dir):
+    """`python benchmarks/headroom.py` reads the main job's config, whose agent observes
+    leave risk; the oracles' environments on the ground truth must still build."""
+    import types
+
+    import gin
+    from user_models.ground_truth import GroundTruthUserModel
+    w = tiny_world_dir
+    try:
+        data, emb = headroom.load(["lird_ddpg"], [
+            f"load_dataset.log_path = '{w['log']}'", f"load_dataset.tracks_path = '{w['tracks']}'",
+            f"load_dataset.hidden_path = '{w['hidden']}'", f"load_dataset.world_path = '{w['world']}'",
+            "LogEpisodeSampler.pool_size = 30"])
+        truth = GroundTruthUserModel(data.world)
+        args = types.SimpleNamespace(episodes=4, tune_episodes=4, alternatives=1)
+        out = headroom.compare(data, emb, truth, headroom.truth_redundancy(truth), args, "truth")
+    finally:
+        gin.clear_config()
+    assert set(out) == {"greedy", next(k for k in out if k.startswith("redundancy greedy"))}
+    assert all(len(v) == 4 and (v >= 0).all() for v in out.values())

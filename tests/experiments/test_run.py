@@ -148,9 +148,17 @@ def test_a_killed_and_resumed_run_ends_where_an_uninterrupted_one_does(tiny_worl
         np.testing.assert_array_equal(x.numpy(), y.numpy())
 
 
+@pytest.fixture(scope="module")
+def four_iterations(tiny_world_dir, tmp_path_factory):
+    """One finished 4-iteration run (metrics, run directory), shared by the tests that
+    only read it: a run costs about 25 s of the suite's budget."""
+    root = tmp_path_factory.mktemp("four_iterations")
+    return run(tiny_world_dir, root / "run", root / "cache", 4), root / "run"
+
+
 @pytest.mark.slow  # end to end (CI runs it; -m 'not slow' skips it)
-def test_same_seed_same_metrics(tiny_world_dir, tmp_path):
-    a = run(tiny_world_dir, tmp_path / "a", tmp_path / "cache", 4)
+def test_same_seed_same_metrics(tiny_world_dir, four_iterations, tmp_path):
+    a = four_iterations[0]
     b = run(tiny_world_dir, tmp_path / "b", tmp_path / "cache", 4)
     assert a["policies"] == b["policies"]  # the trained agent included
     c = run(tiny_world_dir, tmp_path / "c", tmp_path / "cache", 4,
@@ -170,13 +178,13 @@ def test_bad_gin_input_fails_at_once():
 
 
 @pytest.mark.slow  # end to end (CI runs it; -m 'not slow' skips it)
-def test_evaluate_a_saved_run_under_swapped_user_models(tiny_world_dir, tmp_path):
+def test_evaluate_a_saved_run_under_swapped_user_models(four_iterations, tmp_path):
     from experiments import evaluate
-    out = run(tiny_world_dir, tmp_path / "run", tmp_path / "cache", 4)
+    out, run_dir = four_iterations
     gin.clear_config()
     try:
         # The cache of the run is reused for the logistic model through the operative config.
-        results = evaluate.evaluate_run(str(tmp_path / "run"), ["ground_truth", "logistic"],
+        results = evaluate.evaluate_run(str(run_dir), ["ground_truth", "logistic"],
                                         episodes=8)
     finally:
         gin.clear_config()
@@ -199,8 +207,8 @@ def test_evaluate_a_saved_run_under_swapped_user_models(tiny_world_dir, tmp_path
     assert "ah_dqn" in evaluate.format_table(results, ["ground_truth", "logistic"])
     # experiments.seeds --reevaluate_episodes: the same online figures, kept beside the run.
     from experiments.seeds import reevaluated
-    again = reevaluated(str(tmp_path / "run"), 8)
-    assert os.path.exists(tmp_path / "run" / "evaluation_8.json")
+    again = reevaluated(str(run_dir), 8)
+    assert os.path.exists(run_dir / "evaluation_8.json")
     for name, r in results.items():
         assert again["policies"][name]["online"]["episode_listens"] == \
             r["ground_truth"]["episode_listens"]
@@ -210,20 +218,20 @@ def test_evaluate_a_saved_run_under_swapped_user_models(tiny_world_dir, tmp_path
     runs = {}
     for pen in (0.0, 50.0):
         bindings = [f"RedundancyGreedyPolicy.penalty = {pen}"]
-        runs[pen] = reevaluated(str(tmp_path / "run"), 8, also=["least_popular"],
+        runs[pen] = reevaluated(str(run_dir), 8, also=["least_popular"],
                                 bindings=bindings)["policies"]
         assert set(runs[pen]) == set(results) | {"least_popular"}
         for name in set(results) - {"redundancy_greedy_user_model"}:
             assert runs[pen][name]["online"]["episode_listens"] == \
                 again["policies"][name]["online"]["episode_listens"]
-    assert len(list((tmp_path / "run").glob("evaluation_8_*.json"))) == 2
+    assert len(list(run_dir.glob("evaluation_8_*.json"))) == 2
     greedy = again["policies"]["greedy_user_model"]["online"]
     assert runs[0.0]["redundancy_greedy_user_model"]["online"]["episode_heard"] == \
         greedy["episode_heard"]
     assert runs[50.0]["redundancy_greedy_user_model"]["online"]["diversity"] != \
         greedy["diversity"]
     with pytest.raises(ConfigError, match="--also 'greedy'"):
-        evaluate.evaluate_run(str(tmp_path / "run"), ["ground_truth"], also=["greedy"])
+        evaluate.evaluate_run(str(run_dir), ["ground_truth"], also=["greedy"])
     with pytest.raises(ConfigError, match="not a finished run"):
         evaluate.evaluate_run(str(tmp_path / "nothing"), ["ground_truth"])
 

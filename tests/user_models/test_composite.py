@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from spotisim.errors import ConfigError
 from user_models.base import AbstractUserModel, History
 from user_models.composite import HybridUserModel, ShadowedUserModel
 
@@ -73,3 +74,50 @@ def test_the_shadow_records_its_bias_along_the_responders_path():
     model.reset()
     assert model.bias()["p_listen_first_n"] == 0
     assert model.bias()["p_listen_first_true"] is None
+
+
+class _Constant(AbstractUserModel):
+    """P(listen) = p everywhere; leaves with hazard h (None: never)."""
+
+    cascades = False
+
+    def __init__(self, p, h=None):
+        self.p, self.h = p, h
+
+    def _predict(self, history, slate, slate_responses):
+        return np.full(slate.shape, self.p)
+
+    def leave_probs(self, history, slate, responses):
+        return None if self.h is None else np.full(slate.shape, self.h)
+
+
+def test_an_ensemble_combines_its_members_by_hand():
+    from user_models.composite import EnsembleUserModel
+    history = History.empty(2)
+    slate = np.array([[0, 1], [2, 3]])
+    members = [_Constant(0.2, h=0.1), _Constant(0.6), _Constant(0.7)]
+    mean = EnsembleUserModel(members, "mean")
+    np.testing.assert_allclose(mean.predict(history, slate), 0.5)
+    np.testing.assert_allclose(mean.score_candidates(history, slate), 0.5)
+    low = EnsembleUserModel(members, "min")
+    np.testing.assert_allclose(low.predict(history, slate), 0.2)
+    # Responses drawn from the combined probability; leaving as the first member does.
+    answer = low.respond(history, slate, np.array([[0.1, 0.3, 0.99], [0.5, 0.15, 0.0]]))
+    np.testing.assert_array_equal(answer[1], [[True, False], [False, False]])
+    np.testing.assert_array_equal(answer[2], [False, True])
+    with pytest.raises(ConfigError, match="at least two"):
+        EnsembleUserModel(members[:1])
+    with pytest.raises(ConfigError, match="'median'"):
+        EnsembleUserModel(members, "median")
+
+
+def test_ensemble_names_are_checked_before_anything_is_fitted():
+    from experiments.user_model_cache import check_user_model_name, ensemble_members
+    assert ensemble_members("min(sequential, taste)") == ("min", ["sequential", "taste"])
+    assert ensemble_members("sequential") is None
+    check_user_model_name("mean(sequential+calibrated,logistic)")
+    for bad, why in (("mean(sequential)", "at least two"),
+                     ("min(sequential,ground_truth)", "learned models"),
+                     ("min(sequential,nope)", "'nope'")):
+        with pytest.raises(ConfigError, match=why):
+            check_user_model_name(bad, "run_alignment.simulators:")

@@ -75,3 +75,24 @@ def test_bad_gin_input():
             parse_gin(["sequential"], ["SequentialUserModel.unitz = 3"], [train.CONFIG_DIR])
     finally:
         gin.clear_config()
+
+
+def test_every_shipped_config_parses_as_the_command_line_reads_it():
+    """In a fresh process (nothing imported yet), each config in user_models/configs
+    parses through the command line's own path: the models they name are registered."""
+    import subprocess
+    import sys
+    from user_models import train
+    names = sorted(f[:-4] for f in os.listdir(train.CONFIG_DIR) if f.endswith(".gin"))
+    assert {"logistic", "lird", "sequential", "taste"} <= set(names)
+    code = ("import gin\nfrom user_models import train\n"
+            f"for name in {names!r}:\n"
+            "    gin.clear_config()\n"
+            "    train.parse_config([name], [])\n"
+            "    print(name, gin.query_parameter('train_user_model.model_ctor'))\n")
+    root = os.path.dirname(os.path.dirname(train.CONFIG_DIR))
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "logistic @LogisticUserModel" in done.stdout
+    assert "lird @LirdSimulatorUserModel" in done.stdout

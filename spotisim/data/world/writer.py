@@ -12,7 +12,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from spotisim.data.schema import CONTEXT_TYPES, SESSION_LOG_COLUMNS, SESSION_LOG_SCHEMA
+from spotisim.data.schema import (CONTEXT_TYPES, PROPENSITY_COLUMN, SESSION_LOG_COLUMNS,
+                                  SESSION_LOG_SCHEMA)
 from spotisim.data.world.common import uuid_strings
 from spotisim.io_utils import atomic_file
 
@@ -119,6 +120,8 @@ def session_log_table(sim: Dict[str, np.ndarray], rng: np.random.Generator,
         "hist_user_behavior_reason_end": pa.array(reason_end.tolist(), pa.string()),
     }
     table = pa.table([cols[c.name] for c in SESSION_LOG_COLUMNS], schema=SESSION_LOG_SCHEMA)
+    if "propensity" in sim:  # what the platform logged: the logging policy's propensity
+        table = table.append_column(PROPENSITY_COLUMN, pa.array(sim["propensity"][mask]))
     return table, sid.tolist()
 
 
