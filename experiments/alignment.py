@@ -43,9 +43,9 @@ from absl import flags
 
 from agents.baselines import RedundancyGreedyPolicy
 from experiments import offline_error
-from experiments.evaluate import evaluate_run
 from experiments.run import CONFIG_DIR
 from experiments.runner import run_experiment
+from experiments.score_cache import cached_scores, evaluate_clean, settings_key
 from experiments.user_model_cache import CALIBRATED, check_user_model_name
 from spotisim import cli
 from spotisim.errors import ConfigError
@@ -153,33 +153,6 @@ def _train_agent(name: str, entries: Sequence[str], bindings: Sequence[str],
         gin.clear_config()
 
 
-def settings_key(*parts) -> str:
-    """A short digest of the settings a cached group of scores was computed under (a
-    rerun with other simulators, starts or bindings does not reuse it)."""
-    import hashlib
-    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-def _cached_scores(path: str, compute) -> Dict[str, Dict[str, dict]]:
-    if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    out = compute()
-    with atomic_file(path) as f:
-        json.dump(out, f)
-    return out
-
-
-def _evaluate(run: str, scorers, bindings: Sequence[str], **kwargs):
-    """`evaluate_run` under the run's own configuration plus `bindings`, with gin
-    cleared before and after (each agent's run has its own)."""
-    gin.clear_config()
-    try:
-        return evaluate_run(run, scorers, bindings=list(bindings), **kwargs)
-    finally:
-        gin.clear_config()
-
-
 def _calibration_selection(run: str, simulator: str, bindings: Sequence[str]) -> dict:
     """The exposure calibration of `simulator` (fitted weights and the held-out log
     losses that chose its parts) on the reference run's data."""
@@ -258,16 +231,16 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
     key = settings_key(scorers, episodes, list(bindings))
     base_key = settings_key(key, list(baselines), list(penalties), reference)
     print("scoring the baselines", flush=True)
-    scores.update(_cached_scores(
+    scores.update(cached_scores(
         os.path.join(run_dir, "scores", f"baselines-{base_key}.json"),
-        lambda: _evaluate(reference, scorers, bindings, episodes=episodes,
-                          baselines=list(baselines) + list(model_policies),
-                          model_policies=model_policies, with_agent=False)))
+        lambda: evaluate_clean(reference, scorers, bindings, episodes=episodes,
+                               baselines=list(baselines) + list(model_policies),
+                               model_policies=model_policies, with_agent=False)))
     for name, directory in agent_dirs.items():
         print(f"scoring {name}", flush=True)
-        got = _cached_scores(os.path.join(run_dir, "scores", f"{name}-{key}.json"),
-                             lambda: _evaluate(directory, scorers, bindings,
-                                               episodes=episodes, baselines=[]))
+        got = cached_scores(os.path.join(run_dir, "scores", f"{name}-{key}.json"),
+                            lambda: evaluate_clean(directory, scorers, bindings,
+                                                   episodes=episodes, baselines=[]))
         scores[name] = next(iter(got.values()))   # the run's agent, under its own name
     names = list(scores)
     online = np.array([scores[p][ONLINE]["episode_rewards"] for p in names], float)
@@ -294,7 +267,7 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
         out["decomposed"] = target
         out["decomposition"] = offline_error.decompose(
             run_dir, target, reference, agent_dirs, baselines, model_policies, bindings,
-            decompose_episodes or episodes, scores, _evaluate, _cached_scores,
+            decompose_episodes or episodes, scores, evaluate_clean, cached_scores,
             settings_key(target, decompose_episodes or episodes, list(bindings),
                          list(baselines), list(penalties), reference))
     out["seconds"] = time.perf_counter() - t0

@@ -68,7 +68,7 @@ def decompose(run_dir: str, simulator: str, reference: str, agent_dirs: Mapping[
 
     `scores` are the study's own ({policy: {scorer: metrics}}), reused when the
     decomposition plays as many starts as they did; `evaluate` and `cached` are the
-    study's (`experiments.alignment._evaluate`, `_cached_scores`), and `key` names the
+    study's (`experiments.score_cache.evaluate_clean`, `cached_scores`), and `key` names the
     settings the cached files were computed under."""
     first = next(iter(scores.values()))
     match = int(first[ONLINE]["episodes"]) == episodes

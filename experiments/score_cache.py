@@ -1,0 +1,42 @@
+"""Scores of finished runs, computed once and kept beside the study that asked for them
+(the alignment study, the LIRD write-up check): a rerun with the same settings reads
+them back, one with other settings computes its own."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Callable, Dict, Sequence
+
+import gin
+
+from experiments.evaluate import evaluate_run
+from spotisim.io_utils import atomic_file
+
+
+def settings_key(*parts) -> str:
+    """A short digest of the settings a cached group of scores was computed under (a
+    rerun with other simulators, starts or bindings does not reuse it)."""
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def cached_scores(path: str, compute: Callable[[], dict]) -> Dict[str, Dict[str, dict]]:
+    """The scores saved at `path`, or `compute()`'s, written there atomically."""
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    out = compute()
+    with atomic_file(path) as f:
+        json.dump(out, f)
+    return out
+
+
+def evaluate_clean(run: str, scorers, bindings: Sequence[str], **kwargs):
+    """`evaluate_run` under the run's own configuration plus `bindings`, with gin
+    cleared before and after (each run has its own)."""
+    gin.clear_config()
+    try:
+        return evaluate_run(run, scorers, bindings=list(bindings), **kwargs)
+    finally:
+        gin.clear_config()
