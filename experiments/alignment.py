@@ -19,10 +19,15 @@ first by default), per policy (`experiments.offline_error`): its P(listen) with 
 truth's leaving, the truth's P(listen) with its leaving, and its bias along the truth's
 own episodes.
 
-Writes alignment.json and alignment.png into the run directory (evaluations are cached
-under `<run_dir>/scores/`, one file per policy group and settings, so a stopped study
-resumes and a study under other settings does not reuse them).  The
-last printed line is
+The simulator the last line reports is `run_alignment.chosen`; 'auto' chooses, without
+ground truth, the one whose P(listen) predicts the held-out sessions of the data's
+exposure slice best.
+
+Writes alignment.json and alignment.png (`run_alignment.output`) into the run directory
+(evaluations are cached under `<run_dir>/scores/`, one file per policy group, scorer
+and settings, so a stopped study resumes, a study with one more simulator scores only
+that one, and a study under other settings does not reuse them).  The last printed line
+is
 
     alignment: tau=X [lo, hi] top-tau=Z regret@1=Y% policies=N
 """
@@ -69,6 +74,8 @@ DEFAULT_AGENTS = {
 }
 
 ONLINE = "ground_truth"
+#: `run_alignment.chosen` for the simulator the exposure slice prefers.
+AUTO = "auto"
 
 
 def penalty_name(penalty: float) -> str:
@@ -173,6 +180,41 @@ def _calibration_selection(run: str, simulator: str, bindings: Sequence[str]) ->
     return {"listen": list(cal.listen), "leave": list(cal.leave), **cal.selection}
 
 
+def _slice_log_losses(run: str, simulators: Sequence[str], bindings: Sequence[str],
+                      holdout: float = 0.2, seed: int = 0) -> Dict[str, dict]:
+    """Each simulator's log loss of P(listen) on the randomly exposed rows of the
+    exposure-slice sessions every recalibration holds out (`ExposureCalibration.fit`'s
+    20%, the same seed): what a team can choose its simulator by, with its logs and its
+    slice and no ground truth.  {} when the data has no slice."""
+    from experiments.assembly import without_shadowed_bindings
+    from experiments.user_model_cache import user_model_by_name
+    from spotisim.data.datasets import load_dataset
+    from spotisim.embeddings import build_embeddings
+    from user_models.evaluation import predict_log
+    from user_models.exposure_calibration import log_loss
+    gin.clear_config()
+    try:
+        with open(os.path.join(run, "operative_config.gin")) as f:
+            gin.parse_config(without_shadowed_bindings(f.read()), skip_unknown=True)
+        gin.parse_config(list(bindings))
+        data = load_dataset()
+        if data.exposure is None:
+            return {}
+        emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
+        log = data.exposure.log
+        held = np.random.default_rng(seed).random(log.num_sessions) < holdout
+        rows = held[log.session_of_row] & (log.positions > data.exposure.explore_from)
+        listened = ~log.skipped[rows]
+        out = {}
+        for name in simulators:
+            p = predict_log(user_model_by_name(name, data, emb), log)[rows]
+            out[name] = {"log_loss": log_loss(p, listened), "rows": int(rows.sum()),
+                         "mean_p": float(p.mean()), "mean_listened": float(listened.mean())}
+        return out
+    finally:
+        gin.clear_config()
+
+
 @gin.configurable
 def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
                   chosen: Optional[str] = None,
@@ -181,13 +223,16 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
                   baselines: Sequence[str] = BASELINES,
                   bindings: Sequence[str] = (), episodes: int = 2048,
                   resamples: int = 1000, decompose: Optional[str] = "",
-                  decompose_episodes: Optional[int] = None) -> dict:
+                  decompose_episodes: Optional[int] = None,
+                  output: str = "alignment") -> dict:
     """Trains the agents that are missing, scores every policy offline and online on
     the same starts, and computes the alignment figures.
 
     Args:
       simulators: learned user models (registered names) whose offline verdicts are
-        tested; `chosen` (default the first) is the one the last line reports.
+        tested; `chosen` (default the first) is the one the last line reports, or
+        'auto': the one whose P(listen) predicts the held-out exposure-slice sessions
+        best (`slice_selection` in the output; no ground truth involved).
       agents: name -> gin files and bindings of each trained agent; the first one's run
         also fixes the baselines' environment (the main job's, by default).
       penalties: the redundancy-aware greedy's penalties, one policy each.
@@ -198,13 +243,18 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
       decompose: a simulator whose error is decomposed (`experiments.offline_error`;
         "" for the first of `simulators`, None for none).
       decompose_episodes: starts for the decomposition (default `episodes`).
+      output: the name of the figures' files in `run_dir` (<output>.json, .png), so
+        studies that share the agents keep their own.
     """
     t0 = time.perf_counter()
     if not agents:
         raise ConfigError("run_alignment.agents: at least one agent (its run also fixes "
                           "the baselines' environment)")
     chosen = chosen or simulators[0]
-    for setting, name in (("chosen", chosen), ("decompose", decompose or simulators[0])):
+    settings = [("decompose", decompose or simulators[0])]
+    if chosen != AUTO:
+        settings.append(("chosen", chosen))
+    for setting, name in settings:
         if name not in simulators:
             raise ConfigError(f"run_alignment.{setting}: {name!r} is not one of "
                               f"run_alignment.simulators {list(simulators)}")
@@ -228,20 +278,31 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
     model_policies = {penalty_name(p): functools.partial(RedundancyGreedyPolicy, penalty=p)
                       for p in penalties}
     scores: Dict[str, Dict[str, dict]] = {}
-    key = settings_key(scorers, episodes, list(bindings))
-    base_key = settings_key(key, list(baselines), list(penalties), reference)
-    print("scoring the baselines", flush=True)
-    scores.update(cached_scores(
-        os.path.join(run_dir, "scores", f"baselines-{base_key}.json"),
-        lambda: evaluate_clean(reference, scorers, bindings, episodes=episodes,
-                               baselines=list(baselines) + list(model_policies),
-                               model_policies=model_policies, with_agent=False)))
-    for name, directory in agent_dirs.items():
-        print(f"scoring {name}", flush=True)
-        got = cached_scores(os.path.join(run_dir, "scores", f"{name}-{key}.json"),
-                            lambda: evaluate_clean(directory, scorers, bindings,
-                                                   episodes=episodes, baselines=[]))
-        scores[name] = next(iter(got.values()))   # the run's agent, under its own name
+    for scorer in scorers:  # one cache per scorer: a study with one more scores only it
+        key = settings_key(scorer, episodes, list(bindings))
+        base_key = settings_key(key, list(baselines), list(penalties), reference)
+        print(f"scoring the baselines under {scorer}", flush=True)
+        got = cached_scores(
+            os.path.join(run_dir, "scores", f"baselines-{base_key}.json"),
+            lambda: evaluate_clean(reference, [scorer], bindings, episodes=episodes,
+                                   baselines=list(baselines) + list(model_policies),
+                                   model_policies=model_policies, with_agent=False))
+        for policy, by_scorer in got.items():
+            scores.setdefault(policy, {}).update(by_scorer)
+        for name, directory in agent_dirs.items():
+            print(f"scoring {name} under {scorer}", flush=True)
+            got = cached_scores(os.path.join(run_dir, "scores", f"{name}-{key}.json"),
+                                lambda: evaluate_clean(directory, [scorer], bindings,
+                                                       episodes=episodes, baselines=[]))
+            # The run's agent, under its own name.
+            scores.setdefault(name, {}).update(next(iter(got.values())))
+    selection = (_slice_log_losses(reference, simulators, bindings)
+                 if chosen == AUTO or len(simulators) > 1 else {})
+    if chosen == AUTO:
+        if not selection:
+            raise ConfigError("run_alignment.chosen = 'auto' needs data with an exposure "
+                              "slice (exposure_slice.gin) to choose the simulator by")
+        chosen = min(selection, key=lambda s: selection[s]["log_loss"])
     names = list(scores)
     online = np.array([scores[p][ONLINE]["episode_rewards"] for p in names], float)
     if len({len(r) for r in online}) != 1:
@@ -256,7 +317,8 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
            "beats_random": [n for n, b in zip(names, beats_random) if b],
            "table": {p: {s: scores[p][s]["mean_episode_reward"] for s in scorers}
                      for p in names},
-           "alignment": per_sim, "chosen": chosen, "episodes": episodes,
+           "alignment": per_sim, "chosen": chosen, "slice_selection": selection,
+           "episodes": episodes,
            "agents": {k: list(v) for k, v in agents.items()}, "bindings": list(bindings)}
     calibrated_sims = [s for s in simulators if s.endswith("+" + CALIBRATED)]
     if calibrated_sims:
@@ -271,9 +333,9 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
             settings_key(target, decompose_episodes or episodes, list(bindings),
                          list(baselines), list(penalties), reference))
     out["seconds"] = time.perf_counter() - t0
-    with atomic_file(os.path.join(run_dir, "alignment.json")) as f:
+    with atomic_file(os.path.join(run_dir, output + ".json")) as f:
         json.dump(out, f, indent=1)
-    _plot(os.path.join(run_dir, "alignment.png"), out)
+    _plot(os.path.join(run_dir, output + ".png"), out)
     return out
 
 
@@ -305,14 +367,22 @@ def _plot(path: str, out: dict) -> None:
 
 def format_table(out: dict) -> str:
     sims = list(out["alignment"])
+    labels = [s if len(s) <= 14 else f"simulator {i + 1}" for i, s in enumerate(sims)]
     lines = [f"{'policy':<26} {'online':>8} " + " ".join(
-        f"{s[:14]:>14} {'error':>7}" for s in sims)]
+        f"{label:>14} {'error':>7}" for label in labels)]
     for p in sorted(out["policies"], key=lambda p: -out["table"][p][ONLINE]):
         row = out["table"][p]
         lines.append(f"{p:<26} {row[ONLINE]:>8.2f} " + " ".join(
             f"{row[s]:>14.2f} {100 * (row[s] / row[ONLINE] - 1):>+6.1f}%" for s in sims))
     lines.append(f"(mean listens per episode on {out['episodes']} paired starts; error = "
                  "offline / online - 1; online best: " + out["online_best"] + ")")
+    lines += [f"{label} = {s}" for label, s in zip(labels, sims) if label != s]
+    selection = out.get("slice_selection") or {}
+    if selection:
+        lines.append("held-out exposure slice, log loss of P(listen) (the choice without "
+                     "ground truth): " + ", ".join(
+                         f"{s} {v['log_loss']:.4f}" for s, v in selection.items())
+                     + f"; chosen: {out['chosen']}")
     for s, a in out["alignment"].items():
         f = {k: a[k] for k in ("kendall_tau", "top_tau", "spearman_rho", "regret_at_1",
                                "max_abs_error")}

@@ -101,7 +101,7 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
                   *(() if exposure is None else
                     ((exposure.log.content_digest(), exposure.explore_from),)),
                   np.ascontiguousarray(embeddings).tobytes(), name,
-                  sorted(gin.get_bindings(model_ctor).items()) if hasattr(gin, "get_bindings") else "",
+                  sorted(_gin_bindings(model_ctor).items()),
                   _module_source(model_ctor), sorted(determinism.fingerprint().items()))
     path = os.path.join(cache_dir, f"{name}-{key}")
     if os.path.exists(os.path.join(path, "user_model.json")):
@@ -117,6 +117,15 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
     if calibrate_on_exposure:
         model = calibrated(model, data.exposure, model_dir=path)
     return model
+
+
+def _gin_bindings(model_ctor) -> dict:
+    """The gin bindings of a model class ({} for a class gin does not configure: the
+    heuristic baselines)."""
+    try:
+        return gin.get_bindings(model_ctor)
+    except ValueError:
+        return {}
 
 
 def attach_leave_hazard(model: AbstractUserModel, data: Dataset, embeddings: np.ndarray,

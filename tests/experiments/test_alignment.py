@@ -145,3 +145,45 @@ def test_the_main_tables_offline_error_and_favourite_by_hand():
     assert offline_online_ranking(table) == ("offline favourite: a (2nd online); online "
                                              "best: b; regret@1 11.1%")
     assert offline_online_ranking({"a": {"offline": table["a"]["offline"]}}) == ""
+
+
+def test_the_slice_chooses_the_simulator_without_ground_truth(tmp_path):
+    """`chosen = 'auto'`: each simulator's log loss on the randomly exposed rows of the
+    held-out slice sessions, as computed here by hand from its predictions."""
+    from spotisim.data.datasets import load_dataset
+    from spotisim.data.synthetic import WorldConfig, generate
+    from spotisim.embeddings import build_embeddings
+    from tests.conftest import TINY_WORLD
+    from user_models.evaluation import predict_log
+    from user_models.heuristics import PositionPriorUserModel
+    w = generate(str(tmp_path / "world"), num_sessions=200, seed=5,
+                 config=WorldConfig(seed=5, **TINY_WORLD), exploration_sessions=100,
+                 explore_from=10)
+    bindings = [f"load_dataset.log_path = '{w['log']}'",
+                f"load_dataset.tracks_path = '{w['tracks']}'",
+                f"load_dataset.exposure_path = '{w['exploration']}'",
+                f"fit_or_load_user_model.cache_dir = '{tmp_path / 'cache'}'"]
+    run = tmp_path / "run"
+    os.makedirs(run)
+    (run / "operative_config.gin").write_text("\n".join(bindings) + "\n")
+    got = alignment._slice_log_losses(str(run), ["position_prior", "track_popularity"], [])
+    gin.clear_config()
+    try:
+        gin.parse_config(bindings)
+        data = load_dataset()
+    finally:
+        gin.clear_config()
+    log = data.exposure.log
+    held = np.random.default_rng(0).random(log.num_sessions) < 0.2
+    rows = held[log.session_of_row] & (log.positions > 10)
+    assert got["position_prior"]["rows"] == rows.sum() > 0
+    emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
+    prior = PositionPriorUserModel(emb).fit(data.train, data.val)
+    p = np.clip(predict_log(prior, log)[rows], 1e-6, 1 - 1e-6)
+    y = ~log.skipped[rows]
+    assert got["position_prior"]["log_loss"] == pytest.approx(
+        -np.mean(y * np.log(p) + (~y) * np.log(1 - p)), rel=1e-6)
+    assert emb.shape[0] == len(data.log.catalog)
+    # Without a slice, 'auto' cannot choose: one clear error before any scoring.
+    (run / "operative_config.gin").write_text("\n".join(bindings[:2]) + "\n")
+    assert alignment._slice_log_losses(str(run), ["position_prior"], []) == {}
