@@ -31,7 +31,7 @@ from experiments.user_model_cache import (check_user_model_name, fit_or_load_use
                                           user_model_by_name)
 from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
-from spotisim.io_utils import atomic_file
+from spotisim.io_utils import atomic_file, directory_lock
 
 def scoped_op_determinism(fn: Callable) -> Callable:
     """Runs `fn` with TensorFlow's deterministic kernels on (same seed, same metrics),
@@ -70,12 +70,18 @@ def run_experiment(run_dir: str, resume: bool = True,
         gin bindings).
     """
     x = experiment if experiment is not None else Experiment()
+    if x.offline_evaluator:  # a misnamed evaluator fails before anything is written
+        check_user_model_name(x.offline_evaluator, "run_experiment.offline_evaluator")
+    # One process per run directory: a second one would interleave checkpoints.
+    with directory_lock(run_dir):
+        return _run_experiment(run_dir, resume, x)
+
+
+def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
     agent_fn, num_iterations, eval_every = x.agent_fn, x.num_iterations, x.eval_every
     checkpoint_every, eval_episodes, baselines = x.checkpoint_every, x.eval_episodes, x.baselines
     seed, progress = x.seed, x.progress
     t_start = time.perf_counter()
-    if x.offline_evaluator:  # a misnamed evaluator fails before anything is written
-        check_user_model_name(x.offline_evaluator, "run_experiment.offline_evaluator")
     os.makedirs(run_dir, exist_ok=True)
     # Same seed, same metrics: deterministic kernels (`scoped_op_determinism`) and
     # seeded random ops.

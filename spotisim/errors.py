@@ -45,3 +45,7 @@ class ActionError(SpotisimError):
 
 class UserModelError(SpotisimError):
     """A user model returned something that is not a probability per slate position."""
+
+
+class DirectoryInUse(SpotisimError):
+    """Another process holds the directory's lock (`io_utils.directory_lock`)."""

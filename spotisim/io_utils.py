@@ -58,3 +58,44 @@ def atomic_file(path: str, mode: str = "w") -> Iterator:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+#: The lock file one process holds in a directory it writes (`directory_lock`).
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def directory_lock(directory: str) -> Iterator[None]:
+    """Holds `directory`/.lock for the block: one process writes a run directory at a
+    time.  A second one raises `DirectoryInUse` naming the holder (its pid, host and
+    start, written into the file).  The lock is an `fcntl.flock`, which the kernel
+    drops when its process dies, so a killed run's lock is taken over by the next one.
+    """
+    import fcntl
+    import socket
+    import time
+
+    from spotisim.errors import ConfigError, DirectoryInUse
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise ConfigError(f"{directory}: a file, not a directory (a run directory is "
+                          "written there)")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, LOCK_FILE)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
+            raise DirectoryInUse(f"{directory} is in use by {holder}: one process per run "
+                                 "directory (wait for it, or use another --run_dir)") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -647,3 +647,13 @@ def test_the_offline_evaluation_can_be_scored_by_another_user_model(tiny_world_d
     with pytest.raises(ConfigError, match="'nobody'"):
         run(tiny_world_dir, tmp_path / "run2", tmp_path / "cache", 0, config="baselines",
             extra=["run_experiment.offline_evaluator = 'nobody'"])
+
+
+def test_a_run_directory_in_use_is_refused_before_anything_is_written(tiny_world_dir,
+                                                                      tmp_path):
+    from spotisim.errors import DirectoryInUse
+    from spotisim.io_utils import directory_lock
+    with directory_lock(str(tmp_path / "run")):
+        with pytest.raises(DirectoryInUse, match="one process per run directory"):
+            run(tiny_world_dir, tmp_path / "run", tmp_path / "cache", 2)
+    assert os.listdir(tmp_path / "run") == [".lock"]

@@ -32,3 +32,40 @@ def test_atomic_file(tmp_path):
             raise ValueError
     assert open(p).read() == "ok"
     assert os.listdir(tmp_path) == ["f.txt"]
+
+
+def test_one_process_per_run_directory(tmp_path):
+    """A second holder is refused with the first one's pid; a holder killed with
+    SIGKILL leaves a lock the next process takes over; a file is not a directory."""
+    import signal
+    import subprocess
+    import sys
+
+    from spotisim.errors import ConfigError, DirectoryInUse
+    from spotisim.io_utils import directory_lock
+    run = tmp_path / "run"
+    with directory_lock(str(run)):
+        with pytest.raises(DirectoryInUse, match=f"in use by pid {os.getpid()} on "):
+            with directory_lock(str(run)):
+                pass
+    with directory_lock(str(run)):  # released at the end of the block
+        pass
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom spotisim.io_utils import "
+         "directory_lock\nwith directory_lock(sys.argv[1]):\n    print('held', flush=True)\n"
+         "    time.sleep(60)\n", str(run)], stdout=subprocess.PIPE, text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(DirectoryInUse, match=f"pid {holder.pid}"):
+            with directory_lock(str(run)):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with directory_lock(str(run)):  # the killed holder's lock is taken over
+        assert f"pid {os.getpid()}" in (run / ".lock").read_text()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="a file, not a directory"):
+        with directory_lock(str(tmp_path / "file")):
+            pass
