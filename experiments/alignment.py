@@ -164,14 +164,12 @@ def _calibration_selection(run: str, simulator: str, bindings: Sequence[str]) ->
     """The exposure calibration of `simulator` (fitted weights and the held-out log
     losses that chose its parts) on the reference run's data."""
     from experiments.user_model_cache import user_model_by_name
-    from experiments.assembly import without_shadowed_bindings
+    from experiments.assembly import parse_run_config
     from spotisim.data.datasets import load_dataset
     from spotisim.embeddings import build_embeddings
     gin.clear_config()
     try:
-        with open(os.path.join(run, "operative_config.gin")) as f:
-            gin.parse_config(without_shadowed_bindings(f.read()), skip_unknown=True)
-        gin.parse_config(list(bindings))
+        parse_run_config(run, bindings)
         data = load_dataset()
         emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
         cal = user_model_by_name(simulator, data, emb).calibration
@@ -186,7 +184,7 @@ def _slice_log_losses(run: str, simulators: Sequence[str], bindings: Sequence[st
     exposure-slice sessions every recalibration holds out (`ExposureCalibration.fit`'s
     20%, the same seed): what a team can choose its simulator by, with its logs and its
     slice and no ground truth.  {} when the data has no slice."""
-    from experiments.assembly import without_shadowed_bindings
+    from experiments.assembly import parse_run_config
     from experiments.user_model_cache import user_model_by_name
     from spotisim.data.datasets import load_dataset
     from spotisim.embeddings import build_embeddings
@@ -194,9 +192,7 @@ def _slice_log_losses(run: str, simulators: Sequence[str], bindings: Sequence[st
     from user_models.exposure_calibration import log_loss
     gin.clear_config()
     try:
-        with open(os.path.join(run, "operative_config.gin")) as f:
-            gin.parse_config(without_shadowed_bindings(f.read()), skip_unknown=True)
-        gin.parse_config(list(bindings))
+        parse_run_config(run, bindings)
         data = load_dataset()
         if data.exposure is None:
             return {}

@@ -6,7 +6,7 @@ made with another setup is refused on resume)."""
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import gin
 import numpy as np
@@ -164,6 +164,40 @@ def without_shadowed_bindings(config_text: str) -> str:
             continue
         keep.append(line)
     return "\n".join(keep) + "\n"
+
+
+#: The packages whose modules a run directory's config may import without trust.
+PROJECT_PACKAGES = ("spotisim", "agents", "user_models", "experiments")
+
+
+def checked_run_config(run_dir: str, trust: bool = False) -> str:
+    """A finished run's operative_config.gin, ready to re-parse, refusing what would run
+    code the run directory names: gin executes `import` lines and reads `include`d
+    files, and teams share run directories.  Imports of this project's own packages
+    (and gin's `from __gin__ import ...`) pass; any other import or include is a
+    ConfigError naming the file and line, unless `trust` (`--trust_run_dir`)."""
+    path = os.path.join(run_dir, "operative_config.gin")
+    with open(path) as f:
+        text = f.read()
+    if not trust:
+        for number, line in enumerate(text.splitlines(), 1):
+            words = line.split()
+            if not words or words[0] not in ("import", "from", "include"):
+                continue
+            top = words[1].strip("'\"").split(".")[0] if len(words) > 1 else ""
+            if words[0] != "include" and (top in PROJECT_PACKAGES or top == "__gin__"):
+                continue
+            raise ConfigError(f"{path} line {number}: {line.strip()!r} would run code the run "
+                              "directory names; only this project's packages are imported "
+                              "from a run directory (pass --trust_run_dir if you trust it)")
+    return without_shadowed_bindings(text)
+
+
+def parse_run_config(run_dir: str, bindings: Sequence[str] = (), trust: bool = False) -> None:
+    """Parses a finished run's configuration (`checked_run_config`), then `bindings`."""
+    gin.parse_config(checked_run_config(run_dir, trust), skip_unknown=True)
+    if bindings:
+        gin.parse_config(list(bindings))
 
 
 def refuse_shadowed_bindings() -> None:

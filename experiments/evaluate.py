@@ -25,7 +25,7 @@ from absl import flags
 from tf_agents.policies import py_tf_eager_policy
 
 from agents.registry import agent_spec_by_name
-from experiments.assembly import without_shadowed_bindings
+from experiments.assembly import parse_run_config
 from experiments.experiment import Experiment
 from experiments.policy_evaluation import BASELINES, MODEL_POLICIES, evaluate_policies
 from experiments.user_model_cache import fit_or_load_user_model, user_model_by_name
@@ -45,7 +45,8 @@ def evaluate_run(run_dir: str, user_models: Sequence[ScorerSpec], episodes: int 
                  seed: Optional[int] = None, also: Sequence[str] = (),
                  bindings: Sequence[str] = (), baselines: Optional[Sequence[str]] = None,
                  model_policies: Optional[Mapping[str, Callable]] = None,
-                 with_agent: bool = True) -> Dict[str, Dict[str, dict]]:
+                 with_agent: bool = True,
+                 trust_run_dir: bool = False) -> Dict[str, Dict[str, dict]]:
     """Scores the run's policy and its baselines (those its metrics.json lists, greedy
     on the user model it trained against included) under each user model, on the
     starts the run's own evaluation drew (its seed; `seed` overrides) or, with more
@@ -56,7 +57,11 @@ def evaluate_run(run_dir: str, user_models: Sequence[ScorerSpec], episodes: int 
     For the alignment study: `baselines` replaces the run's list (empty: the agent
     alone), `model_policies` adds policies on the trained model
     (`evaluate_policies`), `with_agent=False` leaves the agent out, and a user model
-    may be given as (name, factory(data, emb)) for one built otherwise (a hybrid)."""
+    may be given as (name, factory(data, emb)) for one built otherwise (a hybrid).
+
+    The run's config may import only this project's packages unless `trust_run_dir`
+    (`assembly.checked_run_config`); its saved policy is a SavedModel, which is code
+    too: evaluate runs whose authors you trust."""
     for name in also:
         if name not in BASELINES and name not in MODEL_POLICIES:
             raise ConfigError(f"--also {name!r}: not one of "
@@ -66,10 +71,8 @@ def evaluate_run(run_dir: str, user_models: Sequence[ScorerSpec], episodes: int 
     if not (os.path.exists(cfg) and os.path.exists(metrics_path)):
         raise ConfigError(f"{run_dir}: not a finished run (operative_config.gin and "
                           "metrics.json expected)")
-    with open(cfg) as f:  # what the run wired in code is wired again
-        gin.parse_config(without_shadowed_bindings(f.read()), skip_unknown=True)
-    if bindings:
-        gin.parse_config(list(bindings))
+    # What the run wired in code is wired again; nothing the run directory names runs.
+    parse_run_config(run_dir, bindings, trust=trust_run_dir)
     with open(metrics_path) as f:
         saved = json.load(f)
     agent = saved.get("agent")
@@ -154,13 +157,16 @@ def define_flags() -> None:
     flags.DEFINE_multi_string("gin_bindings", [], "gin bindings over the run's own")
     flags.DEFINE_multi_string("also", [], "a baseline to score beside those the run "
                               "reported (e.g. redundancy_greedy_user_model)")
+    flags.DEFINE_bool("trust_run_dir", False, "let the run's config import modules from "
+                      "outside this project (code the run directory names)")
 
 
 def _main() -> None:
     if not FLAGS.run_dir:
         raise ConfigError("--run_dir is required")
     results = evaluate_run(FLAGS.run_dir, FLAGS.user_model, FLAGS.episodes,
-                           also=FLAGS.also, bindings=FLAGS.gin_bindings)
+                           also=FLAGS.also, bindings=FLAGS.gin_bindings,
+                           trust_run_dir=FLAGS.trust_run_dir)
     with atomic_file(os.path.join(FLAGS.run_dir, "evaluation.json")) as f:
         json.dump(results, f, indent=1)
     _plot(os.path.join(FLAGS.run_dir, "evaluation.png"), results, FLAGS.user_model)

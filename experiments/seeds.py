@@ -116,7 +116,7 @@ def settings_tag(bindings: Sequence[str]) -> str:
 
 
 def reevaluated(seed_dir: str, episodes: int, also: Sequence[str] = (),
-                bindings: Sequence[str] = ()) -> dict:
+                bindings: Sequence[str] = (), trust_run_dir: bool = False) -> dict:
     """A finished run's policies scored online on `episodes` paired starts, in the shape
     of its metrics.json (mode 'online' only); cached as evaluation_<episodes>.json, and
     scored again when the cache lacks a policy of `also` (more baselines to score);
@@ -135,7 +135,7 @@ def reevaluated(seed_dir: str, episodes: int, also: Sequence[str] = (),
             gin.clear_config()
         try:
             results = evaluate_run(seed_dir, ["ground_truth"], episodes, also=also,
-                                   bindings=bindings)
+                                   bindings=bindings, trust_run_dir=trust_run_dir)
         finally:
             gin.clear_config()
         with atomic_file(path) as f:
@@ -161,6 +161,8 @@ def define_flags() -> None:
     flags.DEFINE_multi_string("also", [], "with --reevaluate_episodes: a baseline to score "
                               "beside those each run reported (e.g. "
                               "redundancy_greedy_user_model)")
+    flags.DEFINE_bool("trust_run_dir", False, "with --reevaluate_episodes: let the runs' "
+                      "configs import modules from outside this project")
 
 
 def _main() -> None:
@@ -172,7 +174,7 @@ def _main() -> None:
         seed_dir = os.path.join(run_dir, f"seed_{int(s)}")
         if FLAGS.reevaluate_episodes:
             outs.append(reevaluated(seed_dir, FLAGS.reevaluate_episodes, FLAGS.also,
-                                    FLAGS.gin_bindings))
+                                    FLAGS.gin_bindings, FLAGS.trust_run_dir))
             continue
         if FLAGS.summarize_only:
             path = os.path.join(seed_dir, "metrics.json")

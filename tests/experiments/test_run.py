@@ -114,8 +114,8 @@ run_mod.run_experiment({run_dir!r})
 @pytest.mark.slow  # end to end (CI runs it; -m 'not slow' skips it)
 def test_a_killed_and_resumed_run_ends_where_an_uninterrupted_one_does(tiny_world_dir,
                                                                        tmp_path):
-    """Killed after iteration 15 of 20 (checkpoints every 10), started again on the same
-    run directory: it resumes from the checkpoint at 10, and its agent, and so every
+    """Killed after iteration 8 of 10 (checkpoints every 5), started again on the same
+    run directory: it resumes from the checkpoint at 5, and its agent, and so every
     metric of it, equals the uninterrupted run's.  Replay contents, exploration and
     replay sampling streams and the environment's episodes all matter here: AH-DQN
     explores epsilon-greedily, samples its replay and draws episode starts."""
@@ -124,21 +124,21 @@ def test_a_killed_and_resumed_run_ends_where_an_uninterrupted_one_does(tiny_worl
 
     import tensorflow as tf
     cache = tmp_path / "cache"
-    # One baseline (the agent is what matters); checkpoints and evaluations every 10.
+    # One baseline (the agent is what matters); checkpoints and evaluations every 5.
     one_baseline = ["run_experiment.baselines = ['random']",
-                    "run_experiment.checkpoint_every = 10", "run_experiment.eval_every = 10"]
-    whole = run(tiny_world_dir, tmp_path / "whole", cache, 20, extra=one_baseline)
+                    "run_experiment.checkpoint_every = 5", "run_experiment.eval_every = 5"]
+    whole = run(tiny_world_dir, tmp_path / "whole", cache, 10, extra=one_baseline)
     bindings = tiny_bindings(tiny_world_dir, [f"fit_or_load_user_model.cache_dir = '{cache}'",
-                                              "run_experiment.num_iterations = 20"]
+                                              "run_experiment.num_iterations = 10"]
                              + one_baseline)
-    code = KILLED_RUN.format(kill_at=15, bindings=bindings, run_dir=str(tmp_path / "cut"))
+    code = KILLED_RUN.format(kill_at=8, bindings=bindings, run_dir=str(tmp_path / "cut"))
     child = subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(os.path.dirname(run_mod.CONFIG_DIR)),
                            capture_output=True, text=True, timeout=600)
     assert child.returncode == -9, child.stderr[-2000:]
-    assert tf.train.latest_checkpoint(str(tmp_path / "cut" / "checkpoints")).endswith("ckpt-10")
+    assert tf.train.latest_checkpoint(str(tmp_path / "cut" / "checkpoints")).endswith("ckpt-5")
     assert not os.path.exists(tmp_path / "cut" / "metrics.json")
-    resumed = run(tiny_world_dir, tmp_path / "cut", cache, 20, extra=one_baseline)
-    assert [e[0] for e in resumed["offline_evaluations"]] == [20]
+    resumed = run(tiny_world_dir, tmp_path / "cut", cache, 10, extra=one_baseline)
+    assert [e[0] for e in resumed["offline_evaluations"]] == [10]
     assert resumed["offline_evaluations"] == whole["offline_evaluations"][-1:]
     assert resumed["policies"]["ah_dqn"] == whole["policies"]["ah_dqn"]
     a = tf.saved_model.load(str(tmp_path / "whole" / "policy")).model_variables
@@ -657,3 +657,40 @@ def test_a_run_directory_in_use_is_refused_before_anything_is_written(tiny_world
         with pytest.raises(DirectoryInUse, match="one process per run directory"):
             run(tiny_world_dir, tmp_path / "run", tmp_path / "cache", 2)
     assert os.listdir(tmp_path / "run") == [".lock"]
+
+
+def test_a_run_directory_never_runs_code_it_names(four_iterations, tmp_path):
+    """A shared run directory whose config imports its own payload is refused, naming
+    the line, unless the user trusts it; the project's own imports pass."""
+    import shutil
+    import sys
+
+    from experiments import evaluate
+    from experiments.assembly import checked_run_config
+    run_dir = tmp_path / "shared_run"
+    shutil.copytree(four_iterations[1], run_dir)
+    (tmp_path / "payload_for_test.py").write_text(
+        f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    config = run_dir / "operative_config.gin"
+    config.write_text("import experiments.run\nimport payload_for_test\n" + config.read_text())
+    sys.path.insert(0, str(tmp_path))
+    try:
+        gin.clear_config()
+        with pytest.raises(ConfigError, match="line 2: 'import payload_for_test' would run "
+                                              "code the run directory names"):
+            evaluate.evaluate_run(str(run_dir), ["ground_truth"], episodes=2)
+        assert not (tmp_path / "ran").exists()
+        with pytest.raises(ConfigError, match="include"):
+            config.write_text("include '/somewhere/else.gin'\n" + config.read_text())
+            checked_run_config(str(run_dir))
+        checked_run_config(str(run_dir), trust=True)  # read, not parsed: nothing ran
+        assert not (tmp_path / "ran").exists()
+        gin.clear_config()
+        config.write_text("\n".join(config.read_text().splitlines()[1:]) + "\n")
+        from experiments.assembly import parse_run_config
+        parse_run_config(str(run_dir), trust=True)
+        assert (tmp_path / "ran").exists()  # trusted: its import ran
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("payload_for_test", None)
+        gin.clear_config()
