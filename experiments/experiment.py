@@ -36,6 +36,10 @@ class Experiment:
         should not be the one the agent trained against (a name
         `experiments.user_model_cache.user_model_by_name` knows, e.g.
         'sequential+calibrated'); policies still observe the trained-against model.
+      keep_checkpoints: keep the resumable state (checkpoints/, which carries the
+        replay buffer: 570 MB for the main job) when the run finishes, to extend it
+        later.  By default a finished run keeps what evaluation, re-scoring and the
+        report read (metrics, policy, episodes, config, plots) and drops it.
     """
 
     agent_fn: Optional[Callable] = None
@@ -47,3 +51,4 @@ class Experiment:
     seed: int = 0
     progress: bool = True
     offline_evaluator: Optional[str] = None
+    keep_checkpoints: bool = False

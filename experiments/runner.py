@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import sys
 import time
 from typing import Callable, Dict, Optional
@@ -111,11 +112,12 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
         trainer = Trainer(agent, train_env, segment_every=checkpoint_every, seed=seed,
                           reseed_env=train_builder.environment.reseed)
         # (The Checkpointer restores as it is built: check the setup first.)
-        if resume and tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")):
+        ckpt_dir = os.path.join(run_dir, "checkpoints")
+        if resume and tf.train.latest_checkpoint(ckpt_dir):
             refuse_changed_setup(os.path.join(run_dir, "operative_config.gin"),
                                  agent_fn.__name__)
-        ckpt = common.Checkpointer(os.path.join(run_dir, "checkpoints"), max_to_keep=2,
-                                   **trainer.checkpoint_items())
+        clear_stale_checkpoints(ckpt_dir, everything=not resume)
+        ckpt = common.Checkpointer(ckpt_dir, max_to_keep=2, **trainer.checkpoint_items())
         if resume:
             ckpt.initialize_or_restore()
         else:
@@ -177,4 +179,21 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
         json.dump(out, f, indent=1)
     plot_learning_curve(os.path.join(run_dir, "learning_curve.png"), losses, evals)
     plot_comparison(os.path.join(run_dir, "comparison.png"), metrics)
+    if not x.keep_checkpoints:  # finished: the resumable state goes (keep_checkpoints)
+        shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
     return out
+
+
+def clear_stale_checkpoints(ckpt_dir: str, everything: bool = False) -> None:
+    """Removes what a save cut short left in `ckpt_dir` (TensorFlow's `*_temp*`
+    directories), or, with `everything` (`--noresume`), the whole old state."""
+    if everything:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    elif os.path.isdir(ckpt_dir):
+        for name in os.listdir(ckpt_dir):
+            if "_temp" in name:
+                path = os.path.join(ckpt_dir, name)
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.remove(path)

@@ -49,7 +49,8 @@ def run(world, run_dir, cache, iterations, config="ah_dqn", resume=True, extra=(
 def test_main_job_writes_everything_and_resumes(tiny_world_dir, tmp_path):
     from tensorflow.python.framework import config as tf_config
     tf_config.disable_op_determinism()
-    out = run(tiny_world_dir, tmp_path / "run", tmp_path / "cache", 10)
+    keep = ["run_experiment.keep_checkpoints = True"]  # extended below
+    out = run(tiny_world_dir, tmp_path / "run", tmp_path / "cache", 10, extra=keep)
     # Deterministic kernels were on for the run only: later tests run as they do alone.
     assert not tf_config.is_op_determinism_enabled()
     for name in ARTEFACTS:
@@ -71,7 +72,7 @@ def test_main_job_writes_everything_and_resumes(tiny_world_dir, tmp_path):
     assert "create_ah_dqn_agent.units = 8" in open(tmp_path / "run" / "operative_config.gin").read()
     assert "ah_dqn" in run_mod.format_table(out)
     # Resume: the step count continues from the checkpoint (10 -> 15), nothing repeated.
-    out2 = run(tiny_world_dir, tmp_path / "run", tmp_path / "cache", 15)
+    out2 = run(tiny_world_dir, tmp_path / "run", tmp_path / "cache", 15, extra=keep)
     assert [e[0] for e in out2["offline_evaluations"]] == [15]
     from tf_agents.utils import common  # noqa: F401
     ckpts = sorted(os.listdir(tmp_path / "run" / "checkpoints"))
@@ -84,11 +85,15 @@ def test_main_job_writes_everything_and_resumes(tiny_world_dir, tmp_path):
     with pytest.raises(ConfigError, match="create_ah_dqn_agent.units: 8 then, 16 now"):
         run(tiny_world_dir, tmp_path / "run", tmp_path / "cache", 20,
             extra=["create_ah_dqn_agent.units = 16"])
-    # `--noresume` (resume=False) ignores the checkpoint at 15: 5 iterations from 0, one
-    # evaluation at 5.
+    # `--noresume` (resume=False) clears the checkpoint at 15 (and a temp directory a cut
+    # save left): 5 iterations from 0, one evaluation at 5.  Finished without
+    # keep_checkpoints, the run drops its resumable state.
+    os.makedirs(tmp_path / "run" / "checkpoints" / "ckpt-20_temp")
     out3 = run(tiny_world_dir, tmp_path / "run", tmp_path / "cache", 5, resume=False,
                extra=["run_experiment.baselines = ['random']"])
     assert [e[0] for e in out3["offline_evaluations"]] == [5] and out3["iterations"] == 5
+    assert not os.path.exists(tmp_path / "run" / "checkpoints")
+    assert os.path.exists(tmp_path / "run" / "policy" / "saved_model.pb")
 
 
 # Runs the main job in a child process and kills it (SIGKILL: no clean-up, no atexit)
@@ -694,3 +699,16 @@ def test_a_run_directory_never_runs_code_it_names(four_iterations, tmp_path):
         sys.path.remove(str(tmp_path))
         sys.modules.pop("payload_for_test", None)
         gin.clear_config()
+
+
+def test_a_cut_save_leaves_no_temp_directory_behind(tmp_path):
+    from experiments.runner import clear_stale_checkpoints
+    ckpt = tmp_path / "checkpoints"
+    os.makedirs(ckpt / "ckpt-7_temp" / "part")
+    (ckpt / "ckpt-5.index").write_text("x")
+    (ckpt / "checkpoint").write_text("x")
+    clear_stale_checkpoints(str(ckpt))
+    assert sorted(os.listdir(ckpt)) == ["checkpoint", "ckpt-5.index"]
+    clear_stale_checkpoints(str(ckpt), everything=True)
+    assert not ckpt.exists()
+    clear_stale_checkpoints(str(tmp_path / "none"))  # nothing there: nothing to do
