@@ -42,6 +42,11 @@ class ScaleOut:
       rows_per_shard: cut big log files into Parquet shards of about this many rows.
       preprocess_workers: files converted at once (default: one per core).
       restart_actors: the local launcher restarts an actor that dies.
+      private_network: the local launcher runs every role in a network namespace of
+        its own, with loopback only (`launcher.PrivateNetwork`): Reverb 0.14 listens
+        on every interface and cannot be told otherwise, so this is what keeps other
+        machines out of a local job.  False runs them on the host's network, where
+        the replay server is reachable by anyone who can reach this machine.
       evaluate: the learner runs the main job's final evaluation when it finishes.
     """
 
@@ -58,6 +63,7 @@ class ScaleOut:
     rows_per_shard: Optional[int] = 50_000
     preprocess_workers: Optional[int] = None
     restart_actors: bool = True
+    private_network: bool = True
     evaluate: bool = True
 
 

@@ -47,5 +47,9 @@ def serve_replay(root_dir: str, port: int, settings: ScaleOut) -> None:
     server = reverb.Server(tables, port=port, checkpointer=checkpointer)
     write_status(root_dir, "replay", {"pid": os.getpid(), "port": port,
                                        "address": f"{socket.gethostname()}:{port}"})
-    print(f"reverb server on port {port}", flush=True)
+    # Reverb 0.14 binds every interface of the network namespace it runs in; the local
+    # role gives it one with loopback only (launcher.PrivateNetwork).
+    print(f"reverb server listening on [::]:{port} (every interface of its network "
+          f"namespace; interfaces here: "
+          f"{', '.join(name for _, name in socket.if_nameindex())})", flush=True)
     server.wait()

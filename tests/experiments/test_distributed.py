@@ -219,3 +219,37 @@ def test_prepare_refuses_a_root_dir_prepared_differently(sharded_world, tmp_path
             dist.prepare(root)
     finally:
         gin.clear_config()
+
+
+def test_the_local_roles_network_is_unreachable_from_outside(tmp_path):
+    """Reverb listens on every interface; in the local role's private namespace that is
+    loopback only: a server there is reached from a process in the namespace and
+    refused from this one (the host's network)."""
+    import socket
+    import subprocess
+    import sys
+
+    from experiments.distributed.launcher import PrivateNetwork, free_port
+    net = PrivateNetwork()
+    port = free_port()
+    try:
+        server = subprocess.Popen(net.command([sys.executable, "-c", (
+            "import socket, sys\n"
+            "s = socket.socket(socket.AF_INET6)\n"
+            f"s.bind(('::', {port})); s.listen()\n"
+            "print([n for _, n in socket.if_nameindex()], flush=True)\n"
+            "c, _ = s.accept(); c.sendall(b'hi'); sys.stdin.read()\n")]),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert server.stdout.readline().strip() == "['lo']"
+        inside = subprocess.run(net.command([sys.executable, "-c", (
+            "import socket\n"
+            f"print(socket.create_connection(('localhost', {port}), timeout=5).recv(2))\n")]),
+            capture_output=True, text=True, timeout=60)
+        assert inside.stdout.strip() == "b'hi'", inside.stderr
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("localhost", port), timeout=5)
+        server.stdin.close()
+        server.wait(10)
+    finally:
+        net.close()
+    assert net.holder.poll() is not None
