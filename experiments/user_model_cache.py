@@ -15,7 +15,7 @@ from spotisim import determinism
 from spotisim.data.datasets import Dataset
 from user_models import load_user_model
 from user_models.base import AbstractUserModel
-from user_models.exposure_calibration import calibrated
+from user_models.exposure_calibration import calibrated, popularity_feature
 from user_models.ground_truth import GroundTruthUserModel
 from user_models.leave_hazard import leave_model_class, load_leave_model
 from user_models.sequential import SequentialUserModel
@@ -115,7 +115,9 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
         model.save(path)
     model = attach_leave_hazard(model, data, embeddings, cache_dir=path)
     if calibrate_on_exposure:
-        model = calibrated(model, data.exposure, model_dir=path)
+        counts = getattr(data.log.catalog, "play_counts", None)
+        model = calibrated(model, data.exposure, model_dir=path,
+                           popularity=None if counts is None else popularity_feature(counts))
     return model
 
 

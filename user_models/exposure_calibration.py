@@ -79,6 +79,27 @@ def log_loss(p: np.ndarray, y: np.ndarray) -> float:
     return float(-(y * np.log(p) + (1 - y) * np.log1p(-p)).mean()) if len(y) else float("nan")
 
 
+def _row_log_loss(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, np.float64), EPS, 1 - EPS)
+    y = np.asarray(y, np.float64)
+    return -(y * np.log(p) + (1 - y) * np.log1p(-p))
+
+
+def _clustered_mean(values: np.ndarray, sessions: np.ndarray):
+    """The mean of per-row `values` and its standard error with rows clustered by
+    session (rows of one session are not independent)."""
+    values = np.asarray(values, np.float64)
+    if len(values) == 0:
+        return 0.0, float("inf")
+    _, codes = np.unique(sessions, return_inverse=True)
+    sums = np.bincount(codes, weights=values)
+    counts = np.bincount(codes)
+    mean = float(values.sum() / counts.sum())
+    resid = sums - mean * counts
+    se = float(np.sqrt((resid ** 2).sum()) / counts.sum())
+    return mean, se
+
+
 def within_log(leave_model):
     """The leave model held to its log's support where it can be (`LeaveHead.within_log`;
     a model without a recorded range, or of another class, as it is)."""
@@ -92,7 +113,7 @@ def exposure_rows(model: AbstractUserModel, exposure: ExposureLog, leave_model=N
     """The randomly exposed rows of the slice, as the model sees them (its P(leave)
     from `leave_model`, default its own).
 
-    Returns (listen rows: `logit_p`, `rho`, `listened`, `session`; leave rows:
+    Returns (listen rows: `logit_p`, `rho`, `listened`, `session`, `track`; leave rows:
     `logit_h`, `left`, `session`), every row after position `explore_from`."""
     log = exposure.log
     tracks, skipped, mask, context, listener, mood, _ = log_histories(log)
@@ -111,7 +132,8 @@ def exposure_rows(model: AbstractUserModel, exposure: ExposureLog, leave_model=N
     exposed = mask & (np.arange(L)[None, :] >= start)
     session = np.broadcast_to(np.arange(S)[:, None], (S, L))
     listen = {"logit_p": _logit(probs[exposed]), "rho": rho[exposed],
-              "listened": (~skipped)[exposed], "session": session[exposed]}
+              "listened": (~skipped)[exposed], "session": session[exposed],
+              "track": tracks[exposed].astype(np.int64)}
     hz = (leave_model or model.leave_hazard).hazards(tracks, (~skipped).astype(np.float32))
     lengths = log.lengths
     cap = int(lengths.max())
@@ -125,8 +147,9 @@ def exposure_rows(model: AbstractUserModel, exposure: ExposureLog, leave_model=N
 
 @dataclasses.dataclass
 class ExposureCalibration:
-    """Fitted correction: `listen` = (a, b, c), `leave` = (v0, v1); `selection` holds
-    the held-out log losses with and without it."""
+    """Fitted correction: `listen` = (a, b, c), or (a, b, c, d) with the track's
+    popularity in the log (`popularity_feature`) as a fourth input, `leave` = (v0, v1);
+    `selection` holds the held-out log losses with and without it."""
 
     listen: Tuple[float, float, float] = (0.0, 1.0, 0.0)
     leave: Tuple[float, float] = (0.0, 1.0)
@@ -134,7 +157,12 @@ class ExposureCalibration:
 
     @classmethod
     def fit(cls, model: AbstractUserModel, exposure: ExposureLog, holdout: float = 0.2,
-            seed: int = 0, ridge: float = 1e-3) -> "ExposureCalibration":
+            seed: int = 0, ridge: float = 1e-3,
+            popularity: Optional[np.ndarray] = None) -> "ExposureCalibration":
+        """Fits the correction on 80% of the slice's sessions and keeps each part only
+        where it predicts the other 20% better.  With `popularity` (per catalogue
+        track, `popularity_feature`), P(listen) is fitted with and without it and the
+        variant with the lower held-out log loss is the candidate."""
         if getattr(model, "leave_hazard", None) is None:
             raise UserModelError(f"{type(model).__name__} has no leave model to calibrate "
                                  "(leave_hazard)")
@@ -150,14 +178,40 @@ class ExposureCalibration:
 
         lt, lh = split(listen)
         vt, vh = split(leave)
-        a = fit_logistic(np.stack([lt["logit_p"], lt["rho"]], 1), lt["listened"], ridge)
+
+        def inputs(rows, with_popularity):
+            cols = [rows["logit_p"], rows["rho"]]
+            if with_popularity:
+                cols.append(np.asarray(popularity, np.float64)[rows["track"]])
+            return np.stack(cols, 1)
+
+        variants, row_losses = {}, {}
+        for with_popularity in ((False, True) if popularity is not None else (False,)):
+            a = fit_logistic(inputs(lt, with_popularity), lt["listened"], ridge)
+            held_in = np.concatenate([np.ones((len(lh["listened"]), 1)),
+                                      inputs(lh, with_popularity)], axis=1)
+            p = _sigmoid(held_in @ a)
+            variants[with_popularity] = (tuple(float(x) for x in a),
+                                         log_loss(p, lh["listened"]))
+            row_losses[with_popularity] = _row_log_loss(p, lh["listened"])
+        # Popularity is read only where it predicts the held-out sessions better by
+        # more than their noise (a paired difference twice its session-clustered
+        # standard error): a gain the slice cannot tell from chance changes nothing.
+        best = False
+        if True in variants:
+            gain, se = _clustered_mean(row_losses[False] - row_losses[True], lh["session"])
+            best = bool(gain > 2 * se)
         v = fit_logistic(vt["logit_h"][:, None], vt["left"], ridge)
-        out = cls(tuple(float(x) for x in a), tuple(float(x) for x in v))
+        out = cls(variants[best][0], tuple(float(x) for x in v))
         selection = {
             "listen_rows_held_out": int(len(lh["listened"])),
             "listen_log_loss_base": log_loss(_sigmoid(lh["logit_p"]), lh["listened"]),
-            "listen_log_loss_calibrated": log_loss(out.listen_prob(_sigmoid(lh["logit_p"]),
-                                                                   lh["rho"]), lh["listened"]),
+            "listen_log_loss_calibrated": variants[best][1],
+            "listen_uses_popularity": bool(best),
+            **({"listen_log_loss_without_popularity": variants[False][1],
+                "listen_log_loss_with_popularity": variants[True][1],
+                "popularity_gain": gain, "popularity_gain_se": se}
+               if True in variants else {}),
             "leave_rows_held_out": int(len(vh["left"])),
             "leave_log_loss_base": log_loss(_sigmoid(vh["logit_h"]), vh["left"]),
             "leave_log_loss_calibrated": log_loss(out.leave_prob(_sigmoid(vh["logit_h"])),
@@ -173,9 +227,21 @@ class ExposureCalibration:
         return cls(out.listen if selection["listen_kept"] else cls.listen,
                    out.leave if selection["leave_kept"] else cls.leave, selection)
 
-    def listen_prob(self, p: np.ndarray, rho: np.ndarray) -> np.ndarray:
-        a, b, c = self.listen
-        return _sigmoid(a + b * _logit(p) + c * np.asarray(rho, np.float64))
+    @property
+    def uses_popularity(self) -> bool:
+        return len(self.listen) == 4
+
+    def listen_prob(self, p: np.ndarray, rho: np.ndarray,
+                    popularity: Optional[np.ndarray] = None) -> np.ndarray:
+        """Corrected P(listen); `popularity` (of the same tracks) when `uses_popularity`."""
+        a, b, c = self.listen[:3]
+        x = a + b * _logit(p) + c * np.asarray(rho, np.float64)
+        if self.uses_popularity:
+            if popularity is None:
+                raise UserModelError("this exposure calibration reads the tracks' "
+                                     "popularity: give it (popularity_feature)")
+            x = x + self.listen[3] * np.asarray(popularity, np.float64)
+        return _sigmoid(x)
 
     def leave_prob(self, h: np.ndarray) -> np.ndarray:
         h = np.asarray(h, np.float64)
@@ -209,18 +275,26 @@ class ExposureCalibratedUserModel(AbstractUserModel):
 
     cascades = True
 
-    def __init__(self, base: AbstractUserModel, calibration: ExposureCalibration):
+    def __init__(self, base: AbstractUserModel, calibration: ExposureCalibration,
+                 popularity: Optional[np.ndarray] = None):
         if getattr(base, "leave_hazard", None) is None:
             raise UserModelError(f"{type(base).__name__} has no leave model (leave_hazard)")
+        if calibration.uses_popularity and popularity is None:
+            raise UserModelError("this exposure calibration reads the tracks' popularity: "
+                                 "give it (popularity_feature)")
         self.base, self.calibration = base, calibration
+        self.popularity = None if popularity is None else np.asarray(popularity, np.float64)
         self.leave_hazard = base.leave_hazard
         self.leave_model = within_log(base.leave_hazard)
         self.max_slate_size = base.max_slate_size
         self.track_ids = base.track_ids
 
+    def _popularity(self, tracks):
+        return None if self.popularity is None else self.popularity[np.asarray(tracks)]
+
     def _calibrated(self, history, tracks, p, rho):
         return np.where(~history.lined_up(tracks),
-                        self.calibration.listen_prob(p, rho), p)
+                        self.calibration.listen_prob(p, rho, self._popularity(tracks)), p)
 
     def _redundancy_at(self, history, slate, k, before):
         """The redundancy of slate position k after the history and the slate's earlier
@@ -257,7 +331,8 @@ class ExposureCalibratedUserModel(AbstractUserModel):
         for k in range(K):
             p = self.base._predict(history, slate, responses)[:, k]
             rho = self._redundancy_at(history, slate, k, responses[:, :k])
-            probs[:, k] = np.where(free[:, k], self.calibration.listen_prob(p, rho), p)
+            probs[:, k] = np.where(free[:, k], self.calibration.listen_prob(
+                p, rho, self._popularity(slate[:, k])), p)
             responses[:, k] = uniforms[:, k] < probs[:, k]
         return probs, responses, None
 
@@ -270,28 +345,42 @@ class ExposureCalibratedUserModel(AbstractUserModel):
         return np.where(~history.lined_up(slate), self.calibration.leave_prob(h), h)
 
 
-def calibration_path(model_dir: str, exposure: ExposureLog) -> str:
+def popularity_feature(play_counts: np.ndarray) -> np.ndarray:
+    """Per catalogue track, log(1 + plays in the log), standardised: the popularity the
+    calibration may read (what most-popular policies pick by, and what the slice's
+    popularity-drawn exposures show the model mis-rates)."""
+    x = np.log1p(np.asarray(play_counts, np.float64))
+    return (x - x.mean()) / max(float(x.std()), 1e-12)
+
+
+def calibration_path(model_dir: str, exposure: ExposureLog,
+                     popularity: Optional[np.ndarray] = None) -> str:
     """Where the calibration on this exposure slice is cached beside the model."""
     import hashlib
     import inspect
     import sys
-    key = hashlib.sha1((exposure.log.content_digest() + str(exposure.explore_from) +
+    pop = "" if popularity is None else hashlib.sha1(
+        np.ascontiguousarray(popularity, np.float64).tobytes()).hexdigest()
+    key = hashlib.sha1((exposure.log.content_digest() + str(exposure.explore_from) + pop +
                         inspect.getsource(sys.modules[__name__])).encode()).hexdigest()[:12]
     return os.path.join(model_dir, f"exposure_calibration-{key}.json")
 
 
 def calibrated(model: AbstractUserModel, exposure: Optional[ExposureLog],
-               model_dir: Optional[str] = None) -> ExposureCalibratedUserModel:
-    """`model` recalibrated on `exposure` (cached in `model_dir` when given)."""
+               model_dir: Optional[str] = None,
+               popularity: Optional[np.ndarray] = None) -> ExposureCalibratedUserModel:
+    """`model` recalibrated on `exposure` (cached in `model_dir` when given); with
+    `popularity` (`popularity_feature`) the calibration may read it, where that
+    predicts the held-out slice sessions better."""
     if exposure is None:
         raise UserModelError("calibrating on an exposure slice needs one: generate the world "
                              "with ensure_synthetic_world.exploration_sessions > 0, or give "
                              "load_dataset.exposure_path (a team's own random-exposure log)")
-    path = calibration_path(model_dir, exposure) if model_dir else None
+    path = calibration_path(model_dir, exposure, popularity) if model_dir else None
     if path and os.path.exists(path):
         cal = ExposureCalibration.load(path)
     else:
-        cal = ExposureCalibration.fit(model, exposure)
+        cal = ExposureCalibration.fit(model, exposure, popularity=popularity)
         if path:
             cal.save(path)
-    return ExposureCalibratedUserModel(model, cal)
+    return ExposureCalibratedUserModel(model, cal, popularity)

@@ -132,3 +132,38 @@ def test_a_slice_that_skips_everything_lowers_p_listen_off_the_logged_path(world
     assert len(list(tmp_path.glob("exposure_calibration-*.json"))) == 1
     with pytest.raises(UserModelError, match="exposure slice"):
         calibrated(model, None)
+
+
+def test_the_popularity_input_by_hand_and_chosen_on_the_held_out_slice(world):
+    """logit' = a + b logit + c rho + d popularity, by hand; and on a slice whose listens
+    follow popularity beyond what the model says, the fit reads popularity because the
+    held-out sessions say so (a slice without that effect is fitted both ways, and the
+    choice is the lower held-out log loss either way)."""
+    base = _Rates([0.5, 0.6, 0.7, 0.8])
+    pop = np.array([-1.0, 0.0, 1.0, 2.0])
+    cal = ExposureCalibration(listen=(-0.2, 0.5, -1.0, 0.7))
+    with pytest.raises(UserModelError, match="popularity"):
+        ExposureCalibratedUserModel(base, cal)
+    model = ExposureCalibratedUserModel(base, cal, pop)
+    got = model.predict(History.empty(1), np.array([[1, 3]]))
+    for k, t in enumerate([1, 3]):
+        assert got[0, k] == pytest.approx(1 / (1 + np.exp(-(
+            -0.2 + 0.5 * _logit(base.rates[t]) - 1.0 * t / 10 + 0.7 * pop[t]))))
+
+    log, exposed = world
+    fitted = _fitted(log)
+    popularity = np.random.default_rng(1).normal(size=len(log.catalog))
+    planted = copy.copy(exposed)
+    planted.columns = dict(exposed.columns)
+    explored = exposed.positions > 10
+    planted.columns["skip_2"] = np.where(explored, popularity[exposed.tracks] < 0,
+                                         exposed.columns["skip_2"])
+    with_pop = ExposureCalibration.fit(fitted, ExposureLog(planted, 10), popularity=popularity)
+    s = with_pop.selection
+    assert s["listen_uses_popularity"] and with_pop.uses_popularity
+    assert s["listen_log_loss_with_popularity"] < s["listen_log_loss_without_popularity"]
+    assert with_pop.listen[3] > 1.0
+    plain = ExposureCalibration.fit(fitted, ExposureLog(exposed, 10), popularity=popularity)
+    p = plain.selection
+    assert p["listen_uses_popularity"] == (p["listen_log_loss_with_popularity"]
+                                           < p["listen_log_loss_without_popularity"])
