@@ -95,8 +95,14 @@ def evaluate_run(run_dir: str, user_models: Sequence[ScorerSpec], episodes: int 
         bound = gin.get_bindings("PlaylistEnvironment")
     observes = bound.get("observe_scores") or bound.get("score_features")
     on_model = set(MODEL_POLICIES) | set(model_policies)
-    trained = (fit_or_load_user_model(data, emb)
-               if observes or on_model & set(baselines) else None)
+    try:  # the model the run trained against (`run_experiment.simulator`)
+        simulator = gin.query_parameter("run_experiment.simulator")
+    except ValueError:
+        simulator = None
+    trained = None
+    if observes or on_model & set(baselines):
+        trained = (user_model_by_name(simulator, data, emb) if simulator
+                   else fit_or_load_user_model(data, emb))
     agents = {}
     if agent is not None and with_agent:
         agents[agent] = (lambda env: py_tf_eager_policy.SavedModelPyTFEagerPolicy(

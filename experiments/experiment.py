@@ -36,6 +36,9 @@ class Experiment:
         should not be the one the agent trained against (a name
         `experiments.user_model_cache.user_model_by_name` knows, e.g.
         'sequential+calibrated'); policies still observe the trained-against model.
+      simulator: the user model the agent trains against, by name (`user_model_by_name`:
+        'min(sequential,taste,logistic)', 'sequential+calibrated', ...); None (the
+        default) is `fit_or_load_user_model`'s, as its gin bindings say.
       keep_checkpoints: keep the resumable state (checkpoints/, which carries the
         replay buffer: 570 MB for the main job) when the run finishes, to extend it
         later.  By default a finished run keeps what evaluation, re-scoring and the
@@ -51,4 +54,5 @@ class Experiment:
     seed: int = 0
     progress: bool = True
     offline_evaluator: Optional[str] = None
+    simulator: Optional[str] = None
     keep_checkpoints: bool = False

@@ -73,6 +73,8 @@ def run_experiment(run_dir: str, resume: bool = True,
     x = experiment if experiment is not None else Experiment()
     if x.offline_evaluator:  # a misnamed evaluator fails before anything is written
         check_user_model_name(x.offline_evaluator, "run_experiment.offline_evaluator")
+    if x.simulator:
+        check_user_model_name(x.simulator, "run_experiment.simulator")
     # One process per run directory: a second one would interleave checkpoints.
     with directory_lock(run_dir):
         return _run_experiment(run_dir, resume, x)
@@ -90,7 +92,8 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
     data = load_dataset()
     emb_obj = build_embeddings(data.train, unlabelled=data.log)
     emb = emb_obj.aligned_to(data.log.catalog)
-    user_model = fit_or_load_user_model(data, emb)
+    user_model = (user_model_by_name(x.simulator, data, emb) if x.simulator
+                  else fit_or_load_user_model(data, emb))
     # Resolved before training (a slice it needs and lacks fails now, not after).
     evaluator = (user_model_by_name(x.offline_evaluator, data, emb)
                  if x.offline_evaluator else None)

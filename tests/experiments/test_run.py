@@ -712,3 +712,25 @@ def test_a_cut_save_leaves_no_temp_directory_behind(tmp_path):
     clear_stale_checkpoints(str(ckpt), everything=True)
     assert not ckpt.exists()
     clear_stale_checkpoints(str(tmp_path / "none"))  # nothing there: nothing to do
+
+
+def test_an_agent_can_train_against_a_named_simulator(tiny_world_dir, tmp_path):
+    """`run_experiment.simulator` names the model the run trains against (and greedy
+    reads): an ensemble here, whose offline answers differ from its first member's;
+    an unknown name is one clear error before anything is written."""
+    base = ["run_experiment.baselines = ('random', 'greedy_user_model')"]
+    alone = run(tiny_world_dir, tmp_path / "alone", tmp_path / "cache", 0, config="baselines",
+                extra=base)
+    both = run(tiny_world_dir, tmp_path / "both", tmp_path / "cache", 0, config="baselines",
+               extra=base + ["run_experiment.simulator = 'min(logistic,position_prior)'"])
+    for policy in ("random", "greedy_user_model"):
+        assert (both["policies"][policy]["offline"]["episode_rewards"]
+                != alone["policies"][policy]["offline"]["episode_rewards"])
+        assert (both["policies"]["random"]["online"]["episode_rewards"]
+                == alone["policies"]["random"]["online"]["episode_rewards"])
+    assert "run_experiment.simulator = 'min(logistic,position_prior)'" in open(
+        tmp_path / "both" / "operative_config.gin").read()
+    with pytest.raises(ConfigError, match="run_experiment.simulator 'nobody'"):
+        run(tiny_world_dir, tmp_path / "bad", tmp_path / "cache", 0, config="baselines",
+            extra=["run_experiment.simulator = 'nobody'"])
+    assert not os.path.exists(tmp_path / "bad")
