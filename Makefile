@@ -26,8 +26,11 @@ LOG ?= data/default/log
 inspect: $(STAMP)
 	$(BIN)/python -m spotisim.data.inspect $(LOG)
 
+# Two test processes (the CI box has 2 cores; the tiny configs are mostly
+# single-threaded Python), each test file in one process (its fixtures built once).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_read.py

@@ -167,12 +167,49 @@ def ensemble_members(name: str) -> Optional[Tuple[str, List[str]]]:
     return None
 
 
+def _calibrated_ensemble(name: str) -> Optional[str]:
+    """The ensemble of `<ensemble>+calibrated` (None for other names)."""
+    suffix = "+" + CALIBRATED
+    if name.endswith(suffix) and ensemble_members(name[:-len(suffix)]) is not None:
+        return name[:-len(suffix)]
+    return None
+
+
+def calibrated_ensemble(ensemble: str, data: Dataset, embeddings: np.ndarray,
+                        cache_dir: Optional[str] = None) -> AbstractUserModel:
+    """An ensemble (`min(...)`) recalibrated on the data's exposure slice as one model:
+    the ensemble ranks like its members' pessimist, and the slice sets its level.  The
+    calibration is cached under `cache_dir`, keyed by the name, the data and the code
+    of `user_models/` (default: where `fit_or_load_user_model` caches models)."""
+    import glob
+    if cache_dir is None:
+        try:
+            cache_dir = gin.query_parameter("fit_or_load_user_model.cache_dir")
+        except ValueError:
+            cache_dir = "runs/cache/user_models"
+    model = user_model_by_name(ensemble, data, embeddings)
+    sources = "".join(open(f).read() for f in sorted(glob.glob(os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "user_models", "*.py"))))
+    key = _digest(ensemble, data.source, data.train.content_digest(),
+                  data.val.content_digest(), sources,
+                  sorted(determinism.fingerprint().items()))
+    directory = os.path.join(cache_dir, f"ensemble-{key}")
+    os.makedirs(directory, exist_ok=True)
+    counts = getattr(data.log.catalog, "play_counts", None)
+    return calibrated(model, data.exposure, model_dir=directory,
+                      popularity=None if counts is None else popularity_feature(counts))
+
+
 def check_user_model_name(name: str, setting: str = "user model") -> None:
     """Raises ConfigError, naming `setting`, unless `user_model_by_name` can know
     `name` (checked before anything is fitted, trained or written)."""
     from spotisim.errors import ConfigError
     from user_models.registry import learned_user_models
     registered = learned_user_models()
+    whole = _calibrated_ensemble(name)
+    if whole is not None:
+        check_user_model_name(whole, setting)
+        return
     ensemble = ensemble_members(name)
     if ensemble is not None:
         if len(ensemble[1]) < 2:
@@ -190,8 +227,8 @@ def check_user_model_name(name: str, setting: str = "user model") -> None:
     raise ConfigError(f"{setting} {name!r}: not one of ground_truth, "
                       f"{', '.join(registered)} (each may end in '+{CALIBRATED}': "
                       "recalibrated on the data's exposure slice), an ensemble of them "
-                      "('mean(sequential,taste)', 'min(...)'), nor a saved user-model "
-                      "directory")
+                      "('mean(sequential,taste)', 'min(...)', either ending in "
+                      "'+calibrated'), nor a saved user-model directory")
 
 
 def user_model_by_name(name: str, data: Dataset, embeddings: np.ndarray) -> AbstractUserModel:
@@ -199,7 +236,8 @@ def user_model_by_name(name: str, data: Dataset, embeddings: np.ndarray) -> Abst
     only), a registered learned model (`sequential`, `logistic`, ...; fitted on the
     data or reused from the cache), the same ending in `+calibrated` (recalibrated on
     the data's exposure slice), an ensemble of those (`mean(sequential,taste)`,
-    `min(...)`: `EnsembleUserModel`), or a saved user-model directory."""
+    `min(...)`: `EnsembleUserModel`; ending in `+calibrated`, recalibrated as one
+    model), or a saved user-model directory."""
     from spotisim.errors import ConfigError
     from user_models.composite import EnsembleUserModel
     from user_models.registry import learned_user_models
@@ -208,6 +246,9 @@ def user_model_by_name(name: str, data: Dataset, embeddings: np.ndarray) -> Abst
     if ensemble is not None:
         return EnsembleUserModel([user_model_by_name(m, data, embeddings)
                                   for m in ensemble[1]], ensemble[0])
+    whole = _calibrated_ensemble(name)
+    if whole is not None:  # an ensemble recalibrated as one model
+        return calibrated_ensemble(whole, data, embeddings)
     if name == "ground_truth":
         if not data.synthetic:
             raise ConfigError("user model 'ground_truth' needs the synthetic world's data")

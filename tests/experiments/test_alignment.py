@@ -184,6 +184,12 @@ def test_the_slice_chooses_the_simulator_without_ground_truth(tmp_path):
     assert got["position_prior"]["log_loss"] == pytest.approx(
         -np.mean(y * np.log(p) + (~y) * np.log(1 - p)), rel=1e-6)
     assert emb.shape[0] == len(data.log.catalog)
+    # An ensemble recalibrated as one model is scored the same way (and cached in the
+    # run's model cache, not the working directory's).
+    whole = alignment._slice_log_losses(str(run), ["min(logistic,position_prior)+calibrated"],
+                                        [])["min(logistic,position_prior)+calibrated"]
+    assert whole["rows"] == rows.sum() and np.isfinite(whole["log_loss"])
+    assert any(d.startswith("ensemble-") for d in os.listdir(tmp_path / "cache"))
     # Without a slice, 'auto' cannot choose: one clear error before any scoring.
     (run / "operative_config.gin").write_text("\n".join(bindings[:2]) + "\n")
     assert alignment._slice_log_losses(str(run), ["position_prior"], []) == {}

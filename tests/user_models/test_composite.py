@@ -116,7 +116,9 @@ def test_ensemble_names_are_checked_before_anything_is_fitted():
     assert ensemble_members("min(sequential, taste)") == ("min", ["sequential", "taste"])
     assert ensemble_members("sequential") is None
     check_user_model_name("mean(sequential+calibrated,logistic)")
+    check_user_model_name("min(sequential,logistic)+calibrated")  # recalibrated as one
     for bad, why in (("mean(sequential)", "at least two"),
+                     ("min(sequential)+calibrated", "at least two"),
                      ("min(sequential,ground_truth)", "learned models"),
                      ("min(sequential,nope)", "'nope'")):
         with pytest.raises(ConfigError, match=why):
