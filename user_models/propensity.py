@@ -11,13 +11,13 @@ propensity the platform logged, gives back p(u | x) (Horvitz-Thompson; the numer
 may be any function of what the model sees).
 
 The weights here are stabilised and clipped, since raw 1 / p spans four orders of
-magnitude on the default world (Kish's effective sample size: 0.4% of the rows):
+magnitude on the default world (`benchmarks/propensity_weights.py`):
   - log(1 / p) is centred by additive effects of (context type, position) and of
     (context type, track), fitted by a few backfitting sweeps.  The numerator this
     amounts to is a function of what the model sees, so the correction holds; what is
     left is the part of the propensity that the hidden taste explains, the part the
-    correction is for.  (On the default world the track and position effects alone
-    carry most of the spread: the effective sample rises from 0.4% to 34% at clip 10.)
+    correction is for.  (On the default world: Kish's effective sample 0.02% of the
+    rows unclipped, 34% at clip 10.)
   - weights above `clip` are cut to `clip` (bias towards the unweighted fit, for less
     variance), and the result rescaled to mean 1.
 """
@@ -68,3 +68,18 @@ def effective_sample_size(weights: np.ndarray) -> float:
     """Kish's effective sample size of weighted rows: (sum w)^2 / sum w^2."""
     w = np.asarray(weights, np.float64)
     return float(w.sum() ** 2 / max((w ** 2).sum(), 1e-300))
+
+
+def session_ips_weights(log: SessionLog, clip: float) -> np.ndarray:
+    """float [rows]: weights for the whole history, the product of each row's
+    stabilised per-row weight (`ips_weights` unclipped) and those before it in its
+    session, clipped at `clip` and rescaled to mean 1: what a correction of the history
+    the model reads, not only of the current pick, would weigh by."""
+    if not clip > 1.0:
+        raise ConfigError(f"propensity clip must be a number > 1, got {clip}")
+    step = np.log(ips_weights(log, clip=np.inf))
+    total = np.cumsum(step)
+    start = log.offsets[:-1]
+    before = np.repeat(total[start] - step[start], log.lengths)
+    w = np.minimum(np.exp(total - before), clip)
+    return w / w.mean() if len(w) else w

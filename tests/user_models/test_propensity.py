@@ -67,3 +67,16 @@ def test_the_weighted_gru_fits_on_a_log_with_propensities(tmp_path):
     again = SequentialUserModel.load(str(tmp_path / "m"))
     assert again.config["propensity_clip"] == 10.0
     np.testing.assert_allclose(again.predict_sessions(val), pw, rtol=1e-5)
+
+
+def test_whole_history_weights_by_hand():
+    """Per-row weights [1.6, 0.4, 0.4, 1.6] (above) multiplied along each session:
+    [1.6, 0.64] and [0.4, 0.64], rescaled to mean 1."""
+    from user_models.propensity import session_ips_weights
+    expect = np.array([1.6, 0.64, 0.4, 0.64])
+    np.testing.assert_allclose(session_ips_weights(hand_log([0.1, 0.4, 0.4, 0.1]), 100),
+                               expect / expect.mean())
+    clipped = np.minimum(expect, 1.0)
+    np.testing.assert_allclose(session_ips_weights(hand_log([0.1, 0.4, 0.4, 0.1]), 1.0001),
+                               np.minimum(expect, 1.0001) / np.minimum(expect, 1.0001).mean())
+    assert clipped.max() == 1.0
