@@ -115,10 +115,16 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
         model.save(path)
     model = attach_leave_hazard(model, data, embeddings, cache_dir=path)
     if calibrate_on_exposure:
-        counts = getattr(data.log.catalog, "play_counts", None)
         model = calibrated(model, data.exposure, model_dir=path,
-                           popularity=None if counts is None else popularity_feature(counts))
+                           popularity=_log_popularity(data))
     return model
+
+
+def _log_popularity(data: Dataset) -> Optional[np.ndarray]:
+    """Each catalogue track's popularity in the log (`popularity_feature`), which the
+    exposure calibration may read; None where the catalogue has no play counts."""
+    counts = getattr(data.log.catalog, "play_counts", None)
+    return None if counts is None else popularity_feature(counts)
 
 
 def _gin_bindings(model_ctor) -> dict:
@@ -195,9 +201,8 @@ def calibrated_ensemble(ensemble: str, data: Dataset, embeddings: np.ndarray,
                   sorted(determinism.fingerprint().items()))
     directory = os.path.join(cache_dir, f"ensemble-{key}")
     os.makedirs(directory, exist_ok=True)
-    counts = getattr(data.log.catalog, "play_counts", None)
     return calibrated(model, data.exposure, model_dir=directory,
-                      popularity=None if counts is None else popularity_feature(counts))
+                      popularity=_log_popularity(data))
 
 
 def check_user_model_name(name: str, setting: str = "user model") -> None:
