@@ -30,18 +30,16 @@ from spotisim import cli
 from spotisim.errors import ConfigError
 from spotisim.gin_utils import parse_gin
 from spotisim.io_utils import atomic_file
-from spotisim.stats import t95
+from spotisim.stats import mean_interval
 
 METRICS = ("skip_rate", "mean_episode_reward", "mean_episode_length", "diversity", "coverage")
 
 
 def interval(values: Sequence[float]) -> Dict[str, float]:
-    """Mean and half-width of the 95% t-interval (0 for a single value)."""
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
-    if len(v) == 0:
-        return {"mean": float("nan"), "ci95": float("nan"), "n": 0}
-    half = 0.0 if len(v) < 2 else t95(len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return {"mean": float(v.mean()), "ci95": float(half), "n": int(len(v))}
+    """Mean and half-width of the 95% t-interval (0 for a single value; missing
+    values left out): `stats.mean_interval` in the summary's form."""
+    m = mean_interval([np.nan if x is None else x for x in values])
+    return {"mean": m["mean"], "ci95": m["hi"] - m["mean"], "n": m["n"]}
 
 
 def paired_differences(outs: List[dict], baseline: str = "greedy_user_model",
