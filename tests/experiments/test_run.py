@@ -286,6 +286,7 @@ def test_real_mssd_slice_end_to_end(mssd_sample_path, tmp_path):
 
 def test_seed_summary_arithmetic():
     from experiments import seeds
+    from spotisim.stats import t95
     r = seeds.interval([1.0, 2.0, 3.0])
     # mean 2, sd 1, n 3: half-width = 4.303 * 1 / sqrt(3).
     assert r["mean"] == pytest.approx(2.0) and r["ci95"] == pytest.approx(4.303 / 3 ** 0.5, abs=1e-3)
@@ -296,9 +297,9 @@ def test_seed_summary_arithmetic():
     assert "+-" in seeds.format_table(s)
     # Exact t quantiles for any number of seeds (tables: t_0.975 = 4.303 at 2 df,
     # 2.201 at 11 df, 2.042 at 30 df), never the normal 1.96.
-    assert seeds.t95(2) == pytest.approx(4.303, abs=1e-3)
-    assert seeds.t95(11) == pytest.approx(2.201, abs=1e-3)
-    assert seeds.t95(30) == pytest.approx(2.042, abs=1e-3)
+    assert t95(2) == pytest.approx(4.303, abs=1e-3)
+    assert t95(11) == pytest.approx(2.201, abs=1e-3)
+    assert t95(30) == pytest.approx(2.042, abs=1e-3)
     # Paired differences: per seed (agent - greedy) = 1.0 and 3.0 -> mean 2, sd sqrt(2),
     # half-width 12.706 * sqrt(2) / sqrt(2) = 12.706.
     outs = [{"policies": {"greedy_user_model": {"online": {"mean_episode_reward": g}},
