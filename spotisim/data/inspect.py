@@ -3,7 +3,8 @@
     python -m spotisim.data.inspect LOG_PATH [--tracks TRACKS_PATH] [--on-error drop]
 
 Streams the log (any size), validates it and prints a summary: sessions, rows, tracks,
-skip rates, context mix, session-length and skip-by-position tables.  A data problem
+skip rates, context mix, session-length and skip-by-position tables, and, for a log
+with listener ids, sessions per listener.  A data problem
 prints one line naming file, line and column, and exits with status 1.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from spotisim.data.catalog import TrackCatalog
-from spotisim.data.schema import SKIP_COLUMNS
+from spotisim.data.schema import LISTENER_COLUMN, SKIP_COLUMNS
 from spotisim.data.sessions import iter_session_tables
 from spotisim.data.validation import DropReport
 from spotisim import cli
@@ -45,6 +46,8 @@ class LogSummary:
     shuffle_rows: int = 0
     track_hashes: set = dataclasses.field(default_factory=set)
     skip_column: str = "skip_2"
+    # Sessions per listener (hash of the id -> count), for a log with listener ids.
+    listener_sessions: Optional[collections.Counter] = None
 
     def update(self, table) -> None:
         n = table.num_rows
@@ -68,6 +71,11 @@ class LogSummary:
                                  .to_numpy(zero_copy_only=False).sum())
         ids = table.column("track_id_clean").to_numpy(zero_copy_only=False)
         self.track_hashes.update(pd.util.hash_array(ids.astype(object)).tolist())
+        if LISTENER_COLUMN in table.column_names:
+            who = table.column(LISTENER_COLUMN).to_numpy(zero_copy_only=False)[starts]
+            if self.listener_sessions is None:
+                self.listener_sessions = collections.Counter()
+            self.listener_sessions.update(pd.util.hash_array(who.astype(object)).tolist())
 
     def to_dict(self) -> dict:
         rows = max(self.rows, 1)
@@ -85,7 +93,18 @@ class LogSummary:
             "length_share": {int(k): v / sessions for k, v in sorted(self.length_counts.items())},
             "skip_by_position": {int(p): self.pos_skips[p] / self.pos_rows[p]
                                  for p in range(1, MAX_POSITION + 1) if self.pos_rows[p]},
+            **self._listener_dict(),
         }
+
+    def _listener_dict(self) -> dict:
+        """Sessions per listener, for a log with listener ids (else nothing)."""
+        if not self.listener_sessions:
+            return {}
+        n = np.asarray(list(self.listener_sessions.values()))
+        return {"listeners": int(len(n)), "sessions_per_listener": {
+            "mean": float(n.mean()), "median": float(np.median(n)),
+            "p90": float(np.percentile(n, 90)), "max": int(n.max()),
+            "one_session_share": float((n == 1).mean())}}
 
 
 def summarize(log_path: str, tracks_path: Optional[str] = None, *, skip_column: str = "skip_2",
@@ -127,6 +146,12 @@ def format_summary(s: dict) -> str:
     lines.append("flag rates        " + "  ".join(
         f"{k} {100 * v:.1f}%" for k, v in s["flag_rates"].items()))
     lines.append(f"premium {100 * s['premium_rate']:.1f}%   shuffle {100 * s['shuffle_rate']:.1f}%")
+    if "listeners" in s:
+        per = s["sessions_per_listener"]
+        lines.append(f"listeners         {s['listeners']:>12,}")
+        lines.append(f"sessions per listener  mean {per['mean']:.1f}  median {per['median']:.0f}"
+                     f"  p90 {per['p90']:.0f}  max {per['max']}  "
+                     f"one session {100 * per['one_session_share']:.1f}%")
     lines.append("context types     " + "  ".join(
         f"{k} {100 * v:.1f}%" for k, v in s["context_share"].items()))
     lines.append("")

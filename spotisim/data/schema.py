@@ -100,9 +100,15 @@ SESSION_LOG_COLUMNS: Tuple[ColumnSpec, ...] = (
 #: - logging_propensity: the probability the platform's logging policy gave the row's
 #:   track, given the session so far (what inverse-propensity fits weigh by,
 #:   `user_models.propensity`; the synthetic world writes it).
+#: - listener_id: who listened (MSSD leaves it out to stay anonymous; a team's own log
+#:   has it).  One listener per session; a listener's sessions are ordered in time by
+#:   (date, hour_of_day, session_id).  Without it each session is its own anonymous
+#:   listener.
 PROPENSITY_COLUMN = "logging_propensity"
+LISTENER_COLUMN = "listener_id"
 OPTIONAL_SESSION_LOG_COLUMNS: Tuple[ColumnSpec, ...] = (
     ColumnSpec(PROPENSITY_COLUMN, "float", 0, 1, open_low=True),
+    ColumnSpec(LISTENER_COLUMN, "str"),
 )
 
 ACOUSTIC_VECTOR_COLUMNS: Tuple[str, ...] = tuple(f"acoustic_vector_{i}" for i in range(8))

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spotisim.data.catalog import CatalogBuilder, TrackCatalog
-from spotisim.data.schema import (CONTEXT_TYPES, OPTIONAL_SESSION_LOG_COLUMNS,
+from spotisim.data.schema import (CONTEXT_TYPES, LISTENER_COLUMN, OPTIONAL_SESSION_LOG_COLUMNS,
                                   REASONS_END, REASONS_START, SESSION_LOG_COLUMNS,
                                   SESSION_LOG_SCHEMA, SKIP_COLUMNS)
 from spotisim.data.sessions import iter_session_tables
@@ -40,6 +40,8 @@ ROW_COLUMNS = BOOL_COLUMNS + INT_COLUMNS + CODED_COLUMNS + ("date",)
 # Beyond MSSD, kept where the log has them (`schema.OPTIONAL_SESSION_LOG_COLUMNS`).
 OPTIONAL_FLOAT_COLUMNS = tuple(c.name for c in OPTIONAL_SESSION_LOG_COLUMNS
                                if c.kind == "float")
+# The listener id is kept as codes into vocab[LISTENER_COLUMN], like the coded columns.
+OPTIONAL_COLUMNS = OPTIONAL_FLOAT_COLUMNS + (LISTENER_COLUMN,)
 _EPOCH = np.datetime64("1970-01-01", "D")
 
 
@@ -49,11 +51,15 @@ def _default_vocab() -> Dict[str, list]:
             "hist_user_behavior_reason_end": list(REASONS_END)}
 
 
-def _encode(values: np.ndarray, vocab: list) -> np.ndarray:
-    """Integer codes of `values` in `vocab`, appending unseen values to `vocab`."""
+def _encode(values: np.ndarray, vocab: list, dtype=np.int16,
+            lookup: Optional[dict] = None) -> np.ndarray:
+    """Integer codes of `values` in `vocab`, appending unseen values to `vocab` (and to
+    `lookup`, the value -> code index of `vocab`, when given: kept across chunks for a
+    vocabulary as large as the listeners)."""
     codes, uniques = pd.factorize(values)
-    lookup = {v: i for i, v in enumerate(vocab)}
-    mapped = np.empty(len(uniques), dtype=np.int16)
+    if lookup is None:
+        lookup = {v: i for i, v in enumerate(vocab)}
+    mapped = np.empty(len(uniques), dtype=dtype)
     for j, v in enumerate(uniques):
         if v not in lookup:
             lookup[v] = len(vocab)
@@ -71,7 +77,8 @@ class SessionLog:
       tracks: int32 [R] catalog index of each played track.
       columns: per-row arrays of the other MSSD columns (bool, small ints, category
         codes into `vocab`, `date` as days since 1970-01-01), and of the optional
-        columns the log has (`logging_propensity`: float64).
+        columns the log has (`logging_propensity`: float64; `listener_id`: int32 codes
+        into vocab['listener_id']).
       vocab: column -> list of category names, for the coded columns.
       catalog: the `TrackCatalog` the track indices point into.
       skip_column: which flag defines "skipped" (default skip_2, as the MSSD challenge).
@@ -186,20 +193,45 @@ class SessionLog:
                           self.vocab, self.catalog, self.skip_column)
 
     def split(self, fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1), *,
-              seed: int = 0) -> Tuple["SessionLog", "SessionLog", "SessionLog"]:
+              seed: int = 0, new_listeners: float = 0.1
+              ) -> Tuple["SessionLog", "SessionLog", "SessionLog"]:
         """Train / validation / test split by session (no session is cut in two).
 
-        Sessions are assigned by a seeded permutation; the same seed gives the same split.
+        Without listener ids, sessions are assigned by a seeded permutation; the same
+        seed gives the same split.
+
+        With listener ids, the split follows time (`time_order`): the earliest sessions
+        train, the next validate, the latest test, so no model trains on a session later
+        than one it is scored on, and each listener's sessions keep their order.  A
+        seeded share `new_listeners` of the listeners seen in the test period are kept
+        out of training and validation altogether: their earlier sessions are in no
+        split, so they reach the test split as new listeners (as they would in
+        production).  The time cuts fall at `fractions` of all sessions; training and
+        validation lose the sessions left out.  Each split lists its sessions in time
+        order.
         """
         fr = np.asarray(fractions, dtype=np.float64)
         if fr.shape != (3,) or (fr < 0).any() or abs(fr.sum() - 1.0) > 1e-6:
             raise ConfigError(f"split fractions must be three non-negative numbers summing "
                               f"to 1, got {fractions}")
-        perm = np.random.default_rng(seed).permutation(self.num_sessions)
+        if not 0.0 <= new_listeners < 1.0:
+            raise ConfigError(f"split: new_listeners must be in [0, 1), got {new_listeners}")
         n_train = int(round(fr[0] * self.num_sessions))
         n_val = int(round(fr[1] * self.num_sessions))
-        parts = (perm[:n_train], perm[n_train:n_train + n_val], perm[n_train + n_val:])
-        return tuple(self.subset(np.sort(p)) for p in parts)  # type: ignore[return-value]
+        if not self.has_listeners:
+            perm = np.random.default_rng(seed).permutation(self.num_sessions)
+            parts = (perm[:n_train], perm[n_train:n_train + n_val], perm[n_train + n_val:])
+            return tuple(self.subset(np.sort(p)) for p in parts)  # type: ignore[return-value]
+        order = self.time_order()
+        who = self.session_listeners[order]
+        test_period = np.unique(who[n_train + n_val:])
+        rng = np.random.default_rng(seed)
+        held = rng.permutation(test_period)[:int(round(new_listeners * len(test_period)))]
+        keep = ~np.isin(who, held)
+        keep[n_train + n_val:] = True       # their test-period sessions stay in test
+        cuts = (slice(0, n_train), slice(n_train, n_train + n_val),
+                slice(n_train + n_val, None))
+        return tuple(self.subset(order[c][keep[c]]) for c in cuts)  # type: ignore[return-value]
 
     def with_skip_column(self, skip_column: str) -> "SessionLog":
         return SessionLog(self.session_ids, self.offsets, self.tracks, self.columns,
@@ -227,13 +259,46 @@ class SessionLog:
         cols["date"] = pa.array((self.columns["date"].astype("timedelta64[D]") + _EPOCH))
         table = pa.table([cols[c.name] for c in SESSION_LOG_COLUMNS], schema=SESSION_LOG_SCHEMA)
         for name in self.optional_columns:
-            table = table.append_column(name, pa.array(self.columns[name]))
+            values = self.columns[name]
+            if name == LISTENER_COLUMN:
+                values = np.asarray(self.vocab[name], dtype=object)[values].tolist()
+                table = table.append_column(name, pa.array(values, pa.string()))
+            else:
+                table = table.append_column(name, pa.array(values))
         return table
 
     @property
     def optional_columns(self) -> Tuple[str, ...]:
         """The optional columns beyond MSSD's this log has (schema order)."""
-        return tuple(c for c in OPTIONAL_FLOAT_COLUMNS if c in self.columns)
+        return tuple(c for c in OPTIONAL_COLUMNS if c in self.columns)
+
+    # ------------------------------------------------------------------ listeners and time
+    @property
+    def has_listeners(self) -> bool:
+        """Whether the log says who listened (a listener_id column)."""
+        return LISTENER_COLUMN in self.columns
+
+    @property
+    def session_listeners(self) -> np.ndarray:
+        """int [S]: each session's listener, as a code into vocab['listener_id']; in a
+        log without listener ids each session is its own anonymous listener, coded
+        -1 - s (never equal to another session's)."""
+        if not self.has_listeners:
+            return -1 - np.arange(self.num_sessions, dtype=np.int64)
+        return self.columns[LISTENER_COLUMN][self.offsets[:-1]].astype(np.int64)
+
+    @property
+    def num_listeners(self) -> int:
+        """Distinct listeners of the log (sessions, in a log without ids)."""
+        return len(np.unique(self.session_listeners))
+
+    def time_order(self) -> np.ndarray:
+        """int [S]: the sessions in time order, as MSSD's columns give it: by date, then
+        hour of day (of each session's first row), then session id."""
+        first = self.offsets[:-1]
+        ids = pd.factorize(self.session_ids, sort=True)[0]  # rank of the id as a string
+        return np.lexsort((ids, self.columns["hour_of_day"][first],
+                           self.columns["date"][first])).astype(np.int64)
 
     # ------------------------------------------------------------------ processed format
     def save(self, directory: str) -> None:
@@ -268,7 +333,7 @@ class SessionLog:
         lengths = sess.column("length").to_numpy()
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         columns = {c: rows.column(c).to_numpy(zero_copy_only=False)
-                   for c in ROW_COLUMNS + OPTIONAL_FLOAT_COLUMNS if c in rows.column_names}
+                   for c in ROW_COLUMNS + OPTIONAL_COLUMNS if c in rows.column_names}
         return cls(sess.column("session_id").to_numpy(zero_copy_only=False), offsets,
                    rows.column("track").to_numpy(), columns, meta["vocab"],
                    TrackCatalog.load(directory), meta["skip_column"])
@@ -278,45 +343,18 @@ class SessionLog:
     def from_arrow_chunks(cls, chunks, catalog: Optional[TrackCatalog] = None,
                           skip_column: str = "skip_2", on_error: str = "raise",
                           report: Optional[DropReport] = None) -> "SessionLog":
-        """Builds a log from an iterable of `Chunk`s of complete, validated sessions.
-
-        A session id seen before (in an earlier chunk or file) raises under
-        on_error='raise'; under 'drop' the later copy is dropped and counted in
-        `report` (the first stays)."""
-        from spotisim.data.validation import session_mask
+        """Builds a log from an iterable of `Chunk`s of complete, validated sessions,
+        each id once (as `iter_session_tables` yields them)."""
         builder = None if catalog is not None else CatalogBuilder()
         vocab = _default_vocab()
         ids, lengths, tracks = [], [], []
         cols: Dict[str, list] = {c: [] for c in ROW_COLUMNS}
-        first_seen: Dict[str, Tuple[str, int]] = {}
+        listener_lookup: dict = {}
         for chunk in chunks:
             t = chunk.table
             sid = t.column("session_id").to_numpy(zero_copy_only=False)
             pos = t.column("session_position").to_numpy()
             starts = np.nonzero(pos == 1)[0]
-            dup = np.zeros(len(starts), bool)
-            for j, s in enumerate(starts):  # duplicate session ids across chunks / files
-                key = sid[s]
-                if key in first_seen:
-                    if on_error != "drop":
-                        raise DataValidationError(
-                            f"session {key!r} appears twice (first at {first_seen[key][0]} "
-                            f"line {first_seen[key][1]})", path=chunk.path,
-                            line=chunk.line_of(int(s)), column="session_id")
-                    dup[j] = True
-                else:
-                    first_seen[key] = (chunk.path, chunk.line_of(int(s)))
-            if dup.any():
-                marked = np.zeros(len(pos), bool)
-                marked[starts[dup]] = True
-                drop = session_mask(marked, starts, len(pos))
-                if report is not None:
-                    report.add("session id appears twice", int(dup.sum()), int(drop.sum()))
-                chunk = chunk.take(np.nonzero(~drop)[0])
-                t = chunk.table
-                sid = t.column("session_id").to_numpy(zero_copy_only=False)
-                pos = t.column("session_position").to_numpy()
-                starts = np.nonzero(pos == 1)[0]
             if builder is not None:
                 idx = builder.indices(t.column("track_id_clean").to_numpy(zero_copy_only=False))
             else:
@@ -334,6 +372,10 @@ class SessionLog:
             for c in OPTIONAL_FLOAT_COLUMNS:
                 if c in t.column_names:
                     cols.setdefault(c, []).append(t.column(c).to_numpy().astype(np.float64))
+            if LISTENER_COLUMN in t.column_names:
+                cols.setdefault(LISTENER_COLUMN, []).append(_encode(
+                    t.column(LISTENER_COLUMN).to_numpy(zero_copy_only=False),
+                    vocab.setdefault(LISTENER_COLUMN, []), np.int32, listener_lookup))
         cat_rows = np.concatenate(tracks) if tracks else np.zeros(0, np.int32)
         if builder is not None:
             catalog = TrackCatalog(builder.track_ids())

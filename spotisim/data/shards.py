@@ -31,6 +31,8 @@ from spotisim.errors import ConfigError, SpotisimError
 from spotisim.io_utils import atomic_file
 
 PARQUET = ".parquet"
+#: 2: shards keep the optional columns (propensity, listener id); 1 (or none) dropped them.
+SHARD_FORMAT = 2
 
 
 def shard_stem(path: str) -> str:
@@ -55,7 +57,8 @@ def _up_to_date(src: str, output_dir: str, stem: str, rows_per_shard: Optional[i
     with open(path) as f:
         meta = json.load(f)
     shards = [os.path.join(output_dir, n) for n in meta["shards"]]
-    if meta.get("rows_per_shard") != rows_per_shard or not all(map(os.path.exists, shards)):
+    if meta.get("rows_per_shard") != rows_per_shard or not all(map(os.path.exists, shards)) \
+            or meta.get("format") != SHARD_FORMAT:
         return None
     return shards
 
@@ -88,7 +91,9 @@ def convert_shard(src: str, output_dir: str, rows_per_shard: Optional[int] = Non
 
     for chunk in iter_session_tables(src, on_error=on_error,
                                      chunk_rows=min(rows_per_shard or 100_000, 100_000)):
-        table = chunk.table.select(SESSION_LOG_SCHEMA.names).cast(SESSION_LOG_SCHEMA)
+        # MSSD's columns, then the optional ones the log has (`iter_chunks` reads them).
+        table = chunk.table.cast(pa.schema(
+            list(SESSION_LOG_SCHEMA) + list(chunk.table.schema)[len(SESSION_LOG_SCHEMA):]))
         if rows_per_shard:  # cut at the first session start at or after the limit
             starts = np.nonzero(table.column("session_position").to_numpy() == 1)[0]
             while True:
@@ -105,7 +110,7 @@ def convert_shard(src: str, output_dir: str, rows_per_shard: Optional[int] = Non
         write()
     with atomic_file(_manifest(output_dir, stem)) as f:
         json.dump({"source": os.path.abspath(src), "rows_per_shard": rows_per_shard,
-                   "shards": names}, f)
+                   "shards": names, "format": SHARD_FORMAT}, f)
     return [os.path.join(output_dir, n) for n in names]
 
 

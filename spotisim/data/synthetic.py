@@ -131,7 +131,9 @@ class SyntheticWorld:
     # ------------------------------------------------------------------ session log
     def simulate_sessions(self, rng: np.random.Generator, n: int,
                           explore_from: Optional[int] = None,
-                          propensities: bool = False) -> Dict[str, np.ndarray]:
+                          propensities: bool = False,
+                          schedule: Optional[Dict[str, np.ndarray]] = None
+                          ) -> Dict[str, np.ndarray]:
         """Plays n logged sessions: the logging policy picks, the hidden truth responds.
 
         With `explore_from` = h, the tracks after the first h are exposed at random by
@@ -143,6 +145,10 @@ class SyntheticWorld:
         propensity of each played track (`played_propensities`): what a platform logs.
         The draws are the same with or without.
 
+        With `schedule` (n sessions of `Listeners.schedule`: a world whose listeners
+        return), each session is that listener on that day and hour, and the result
+        also has listener_id, day and hour (what the log writes).
+
         Returns a dict of padded [n, max_length] arrays (tracks, listened, prob, and
         with `explore_from` explored, with `propensities` propensity) and [n] arrays
         (length, listener, context, shuffle, mood).
@@ -151,7 +157,7 @@ class SyntheticWorld:
         if propensities and explore_from is not None:
             raise ConfigError("simulate_sessions: propensities are the logging policy's; "
                               "an exploration log has none")
-        state = self.new_sessions(rng, n)
+        state = self.new_sessions(rng, n, None if schedule is None else schedule["row"])
         scores = self.logging_policy.scores(rng, state)
         pools = self.logging_policy.draw(rng, scores)
         shuffle = rng.random(n) < 0.311
@@ -188,6 +194,9 @@ class SyntheticWorld:
                "shuffle": shuffle}
         if explored is not None:
             sim["explored"] = explored
+        if schedule is not None:
+            sim.update(listener_id=self.listeners.listener_names(schedule["listener"]),
+                       day=schedule["day"], hour=schedule["hour"])
         if propensities:
             sim["propensity"] = played_propensities(scores, tracks, shuffle, c.pool_size)
         return sim
@@ -251,6 +260,10 @@ def generate(out_dir: str, num_sessions: int = 10_000, seed: int = 0,
     policy's probability of each row's track given the session before it, as a
     platform logs it (`played_propensities`); every other byte is the same.
 
+    In a world whose listeners return (`WorldConfig.listener_days` > 0) the log has a
+    listener_id column and spans that many days; hidden_sessions.parquet's `listener`
+    is then the session's listener-day row (`Listeners`).
+
     Returns:
       Paths: {'log': ..., 'tracks': ..., 'world': ..., 'hidden': ...} (and
       'exploration' with an exploration log).
@@ -273,6 +286,10 @@ def generate(out_dir: str, num_sessions: int = 10_000, seed: int = 0,
     world.save(paths["world"])
     per_shard = -(-num_sessions // num_shards)
     hidden = {"session_id": [], "listener": [], "context": [], "shuffle": [], "mood": []}
+    # Who listens when: drawn for the whole log at once (a listener's sessions span the
+    # shards), from a stream of its own.
+    schedule = world.listeners.schedule(np.random.default_rng([seed, 10]), num_sessions) \
+        if config.returning else None
     with atomic_dir(paths["log"]) as log_tmp:
         for shard in range(num_shards):
             n_shard = min(per_shard, num_sessions - shard * per_shard)
@@ -282,7 +299,11 @@ def generate(out_dir: str, num_sessions: int = 10_000, seed: int = 0,
             tables = []
             for start in range(0, n_shard, block_sessions):
                 n = min(block_sessions, n_shard - start)
-                sim = world.simulate_sessions(rng, n, propensities=propensities)
+                first = shard * per_shard + start
+                block = None if schedule is None else \
+                    {k: v[first:first + n] for k, v in schedule.items()}
+                sim = world.simulate_sessions(rng, n, propensities=propensities,
+                                              schedule=block)
                 table, sids = world.session_log_table(sim, rng, session_prefix=str(shard))
                 tables.append(table)
                 hidden["session_id"] += sids
@@ -339,8 +360,16 @@ def main(argv=None) -> int:
     parser.add_argument("--listeners", type=int, default=None)
     parser.add_argument("--propensities", action="store_true",
                         help="also write the logging policy's propensity of each row")
+    parser.add_argument("--listener-days", type=int, default=0,
+                        help="listeners return over this many days (0: anonymous sessions)")
+    parser.add_argument("--taste-drift", type=float, default=0.0,
+                        help="per-day drift of a returning listener's taste")
     args = parser.parse_args(argv)
     overrides = {}
+    if args.listener_days:
+        overrides["listener_days"] = args.listener_days
+    if args.taste_drift:
+        overrides["taste_drift"] = args.taste_drift
     if args.tracks:
         overrides["num_tracks"] = args.tracks
     if args.listeners:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spotisim.data.readers import Chunk
-from spotisim.data.schema import ColumnSpec
+from spotisim.data.schema import LISTENER_COLUMN, ColumnSpec
 from spotisim.errors import ConfigError, DataValidationError
 
 POLICIES = ("raise", "drop")
@@ -203,6 +203,13 @@ def structure_problems(table: pa.Table, starts: np.ndarray) -> List[Problem]:
     if bad_len.any():
         out.append(Problem("session_length does not match the number of rows of the "
                            "session (rows missing or extra)", "session_length", bad_len))
+    if LISTENER_COLUMN in table.column_names:  # a session belongs to one listener
+        who = table.column(LISTENER_COLUMN).combine_chunks()
+        first_who = who.take(pa.array(starts[run_id]))
+        bad = pc.not_equal(who, first_who).to_numpy(zero_copy_only=False)
+        if bad.any():
+            out.append(Problem("listener_id differs within one session (a session belongs "
+                               "to one listener)", LISTENER_COLUMN, bad))
     return out
 
 

@@ -57,6 +57,15 @@ class WorldConfig:
         (the reason a long-horizon policy can beat greedy here).
       pool_size: tracks the logging policy lines up for a session.
       seed: the world's seed (tracks, listeners); session draws take their own seed.
+      listener_days / listener_activity_sd / taste_drift: listeners who return
+        (0 days = the world before listener ids, byte for byte: each logged session
+        draws its listener uniformly and the log does not say who listened).  With N
+        days, the log spans N days and writes listener_id; each listener's share of the
+        sessions is lognormal with sd `listener_activity_sd` (a heavy tail: a few
+        listeners return often, many once or twice), and the listener's taste takes a
+        random walk of sd `taste_drift` per day (un-normalised, then unit length), so it
+        persists and drifts slowly between sessions.  Within a session everything
+        (mood, boredom, leaving) is as before.
     """
 
     num_tracks: int = 5000
@@ -92,6 +101,9 @@ class WorldConfig:
     boredom_decay: float = 0.9
     boredom_keep: float = 0.7
     boredom_ref: float = 2.143
+    listener_days: int = 0
+    listener_activity_sd: float = 1.0
+    taste_drift: float = 0.0
 
     @staticmethod
     def saved_with_defaults(saved: dict) -> dict:
@@ -132,4 +144,13 @@ class WorldConfig:
             raise ConfigError("WorldConfig needs boredom_weight >= 0, 0 <= boredom_decay < 1 "
                               f"and 0 <= boredom_keep < 1, got {self.boredom_weight}, "
                               f"{self.boredom_decay}, {self.boredom_keep}")
+        if self.listener_days < 0 or self.listener_activity_sd < 0 or self.taste_drift < 0:
+            raise ConfigError("WorldConfig needs listener_days, listener_activity_sd and "
+                              f"taste_drift >= 0, got {self.listener_days}, "
+                              f"{self.listener_activity_sd}, {self.taste_drift}")
         return self
+
+    @property
+    def returning(self) -> bool:
+        """Whether listeners return across days (and the log says who listened)."""
+        return self.listener_days > 0

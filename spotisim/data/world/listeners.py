@@ -1,5 +1,11 @@
 """The listeners: a taste mixing one or two genres plus personal noise, a pickiness
-(logit bias) and premium status; and how a session starts (listener, context, mood)."""
+(logit bias) and premium status; and how a session starts (listener, context, mood).
+
+In a world whose listeners return (`WorldConfig.listener_days` > 0) the arrays are
+indexed by listener-day, row l * days + d: listener l's taste on day d, after d days of
+drift.  The hidden key of a session is that row, so the ground truth, the logging
+policy and the response model read a drifted taste with no change of their own.
+"""
 
 from __future__ import annotations
 
@@ -27,12 +33,54 @@ class Listeners:
     @classmethod
     def generate(cls, config: WorldConfig, catalogue: Catalogue,
                  rng: np.random.Generator) -> "Listeners":
-        """Draws the listeners from `rng` (the world's stream, after the catalogue)."""
+        """Draws the listeners from `rng` (the world's stream, after the catalogue); in
+        a world whose listeners return, their daily drift from a stream of its own."""
         c = config
         taste = cls.draw_tastes(c, catalogue, rng, c.num_listeners)
         bias = c.listener_bias_sd * rng.normal(size=c.num_listeners)
         premium = rng.random(c.num_listeners) < 0.81
+        if c.returning:
+            days = c.listener_days
+            steps = np.random.default_rng([c.seed, 11]).normal(
+                size=(c.num_listeners, days, c.latent_dim))
+            steps[:, 0] = 0.0  # day 0 is the drawn taste
+            walk = taste[:, None, :] + c.taste_drift * np.cumsum(steps, axis=1)
+            taste = _unit(walk).reshape(-1, c.latent_dim)
+            bias, premium = np.repeat(bias, days), np.repeat(premium, days)
         return cls(c, taste, bias, premium)
+
+    @property
+    def num_rows(self) -> int:
+        """Rows of the arrays: listeners, or listener-days in a world whose listeners
+        return."""
+        return len(self.listener_taste)
+
+    def listener_of_row(self, rows: np.ndarray) -> np.ndarray:
+        """The listener of each hidden row (the row itself without returning)."""
+        return np.asarray(rows) // max(self.config.listener_days, 1)
+
+    def schedule(self, rng: np.random.Generator, n: int) -> dict:
+        """Who listens when, for n logged sessions of a world whose listeners return:
+        each listener's share is lognormal (sd `listener_activity_sd`), the day uniform
+        over `listener_days`, the hour as MSSD's.  Sorted by (day, hour), as a log is
+        written.  Returns arrays [n]: listener, day, hour and row (the hidden key)."""
+        from spotisim.data.world.writer import HOUR_WEIGHTS
+        c = self.config
+        if not c.returning:
+            raise ValueError("schedule: this world's listeners do not return")
+        activity = rng.lognormal(0.0, c.listener_activity_sd, c.num_listeners)
+        listener = rng.choice(c.num_listeners, size=n, p=activity / activity.sum())
+        day = rng.integers(0, c.listener_days, n)
+        hour = rng.choice(24, size=n, p=HOUR_WEIGHTS)
+        order = np.lexsort((hour, day))
+        listener, day, hour = listener[order], day[order], hour[order]
+        return {"listener": listener, "day": day, "hour": hour,
+                "row": listener * c.listener_days + day}
+
+    @staticmethod
+    def listener_names(listeners: np.ndarray) -> np.ndarray:
+        """The ids the log writes for listeners (object [n])."""
+        return np.array([f"u{int(l):07d}" for l in listeners], dtype=object)
 
     @staticmethod
     def draw_tastes(config: WorldConfig, catalogue: Catalogue, rng: np.random.Generator,
@@ -53,7 +101,7 @@ class Listeners:
         """Starts n sessions: draws listeners, contexts and session moods."""
         c = self.config
         if listeners is None:
-            listeners = rng.integers(0, c.num_listeners, n)
+            listeners = rng.integers(0, self.num_rows, n)
         if contexts is None:
             contexts = rng.choice(len(CONTEXT_TYPES), size=n, p=np.asarray(CONTEXT_SHARES) / sum(CONTEXT_SHARES))
         mood = _unit(rng.normal(size=(n, c.latent_dim)))

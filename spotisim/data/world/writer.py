@@ -12,8 +12,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from spotisim.data.schema import (CONTEXT_TYPES, PROPENSITY_COLUMN, SESSION_LOG_COLUMNS,
-                                  SESSION_LOG_SCHEMA)
+from spotisim.data.schema import (CONTEXT_TYPES, LISTENER_COLUMN, PROPENSITY_COLUMN,
+                                  SESSION_LOG_COLUMNS, SESSION_LOG_SCHEMA)
 from spotisim.data.world.common import uuid_strings
 from spotisim.io_utils import atomic_file
 
@@ -21,9 +21,9 @@ from spotisim.io_utils import atomic_file
 P_SKIP1_GIVEN_SKIP2 = 0.816
 P_SKIP3_GIVEN_LISTEN = 0.273
 P_NOTSKIPPED_GIVEN_FULL = 0.945
-_HOUR_WEIGHTS = np.array([2, 1.5, 1, .8, .6, .6, 1, 2, 3, 4, 4.7, 5.2, 5.7, 6.2, 7.3, 6.3,
+HOUR_WEIGHTS = np.array([2, 1.5, 1, .8, .6, .6, 1, 2, 3, 4, 4.7, 5.2, 5.7, 6.2, 7.3, 6.3,
                           6.3, 7.5, 5.6, 6.1, 4.7, 7.4, 5, 3.5])
-_HOUR_WEIGHTS = _HOUR_WEIGHTS / _HOUR_WEIGHTS.sum()
+HOUR_WEIGHTS = HOUR_WEIGHTS / HOUR_WEIGHTS.sum()
 _DAY_WEIGHTS = np.array([0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.29, 0.65])
 _DAY_WEIGHTS = _DAY_WEIGHTS / _DAY_WEIGHTS.sum()
 
@@ -80,9 +80,13 @@ def session_log_table(sim: Dict[str, np.ndarray], rng: np.random.Generator,
     long_p = ~no_pause & (rng.random(rows) < np.where(first, 0.75, 0.5))
     short_p = ~no_pause & ~long_p
     ctx_switch = (~first) & (rng.random(rows) < 0.04)
-    hour = rng.choice(24, size=n, p=_HOUR_WEIGHTS)[sess]
-    day = np.datetime64("2018-07-08") + rng.choice(8, size=n, p=_DAY_WEIGHTS)
-    date = day[sess]
+    if "day" in sim:  # a world whose listeners return: when each session was is given
+        hour = np.asarray(sim["hour"])[sess]
+        date = (np.datetime64("2018-07-08") + np.asarray(sim["day"]).astype("timedelta64[D]"))[sess]
+    else:
+        hour = rng.choice(24, size=n, p=HOUR_WEIGHTS)[sess]
+        day = np.datetime64("2018-07-08") + rng.choice(8, size=n, p=_DAY_WEIGHTS)
+        date = day[sess]
     premium = listener_premium[sim["listener"]][sess]
     shuffle = sim["shuffle"][sess]
     ctx = np.asarray(CONTEXT_TYPES, dtype=object)[sim["context"][sess]]
@@ -122,6 +126,9 @@ def session_log_table(sim: Dict[str, np.ndarray], rng: np.random.Generator,
     table = pa.table([cols[c.name] for c in SESSION_LOG_COLUMNS], schema=SESSION_LOG_SCHEMA)
     if "propensity" in sim:  # what the platform logged: the logging policy's propensity
         table = table.append_column(PROPENSITY_COLUMN, pa.array(sim["propensity"][mask]))
+    if "listener_id" in sim:  # who listened
+        table = table.append_column(
+            LISTENER_COLUMN, pa.array(np.asarray(sim["listener_id"])[sess].tolist(), pa.string()))
     return table, sid.tolist()
 
 
