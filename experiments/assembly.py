@@ -216,7 +216,8 @@ def refuse_shadowed_bindings() -> None:
 def make_builder(log, user_model: AbstractUserModel, embeddings: np.ndarray, sampler_kind: str,
                  hidden_path: Optional[str], seed: int = 0,
                  scorer: Optional[AbstractUserModel] = None,
-                 batch_size: Optional[int] = None) -> EnvironmentBuilder:
+                 batch_size: Optional[int] = None,
+                 profiles=None) -> EnvironmentBuilder:
     """The simulated environment over a log split, wired from the run: the log, the
     model, the embeddings, the agent's track-sampler kind, the seed.  Every knob is a
     gin binding on the part that owns it, under the caller's scope (`train/` for the
@@ -232,6 +233,9 @@ def make_builder(log, user_model: AbstractUserModel, embeddings: np.ndarray, sam
         when `user_model` is swapped for evaluation (default: `user_model`).
       batch_size: lanes, when the caller sets them (an evaluation); None: the
         `EnvironmentBuilder.batch_size` binding.
+      profiles: the `ListenerProfiles` of the whole log `log` is a split of
+        (`user_model_cache.listener_profiles`): each episode then starts with its
+        listener's profile, which a user model with memory reads.
     """
     if sampler_kind not in SAMPLERS:
         raise ConfigError(f"make_builder.sampler_kind must be one of {sorted(SAMPLERS)}")
@@ -243,7 +247,8 @@ def make_builder(log, user_model: AbstractUserModel, embeddings: np.ndarray, sam
         lanes["batch_size"] = int(batch_size)
     return EnvironmentBuilder(
         user_model, SAMPLERS[sampler_kind](),
-        LogEpisodeSampler(log, hidden_sessions=hidden_path, embeddings=embeddings),
+        LogEpisodeSampler(log, hidden_sessions=hidden_path, embeddings=embeddings,
+                          profiles=profiles),
         embeddings, seed=seed, scorer=scorer, **lanes)
 
 

@@ -16,6 +16,7 @@ from agents import baselines as baseline_policies
 from agents.evaluate import run_episodes
 from agents.registry import agent_spec
 from experiments.assembly import make_builder
+from experiments.user_model_cache import listener_profiles
 from spotisim.data.datasets import Dataset
 from spotisim.errors import ConfigError
 from user_models.base import AbstractUserModel
@@ -97,7 +98,8 @@ def evaluate_policies(data: Dataset, responder: AbstractUserModel, emb: np.ndarr
     div, div_source = diversity_basis(data, emb)
     with gin.config_scope("eval"):
         builder = make_builder(data.test, responder, emb, "slate", data.hidden_path,
-                               batch_size=episodes, seed=seed, scorer=scorer)
+                               batch_size=episodes, seed=seed, scorer=scorer,
+                               profiles=listener_profiles(data, emb))
     env = builder.get_tf_env()
     if info is not None:
         info["reward"] = builder.environment.reward.name
@@ -129,7 +131,8 @@ def evaluate_policies(data: Dataset, responder: AbstractUserModel, emb: np.ndarr
     for name, (policy_fn, sampler) in (agents or {}).items():
         with gin.config_scope("eval"):
             b = make_builder(data.test, responder, emb, sampler, data.hidden_path,
-                             batch_size=episodes, seed=seed, scorer=scorer)
+                             batch_size=episodes, seed=seed, scorer=scorer,
+                             profiles=listener_profiles(data, emb))
         if b.environment.slate_size != builder.environment.slate_size:
             raise ConfigError(
                 f"{name}'s slates hold {b.environment.slate_size} tracks, the baselines' "

@@ -29,7 +29,7 @@ from experiments.policy_evaluation import final_evaluation
 from experiments.reporting import plot_comparison, plot_learning_curve
 from experiments.self_check import self_check
 from experiments.user_model_cache import (check_user_model_name, fit_or_load_user_model,
-                                          user_model_by_name)
+                                          listener_profiles, user_model_by_name)
 from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
 from spotisim.io_utils import atomic_file, directory_lock
@@ -107,7 +107,7 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
         agent_name, kind = spec.name, spec.sampler
         with gin.config_scope("train"):
             train_builder = make_builder(data.train, user_model, emb, kind, data.hidden_path,
-                                         seed=seed)
+                                         seed=seed, profiles=listener_profiles(data, emb))
         train_env = tf_py_environment.TFPyEnvironment(train_builder.get_tf_env())
         agent = agent_fn(train_env.time_step_spec(), train_env.action_spec())
         # Segments start at checkpoints: a resumed run ends where an uninterrupted one
@@ -128,7 +128,8 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
         start = int(trainer.iteration.numpy())
         with gin.config_scope("eval"):
             eval_builder = make_builder(data.val, user_model, emb, kind, data.hidden_path,
-                                        batch_size=64, seed=seed + 1)
+                                        batch_size=64, seed=seed + 1,
+                                        profiles=listener_profiles(data, emb))
         bar = None
         if progress and num_iterations > start:
             from tqdm import tqdm

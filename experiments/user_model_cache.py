@@ -205,12 +205,46 @@ def calibrated_ensemble(ensemble: str, data: Dataset, embeddings: np.ndarray,
                       popularity=_log_popularity(data))
 
 
+#: A name ending in "+memory" is that model with memory of each listener's earlier
+#: sessions (`user_models.memory`; logs with listener ids).
+MEMORY = "memory"
+
+
+def _memory_base(name: str) -> Optional[str]:
+    """The model of `<name>+memory` (None for other names)."""
+    suffix = "+" + MEMORY
+    return name[:-len(suffix)] if name.endswith(suffix) and len(name) > len(suffix) else None
+
+
+_PROFILES: dict = {}
+
+
+def listener_profiles(data: Dataset, embeddings: np.ndarray):
+    """The `ListenerProfiles` of the data's whole log (every split's sessions find their
+    listener's earlier ones in it), built once per log and embeddings; None for a log
+    without listener ids."""
+    from spotisim.data.profiles import ListenerProfiles
+    if not data.log.has_listeners:
+        return None
+    key = (id(data.log), _digest(np.ascontiguousarray(embeddings).tobytes()))
+    if key not in _PROFILES:
+        _PROFILES.clear()
+        _PROFILES[key] = ListenerProfiles.build(data.log, embeddings)
+    return _PROFILES[key]
+
+
 def check_user_model_name(name: str, setting: str = "user model") -> None:
     """Raises ConfigError, naming `setting`, unless `user_model_by_name` can know
     `name` (checked before anything is fitted, trained or written)."""
     from spotisim.errors import ConfigError
     from user_models.registry import learned_user_models
     registered = learned_user_models()
+    base = _memory_base(name)
+    if base is not None:
+        if base == "ground_truth":
+            raise ConfigError(f"{setting} {name!r}: the ground truth needs no memory")
+        check_user_model_name(base, setting)
+        return
     whole = _calibrated_ensemble(name)
     if whole is not None:
         check_user_model_name(whole, setting)
@@ -233,7 +267,9 @@ def check_user_model_name(name: str, setting: str = "user model") -> None:
                       f"{', '.join(registered)} (each may end in '+{CALIBRATED}': "
                       "recalibrated on the data's exposure slice), an ensemble of them "
                       "('mean(sequential,taste)', 'min(...)', either ending in "
-                      "'+calibrated'), nor a saved user-model directory")
+                      "'+calibrated'), nor a saved user-model directory (any of them may "
+                      f"end in '+{MEMORY}': with memory of each listener's earlier "
+                      "sessions)")
 
 
 def user_model_by_name(name: str, data: Dataset, embeddings: np.ndarray) -> AbstractUserModel:
@@ -242,11 +278,21 @@ def user_model_by_name(name: str, data: Dataset, embeddings: np.ndarray) -> Abst
     data or reused from the cache), the same ending in `+calibrated` (recalibrated on
     the data's exposure slice), an ensemble of those (`mean(sequential,taste)`,
     `min(...)`: `EnsembleUserModel`; ending in `+calibrated`, recalibrated as one
-    model), or a saved user-model directory."""
+    model), or a saved user-model directory; any of them ending in `+memory`, with
+    memory of each listener's earlier sessions (`user_models.memory`)."""
     from spotisim.errors import ConfigError
     from user_models.composite import EnsembleUserModel
+    from user_models.memory import with_memory
     from user_models.registry import learned_user_models
     check_user_model_name(name)
+    base = _memory_base(name)
+    if base is not None:
+        profiles = listener_profiles(data, embeddings)
+        if profiles is None:
+            raise ConfigError(f"user model {name!r}: {data.source} has no listener ids "
+                              "(the listener_id column) to remember listeners by")
+        return with_memory(user_model_by_name(base, data, embeddings), data.val, profiles,
+                           embeddings)
     ensemble = ensemble_members(name)
     if ensemble is not None:
         return EnsembleUserModel([user_model_by_name(m, data, embeddings)

@@ -287,6 +287,8 @@ class PlaylistEnvironment(AbstractEnvironment):
         self._listener = np.full(B, -1, np.int64)
         self._hidden: Optional[np.ndarray] = None
         self._logged: Optional[np.ndarray] = None  # each lane's EpisodeStart.logged
+        self._profile: Optional[np.ndarray] = None  # each lane's EpisodeStart.profile
+        self._log_listener = np.full(B, -1, np.int64)
         self._key = np.zeros(B, np.int64)
         self._episode = np.zeros(B, np.int64)
         self._steps = np.zeros(B, np.int64)
@@ -355,7 +357,8 @@ class PlaylistEnvironment(AbstractEnvironment):
                        self._context[rows], self._listener[rows],
                        None if self._hidden is None else self._hidden[rows],
                        None if self._h_beh is None else self._h_beh[rows],
-                       None if self._logged is None else self._logged[rows])
+                       None if self._logged is None else self._logged[rows],
+                       None if self._profile is None else self._profile[rows])
 
     def restart_rng(self) -> None:
         """Restarts the environment's random stream from its seed, so that the next
@@ -405,6 +408,13 @@ class PlaylistEnvironment(AbstractEnvironment):
                                       constant_values=-1)
             self._logged[rows] = -1
             self._logged[rows, :M] = start.logged
+        if start.profile is not None:
+            if self._profile is None:
+                self._profile = np.zeros((self.batch_size, start.profile.shape[1]), np.float32)
+            self._profile[rows] = start.profile
+        elif self._profile is not None:
+            self._profile[rows] = 0.0     # no profile: a new listener
+        self._log_listener[rows] = -1 if start.log_listener is None else start.log_listener
         self._key[rows] = start.key
         self._episode[rows] = self._next_episode + np.arange(len(rows))
         self._next_episode += len(rows)
@@ -512,7 +522,8 @@ class PlaylistEnvironment(AbstractEnvironment):
             self._needs_reset[rows] = ended
             self._episode_tracker.record(self._episode[rows], self._steps[rows] - 1,
                                          self._key[rows], slate, probs, responses, r, ended,
-                                         heard=heard, end_reason=reason)
+                                         heard=heard, end_reason=reason,
+                                         listener=self._log_listener[rows])
         return StepResult(self._observation(), reward, done, terminal, first, continuation)
 
     def _append(self, rows: np.ndarray, slate: np.ndarray, responses: np.ndarray) -> None:

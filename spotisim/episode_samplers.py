@@ -18,6 +18,7 @@ import numpy as np
 
 from spotisim.data.behaviour import padded_behaviour
 from spotisim.data.hidden import hidden_keys  # noqa: F401  (re-exported)
+from spotisim.data.profiles import ListenerProfiles
 from spotisim.data.session_log import SessionLog
 from spotisim.data.synthetic import SyntheticWorld
 from spotisim.data.world.common import first_distinct
@@ -44,6 +45,12 @@ class EpisodeStart:
       logged: int32 [n, M] the tracks the logging policy lined up for the session after
         the history (-1 pad), where the start comes from a logged or logging-policy
         session; else None (`History.logged`).
+      profile: float32 [n, P] what each listener did in earlier sessions
+        (`spotisim.data.profiles`), where the sampler has profiles; else None
+        (`History.profile`).
+      log_listener: int64 [n] the start's listener in the log (a code into the log's
+        vocab['listener_id']; -1: anonymous), as the episode tracker records it; None
+        where the sampler has no log.
     """
 
     history_tracks: np.ndarray
@@ -56,6 +63,8 @@ class EpisodeStart:
     key: np.ndarray
     history_behaviour: Optional[np.ndarray] = None
     logged: Optional[np.ndarray] = None
+    profile: Optional[np.ndarray] = None
+    log_listener: Optional[np.ndarray] = None
 
 
 def distinct_candidates(proposals: np.ndarray, exclude: np.ndarray, pool_size: int,
@@ -151,11 +160,15 @@ class LogEpisodeSampler(AbstractEpisodeSampler):
         each episode the listener key the ground-truth user model needs.
       embeddings: optional [T, d] track embeddings for neighbour candidates.
       neighbour_share: share of the pool drawn from the neighbours (needs embeddings).
+      profiles: optional `ListenerProfiles` of a log this one is part of (the whole log
+        of which `log` is a split): each start, a (listener, session) pair, carries its
+        listener's profile from the sessions before it, for a user model with memory.
     """
 
     def __init__(self, log: SessionLog, history_length: int = 10, pool_size: int = 100,
                  context_share: float = 0.5, hidden_sessions: Optional[str] = None,
-                 embeddings: Optional[np.ndarray] = None, neighbour_share: float = 0.0):
+                 embeddings: Optional[np.ndarray] = None, neighbour_share: float = 0.0,
+                 profiles: Optional[ListenerProfiles] = None):
         super().__init__(history_length, pool_size)
         if len(log.catalog) < pool_size + history_length:
             raise ConfigError(f"the catalogue has {len(log.catalog)} tracks, fewer than "
@@ -186,6 +199,8 @@ class LogEpisodeSampler(AbstractEpisodeSampler):
         pop = log.catalog.play_counts.astype(np.float64) + 1.0
         self._pop_cdf = np.cumsum(pop / pop.sum())
         self._listener = np.full(log.num_sessions, -1, np.int64)
+        self._log_listener = np.where(log.session_listeners >= 0, log.session_listeners, -1)
+        self._profiles = None if profiles is None else profiles.for_log(log)
         self._hidden = None
         self._behaviour = None
         if hidden_sessions is not None:
@@ -237,7 +252,9 @@ class LogEpisodeSampler(AbstractEpisodeSampler):
             behaviour = np.where((hist >= 0)[..., None], self._behaviour[s, :N], np.nan)
         return EpisodeStart(hist, resp, h_len, cands, ctx, self._listener[s],
                             None if self._hidden is None else self._hidden[s],
-                            s.astype(np.int64), behaviour, rest.astype(np.int32))
+                            s.astype(np.int64), behaviour, rest.astype(np.int32),
+                            None if self._profiles is None else self._profiles[s],
+                            self._log_listener[s])
 
 
 @gin.configurable

@@ -50,7 +50,7 @@ class EpisodeTracker:
     """
 
     COLUMNS = ("episode_id", "step", "listener_key", "slate", "predicted", "responses",
-               "heard", "reward", "done", "end_reason")
+               "heard", "reward", "done", "end_reason", "listener")
 
     def __init__(self, output_path: Optional[str] = None,
                  track_features: Optional[np.ndarray] = None):
@@ -61,14 +61,18 @@ class EpisodeTracker:
     def record(self, episode_id: np.ndarray, step: np.ndarray, listener_key: np.ndarray,
                slate: np.ndarray, predicted: np.ndarray, responses: np.ndarray,
                reward: np.ndarray, done: np.ndarray, heard: Optional[np.ndarray] = None,
-               end_reason: Optional[np.ndarray] = None) -> None:
+               end_reason: Optional[np.ndarray] = None,
+               listener: Optional[np.ndarray] = None) -> None:
         """Records one step of B episodes (all arrays have leading dimension B).
 
         `heard` [B, K] is False for slate positions after the listener left (default:
         all heard); `end_reason` [B] says why an episode ended at this step (codes of
-        `spotisim.environment.END_REASONS`, 0 = it goes on; default: 0)."""
+        `spotisim.environment.END_REASONS`, 0 = it goes on; default: 0); `listener` [B]
+        who listened: the log's listener code of the episode's session (-1: anonymous,
+        the default)."""
         heard = np.ones(np.shape(responses), bool) if heard is None else heard
         end_reason = np.zeros(len(done), np.int8) if end_reason is None else end_reason
+        listener = np.full(len(done), -1, np.int64) if listener is None else listener
         block = {
             "episode_id": np.asarray(episode_id, np.int64).copy(),
             "step": np.asarray(step, np.int64).copy(),
@@ -80,6 +84,7 @@ class EpisodeTracker:
             "reward": np.asarray(reward, np.float32).copy(),
             "done": np.asarray(done, bool).copy(),
             "end_reason": np.asarray(end_reason, np.int8).copy(),
+            "listener": np.asarray(listener, np.int64).copy(),
         }
         b = len(block["episode_id"])
         for name, v in block.items():

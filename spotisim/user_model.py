@@ -38,6 +38,11 @@ class History:
         session after the history (-1 pad), when the episode starts from a logged
         session: the tracks chosen for this listener the way the log's were, which a
         model fitted with an exposure log tells apart from tracks exposed at random.
+      profile: optional float32 [B, P] what each listener did before this session
+        (`spotisim.data.profiles`: built only from the listener's earlier sessions;
+        its last column is 1 where the listener has one).  None, or a row with 0
+        there: a new or anonymous listener, for whom a model with memory gives its
+        session-only answer.
     """
 
     tracks: np.ndarray
@@ -48,6 +53,7 @@ class History:
     hidden: Optional[np.ndarray] = None
     behaviour: Optional[np.ndarray] = None
     logged: Optional[np.ndarray] = None
+    profile: Optional[np.ndarray] = None
 
     @property
     def batch_size(self) -> int:
@@ -58,7 +64,8 @@ class History:
                        self.context[idx], self.listener[idx],
                        None if self.hidden is None else self.hidden[idx],
                        None if self.behaviour is None else self.behaviour[idx],
-                       None if self.logged is None else self.logged[idx])
+                       None if self.logged is None else self.logged[idx],
+                       None if self.profile is None else self.profile[idx])
 
     def extended(self, tracks: np.ndarray, responses: np.ndarray) -> "History":
         """This history with `tracks` [B, k] (and their responses) heard after it."""
@@ -80,7 +87,7 @@ class History:
             out_b[:, :w0] = self.behaviour[:, :w0]
             out_b[rows, cols] = np.nan
         return History(out_t, out_r, (self.length + k).astype(np.int32), self.context,
-                       self.listener, self.hidden, out_b, self.logged)
+                       self.listener, self.hidden, out_b, self.logged, self.profile)
 
     def lined_up(self, tracks: np.ndarray) -> np.ndarray:
         """bool [B, K]: which of `tracks` [B, K] the logging policy lined up for this

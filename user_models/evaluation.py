@@ -107,12 +107,17 @@ def _history(tracks, skipped, context, listener, mood, behaviour, rows, t):
 
 
 def predict_log(model: AbstractUserModel, log: SessionLog,
-                hidden: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
+                hidden: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+                profiles: Optional[np.ndarray] = None) -> np.ndarray:
     """Teacher-forced P(listen) for every row of `log` (aligned with `log.tracks`):
     each track is predicted from everything heard before it in its session.
 
-    Models with a faster whole-session path (`predict_sessions`) use it.
+    Models with a faster whole-session path (`predict_sessions`) use it.  A model with
+    memory (`user_models.memory`) reads `profiles` [S, P], the listeners' profiles of
+    the log's sessions (`ListenerProfiles.for_log`), and corrects its base model's.
     """
+    if hasattr(model, "correct_log_rows"):
+        return model.correct_log_rows(log, predict_log(model.base, log, hidden), profiles)
     if hasattr(model, "predict_sessions"):
         return model.predict_sessions(log)
     tracks, skipped, mask, context, listener, mood, behaviour = log_histories(
