@@ -82,7 +82,12 @@ def agent_spec_by_name(name: str) -> AgentSpec:
                       f"(registered: {', '.join(s.name for s in _BY_FACTORY.values())})")
 
 
+#: Every agent module shipped with the project (each registers its factory on import).
+BUILTIN_AGENT_MODULES = ("agents.lird_ddpg", "agents.dqn", "agents.dqn_ranked",
+                         "agents.ah_dqn")
+
+
 def _load_builtins() -> None:
     import importlib
-    for module in ("agents.lird_ddpg", "agents.dqn", "agents.ah_dqn"):
+    for module in BUILTIN_AGENT_MODULES:
         importlib.import_module(module)

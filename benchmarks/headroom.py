@@ -24,6 +24,7 @@ should gain.
 
     python benchmarks/headroom.py [--episodes 1000] [--tune_episodes 500]
         [--alternatives 6] [--rollouts 4] [--horizon 4] [--no_learned] [--no_myopic]
+        [--user_model sequential] [--gin_file returning_world]
 
 The last line is `headroom: +X% [lo, hi] (myopic control: +Y% [lo, hi])`: the best
 oracle's paired gain in listens per episode over greedy on the truth, with a 95%
@@ -42,13 +43,14 @@ import numpy as np  # noqa: E402
 
 from agents.baselines import redundancy_penalised_logit  # noqa: E402
 from experiments import run as run_mod  # noqa: E402
+from experiments.user_model_cache import listener_profiles, user_model_by_name  # noqa: E402
 from spotisim.data.datasets import load_dataset  # noqa: E402
 from spotisim.embeddings import build_embeddings  # noqa: E402
 from spotisim.episode_tracker import EpisodeTracker  # noqa: E402
 from spotisim.gin_utils import parse_gin  # noqa: E402
 from spotisim.termination import AnyOf  # noqa: E402
 from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
-from user_models.leave_hazard import boredom_features  # noqa: E402
+from user_models.leave_features import boredom_features  # noqa: E402
 
 LAMBDAS = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0)
 
@@ -196,9 +198,12 @@ def paired_gain(oracle, base, resamples=2000, seed=0):
 def compare(data, emb, model, redundancy, args, label):
     """Greedy, the tuned redundancy greedy and the rollout planner on paired starts,
     responses from `model`.  Returns {policy: listens per lane} on the test starts."""
+    profiles = listener_profiles(data, emb)   # a log with listener ids: memory reads them
+
     def env_for(log, B, seed):
         return run_mod.make_builder(log, model, emb, "slate", data.hidden_path,
-                                    batch_size=B, seed=seed, scorer=model).environment
+                                    batch_size=B, seed=seed, scorer=model,
+                                    profiles=profiles).environment
 
     tune = {}
     for lam in LAMBDAS:
@@ -263,6 +268,9 @@ def main():
                     help="the experiment whose world and environment to use (default lird_ddpg)")
     ap.add_argument("--gin_bindings", action="append", default=[])
     ap.add_argument("--no_learned", action="store_true", help="skip the learned-model check")
+    ap.add_argument("--user_model", default="sequential",
+                    help="the learned model of that check, by name (e.g. sequential+memory "
+                         "on a log with listener ids)")
     ap.add_argument("--no_myopic", action="store_true", help="skip the myopic control")
     args = ap.parse_args()
     files = args.gin_file or ["lird_ddpg"]
@@ -271,7 +279,7 @@ def main():
     truth = GroundTruthUserModel(data.world)
     best = report(compare(data, emb, truth, truth_redundancy(truth), args, "truth"), "truth")
     if not args.no_learned:
-        model = run_mod.fit_or_load_user_model(data, emb)
+        model = user_model_by_name(args.user_model, data, emb)
         report(compare(data, emb, model, learned_redundancy(model), args, "learned"), "learned")
     control = (float("nan"),) * 3
     if not args.no_myopic:

@@ -32,7 +32,8 @@ from spotisim.embeddings import build_embeddings  # noqa: E402
 from spotisim.gin_utils import parse_gin  # noqa: E402
 from user_models.base import History  # noqa: E402
 from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
-from user_models.leave_hazard import LeaveHazard, at_risk_rows  # noqa: E402
+from user_models.leave_features import at_risk_rows  # noqa: E402
+from user_models.leave_hazard import LeaveHazard  # noqa: E402
 from user_models.leave_head import LeaveHead  # noqa: E402
 
 

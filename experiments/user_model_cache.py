@@ -17,7 +17,7 @@ from user_models import load_user_model
 from user_models.base import AbstractUserModel
 from user_models.exposure_calibration import calibrated, popularity_feature
 from user_models.ground_truth import GroundTruthUserModel
-from user_models.leave_hazard import leave_model_class, load_leave_model
+from user_models.leave_models import leave_model_class, load_leave_model
 from user_models.sequential import SequentialUserModel
 
 

@@ -39,3 +39,12 @@ def test_imports_run_one_way(package, forbidden):
     wrong = [(f, m) for f, m in imports_of(package)
              if any(m == b or m.startswith(b + ".") for b in forbidden)]
     assert not wrong, f"imports running back up the layers: {wrong}"
+
+
+def test_the_leave_models_do_not_import_each_other():
+    """The leave features live in one module both leave models read; the loader by
+    name in another (#27's circle)."""
+    pairs = {(f, m) for f, m in imports_of("user_models")}
+    assert ("user_models/leave_head.py", "user_models.leave_hazard") not in pairs
+    assert ("user_models/leave_hazard.py", "user_models.leave_head") not in pairs
+    assert ("user_models/leave_head.py", "user_models.leave_features") in pairs

@@ -33,11 +33,10 @@ import tensorflow as tf
 
 from spotisim.errors import UserModelError
 from spotisim.io_utils import atomic_file
-from user_models.leave_hazard import (MAX_STREAK, _unit, at_risk_rows, boredom_features,
-                                      boredom_features_grid)
+from user_models.early_stopping import train_with_early_stopping
+from user_models.leave_features import (DECAYS, KEEPS, MAX_STREAK, at_risk_rows,
+                                        boredom_features, boredom_features_grid, unit)
 
-DECAYS = (0.7, 0.8, 0.9, 0.95)
-KEEPS = (0.5, 0.7, 0.9)
 
 
 def censored_hazard_loss(logits: tf.Tensor, events: tf.Tensor, at_risk: tf.Tensor) -> tf.Tensor:
@@ -70,7 +69,7 @@ class LeaveHead:
                  patience: int = 4, seed: int = 0, projection_dim: Optional[int] = 8):
         self.embeddings = np.asarray(embeddings, np.float64)
         self.projection: Optional[np.ndarray] = None
-        self.unit_emb = _unit(self.embeddings)
+        self.unit_emb = unit(self.embeddings)
         self.decays, self.keeps = tuple(float(d) for d in decays), tuple(float(k) for k in keeps)
         self.config = dict(units=int(units), epochs=int(epochs), batch_size=int(batch_size),
                            learning_rate=float(learning_rate), patience=int(patience),
@@ -163,7 +162,6 @@ class LeaveHead:
                                  "cap, so nothing shows when listeners leave")
         val = self._rows(val_log) if val_log is not None and val_log.num_sessions else train
         c = self.config
-        rng = np.random.default_rng(c["seed"])
         F, U = self.num_features, c["units"]
         base = float(np.log(train[1].mean() / (1 - train[1].mean())))
         init = tf.keras.initializers.GlorotUniform(seed=c["seed"])
@@ -185,23 +183,18 @@ class LeaveHead:
             return float(censored_hazard_loss(self._keras_logits(variables, x), y,
                                               tf.ones_like(y)))
 
-        best, best_vars, bad = np.inf, None, 0
-        self.history_ = []
-        n = len(train[1])
-        for epoch in range(c["epochs"]):
-            order = rng.permutation(n)
-            for b in range(0, n, c["batch_size"]):
-                idx = order[b:b + c["batch_size"]]
-                step(tf.constant(train[0][idx], tf.float32), tf.constant(train[1][idx], tf.float32))
-            v = loss_of(val)
-            self.history_.append({"epoch": epoch + 1, "val_loss": v})
-            if v < best - 1e-6:
-                best, best_vars, bad = v, [x.numpy() for x in variables], 0
-            else:
-                bad += 1
-                if bad >= c["patience"]:
-                    break
-        w1, b1, w2, w_lin, b = best_vars
+        def assign(values):
+            for var, value in zip(variables, values):
+                var.assign(value)
+
+        self.history_ = train_with_early_stopping(
+            len(train[1]),
+            lambda idx: step(tf.constant(train[0][idx], tf.float32),
+                             tf.constant(train[1][idx], tf.float32)),
+            lambda: loss_of(val), lambda: [x.numpy() for x in variables], assign,
+            epochs=c["epochs"], batch_size=c["batch_size"], patience=c["patience"],
+            seed=c["seed"], tolerance=1e-6)
+        w1, b1, w2, w_lin, b = (x.numpy() for x in variables)
         self.params = {"w1": w1, "b1": b1, "w2": w2, "w_lin": w_lin, "b": float(b)}
         tracks, skipped, mask = log.padded()   # every entry the head was shown, at risk or not
         self.feature_max = self.features(tracks, mask & ~skipped)[mask].max(0)
@@ -258,7 +251,7 @@ class LeaveHead:
     def set_projection(self, projection: Optional[np.ndarray]) -> None:
         """Reads the boredom recursions in unit(e W) (None: in the unit embeddings)."""
         self.projection = None if projection is None else np.asarray(projection, np.float64)
-        self.unit_emb = _unit(self.embeddings if self.projection is None
+        self.unit_emb = unit(self.embeddings if self.projection is None
                               else self.embeddings @ self.projection)
 
     # ------------------------------------------------------------------ persistence
@@ -359,18 +352,9 @@ def fit_projection(embeddings: np.ndarray, log, val_log, dim: int,
         return censored_hazard_loss(logits(tracks, listened), events, at_risk)
 
     train, val = arrays(log), [tf.constant(a) for a in arrays(val_log)]
-    rng = np.random.default_rng(seed)
-    best, best_w, bad = np.inf, W.numpy().copy(), 0
-    for _ in range(epochs):
-        order = rng.permutation(len(train[0]))
-        for b in range(0, len(order), batch_size):
-            idx = order[b:b + batch_size]
-            step(*(tf.constant(a[idx]) for a in train))
-        v = float(val_loss(*val))
-        if v < best - 1e-6:
-            best, best_w, bad = v, W.numpy().copy(), 0
-        else:
-            bad += 1
-            if bad >= patience:
-                break
-    return best_w.astype(np.float64)
+    train_with_early_stopping(
+        len(train[0]), lambda idx: step(*(tf.constant(a[idx]) for a in train)),
+        lambda: float(val_loss(*val)), lambda: [W.numpy().copy()],
+        lambda values: W.assign(values[0]), epochs=epochs, batch_size=batch_size,
+        patience=patience, seed=seed, tolerance=1e-6)
+    return W.numpy().astype(np.float64)

@@ -38,7 +38,7 @@ from spotisim.io_utils import atomic_file
 from user_models.base import AbstractUserModel, History
 from user_models.evaluation import predict_log
 from user_models.exposure_calibration import _logit, _sigmoid, fit_logistic, log_loss
-from user_models.leave_hazard import at_risk_rows
+from user_models.leave_features import at_risk_rows
 
 
 def _unit(x):

@@ -41,3 +41,19 @@ def test_a_new_agent_needs_no_naming_convention():
         agent_spec(unregistered)
     with pytest.raises(ConfigError, match="sampler must be one of"):
         register_agent("bad", sampler="cards", td_errors=None)
+
+
+def test_every_builtin_agent_is_found_by_name_alone():
+    """In a fresh process nothing imported an agent module: the registry loads every
+    built-in one itself (dqn_ranked was left out once)."""
+    import os
+    import subprocess
+    import sys
+    code = ("from agents.registry import agent_spec_by_name\n"
+            "print(' '.join(agent_spec_by_name(n).sampler for n in "
+            "('lird_ddpg', 'dqn', 'dqn_ranked', 'ah_dqn')))")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["weights", "index", "slate", "slate"]

@@ -10,7 +10,8 @@ from spotisim.embeddings import build_embeddings
 from spotisim.errors import UserModelError
 from tests.conftest import TINY_WORLD
 from user_models.base import AbstractUserModel, History
-from user_models.leave_hazard import LeaveHazard, boredom_features
+from user_models.leave_features import boredom_features
+from user_models.leave_hazard import LeaveHazard
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +132,8 @@ def test_leave_head_learns_more_of_the_same_raises_leaving(world_log, head):
     a higher hazard after redundant listens than after varied ones, hazard 0 before the
     log's shortest session, and the same answer after a save/load round trip."""
     from user_models.leave_head import LeaveHead
-    from user_models.leave_hazard import at_risk_rows, load_leave_model
+    from user_models.leave_features import at_risk_rows
+    from user_models.leave_models import load_leave_model
     log, emb = world_log
     tracks, skipped, mask = log.padded()
     listened = mask & ~skipped
@@ -166,7 +168,7 @@ def test_a_head_within_the_log_reads_no_feature_beyond_the_logs_range(world_log,
     the range survives a save/load."""
     import os
     import tempfile
-    from user_models.leave_hazard import load_leave_model
+    from user_models.leave_models import load_leave_model
     log, emb = world_log
     tracks, skipped, mask = log.padded()
     listened = mask & ~skipped
@@ -203,7 +205,7 @@ def test_leave_head_hazard_if_listened_is_the_hazard_after_a_listen(world_log, h
 
 
 def test_sequential_model_gets_the_leave_head():
-    from user_models.leave_hazard import leave_model_class
+    from user_models.leave_models import leave_model_class
     from user_models.logistic import LogisticUserModel
     from user_models.sequential import SequentialUserModel
     assert leave_model_class(SequentialUserModel.leave_model_class).__name__ == "LeaveHead"
@@ -213,7 +215,7 @@ def test_sequential_model_gets_the_leave_head():
 
 
 def test_the_grid_of_recursions_equals_each_recursion(world_log):
-    from user_models.leave_hazard import boredom_features_grid
+    from user_models.leave_features import boredom_features_grid
     log, emb = world_log
     unit = emb.astype(np.float64) / np.linalg.norm(emb.astype(np.float64), axis=1, keepdims=True)
     tracks, skipped, mask = log.padded()
@@ -232,7 +234,7 @@ def test_leave_head_learns_its_projection_from_session_lengths(world_log, head):
     """The head reads unit(e W) with W learned from the session lengths alone; on this
     world that fits held-out lengths better than the raw unit embeddings do."""
     from user_models.leave_head import LeaveHead
-    from user_models.leave_hazard import _unit
+    from user_models.leave_features import unit as _unit
     log, emb = world_log
     assert head.projection.shape == (emb.shape[1], 8)
     np.testing.assert_allclose(head.unit_emb, _unit(emb @ head.projection))
