@@ -161,7 +161,7 @@ def farthest_neighbour_policy(time_step_spec, action_spec):
     """A deliberately weak policy: the K candidates least like the last listened track."""
     nn = nearest_neighbour_policy(time_step_spec, action_spec)
     return ScoredSlatePolicy(time_step_spec, action_spec,
-                             lambda obs: -nn._score_fn(obs), name="farthest_neighbour")
+                             lambda obs: -nn.score_fn(obs), name="farthest_neighbour")
 
 
 class LoggedSessionPolicy(py_policy.PyPolicy):

@@ -47,6 +47,11 @@ class ScoredSlatePolicy(tf_policy.TFPolicy):
     def _variables(self):
         return self._network.variables if self._network is not None else []
 
+    @property
+    def score_fn(self) -> Callable:
+        """observation -> scores [B, C] of each candidate (what the policy ranks by)."""
+        return self._score_fn
+
     def _distribution(self, time_step, policy_state):
         obs = time_step.observation
         scores = tf.cast(self._score_fn(obs), tf.float32)

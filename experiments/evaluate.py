@@ -27,7 +27,8 @@ from tf_agents.policies import py_tf_eager_policy
 from agents.registry import agent_spec_by_name
 from experiments.assembly import parse_run_config
 from experiments.experiment import Experiment
-from experiments.policy_evaluation import BASELINES, MODEL_POLICIES, evaluate_policies
+from experiments.policy_evaluation import (BASELINES, MODEL_POLICIES, evaluate_policies,
+                                          evaluation_seed)
 from experiments.user_model_cache import fit_or_load_user_model, user_model_by_name
 from spotisim import cli
 from spotisim.data.datasets import load_dataset
@@ -115,7 +116,7 @@ def evaluate_run(run_dir: str, user_models: Sequence[ScorerSpec], episodes: int 
         per_policy = evaluate_policies(
             data, responder, emb,
             policies=baselines, greedy_models={n: trained for n in on_model},
-            agents=agents, episodes=episodes, seed=seed + 2, policy_seed=seed,
+            agents=agents, episodes=episodes, seed=evaluation_seed(seed), policy_seed=seed,
             scorer=trained, model_policies=model_policies)
         for pname, m in per_policy.items():
             results.setdefault(pname, {})[um_name] = m

@@ -28,6 +28,13 @@ BASELINES = ("random", "most_popular", "least_popular", "nearest_neighbour",
 
 #: Policies built on the user model an agent trains against, by report name; any other
 #: name in `greedy_models` is plain greedy on its model.
+def evaluation_seed(seed: int) -> int:
+    """The seed of a run's final evaluation starts, from the run's seed: one rule for
+    the runner and for a later re-evaluation (`experiments.evaluate`), so both score
+    the same starts."""
+    return int(seed) + 2
+
+
 MODEL_POLICIES = {"greedy_user_model": baseline_policies.GreedyUserModelPolicy,
                   "redundancy_greedy_user_model": baseline_policies.RedundancyGreedyPolicy}
 
@@ -56,7 +63,7 @@ def _baseline(name: str, env, builder, data: Dataset, seed: int):
         return baseline_policies.farthest_neighbour_policy(tss, acs)
     return baseline_policies.LoggedSessionPolicy(
         env.time_step_spec(), env.action_spec(), data.test, builder.environment,
-        builder.environment._episode_sampler.history_length, counts)
+        builder.environment.history_length, counts)
 
 
 def evaluate_policies(data: Dataset, responder: AbstractUserModel, emb: np.ndarray, *,
@@ -111,7 +118,7 @@ def evaluate_policies(data: Dataset, responder: AbstractUserModel, emb: np.ndarr
         if records:
             responder.reset()
         m = run_episodes(policy, penv, episodes, div, replay_log=data.test,
-                         history_length=b.environment._episode_sampler.history_length)
+                         history_length=b.environment.history_length)
         if records:
             m["shadow"] = responder.bias()
         return m
@@ -172,7 +179,7 @@ def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarr
         per_policy = evaluate_policies(
             data, model, emb, policies=baselines,
             greedy_models={name: user_model for name in MODEL_POLICIES}, agents=agents,
-            episodes=eval_episodes, seed=seed + 2, policy_seed=seed, scorer=user_model,
+            episodes=eval_episodes, seed=evaluation_seed(seed), policy_seed=seed, scorer=user_model,
             info=info, binding="run_experiment.baselines",
             episodes_path=(os.path.join(run_dir, "episodes.parquet")
                            if last and run_dir is not None else None))

@@ -332,6 +332,12 @@ class PlaylistEnvironment(AbstractEnvironment):
     def episode_tracker(self) -> EpisodeTracker:
         return self._episode_tracker
 
+    @property
+    def history_length(self) -> int:
+        """Tracks heard before each episode starts (its episode sampler's N): what a
+        replay of the log matches an episode's first slates against."""
+        return int(self._episode_sampler.history_length)
+
     def candidate_tracks(self) -> np.ndarray:
         """int [B, C] each episode's pool (catalog indices)."""
         return self._cands.copy()
