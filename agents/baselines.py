@@ -119,12 +119,12 @@ class RedundancyGreedyPolicy(GreedyUserModelPolicy):
 
     Why it is a baseline: it is the planner `benchmarks/headroom.py` and
     `benchmarks/transfer_gap.py` sweep, without any learning, so an agent's gain over it
-    is what reinforcement learning adds beyond one hand-set trade-off (BUILD_NOTES,
+    is what reinforcement learning adds beyond one hand-set trade-off (docs/agents.md,
     "Seventh round").  `penalty = 0` is `GreedyUserModelPolicy`.
 
     Args:
       penalty: the weight on redundancy (the learned models' best online values are in
-        BUILD_NOTES: 1 on the GRU, 2 on the taste model).
+        docs/agents.md: 1 on the GRU, 2 on the taste model).
     """
 
     def __init__(self, time_step_spec, action_spec, user_model: AbstractUserModel,

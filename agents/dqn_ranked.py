@@ -5,7 +5,7 @@ of the slate; the slate shown is the K best available candidates by Q.
 Why it exists beside `agents.dqn`: there the slate is the chosen candidate and its two
 nearest neighbours in the pool (`CandidateIndexTrackSampler`), which is exactly what
 bores listeners in the boredom world, and DQN lost to greedy online for that reason
-(BUILD_NOTES, "Third round").  Here the Q-network itself orders the slate, so the agent
+(docs/agents.md, "Third round").  Here the Q-network itself orders the slate, so the agent
 can put together tracks that are not alike.
 
 It differs from the Action-Head DQN (`agents.ah_dqn`) in what Q means: AH-DQN values a

@@ -2,8 +2,8 @@
 
 TensorFlow's deterministic kernels (`enable_op_determinism`, which every run turns on)
 give the same numbers on one machine.  Across machines two more things differ, and each
-changes a fitted user model (`benchmarks/fit_determinism.py` measures both, BUILD_NOTES
-"Same seed, any machine"):
+changes a fitted user model (`benchmarks/fit_determinism.py` measures both, docs/
+offline_verdicts.md, "Same seed, any machine"):
 - the instruction set: oneDNN, which TensorFlow uses for its matrix products even with
   `TF_ENABLE_ONEDNN_OPTS=0` (its sgemm is Eigen's contraction kernel), picks its code
   path by what the processor has (AVX2, AVX-512, AMX), and each path sums in another

@@ -3,7 +3,7 @@
 Why: a log played by a recommender shows each listener tracks chosen *because* of a
 taste the log does not show, so a model fitted on it answers P(listen | chosen for this
 listener): too high for tracks a policy puts in front of a listener for other reasons,
-most of all for tracks unlike the recent listens (BUILD_NOTES, "Offline verdicts").  A
+most of all for tracks unlike the recent listens (docs/offline_verdicts.md).  A
 platform keeps a slice of traffic exposed at random (`spotisim.data.exposure`); on it the
 fitted model's answers can be compared with what listeners did, where nothing chose the
 tracks for them.

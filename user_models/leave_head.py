@@ -89,7 +89,7 @@ class LeaveHead:
 
         Why: episodes run past the log's length cap, where the slow boredom levels keep
         growing beyond anything the head was fitted on and its hazard extrapolates
-        upward (measured: BUILD_NOTES, "Offline verdicts").  A head that never reads a
+        upward (measured: docs/offline_verdicts.md).  A head that never reads a
         feature beyond its training support answers there as at the log's edge."""
         if self.feature_max is None:
             raise UserModelError("this LeaveHead was saved before it recorded its "

@@ -134,6 +134,20 @@ class MemoryUserModel(AbstractUserModel):
         self.track_ids = base.track_ids
         self.cascades = base.cascades
 
+    @property
+    def embeddings(self):
+        """The base model's track representation (None when it has none)."""
+        return getattr(self.base, "embeddings", None)
+
+    def remapped(self, rows, embeddings) -> "MemoryUserModel":
+        """The same memory over the base model remapped onto another catalogue; the
+        profile's track vectors are then `embeddings` (see `AbstractUserModel.
+        remapped`)."""
+        return MemoryUserModel(self.base.remapped(rows, embeddings),
+                               self.track_vectors[np.maximum(np.asarray(rows), 0)]
+                               if embeddings is None else embeddings,
+                               self.correction)
+
     # ------------------------------------------------------------------ fitting
     @classmethod
     def fit_on(cls, base: AbstractUserModel, log: SessionLog, profiles: ListenerProfiles,

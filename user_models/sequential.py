@@ -183,7 +183,7 @@ class SequentialUserModel(AbstractUserModel):
         exposure=...)`; `fit_or_load_user_model` turns it on when the data has one).
         The model then answers the simulator's questions as exposed at random: P(listen)
         of a track an agent puts in front of the listener, not of one the logging
-        policy chose for them because of their hidden taste (BUILD_NOTES, "the transfer
+        policy chose for them because of their hidden taste (docs/agents.md, "the transfer
         gap"), except for the session's own logged line-up (`History.logged`).  Off,
         the network is the one before the input existed.
     """

@@ -8,7 +8,7 @@ extrapolates badly: its head mixes the session state and the candidate in an MLP
 learns the log's contrasts (tracks the logging policy chose near the listener's taste)
 but not a rule that carries to a track unlike the recent listens (an MLP is a poor
 learner of dot products; Rendle et al., "Neural Collaborative Filtering vs. Matrix
-Factorization Revisited", RecSys 2020).  Measured in BUILD_NOTES ("Sixth round"): among
+Factorization Revisited", RecSys 2020).  Measured in docs/agents.md ("Sixth round"): among
 the 100 candidates of an episode start, the GRU's logit P(listen) correlates 0.63 with
 the truth's, this model's 0.68, while both fit the log about as well (test AUC 0.738
 against 0.740), and planners and agents on this model listen more online.

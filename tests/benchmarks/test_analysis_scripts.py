@@ -1,4 +1,4 @@
-"""The analysis scripts behind BUILD_NOTES' headline claims compute what they print:
+"""The analysis scripts behind the docs' headline claims compute what they print:
 known answers on constructed cases."""
 
 import importlib.util
@@ -25,7 +25,7 @@ def test_posterior_oracle_is_the_truth_when_nothing_is_hidden(tmp_path):
     """One listener, and moods that change nothing (neither the starting taste nor its
     drift): the observable limit *is* the ground truth (every hypothesis is the true
     one), row for row.  With 60 listeners it falls
-    below the truth's AUC, as BUILD_NOTES reports."""
+    below the truth's AUC, as docs/agents.md reports."""
     from user_models import evaluation
     from user_models.ground_truth import GroundTruthUserModel
     from spotisim.data.synthetic import SyntheticWorld

@@ -617,7 +617,7 @@ def test_the_recorded_operative_config_keeps_the_gin_imports():
 
 def test_run_configs_recorded_before_the_parts_were_the_surface_read_with_current_names():
     """Runs made before 2026-11-26 recorded make_builder.* bindings: experiments.evaluate
-    reads them under the parts' names (BUILD_NOTES, "Renamed bindings")."""
+    reads them under the parts' names (docs/configuration.md, "Renamed bindings")."""
     from experiments.assembly import with_current_names, without_shadowed_bindings
     old = ("make_builder.max_steps = 20\nMaxSteps.max_steps = 7\n"
            "make_builder.observe_scores = True\nmake_builder.scorer = None\n"

@@ -170,3 +170,23 @@ def test_memory_names(tiny_log):
     for bad in ("ground_truth+memory", "+memory", "nothing+memory"):
         with pytest.raises(ConfigError):
             check_user_model_name(bad)
+
+
+def test_memory_keeps_the_base_models_track_representation(tmp_path):
+    """The self-check's permutation reaches through memory to the base model."""
+    log, vec = two_camp_log(tmp_path, listeners=10, sessions=2)
+
+    class WithTracks(Constant):
+        embeddings = vec
+
+        def remapped(self, rows, embeddings):
+            out = WithTracks()
+            out.embeddings = embeddings
+            return out
+
+    model = MemoryUserModel(WithTracks(), vec, MemoryCorrection())
+    assert model.embeddings is vec
+    perm = np.arange(len(vec))[::-1]
+    moved = model.remapped(perm, vec[perm])
+    np.testing.assert_array_equal(moved.embeddings, vec[perm])
+    np.testing.assert_array_equal(moved.track_vectors, vec[perm])

@@ -19,7 +19,7 @@ CONTEXT_SHARES = (0.405, 0.227, 0.208, 0.127, 0.019, 0.015)
 class WorldConfig:
     """Every knob of the synthetic world.  Defaults are calibrated so the logs look like
     MSSD (skip_2 ~52%, 38% at position 1 rising to ~53% by position 5, half the sessions
-    at the cap of 20); see BUILD_NOTES.md for the side-by-side `inspect` output.
+    at the cap of 20); see docs/data.md for the side-by-side `inspect` output.
 
     Attributes:
       num_tracks / num_listeners / num_genres / latent_dim: world size.
@@ -78,7 +78,7 @@ class WorldConfig:
     listener_bias_sd: float = 0.5
     fatigue: float = 0.78
     fatigue_scale: float = 1.5
-    # benchmarks/calibrate_world.py --fit (BUILD_NOTES, "Listeners who leave when bored").
+    # benchmarks/calibrate_world.py --fit (docs/data.md, "Listeners who leave when bored").
     position_logit: Tuple[float, ...] = dataclasses.field(
         default=(-0.068, -0.527, -0.702, -0.768, -0.804, -0.806, -0.802, -0.736, -0.664,
                  -0.581), metadata={"absent": ()})

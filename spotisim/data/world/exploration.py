@@ -3,7 +3,7 @@
 A log played by a recommender shows each listener mostly tracks chosen *because* of their
 hidden taste, so a user model fitted on it learns P(listen | history, track, chosen for
 this listener), which is higher than P(listen | history, track) for a track a new policy
-puts in front of them (BUILD_NOTES, "the transfer gap").  Platforms keep a slice of
+puts in front of them (docs/agents.md, "the transfer gap").  Platforms keep a slice of
 randomly exposed traffic for exactly this (KuaiRand's random exposures, Yahoo! R3, the
 uniform slices of Spotify's Home bandits, McInerney et al., RecSys 2018).
 
