@@ -28,6 +28,8 @@ from tf_agents.drivers import dynamic_step_driver
 from tf_agents.replay_buffers import tf_uniform_replay_buffer
 from tf_agents.utils import common
 
+from spotisim.errors import ConfigError
+
 
 @dataclasses.dataclass
 class TrainLog:
@@ -36,6 +38,34 @@ class TrainLog:
     losses: List[float]
     env_steps: int
     train_steps: int
+
+
+#: The lowest value each of the Trainer's counts may take.
+_TRAINER_MINIMA = {"collect_steps": 1, "batch_size": 1, "replay_capacity": 2,
+                   "initial_collect_steps": 0, "segment_every": 1}
+
+
+def check_trainer_settings(**settings) -> None:
+    """Raises ConfigError, naming the binding, for a Trainer count out of range (None
+    for `segment_every` means one segment).  Called by the Trainer and, before anything
+    is written, by the runner on the `Trainer.*` gin bindings."""
+    for name, value in settings.items():
+        if name not in _TRAINER_MINIMA or (name == "segment_every" and value is None):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                or value < _TRAINER_MINIMA[name]:
+            raise ConfigError(f"Trainer.{name} must be a whole number >= "
+                              f"{_TRAINER_MINIMA[name]}, got {value!r}")
+
+
+def check_trainer_bindings() -> None:
+    """`check_trainer_settings` on the gin bindings of `Trainer` (any scope)."""
+    for scope in ("", "train"):
+        try:
+            bound = gin.get_bindings(f"{scope}/Trainer" if scope else "Trainer")
+        except (ValueError, KeyError):
+            continue
+        check_trainer_settings(**bound)
 
 
 @gin.configurable
@@ -63,14 +93,16 @@ class Trainer:
                  replay_capacity: int = 20_000, initial_collect_steps: int = 10,
                  deterministic: bool = True, segment_every: Optional[int] = None,
                  seed: int = 0, reseed_env: Optional[Callable[[int], None]] = None):
+        check_trainer_settings(collect_steps=collect_steps, batch_size=batch_size,
+                               replay_capacity=replay_capacity,
+                               initial_collect_steps=initial_collect_steps,
+                               segment_every=segment_every)
         self.agent = agent
         self.env = tf_env
         self.batch_size = int(batch_size)
         self.initial_collect_steps = int(initial_collect_steps)
         self.collect_steps = int(collect_steps)
         self.deterministic = bool(deterministic)
-        if segment_every is not None and int(segment_every) < 1:
-            raise ValueError(f"Trainer.segment_every must be >= 1, got {segment_every}")
         self.segment_every = None if segment_every is None else int(segment_every)
         self.seed = int(seed)
         self._reseed_env = reseed_env

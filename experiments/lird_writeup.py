@@ -160,11 +160,7 @@ def define_flags() -> None:
 
 
 def _main() -> None:
-    try:
-        seeds = [int(s) for s in FLAGS.seeds]
-    except ValueError:
-        raise ConfigError(f"--seeds: whole numbers separated by commas, got "
-                          f"{','.join(FLAGS.seeds)!r}") from None
+    seeds = cli.parse_seeds(FLAGS.seeds)
     own = [b for b in FLAGS.gin_bindings if b.strip().startswith("run_lird_writeup.")]
     gin.clear_config()
     parse_gin([], own, [CONFIG_DIR])

@@ -126,11 +126,7 @@ def define_flags() -> None:
 
 
 def _main() -> None:
-    try:
-        seeds = [int(s) for s in FLAGS.seeds]
-    except ValueError:
-        raise ConfigError(f"--seeds: whole numbers separated by commas, got "
-                          f"{','.join(FLAGS.seeds)!r}") from None
+    seeds = cli.parse_seeds(FLAGS.seeds)
     gin.clear_config()
     parse_gin(FLAGS.gin_file or ["returning_world"], FLAGS.gin_bindings, [CONFIG_DIR])
     out = run_listener_memory(FLAGS.run_dir, seeds)

@@ -22,7 +22,7 @@ from tf_agents.utils import common
 
 from agents.evaluate import run_episodes
 from agents.registry import agent_spec
-from agents.training import Trainer
+from agents.training import Trainer, check_trainer_bindings
 from experiments.assembly import make_builder, operative_config_text, refuse_changed_setup
 from experiments.experiment import Experiment
 from experiments.policy_evaluation import final_evaluation
@@ -75,6 +75,8 @@ def run_experiment(run_dir: str, resume: bool = True,
         check_user_model_name(x.offline_evaluator, "run_experiment.offline_evaluator")
     if x.simulator:
         check_user_model_name(x.simulator, "run_experiment.simulator")
+    if x.agent_fn is not None:  # a bad Trainer count fails before anything is written
+        check_trainer_bindings()
     # One process per run directory: a second one would interleave checkpoints.
     with directory_lock(run_dir):
         return _run_experiment(run_dir, resume, x)

@@ -164,12 +164,14 @@ def define_flags() -> None:
 
 
 def _main() -> None:
+    cli.parse_seeds(FLAGS.seeds)   # a bad --seeds fails before anything runs
     paths = parse_gin(FLAGS.gin_file or ["ah_dqn"], FLAGS.gin_bindings, [CONFIG_DIR])
     run_dir = FLAGS.run_dir or os.path.join(
         "runs", os.path.splitext(os.path.basename(paths[-1]))[0] + "_seeds")
+    seeds = cli.parse_seeds(FLAGS.seeds)
     outs = []
-    for s in FLAGS.seeds:
-        seed_dir = os.path.join(run_dir, f"seed_{int(s)}")
+    for s in seeds:
+        seed_dir = os.path.join(run_dir, f"seed_{s}")
         if FLAGS.reevaluate_episodes:
             outs.append(reevaluated(seed_dir, FLAGS.reevaluate_episodes, FLAGS.also,
                                     FLAGS.gin_bindings, FLAGS.trust_run_dir))
@@ -194,7 +196,7 @@ def _main() -> None:
     name = (f"summary_{FLAGS.reevaluate_episodes}{settings_tag(FLAGS.gin_bindings)}.json"
             if FLAGS.reevaluate_episodes else "summary.json")
     with atomic_file(os.path.join(run_dir, name)) as f:
-        json.dump({"seeds": [int(s) for s in FLAGS.seeds], "summary": summary,
+        json.dump({"seeds": seeds, "summary": summary,
                    "paired_vs_greedy_user_model": paired,
                    "paired_vs_logging_policy": paired_logging,
                    "relative_vs_greedy_user_model": relative,

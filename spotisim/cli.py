@@ -53,3 +53,19 @@ def start(define_flags: Callable[[], None], main: Callable[[List[str]], int]) ->
     from absl import app
     define_flags()
     app.run(main)
+
+
+def parse_seeds(values, flag: str = "--seeds") -> List[int]:
+    """Whole numbers from a comma-separated flag's values, or one error line naming the
+    flag (a `ConfigError`), never a traceback."""
+    from spotisim.errors import ConfigError
+    try:
+        seeds = [int(str(v).strip()) for v in values]
+    except ValueError:
+        raise ConfigError(f"{flag}: whole numbers separated by commas, got "
+                          f"{','.join(map(str, values))!r}") from None
+    if not seeds:
+        raise ConfigError(f"{flag}: give at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{flag}: a seed appears twice ({','.join(map(str, seeds))})")
+    return seeds

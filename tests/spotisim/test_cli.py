@@ -30,10 +30,25 @@ def test_guarded_and_absl_main(capsys):
 @pytest.mark.parametrize("module, args", [
     ("experiments.run", ["--gin_bindings=nope.x = 1"]),
     ("user_models.train", ["--gin_file=no_such_config"]),
+    ("experiments.seeds", ["--seeds=abc"]),
+    ("experiments.run", ["--gin_file=ah_dqn", "--gin_bindings=Trainer.batch_size = -4",
+                         "--run_dir=RUN_DIR"]),
 ])
-def test_entry_points_fail_in_one_line(module, args):
+def test_entry_points_fail_in_one_line(module, args, tmp_path):
+    run_dir = tmp_path / "run"
+    args = [a.replace("RUN_DIR", str(run_dir)) for a in args]
     out = subprocess.run([sys.executable, "-m", module] + args, cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 1
     assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1, out.stderr
     assert "Traceback" not in out.stderr
+    assert not run_dir.exists()      # nothing written (no checkpoints/, no tb/)
+
+
+def test_seeds_are_whole_numbers_once_each():
+    assert cli.parse_seeds(["0", " 1", "7"]) == [0, 1, 7]
+    for bad, why in ((["abc"], "whole numbers"), ([], "at least one"),
+                     (["1", "1"], "appears twice")):
+        with pytest.raises(ConfigError, match=why) as info:
+            cli.parse_seeds(bad)
+        assert "--seeds" in str(info.value)
