@@ -32,7 +32,7 @@ from experiments.user_model_cache import (check_user_model_name, fit_or_load_use
                                           listener_profiles, user_model_by_name)
 from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
-from spotisim.io_utils import atomic_file, directory_lock
+from spotisim.io_utils import atomic_dir, atomic_file, directory_lock
 
 def scoped_op_determinism(fn: Callable) -> Callable:
     """Runs `fn` with TensorFlow's deterministic kernels on (same seed, same metrics),
@@ -163,7 +163,9 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
         trainer.run(num_iterations, on_step)
         if bar is not None:
             bar.close()
-        policy_saver.PolicySaver(agent.policy, batch_size=None).save(os.path.join(run_dir, "policy"))
+        # Whole or not at all: a cut save leaves the previous policy/ (or none).
+        with atomic_dir(os.path.join(run_dir, "policy")) as tmp:
+            policy_saver.PolicySaver(agent.policy, batch_size=None).save(tmp)
     info: dict = {}
     metrics.update(final_evaluation(data, user_model, emb, agent, agent_fn, baselines,
                                     eval_episodes, seed, run_dir, info,

@@ -6,7 +6,8 @@ The gin file names the model class and its knobs; data come from `load_dataset` 
 synthetic default unless a binding points at real MSSD files).  Writes into the output
 directory: model/ (the saved model), baselines/<name>/ (each compared model, fitted on
 the same split), report.json (metrics on the test split, next to the
-ground-truth Bayes limit and the baselines when asked), operative_config.gin.
+ground-truth Bayes limit and the baselines when asked), operative_config.gin.  The
+directory is written as a whole and replaces an earlier one only once complete.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from spotisim.data.datasets import Dataset, load_dataset
 from spotisim.embeddings import build_embeddings
 from spotisim.errors import SpotisimError
 from spotisim.gin_utils import parse_gin
-from spotisim.io_utils import atomic_file
+from spotisim.io_utils import atomic_dir
 from user_models import evaluation
 from user_models.base import AbstractUserModel
 from user_models.ground_truth import GroundTruthUserModel
@@ -82,19 +83,21 @@ def train_user_model(model_ctor: Callable[..., AbstractUserModel] = SequentialUs
         reports[name]["class"] = type(model).__name__
         if name in fit_seconds:
             reports[name]["fit_seconds"] = fit_seconds[name]
-    os.makedirs(output_dir, exist_ok=True)
-    models["model"].save(os.path.join(output_dir, "model"))
-    for name in compare:  # scored beside the model by `python -m user_models.evaluate`
-        models[name].save(os.path.join(output_dir, "baselines", name))
-    emb.save(os.path.join(output_dir, "embeddings"))
     report = {"data": data.source, "train_sessions": data.train.num_sessions,
               "val_sessions": data.val.num_sessions, "test_sessions": data.test.num_sessions,
               "embeddings": emb.source, "seconds": time.perf_counter() - t0,
               "reports": reports}
-    with atomic_file(os.path.join(output_dir, "report.json")) as f:
-        json.dump(report, f, indent=1)
-    with atomic_file(os.path.join(output_dir, "operative_config.gin")) as f:
-        f.write(gin.operative_config_str())
+    # The whole output at once: a cut run leaves the previous output (or none), never a
+    # model beside another run's report.
+    with atomic_dir(output_dir) as tmp:
+        models["model"].save(os.path.join(tmp, "model"))
+        for name in compare:  # scored beside the model by `python -m user_models.evaluate`
+            models[name].save(os.path.join(tmp, "baselines", name))
+        emb.save(os.path.join(tmp, "embeddings"))
+        with open(os.path.join(tmp, "report.json"), "w") as f:
+            json.dump(report, f, indent=1)
+        with open(os.path.join(tmp, "operative_config.gin"), "w") as f:
+            f.write(gin.operative_config_str())
     if verbose:
         print(f"data: {data.source}; test split {data.test.num_sessions} sessions, "
               f"{data.test.num_rows} rows; embeddings {emb.source}")

@@ -61,6 +61,31 @@ def test_train_cli_end_to_end(tiny_world_dir, tmp_path, capsys):
     assert "SequentialUserModel.units = 8" in open(os.path.join(out, "operative_config.gin")).read()
     model = load_user_model(os.path.join(out, "model"))
     assert model.config["units"] == 8
+    # A run cut while saving (the disk fills as the embeddings are written) leaves the
+    # earlier output whole: no new model beside the old report.
+    from spotisim.embeddings import TrackEmbeddings
+    before = {f: open(os.path.join(out, f), "rb").read()
+              for f in ("report.json", "model/user_model.json")}
+
+    def full_disk(self, directory):
+        raise OSError(28, "No space left on device")
+    original = TrackEmbeddings.save
+    TrackEmbeddings.save = full_disk
+    gin.clear_config()
+    try:
+        parse_gin(["sequential"], [
+            f"load_dataset.log_path = '{tiny_world_dir['log']}'",
+            f"train_user_model.output_dir = '{out}'",
+            "train_user_model.compare = []",
+            "SequentialUserModel.units = 4", "SequentialUserModel.epochs = 1",
+        ], [train.CONFIG_DIR])
+        with pytest.raises(OSError):
+            train.train_user_model(verbose=False)
+    finally:
+        TrackEmbeddings.save = original
+        gin.clear_config()
+    assert {f: open(os.path.join(out, f), "rb").read() for f in before} == before
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")]
 
 
 def test_bad_gin_input():
