@@ -7,8 +7,8 @@ import os
 import time
 from typing import Optional, Sequence
 
-from experiments.distributed.config import (REPLAY_TABLE, ScaleOut, experiment, write_status,
-                                            read_status)
+from experiments.distributed.config import (REPLAY_TABLE, ScaleOut, experiment, read_status,
+                                            wait_for_replay, write_status)
 from experiments.distributed.prepare import (load_prepared, make_agent, make_environment,
                                              policy_variables)
 
@@ -26,6 +26,7 @@ def collect(root_dir: str, address: str, actor_index: int, num_actors: int,
 
     from agents.reverb_observer import ActorTaggedObserver
     from spotisim.data.shards import assign_shards
+    wait_for_replay(address, settings.connect_timeout)
     prep = load_prepared(root_dir)
     shards = list(shards) if shards else assign_shards(prep["shards"], actor_index, num_actors)
     seed = experiment().seed + 1 + actor_index

@@ -10,6 +10,7 @@ from typing import Optional
 
 import gin
 
+from spotisim.errors import SpotisimError
 from spotisim.io_utils import atomic_file
 
 
@@ -41,7 +42,11 @@ class ScaleOut:
       checkpoint_interval: learner steps between checkpoints.
       rows_per_shard: cut big log files into Parquet shards of about this many rows.
       preprocess_workers: files converted at once (default: one per core).
-      restart_actors: the local launcher restarts an actor that dies.
+      restart_actors: the local launcher restarts an actor that dies (after 1, 2, 4,
+        ... seconds, at most a minute).
+      max_actor_restarts: restarts per actor before the job stops, naming its log.
+      connect_timeout: seconds an actor or the learner waits for the replay server to
+        answer before stopping with one line (it may still be starting).
       private_network: the local launcher runs every role in a network namespace of
         its own, with loopback only (`launcher.PrivateNetwork`): Reverb 0.14 listens
         on every interface and cannot be told otherwise, so this is what keeps other
@@ -63,11 +68,35 @@ class ScaleOut:
     rows_per_shard: Optional[int] = 50_000
     preprocess_workers: Optional[int] = None
     restart_actors: bool = True
+    max_actor_restarts: int = 10
+    connect_timeout: float = 300.0
     private_network: bool = True
     evaluate: bool = True
 
 
 HAZARD_FILE = "leave_hazard.json"
+
+
+def wait_for_replay(address: str, timeout: float, poll: float = 5.0) -> None:
+    """Returns once the Reverb server at `address` answers; raises SpotisimError after
+    `timeout` seconds without an answer (a wrong address, a firewall, a dead server),
+    where Reverb's own calls would block for ever."""
+    import time
+
+    import reverb
+    deadline = time.monotonic() + float(timeout)
+    client = reverb.Client(address)
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            client.server_info(timeout=max(1, int(min(poll, left))))
+            return
+        except Exception as exc:   # Reverb raises its own (RPC) errors, not one type
+            if time.monotonic() >= deadline:
+                raise SpotisimError(
+                    f"the replay server at {address} did not answer in {timeout:g} s "
+                    f"({type(exc).__name__}); is it running and reachable "
+                    "(ScaleOut.connect_timeout)?") from None
 
 
 def experiment():

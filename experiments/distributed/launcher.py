@@ -21,7 +21,10 @@ from typing import Dict, List, Optional, Sequence
 
 from experiments.distributed.config import ScaleOut
 from experiments.distributed.prepare import prepare
-from spotisim.errors import ConfigError
+from spotisim.errors import ConfigError, SpotisimError
+
+#: The longest wait before restarting an actor that died (seconds).
+MAX_BACKOFF = 60.0
 
 # Run inside the new namespaces: loopback up (SIOCSIFFLAGS), then the pid the roles
 # join, then wait until the launcher closes stdin (it exited, or the job ended).
@@ -104,6 +107,7 @@ class LocalCluster:
                       f"--root_dir={self.root_dir}", f"--replay_server={self.address}"]
         self.processes: Dict[str, subprocess.Popen] = {}
         self.restarts: Dict[str, int] = {}
+        self._restart_at: Dict[str, float] = {}   # actors waiting out their backoff
         self.network: Optional[PrivateNetwork] = None
 
     def _start(self, name: str, args: List[str]) -> subprocess.Popen:
@@ -117,6 +121,29 @@ class LocalCluster:
         log.close()
         self.processes[name] = proc
         return proc
+
+    def _restart_if_dead(self, i: int) -> None:
+        """Restarts actor i if it died with an error: after 1, 2, 4, ... seconds (at most
+        MAX_BACKOFF), and at most `ScaleOut.max_actor_restarts` times; then the job
+        stops with one line naming the actor's log."""
+        name = f"actor_{i}"
+        proc = self.processes[name]
+        if proc.poll() is None or proc.returncode == 0 or not self.settings.restart_actors:
+            return
+        if name not in self._restart_at:
+            k = self.restarts.get(name, 0) + 1
+            if k > self.settings.max_actor_restarts:
+                raise SpotisimError(
+                    f"{name} failed {k} times (exit status {proc.returncode}); see "
+                    f"{self.root_dir}/logs/{name}.log")
+            delay = min(MAX_BACKOFF, 2.0 ** (k - 1))
+            self._restart_at[name] = time.monotonic() + delay
+            print(f"{name} exited with {proc.returncode}; restart {k} of "
+                  f"{self.settings.max_actor_restarts} in {delay:g} s", flush=True)
+        elif time.monotonic() >= self._restart_at[name]:
+            del self._restart_at[name]
+            self.restarts[name] = self.restarts.get(name, 0) + 1
+            self._start(name, self._actor_args(i))
 
     def _actor_args(self, i: int) -> List[str]:
         return ["--role=collect", f"--actor_index={i}",
@@ -138,16 +165,10 @@ class LocalCluster:
                 if learner.poll() is not None:
                     break
                 if self.processes["replay"].poll() is not None:
-                    raise RuntimeError("the Reverb server died: see "
-                                       f"{self.root_dir}/logs/replay.log")
+                    raise SpotisimError("the Reverb server died: see "
+                                        f"{self.root_dir}/logs/replay.log")
                 for i in range(self.settings.num_actors):
-                    name = f"actor_{i}"
-                    proc = self.processes[name]
-                    if proc.poll() is not None and proc.returncode != 0 \
-                            and self.settings.restart_actors:
-                        self.restarts[name] = self.restarts.get(name, 0) + 1
-                        print(f"{name} exited with {proc.returncode}; restarting", flush=True)
-                        self._start(name, self._actor_args(i))
+                    self._restart_if_dead(i)
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"the learner did not finish in {timeout} s")
                 time.sleep(0.5)

@@ -9,7 +9,8 @@ import time
 import numpy as np
 
 from experiments.distributed.config import (MAX_ACTORS, REPLAY_TABLE, STOP_FILE, ScaleOut,
-                                            experiment, write_json, write_status)
+                                            experiment, wait_for_replay, write_json,
+                                            write_status)
 from experiments.distributed.prepare import (load_prepared, load_prepared_user_model,
                                              make_agent, make_environment, policy_variables,
                                              replay_signature)
@@ -27,6 +28,7 @@ def learn(root_dir: str, address: str, settings: ScaleOut) -> dict:
     from tf_agents.train import learner as tfa_learner
 
     from agents.priorities import td_errors
+    wait_for_replay(address, settings.connect_timeout)
     prep = load_prepared(root_dir)
     settings_of_run = experiment()
     seed = settings_of_run.seed

@@ -10,12 +10,34 @@ from experiments.distributed.prepare import (load_prepared, make_agent, make_env
                                              policy_variables, replay_signature)
 
 
+def check_port_free(port: int) -> None:
+    """Raises ConfigError when something already listens on `port` (Reverb sets
+    SO_REUSEPORT, so a second server on the port would start and silently take half the
+    clients; a plain bind here, without that option, sees the first one)."""
+    from spotisim.errors import ConfigError
+    for family, address in ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")):
+        try:
+            probe = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:        # no IPv6 in this namespace: the IPv4 probe decides
+            continue
+        try:   # SO_REUSEADDR: a closed server's lingering connections do not count
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((address, int(port)))
+        except OSError as exc:
+            raise ConfigError(f"--port {port} is in use (another replay server, or another "
+                              f"program: {exc.strerror}); pick a free port") from None
+        finally:
+            probe.close()
+        return
+
+
 def serve_replay(root_dir: str, port: int, settings: ScaleOut) -> None:
     """Runs the Reverb server until killed: the replay table and the weights table.
 
     The server checkpoints into root_dir/reverb when the learner asks (at each of its
     checkpoints) and loads the latest one on start, so a restarted server keeps its data.
     """
+    check_port_free(port)
     import reverb
     import tensorflow as tf
     from tf_agents.experimental.distributed import reverb_variable_container as rvc

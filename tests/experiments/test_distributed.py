@@ -255,3 +255,72 @@ def test_the_local_roles_network_is_unreachable_from_outside(tmp_path):
     finally:
         net.close()
     assert net.holder.poll() is not None
+
+
+def test_a_replay_port_in_use_is_one_error():
+    """Reverb sets SO_REUSEPORT: a second server on a taken port would start and take
+    half the clients. The replay role checks the port first."""
+    import socket
+
+    from experiments.distributed.replay import check_port_free
+    from spotisim.errors import ConfigError
+    held = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)   # as Reverb's gRPC does
+    held.bind(("::", 0))
+    held.listen()
+    port = held.getsockname()[1]
+    try:
+        with pytest.raises(ConfigError, match=f"--port {port} is in use"):
+            check_port_free(port)
+    finally:
+        held.close()
+    check_port_free(port)     # free again
+
+
+def test_an_unreachable_replay_server_is_one_error_not_a_hang():
+    """A learner or actor pointed at a server nobody runs stops after
+    ScaleOut.connect_timeout with one line, where Reverb's calls would block."""
+    import socket
+    import time
+
+    from experiments.distributed.config import wait_for_replay
+    from spotisim.errors import SpotisimError
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()                       # a port nothing listens on
+    t0 = time.monotonic()
+    with pytest.raises(SpotisimError, match=f"localhost:{port} did not answer in 2 s"):
+        wait_for_replay(f"localhost:{port}", timeout=2, poll=1)
+    assert time.monotonic() - t0 < 30
+
+
+def test_a_failing_actor_is_restarted_with_backoff_then_given_up(tmp_path, monkeypatch):
+    """Restarts after 1, 2, 4, ... seconds, at most ScaleOut.max_actor_restarts times;
+    then one error naming the actor's log."""
+    from experiments.distributed import launcher as launcher_mod
+    from experiments.distributed.config import ScaleOut
+    from spotisim.errors import SpotisimError
+
+    class Dead:
+        returncode = 3
+
+        def poll(self):
+            return 3
+
+    clock = [100.0]
+    monkeypatch.setattr(launcher_mod.time, "monotonic", lambda: clock[0])
+    job = launcher_mod.LocalCluster.__new__(launcher_mod.LocalCluster)
+    job.settings = ScaleOut(num_actors=1, max_actor_restarts=2)
+    job.root_dir = str(tmp_path)
+    job.processes = {"actor_0": Dead()}
+    job.restarts, job._restart_at = {}, {}
+    started = []
+    job._start = lambda name, args: (started.append(clock[0]), job.processes.__setitem__(name, Dead()))
+    for t in (100.0, 100.5, 101.0, 101.5, 103.0, 103.5):
+        clock[0] = t
+        job._restart_if_dead(0)
+    assert started == [101.0, 103.5]          # 1 s after the first death, 2 s after the next
+    with pytest.raises(SpotisimError, match="actor_0 failed 3 times.*logs/actor_0.log"):
+        job._restart_if_dead(0)
