@@ -16,20 +16,25 @@ def default_world():
     return SyntheticWorld(WorldConfig(seed=0))
 
 
-def test_default_world_looks_like_mssd(default_world):
-    """Calibration targets from the MSSD sample README, on 3,000 logged sessions."""
-    sim = default_world.simulate_sessions(np.random.default_rng(0), 3000)
-    L = default_world.config.max_length
-    mask = np.arange(L)[None, :] < sim["length"][:, None]
+def assert_looks_like_mssd(sim, max_length=20):
+    """The calibration gates (MSSD sample README) on simulated sessions: skip rate,
+    skip at positions 1, 3 and 5, lengths and the context mix."""
+    mask = np.arange(max_length)[None, :] < sim["length"][:, None]
     skip = ~sim["listened"]
     assert skip[mask].mean() == pytest.approx(0.517, abs=0.02)
     assert skip[:, 0].mean() == pytest.approx(0.381, abs=0.03)
     assert skip[:, 4].mean() == pytest.approx(0.539, abs=0.03)
     assert skip[:, 0].mean() < skip[:, 2].mean() < skip[:, 4].mean()
-    assert sim["length"].min() >= 10 and sim["length"].max() == 20
-    assert (sim["length"] == 20).mean() == pytest.approx(0.51, abs=0.05)
-    shares = np.bincount(sim["context"], minlength=6) / 3000
+    assert sim["length"].min() >= 10 and sim["length"].max() == max_length
+    assert (sim["length"] == max_length).mean() == pytest.approx(0.51, abs=0.05)
+    shares = np.bincount(sim["context"], minlength=6) / len(sim["length"])
     assert shares[0] == pytest.approx(0.405, abs=0.03)  # user_collection
+
+
+def test_default_world_looks_like_mssd(default_world):
+    """Calibration targets from the MSSD sample README, on 3,000 logged sessions."""
+    sim = default_world.simulate_sessions(np.random.default_rng(0), 3000)
+    assert_looks_like_mssd(sim, default_world.config.max_length)
 
 
 MYOPIC = dict(boredom_weight=0.0, position_logit=())
