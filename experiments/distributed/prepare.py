@@ -48,6 +48,11 @@ def prepare(root_dir: str, settings: Optional[ScaleOut] = None) -> dict:
             raise ConfigError(f"{root_dir} was prepared from other data, user model or "
                               f"sharding settings ({prep.get('inputs')}); use a new "
                               "--root_dir (or delete this one) to prepare again")
+        log_path = prep.get("log_path")
+        if log_path is not None and _data_digest(log_path) != prep.get("data_digest"):
+            raise ConfigError(f"the log at {log_path} changed since {root_dir} was prepared "
+                              "from it (a file replaced, added or removed); use a new "
+                              "--root_dir (or delete this one) to prepare again")
         return prep
     from experiments.user_model_cache import fit_or_load_user_model
     from spotisim.data.datasets import load_dataset
@@ -74,9 +79,22 @@ def prepare(root_dir: str, settings: Optional[ScaleOut] = None) -> dict:
     prep = {"shards": [os.path.abspath(s) for s in shards],
             "hidden_path": data.hidden_path and os.path.abspath(data.hidden_path),
             "skip_column": data.log.skip_column, "source": data.source,
-            "user_model": type(user_model).__name__, "inputs": inputs}
+            "user_model": type(user_model).__name__, "inputs": inputs,
+            "log_path": os.path.abspath(data.log_path),
+            "data_digest": _data_digest(data.log_path)}
     write_json(marker, prep)
     return prep
+
+
+def _data_digest(log_path: str) -> Optional[str]:
+    """The log files' `files_digest`, or None where they are gone (then the check
+    refuses the directory: a None never equals a recorded digest)."""
+    from spotisim.data.readers import files_digest
+    from spotisim.errors import DataValidationError
+    try:
+        return files_digest(log_path)
+    except DataValidationError:
+        return None
 
 
 def _prepare_inputs(settings: ScaleOut) -> str:

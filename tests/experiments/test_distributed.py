@@ -223,6 +223,30 @@ def test_prepare_refuses_a_root_dir_prepared_differently(sharded_world, tmp_path
         gin.clear_config()
 
 
+def test_prepare_refuses_a_root_dir_whose_data_changed(sharded_world, tmp_path):
+    """The same bindings over a log whose files changed (one shard rewritten) are
+    refused: prepared.json records the files' digest (names, sizes, times)."""
+    import shutil
+    from spotisim.errors import ConfigError
+    top = os.path.dirname(sharded_world["log"])
+    shutil.copytree(top, tmp_path / "world")       # a copy of the world this test may touch
+    world = {key: str(tmp_path / "world" / os.path.relpath(path, top))
+             for key, path in sharded_world.items()}
+    root = str(tmp_path / "job")
+    gin.clear_config()
+    try:
+        parse_gin(["ah_dqn"], bindings(world, tmp_path / "cache"), [run_mod.CONFIG_DIR])
+        prep = dist.prepare(root)
+        assert dist.prepare(root) == prep
+        shard = sorted(os.listdir(world["log"]))[1]
+        stamp = os.stat(os.path.join(world["log"], shard)).st_mtime_ns + 10 ** 9
+        os.utime(os.path.join(world["log"], shard), ns=(stamp, stamp))
+        with pytest.raises(ConfigError, match="changed since"):
+            dist.prepare(root)
+    finally:
+        gin.clear_config()
+
+
 def test_the_local_roles_network_is_unreachable_from_outside(tmp_path):
     """Reverb listens on every interface; in the local role's private namespace that is
     loopback only: a server there is reached from a process in the namespace and
