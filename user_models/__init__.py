@@ -28,10 +28,23 @@ def load_user_model(directory: str):
     meta_path = os.path.join(directory, "user_model.json")
     if not os.path.exists(meta_path):
         raise UserModelError(f"{directory}: no saved user model here (user_model.json missing)")
-    with open(meta_path) as f:
-        cls_name = json.load(f).get("class")
+    try:
+        with open(meta_path) as f:
+            cls_name = json.load(f).get("class")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise UserModelError(f"{meta_path}: not a readable user-model description "
+                             f"({exc})") from None
     try:
         cls = user_model_class(cls_name)
     except UserModelError as exc:
         raise UserModelError(f"{directory}: {exc}") from None
-    return cls.load(directory)
+    try:
+        return cls.load(directory)
+    except UserModelError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        # The files are not what the named class saves (another class's, or damaged).
+        raise UserModelError(
+            f"{directory}: user_model.json names {cls_name}, but the files here do not "
+            f"load as one ({type(exc).__name__}: {exc}); was the directory saved by "
+            "another class, or cut short?") from None

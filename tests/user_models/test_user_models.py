@@ -186,3 +186,27 @@ def test_score_candidates_equals_one_track_predictions(fitted, tiny_log, tiny_wo
     assert scores.std() > 0  # not a constant
     with pytest.raises(Exception, match="batch"):
         model.score_candidates(h, cands[:2])
+
+
+def test_a_directory_whose_files_are_another_classs_is_one_error(fitted, tmp_path):
+    """user_model.json naming one class over another class's files (or damaged
+    files) is a UserModelError naming the directory and the class, not a traceback."""
+    import json
+    import os
+
+    from spotisim.errors import UserModelError
+    from user_models import load_user_model
+    d = str(tmp_path / "m")
+    fitted["logistic"].save(d)
+    meta = os.path.join(d, "user_model.json")
+    with open(meta) as f:
+        m = json.load(f)
+    m["class"] = "SequentialUserModel"
+    with open(meta, "w") as f:
+        json.dump(m, f)
+    with pytest.raises(UserModelError, match="names SequentialUserModel, but the files"):
+        load_user_model(d)
+    with open(meta, "w") as f:
+        f.write("{not json")
+    with pytest.raises(UserModelError, match="not a readable user-model description"):
+        load_user_model(d)
