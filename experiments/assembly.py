@@ -17,6 +17,7 @@ from spotisim.episode_samplers import LogEpisodeSampler
 from spotisim.errors import ConfigError
 # (Imported so that gin knows every part a config may bind.)
 from spotisim.termination import AnyOf, ConsecutiveSkips, MaxSteps, UserLeft  # noqa: F401
+from spotisim.rewards import Listens, PositionDiscountedListens
 from spotisim.track_samplers import (CandidateIndexTrackSampler, ContinuousWeightsTrackSampler,
                                      SlateIndicesTrackSampler)
 from user_models.base import AbstractUserModel
@@ -51,7 +52,7 @@ PASSED_KNOBS = {
 # The environment's parts whose bindings define a run's setup.
 ENVIRONMENT_PARTS = tuple(f"{part.__name__}." for part in (
     EnvironmentBuilder, PlaylistEnvironment, LogEpisodeSampler, *SAMPLERS.values(),
-    MaxSteps, ConsecutiveSkips, AnyOf))
+    MaxSteps, ConsecutiveSkips, AnyOf, Listens, PositionDiscountedListens))
 # Environments whose lanes the caller sets (an evaluation: one lane per episode start).
 _LANES_SET_BY_CALLER = "the caller (an evaluation runs one lane per episode start)"
 

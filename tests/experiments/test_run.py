@@ -735,3 +735,25 @@ def test_an_agent_can_train_against_a_named_simulator(tiny_world_dir, tmp_path):
         run(tiny_world_dir, tmp_path / "bad", tmp_path / "cache", 0, config="baselines",
             extra=["run_experiment.simulator = 'nobody'"])
     assert not os.path.exists(tmp_path / "bad")
+
+
+def test_a_reward_changed_since_the_checkpoint_is_refused(tmp_path):
+    """The reward is a part of the setup: resuming a checkpoint made with another
+    discount would mix two objectives (#27: rewards were missing from the parts)."""
+    from experiments.assembly import refuse_changed_setup
+    from spotisim.errors import ConfigError
+    from spotisim.rewards import PositionDiscountedListens
+    saved = tmp_path / "operative_config.gin"
+    saved.write_text("PositionDiscountedListens.discount = 0.9\n")
+    gin.clear_config()
+    try:
+        gin.parse_config(["PositionDiscountedListens.discount = 0.5"])
+        PositionDiscountedListens()                 # the run calls it: gin records it
+        with pytest.raises(ConfigError, match="PositionDiscountedListens.discount"):
+            refuse_changed_setup(str(saved), "create_ah_dqn_agent")
+        gin.clear_config()
+        gin.parse_config(["PositionDiscountedListens.discount = 0.9"])
+        PositionDiscountedListens()
+        refuse_changed_setup(str(saved), "create_ah_dqn_agent")   # the same: resumes
+    finally:
+        gin.clear_config()
