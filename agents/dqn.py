@@ -11,6 +11,7 @@ from tf_agents.agents.dqn import dqn_agent
 
 from tf_agents.trajectories import trajectory
 
+from agents import tf_agents_private as private
 from agents.networks import CandidateQNetwork
 from agents.registry import register_agent
 from agents.td_loss import td_loss_fn
@@ -19,8 +20,9 @@ from agents.td_loss import td_loss_fn
 def td_errors(agent, experience) -> tf.Tensor:
     """|TD error| [B] per transition pair, as the (double) DQN loss computes it."""
     ts, ps, nts = trajectory.experience_to_transitions(experience, squeeze_time_dim=True)
-    target = nts.reward + agent._gamma * nts.discount * agent._compute_next_q_values(nts, ())
-    q, _ = agent._q_network(ts.observation, step_type=ts.step_type)
+    target = nts.reward + private.discount(agent) * nts.discount \
+        * private.dqn_next_q_values(agent, nts)
+    q, _ = private.dqn_q_network(agent)(ts.observation, step_type=ts.step_type)
     q = tf.gather(q, tf.cast(ps.action, tf.int32), batch_dims=1)
     return tf.abs(target - q)
 

@@ -14,6 +14,7 @@ from tf_agents.agents.ddpg import ddpg_agent
 from tf_agents.agents.td3 import td3_agent
 from tf_agents.trajectories import trajectory
 
+from agents import tf_agents_private as private
 from agents.networks import LirdActorNetwork, LirdCriticNetwork, LirdSlateCriticNetwork
 from agents.registry import register_agent
 from agents.td_loss import td_loss_fn
@@ -24,16 +25,13 @@ def td_errors(agent, experience) -> tf.Tensor:
     """|TD error| [B] per transition pair, as DDPG's (or, with twin critics, TD3's) loss
     computes it: the priorities of prioritized replay."""
     ts, ps, nts = trajectory.experience_to_transitions(experience, squeeze_time_dim=True)
-    target_a, _ = agent._target_actor_network(nts.observation, step_type=nts.step_type)
+    target_actor, target_critics, critic = private.ddpg_networks(agent)
+    target_a, _ = target_actor(nts.observation, step_type=nts.step_type)
     inputs = (nts.observation, target_a)
-    if isinstance(agent, td3_agent.Td3Agent):  # the smaller of the two target critics
-        q_next = tf.minimum(agent._target_critic_network_1(inputs, step_type=nts.step_type)[0],
-                            agent._target_critic_network_2(inputs, step_type=nts.step_type)[0])
-        critic = agent._critic_network_1
-    else:
-        q_next, _ = agent._target_critic_network(inputs, step_type=nts.step_type)
-        critic = agent._critic_network
-    target = nts.reward + agent._gamma * nts.discount * q_next
+    # TD3: the smaller of the two target critics; DDPG: its one.
+    q_next = tf.reduce_min(tf.stack([c(inputs, step_type=nts.step_type)[0]
+                                     for c in target_critics]), axis=0)
+    target = nts.reward + private.discount(agent) * nts.discount * q_next
     q, _ = critic((ts.observation, ps.action), step_type=ts.step_type)
     return tf.abs(target - q)
 

@@ -9,6 +9,8 @@ import numpy as np
 import tensorflow as tf
 from tf_agents.replay_buffers import reverb_utils
 
+from agents import tf_agents_private as private
+
 
 class _TaggedLane(reverb_utils.ReverbAddTrajectoryObserver):
     """The stock observer for one parallel episode, writing (step, actor id) pairs."""
@@ -65,4 +67,4 @@ class ActorTaggedObserver:
     def close(self) -> None:
         for lane in self._lanes:
             lane.reset(write_cached_steps=False)
-            lane._writer.close()
+            private.close_trajectory_writer(lane)
