@@ -8,39 +8,44 @@ the default synthetic world.  `lird_slate` is LIRD-DDPG with the slate critic
     python benchmarks/bench_agents.py [--iterations 300] [--batch 32]
 """
 
-import argparse
-import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from agents.ah_dqn import AhDqnAgent  # noqa: E402
-from agents.dqn import create_dqn_agent  # noqa: E402
-from agents.lird_ddpg import create_lird_ddpg_agent  # noqa: E402
-from agents.networks import CandidateQNetwork  # noqa: E402
-from agents.training import train_agent  # noqa: E402
-from spotisim.builder import EnvironmentBuilder  # noqa: E402
-from spotisim.data.catalog import TrackCatalog  # noqa: E402
-from spotisim.data.synthetic import SyntheticWorld  # noqa: E402
-from spotisim.embeddings import acoustic_embeddings  # noqa: E402
-from spotisim.episode_samplers import SyntheticEpisodeSampler  # noqa: E402
-from spotisim.termination import AnyOf, ConsecutiveSkips, MaxSteps  # noqa: E402
-from spotisim.track_samplers import (CandidateIndexTrackSampler,  # noqa: E402
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
+from spotisim import cli
+from agents.ah_dqn import AhDqnAgent
+from agents.dqn import create_dqn_agent
+from agents.lird_ddpg import create_lird_ddpg_agent
+from agents.networks import CandidateQNetwork
+from agents.training import train_agent
+from spotisim.builder import EnvironmentBuilder
+from spotisim.data.catalog import TrackCatalog
+from spotisim.data.synthetic import SyntheticWorld
+from spotisim.embeddings import acoustic_embeddings
+from spotisim.episode_samplers import SyntheticEpisodeSampler
+from spotisim.termination import AnyOf, ConsecutiveSkips, MaxSteps
+from spotisim.track_samplers import (CandidateIndexTrackSampler,
                                      ContinuousWeightsTrackSampler, SlateIndicesTrackSampler)
-from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
+from user_models.ground_truth import GroundTruthUserModel
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_integer('iterations', 300, 'iterations')
+    flags.DEFINE_integer('batch', 32, 'batch')
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--iterations", type=int, default=300)
-    ap.add_argument("--batch", type=int, default=32)
-    args = ap.parse_args()
+    args = FLAGS
     world = SyntheticWorld()
     emb = acoustic_embeddings(TrackCatalog.from_track_arrow(world.track_table())).vectors
     d = emb.shape[1]
     print(f"B={args.batch} parallel episodes, pool 100, K=3, {args.iterations} iterations "
           f"(after a 20-iteration warm-up that traces the graphs)")
     print(f"{'agent':<12} {'env steps/s':>12} {'gradient steps/s':>17}")
+    figures = {}
     for name in ("lird_ddpg", "lird_slate", "dqn", "ah_dqn"):
         sampler = {"lird_ddpg": ContinuousWeightsTrackSampler(3, 100, d),
                    "lird_slate": ContinuousWeightsTrackSampler(3, 100, d),
@@ -70,9 +75,12 @@ def main():
 
         train_agent(agent, env, num_iterations=args.iterations + 20, callback=mark)
         dt = time.perf_counter() - marks["start"]
+        figures[name] = {"transitions_per_s": args.iterations * args.batch / dt,
+                         "train_steps_per_s": args.iterations / dt}
         print(f"{name:<12} {args.iterations * args.batch / dt:>12,.0f} "
               f"{args.iterations / dt:>17,.1f}")
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    cli.benchmark('bench_agents', define_flags, main)

@@ -9,19 +9,19 @@ collect and the gradient steps the learner makes over a fixed window, then stops
         [--window 45] [--gin_bindings ...]
 """
 
-import argparse
 import os
 import shutil
 import threading
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
+import gin
 
-import gin  # noqa: E402
-
-from experiments import distributed as dist  # noqa: E402
-from experiments import run as run_mod  # noqa: E402
-from spotisim.gin_utils import parse_gin  # noqa: E402
+from spotisim import cli
+from experiments import distributed as dist
+from experiments import run as run_mod
+from spotisim.gin_utils import parse_gin
 
 
 def snapshot(root, n):
@@ -59,14 +59,19 @@ def measure(gin_files, bindings, n, window, root):
     return (e1 - e0) / (t1 - t0), (s1 - s0) / (t1 - t0), learner
 
 
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_multi_string('gin_file', [], 'gin file')
+    flags.DEFINE_multi_string('gin_bindings', [], 'gin bindings')
+    flags.DEFINE_multi_integer('actors', [1, 2, 4], 'actors')
+    flags.DEFINE_float('window', 45.0, 'window')
+    flags.DEFINE_string('root', "runs/bench_distributed", 'root')
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--gin_file", action="append", default=None)
-    ap.add_argument("--gin_bindings", action="append", default=[])
-    ap.add_argument("--actors", type=int, nargs="+", default=[1, 2, 4])
-    ap.add_argument("--window", type=float, default=45.0)
-    ap.add_argument("--root", default="runs/bench_distributed")
-    args = ap.parse_args()
+    args = FLAGS
     files = args.gin_file or ["ah_dqn"]
     gin.clear_config()
     parse_gin(files, args.gin_bindings, [run_mod.CONFIG_DIR])
@@ -78,11 +83,14 @@ def main():
           f"{s.collect_steps_per_run} steps/run, learner batch {s.sample_batch_size}, "
           f"window {args.window:.0f} s")
     print(f"{'actors':>6} {'env steps/s':>12} {'learner steps/s':>16} {'transitions sampled/s':>22}")
+    figures = {"cores": os.cpu_count(), "configs": files}
     for n in args.actors:
         env_rate, learn_rate, _ = measure(files, args.gin_bindings, n, args.window, args.root)
+        figures[f"actors_{n}"] = {"env_steps_per_s": env_rate, "learner_steps_per_s": learn_rate}
         print(f"{n:>6} {env_rate:>12.0f} {learn_rate:>16.1f} "
               f"{learn_rate * s.sample_batch_size:>22.0f}", flush=True)
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    cli.benchmark('bench_distributed', define_flags, main)

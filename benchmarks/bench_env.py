@@ -7,24 +7,23 @@ stepping the environment directly and through TF-Agents' TFPyEnvironment.
 A slate-step is one slate recommended to one listener (so a batched step of B counts B).
 """
 
-import argparse
-import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
+import numpy as np
+import tensorflow as tf
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from spotisim.builder import EnvironmentBuilder  # noqa: E402
-from spotisim.data.catalog import TrackCatalog  # noqa: E402
-from spotisim.data.synthetic import SyntheticWorld  # noqa: E402
-from spotisim.embeddings import acoustic_embeddings  # noqa: E402
-from spotisim.episode_samplers import SyntheticEpisodeSampler  # noqa: E402
-from spotisim.termination import AnyOf, ConsecutiveSkips, MaxSteps  # noqa: E402
-from spotisim.track_samplers import SlateIndicesTrackSampler  # noqa: E402
-from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
-from user_models.sequential import SequentialUserModel  # noqa: E402
+from spotisim import cli
+from spotisim.builder import EnvironmentBuilder
+from spotisim.data.catalog import TrackCatalog
+from spotisim.data.synthetic import SyntheticWorld
+from spotisim.embeddings import acoustic_embeddings
+from spotisim.episode_samplers import SyntheticEpisodeSampler
+from spotisim.termination import AnyOf, ConsecutiveSkips, MaxSteps
+from spotisim.track_samplers import SlateIndicesTrackSampler
+from user_models.ground_truth import GroundTruthUserModel
+from user_models.sequential import SequentialUserModel
 
 
 def _timed(fn, seconds):
@@ -36,12 +35,17 @@ def _timed(fn, seconds):
     return n, time.perf_counter() - t0
 
 
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_multi_integer('batch', [1, 32, 256], 'batch')
+    flags.DEFINE_float('seconds', 5.0, 'seconds')
+    flags.DEFINE_enum('user_model', "sequential", ["sequential", "ground_truth"], 'user model')
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--batch", type=int, nargs="+", default=[1, 32, 256])
-    ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--user-model", default="sequential", choices=["sequential", "ground_truth"])
-    args = ap.parse_args()
+    args = FLAGS
     world = SyntheticWorld()
     catalog = TrackCatalog.from_track_arrow(world.track_table())
     emb = acoustic_embeddings(catalog).vectors
@@ -51,6 +55,7 @@ def main():
           f"embedding dim {emb.shape[1]}")
     print(f"{'B':>5} {'direct slate-steps/s':>22} {'TFPyEnvironment slate-steps/s':>31}")
     base = None
+    figures = {}
     for B in args.batch:
         builder = EnvironmentBuilder(
             um, SlateIndicesTrackSampler(3, 100, emb.shape[1]),
@@ -81,8 +86,10 @@ def main():
         n, dt = _timed(through_tf, args.seconds)
         tf_rate = n * B / dt
         base = base or direct_rate
+        figures[str(B)] = {"steps_per_s_direct": direct_rate, "steps_per_s_tf": tf_rate}
         print(f"{B:>5} {direct_rate:>22,.0f} {tf_rate:>31,.0f}   (x{direct_rate / base:.1f} vs B={args.batch[0]})")
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    cli.benchmark('bench_env', define_flags, main)

@@ -1,7 +1,7 @@
 """Benchmark (not a test): read a ~2-million-row synthetic MSSD log from CSV and from
 Parquet; print rows/s and peak memory.
 
-    python benchmarks/bench_read.py [--rows 2000000] [--chunk-rows 500000]
+    python benchmarks/bench_read.py [--rows 2000000] [--chunk_rows 500000]
 
 Each measurement runs in a fresh subprocess so its peak RSS is its own.  "stream" is the
 validated streaming reader (`iter_session_tables`: parse, type, validate cells, skip
@@ -12,13 +12,17 @@ Parquet at most 3x pyarrow's time, and the CSV stream's rows/s (aim >= 1 M) with
 ratio to pyarrow.
 """
 
-import argparse
 import json
 import os
 import resource
 import subprocess
 import sys
 import time
+
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
+
+from spotisim import cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -62,17 +66,22 @@ def _child(mode: str, path: str, chunk_rows: int) -> None:
                       "peak_over_import_mb": peak - base}))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=2_000_000)
-    ap.add_argument("--chunk-rows", type=int, default=100_000)
-    ap.add_argument("--repeats", type=int, default=3, help="runs per cell; the median is shown")
-    ap.add_argument("--data", default=os.path.join(ROOT, "data", "bench"))
-    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
-    args = ap.parse_args()
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_integer("rows", 2_000_000, "rows of the synthetic log read")
+    flags.DEFINE_integer("chunk_rows", 100_000, "rows per chunk")
+    flags.DEFINE_integer("repeats", 3, "runs per cell; the median is shown")
+    flags.DEFINE_string("data", os.path.join(ROOT, "data", "bench"), "where the logs are")
+    flags.DEFINE_list("child", None, "internal: MODE,PATH of one measured read")
+
+
+def main():
+    args = FLAGS
     if args.child:
         _child(args.child[0], args.child[1], args.chunk_rows)
-        return
+        return None
     from spotisim.data.synthetic import generate
     sessions = int(args.rows / 16.4)  # ~16.4 rows per synthetic session
     paths = {}
@@ -91,8 +100,9 @@ def main() -> None:
         for mode in ("pyarrow", "stream", "SessionLog"):
             runs = []
             for _ in range(args.repeats):
-                out = subprocess.run([sys.executable, __file__, "--chunk-rows",
-                                      str(args.chunk_rows), "--child", mode, path],
+                out = subprocess.run([sys.executable, __file__, "--chunk_rows",
+                                      str(args.chunk_rows), f"--child={mode},{path}",
+                                      "--json_out=/dev/null"],
                                      capture_output=True, text=True, check=True, cwd=ROOT)
                 runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
             r = sorted(runs, key=lambda x: x["seconds"])[len(runs) // 2]  # median run
@@ -106,7 +116,10 @@ def main() -> None:
     csv_ratio = seconds["csv", "stream"][0] / seconds["csv", "pyarrow"][0]
     print(f"Parquet -> SessionLog: {pq_ratio:.2f}x pyarrow's time (aim <= 3)")
     print(f"CSV stream: {csv_rate / 1e6:.2f} M rows/s (aim >= 1), {csv_ratio:.2f}x pyarrow's time")
+    return {"rows": args.rows, "chunk_rows": args.chunk_rows,
+            "seconds": {f"{fmt}/{mode}": v[0] for (fmt, mode), v in seconds.items()},
+            "csv_stream_rows_per_s": csv_rate, "parquet_sessionlog_vs_pyarrow": pq_ratio}
 
 
 if __name__ == "__main__":
-    main()
+    cli.benchmark("bench_read", define_flags, main)

@@ -5,29 +5,33 @@ the environment makes it), with a history of 10 tracks.
     python benchmarks/bench_user_models.py [--seconds 3]
 """
 
-import argparse
-import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
+import numpy as np
 
-import numpy as np  # noqa: E402
+from spotisim import cli
+from spotisim.data.catalog import TrackCatalog
+from spotisim.data.synthetic import SyntheticWorld
+from spotisim.embeddings import acoustic_embeddings
+from user_models.base import History
+from user_models.ground_truth import GroundTruthUserModel
+from user_models.lird import LirdSimulatorUserModel
+from user_models.logistic import LogisticUserModel
+from user_models.sequential import SequentialUserModel
 
-from spotisim.data.catalog import TrackCatalog  # noqa: E402
-from spotisim.data.synthetic import SyntheticWorld  # noqa: E402
-from spotisim.embeddings import acoustic_embeddings  # noqa: E402
-from user_models.base import History  # noqa: E402
-from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
-from user_models.lird import LirdSimulatorUserModel  # noqa: E402
-from user_models.logistic import LogisticUserModel  # noqa: E402
-from user_models.sequential import SequentialUserModel  # noqa: E402
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_float('seconds', 3.0, 'seconds')
+    flags.DEFINE_multi_integer('batch', [1, 256, 4096], 'batch')
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--batch", type=int, nargs="+", default=[1, 256, 4096])
-    args = ap.parse_args()
+    args = FLAGS
     world = SyntheticWorld()
     emb = acoustic_embeddings(TrackCatalog.from_track_arrow(world.track_table())).vectors
     models = {"SequentialUserModel (GRU 64)": SequentialUserModel(emb, units=64),
@@ -40,6 +44,7 @@ def main():
     lird.net.action_rep.assign(rng.normal(size=lird.net.action_rep.shape).astype(np.float32))
     lird.net.present.assign(np.ones(lird.net.present.shape, np.float32))
     print(f"{'model':<30} {'B':>5} {'calls/s':>9} {'slates/s':>10} {'positions/s':>12}")
+    figures = {}
     for name, model in models.items():
         for B in args.batch:
             state = world.new_sessions(rng, B)
@@ -55,8 +60,11 @@ def main():
                 model.respond(h, slate, u)
                 n += 1
             rate = n / (time.perf_counter() - t0)
+            figures.setdefault(name, {})[str(B)] = {"calls_per_s": rate,
+                                                    "slates_per_s": rate * B}
             print(f"{name:<30} {B:>5} {rate:>9,.0f} {rate * B:>10,.0f} {rate * B * 3:>12,.0f}")
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    cli.benchmark('bench_user_models', define_flags, main)

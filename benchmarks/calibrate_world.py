@@ -16,16 +16,15 @@ Without --fit it only checks the world the gin bindings describe (the default wo
 when none).  MSSD figures: ../shared/data/mssd_sample/README.md (100,000-row sample).
 """
 
-import argparse
 import dataclasses
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
+import gin
+import numpy as np
 
-import gin  # noqa: E402
-import numpy as np  # noqa: E402
-
-from spotisim.data.synthetic import SyntheticWorld, WorldConfig  # noqa: E402
+from spotisim import cli
+from spotisim.data.synthetic import SyntheticWorld, WorldConfig
 
 MSSD_SKIP_BY_POSITION = np.array([38.1, 47.1, 50.6, 53.0, 53.9, 54.3, 54.6, 53.9, 52.9, 51.5])
 MSSD_SKIP = 51.7
@@ -85,12 +84,17 @@ def fit(config: WorldConfig, sessions: int, rounds: int = 8) -> WorldConfig:
                                boredom_ref=round(float(ref), 3))
 
 
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_bool('fit', False, 'fit')
+    flags.DEFINE_integer('sessions', 20000, 'sessions')
+    flags.DEFINE_multi_string('gin_bindings', [], 'gin bindings')
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--fit", action="store_true")
-    ap.add_argument("--sessions", type=int, default=20000)
-    ap.add_argument("--gin_bindings", action="append", default=[])
-    args = ap.parse_args()
+    args = FLAGS
     gin.parse_config(args.gin_bindings)
     config = WorldConfig().validate()
     if args.fit:
@@ -104,7 +108,9 @@ def main():
         print(f"gate {name:<12} deviation {dev:+.2f} points  {'holds' if ok else 'FAILS'}")
     print(f"skip_2 {s['skip']:.2f}% (MSSD {MSSD_SKIP}), at length 20 {s['at_cap']:.1f}% "
           f"(MSSD {MSSD_AT_CAP}), {args.sessions} sessions")
+    return {"statistics": s, "gates": {name: {"deviation": float(dev), "holds": bool(ok)}
+                                       for name, (dev, ok) in gates(s).items()}}
 
 
 if __name__ == "__main__":
-    main()
+    cli.benchmark('calibrate_world', define_flags, main)

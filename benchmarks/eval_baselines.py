@@ -1,33 +1,37 @@
 """Where do simple policies land in the simulator?  Baselines on test-split episodes of
 the default synthetic world, scored by the ground truth (not a test).
 
-    python benchmarks/eval_baselines.py [--episodes 256] [--neighbour-share 0.5]
+    python benchmarks/eval_baselines.py [--episodes 256] [--neighbour_share 0.5]
 """
 
-import argparse
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
+from tf_agents.environments import tf_py_environment
 
-from tf_agents.environments import tf_py_environment  # noqa: E402
-
-from agents.baselines import (GreedyUserModelPolicy, nearest_neighbour_policy,  # noqa: E402
+from spotisim import cli
+from agents.baselines import (GreedyUserModelPolicy, nearest_neighbour_policy,
                               popularity_policy, random_policy)
-from agents.evaluate import run_episodes  # noqa: E402
-from spotisim.builder import EnvironmentBuilder  # noqa: E402
-from spotisim.data.datasets import load_dataset  # noqa: E402
-from spotisim.embeddings import acoustic_embeddings  # noqa: E402
-from spotisim.episode_samplers import LogEpisodeSampler  # noqa: E402
-from spotisim.termination import AnyOf, ConsecutiveSkips, MaxSteps  # noqa: E402
-from spotisim.track_samplers import SlateIndicesTrackSampler  # noqa: E402
-from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
+from agents.evaluate import run_episodes
+from spotisim.builder import EnvironmentBuilder
+from spotisim.data.datasets import load_dataset
+from spotisim.embeddings import acoustic_embeddings
+from spotisim.episode_samplers import LogEpisodeSampler
+from spotisim.termination import AnyOf, ConsecutiveSkips, MaxSteps
+from spotisim.track_samplers import SlateIndicesTrackSampler
+from user_models.ground_truth import GroundTruthUserModel
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_integer('episodes', 256, 'episodes')
+    flags.DEFINE_float('neighbour_share', 0.5, 'neighbour share')
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--episodes", type=int, default=256)
-    ap.add_argument("--neighbour-share", type=float, default=0.5)
-    args = ap.parse_args()
+    args = FLAGS
     data = load_dataset()
     emb = acoustic_embeddings(data.log.catalog).vectors
     gt = GroundTruthUserModel(data.world)
@@ -49,11 +53,13 @@ def main():
     div = data.log.catalog.diversity_features()
     print(f"{'policy':<30} {'skip rate':>9} {'listens/ep':>10} {'length':>7} "
           f"{'diversity':>9} {'coverage':>8}")
+    figures = {}
     for name, policy in policies.items():
-        r = run_episodes(policy, env, args.episodes, div)
+        r = figures[name] = run_episodes(policy, env, args.episodes, div)
         print(f"{name:<30} {r['skip_rate']:>9.3f} {r['mean_episode_reward']:>10.2f} "
               f"{r['mean_episode_length']:>7.2f} {r['diversity']:>9.3f} {r['coverage']:>8.3f}")
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    cli.benchmark('eval_baselines', define_flags, main)

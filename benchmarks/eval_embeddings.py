@@ -5,26 +5,33 @@ next to chance.
     python benchmarks/eval_embeddings.py [--sessions 20000] [--dim 32] [--epochs 5]
 """
 
-import argparse
 import os
 import tempfile
 import time
 
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
 import numpy as np
 
+from spotisim import cli
 from spotisim.data.catalog import TrackCatalog
 from spotisim.data.session_log import read_session_log
 from spotisim.data.synthetic import SyntheticWorld, generate
 from spotisim.embeddings import Item2VecTrainer
 
 
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_integer('sessions', 20_000, 'sessions')
+    flags.DEFINE_integer('dim', 32, 'dim')
+    flags.DEFINE_integer('epochs', 5, 'epochs')
+    flags.DEFINE_integer('seed', 0, 'seed')
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--sessions", type=int, default=20_000)
-    ap.add_argument("--dim", type=int, default=32)
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    args = FLAGS
     with tempfile.TemporaryDirectory() as tmp:
         paths = generate(os.path.join(tmp, "w"), args.sessions, args.seed)
         log = read_session_log(paths["log"])
@@ -41,7 +48,10 @@ def main() -> None:
     print(f"item2vec dim={args.dim} epochs={args.epochs} on {log.num_sessions} sessions "
           f"({secs:.1f}s): nearest neighbour shares the hidden genre for {same:.1%} of "
           f"tracks; chance {np.sum(shares ** 2):.1%}")
+    return {"dim": args.dim, "epochs": args.epochs, "sessions": log.num_sessions,
+            "seconds": secs, "same_genre_share": float(same),
+            "chance": float(np.sum(shares ** 2))}
 
 
 if __name__ == "__main__":
-    main()
+    cli.benchmark('eval_embeddings', define_flags, main)

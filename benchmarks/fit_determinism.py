@@ -13,13 +13,17 @@ spotisim's portable defaults (`spotisim.determinism`).  Equal digests: the same 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+
+import spotisim  # noqa: F401  (first: its portable settings read this process's environment)
+from absl import flags
+
+from spotisim import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -59,15 +63,20 @@ def fit_digest(world_dir: str, epochs: int) -> dict:
     return {"digest": h.hexdigest()[:16], **determinism.fingerprint()}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sessions", type=int, default=1500)
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    args = ap.parse_args()
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_integer("sessions", 1500, "sessions of the synthetic world fitted on")
+    flags.DEFINE_integer("epochs", 2, "epochs of each fit")
+    flags.DEFINE_string("child", None, "internal: the world directory of one measured fit")
+
+
+def main():
+    args = FLAGS
     if args.child:
         print(json.dumps(fit_digest(args.child, args.epochs)))
-        return 0
+        return None
     from spotisim.data.synthetic import generate
     world = tempfile.mkdtemp(prefix="fit_determinism_")
     generate(world, num_sessions=args.sessions, seed=0)
@@ -81,16 +90,17 @@ def main() -> int:
         row = []
         for setting, env_s in SETTINGS.items():
             env = {**keep, **extra, **env_s, "PYTHONPATH": ROOT}
-            out = subprocess.run(prefix + [sys.executable, __file__, "--child", world,
-                                           "--epochs", str(args.epochs)],
+            out = subprocess.run(prefix + [sys.executable, __file__, f"--child={world}",
+                                           f"--epochs={args.epochs}", "--json_out=/dev/null"],
                                  env=env, capture_output=True, text=True, check=True)
             row.append(json.loads(out.stdout.strip().splitlines()[-1])["digest"])
             digests.setdefault(setting, set()).add(row[-1])
         print(f"{name:<14} " + " ".join(f"{d:>20}" for d in row), flush=True)
     for setting, found in digests.items():
         print(f"{setting}: {len(found)} distinct fit(s) over {len(MACHINES)} machines")
-    return 0
+    return {"sessions": args.sessions, "epochs": args.epochs,
+            "distinct_fits": {setting: len(found) for setting, found in digests.items()}}
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.benchmark("fit_determinism", define_flags, main)

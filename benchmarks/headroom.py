@@ -31,26 +31,25 @@ oracle's paired gain in listens per episode over greedy on the truth, with a 95%
 paired-bootstrap interval.
 """
 
-import argparse
 import copy
-import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
+import gin
+import numpy as np
 
-import gin  # noqa: E402
-import numpy as np  # noqa: E402
-
-from agents.baselines import redundancy_penalised_logit  # noqa: E402
-from experiments import run as run_mod  # noqa: E402
-from experiments.user_model_cache import listener_profiles, user_model_by_name  # noqa: E402
-from spotisim.data.datasets import load_dataset  # noqa: E402
-from spotisim.embeddings import build_embeddings  # noqa: E402
-from spotisim.episode_tracker import EpisodeTracker  # noqa: E402
-from spotisim.gin_utils import parse_gin  # noqa: E402
-from spotisim.termination import AnyOf  # noqa: E402
-from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
-from user_models.leave_features import boredom_features  # noqa: E402
+from spotisim import cli
+from agents.baselines import redundancy_penalised_logit
+from experiments import run as run_mod
+from experiments.user_model_cache import listener_profiles, user_model_by_name
+from spotisim.data.datasets import load_dataset
+from spotisim.embeddings import build_embeddings
+from spotisim.episode_tracker import EpisodeTracker
+from spotisim.gin_utils import parse_gin
+from spotisim.termination import AnyOf
+from user_models.ground_truth import GroundTruthUserModel
+from user_models.leave_features import boredom_features
 
 LAMBDAS = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0)
 
@@ -257,39 +256,51 @@ def load(gin_files, bindings):
     return data, emb
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--episodes", type=int, default=1000)
-    ap.add_argument("--tune_episodes", type=int, default=500)
-    ap.add_argument("--alternatives", type=int, default=6)
-    ap.add_argument("--rollouts", type=int, default=4)
-    ap.add_argument("--horizon", type=int, default=4)
-    ap.add_argument("--gin_file", action="append", default=None,
-                    help="the experiment whose world and environment to use (default lird_ddpg)")
-    ap.add_argument("--gin_bindings", action="append", default=[])
-    ap.add_argument("--no_learned", action="store_true", help="skip the learned-model check")
-    ap.add_argument("--user_model", default="sequential",
-                    help="the learned model of that check, by name (e.g. sequential+memory "
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_integer('episodes', 1000, 'episodes')
+    flags.DEFINE_integer('tune_episodes', 500, 'tune episodes')
+    flags.DEFINE_integer('alternatives', 6, 'alternatives')
+    flags.DEFINE_integer('rollouts', 4, 'rollouts')
+    flags.DEFINE_integer('horizon', 4, 'horizon')
+    flags.DEFINE_multi_string('gin_file', [], "the experiment whose world and environment to use (default lird_ddpg)")
+    flags.DEFINE_multi_string('gin_bindings', [], 'gin bindings')
+    flags.DEFINE_bool('no_learned', False, "skip the learned-model check")
+    flags.DEFINE_string('user_model', "sequential", "the learned model of that check, by name (e.g. sequential+memory "
                          "on a log with listener ids)")
-    ap.add_argument("--no_myopic", action="store_true", help="skip the myopic control")
-    args = ap.parse_args()
+    flags.DEFINE_bool('no_myopic', False, "skip the myopic control")
+
+
+def main():
+    args = FLAGS
     files = args.gin_file or ["lird_ddpg"]
 
     data, emb = load(files, args.gin_bindings)
     truth = GroundTruthUserModel(data.world)
-    best = report(compare(data, emb, truth, truth_redundancy(truth), args, "truth"), "truth")
+    figures = {}
+
+    def scored(out, label):
+        figures[label] = {name: float(np.mean(v)) for name, v in out.items()}
+        best_gain = report(out, label)
+        figures[label]["best_gain_percent"] = list(map(float, best_gain))
+        return best_gain
+
+    best = scored(compare(data, emb, truth, truth_redundancy(truth), args, "truth"), "truth")
     if not args.no_learned:
         model = user_model_by_name(args.user_model, data, emb)
-        report(compare(data, emb, model, learned_redundancy(model), args, "learned"), "learned")
+        scored(compare(data, emb, model, learned_redundancy(model), args, "learned"), "learned")
     control = (float("nan"),) * 3
     if not args.no_myopic:
         data, emb = load(files + ["myopic_world"], args.gin_bindings)
         truth = GroundTruthUserModel(data.world)
-        control = report(compare(data, emb, truth, truth_redundancy(truth), args, "myopic"),
+        control = scored(compare(data, emb, truth, truth_redundancy(truth), args, "myopic"),
                          "myopic")
     print(f"headroom: {best[0]:+.1f}% [{best[1]:+.1f}, {best[2]:+.1f}] "
           f"(myopic control: {control[0]:+.1f}% [{control[1]:+.1f}, {control[2]:+.1f}])")
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    cli.benchmark('headroom', define_flags, main)

@@ -13,26 +13,30 @@ limits, with responses from
     python benchmarks/horizon_dependence.py [--episodes 1000] [--limits 3,5,10,20,40]
 """
 
-import argparse
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-from headroom import (learned_redundancy, load, paired_gain, play,  # noqa: E402
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
+from headroom import (learned_redundancy, load, paired_gain, play,
                       redundancy_greedy, truth_redundancy)  # (benchmarks/ is this folder)
-import gin  # noqa: E402
-from experiments import run as run_mod  # noqa: E402
-from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
+import gin
+from spotisim import cli
+from experiments import run as run_mod
+from user_models.ground_truth import GroundTruthUserModel
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_integer('episodes', 1000, 'episodes')
+    flags.DEFINE_string('limits', "3,5,10,20,40", 'limits')
+    flags.DEFINE_float('truth_penalty', 3.0, 'truth penalty')
+    flags.DEFINE_float('learned_penalty', 1.0, 'learned penalty')
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--episodes", type=int, default=1000)
-    ap.add_argument("--limits", default="3,5,10,20,40")
-    ap.add_argument("--truth_penalty", type=float, default=3.0)
-    ap.add_argument("--learned_penalty", type=float, default=1.0)
-    args = ap.parse_args()
+    args = FLAGS
     data, emb = load(["lird_ddpg"], [])
     model = run_mod.fit_or_load_user_model(data, emb)
     truth = GroundTruthUserModel(data.world)
@@ -43,6 +47,7 @@ def main():
     }
     print(f"{'setting':<8} {'limit':>5} {'greedy':>7} {'aware':>7} {'slates':>7} "
           f"{'gain vs greedy, 95% paired bootstrap':>38}")
+    figures = {}
     for limit in (int(x) for x in args.limits.split(",")):
         for name, (responder, scorer, redundancy, lam) in settings.items():
             def env():
@@ -55,9 +60,13 @@ def main():
             g, _, _ = play(env(), redundancy_greedy(scorer, redundancy, 0.0))
             a, slates, _ = play(env(), redundancy_greedy(scorer, redundancy, lam))
             gain = paired_gain(a, g)
+            figures.setdefault(name, {})[str(limit)] = {
+                "greedy": float(g.mean()), "aware": float(a.mean()),
+                "gain_percent": list(map(float, gain))}
             print(f"{name:<8} {limit:>5} {g.mean():>7.2f} {a.mean():>7.2f} {slates.mean():>7.2f} "
                   f"{gain[0]:>+17.1f}% [{gain[1]:+.1f}, {gain[2]:+.1f}]", flush=True)
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    cli.benchmark('horizon_dependence', define_flags, main)

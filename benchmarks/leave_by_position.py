@@ -13,11 +13,9 @@ heard track's P(leave) after it and P(listen) are averaged by the track's positi
 
 from __future__ import annotations
 
-import argparse
 import collections
-import json
-import sys
 
+from absl import flags
 import spotisim  # noqa: F401  (first: quiets the stack, portable fits)
 import numpy as np
 
@@ -48,14 +46,18 @@ class ByPosition(ShadowedUserModel):
                                          shadow_p[rows, k].sum()]
 
 
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_string('run_dir', None, 'run dir')
+    flags.DEFINE_integer('episodes', 256, 'episodes')
+    flags.DEFINE_multi_string('policy', [], 'policy')
+    flags.DEFINE_string('user_model', "sequential", 'user model')
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run_dir", required=True)
-    ap.add_argument("--episodes", type=int, default=256)
-    ap.add_argument("--policy", action="append", default=None)
-    ap.add_argument("--user_model", default="sequential")
-    ap.add_argument("--json", default=None, help="also write the figures here")
-    args = ap.parse_args()
+    args = FLAGS
     policies = args.policy or ["random", "greedy_user_model", "most_popular"]
     out = {}
     for policy in policies:
@@ -79,11 +81,8 @@ def main() -> int:
             print(f"  {label:<10} {int(n):>7} {ht / n:>14.4f} {hs / n:>8.4f} {pt / n:>15.3f} "
                   f"{ps / n:>8.3f}")
         out[policy] = rows
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
-    return 0
+    return out
 
 
 if __name__ == "__main__":
-    sys.exit(cli.guarded(main))
+    cli.benchmark("leave_by_position", define_flags, main)

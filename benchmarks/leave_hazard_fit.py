@@ -8,27 +8,28 @@ issue's aim: the boredom effect at z >= 5 on 20,000 sessions of the default worl
     python benchmarks/leave_hazard_fit.py [--gin_file myopic_world] [--gin_bindings B]
 """
 
-import argparse
-import os
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+import gin
+from absl import flags
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from experiments.run import CONFIG_DIR
+from spotisim import cli
+from spotisim.data.datasets import load_dataset
+from spotisim.embeddings import build_embeddings
+from spotisim.gin_utils import parse_gin
+from user_models.leave_hazard import FEATURES, LeaveHazard
 
-import gin  # noqa: E402
-
-from experiments.run import CONFIG_DIR  # noqa: E402
-from spotisim.data.datasets import load_dataset  # noqa: E402
-from spotisim.embeddings import build_embeddings  # noqa: E402
-from spotisim.gin_utils import parse_gin  # noqa: E402
-from user_models.leave_hazard import FEATURES, LeaveHazard  # noqa: E402
+FLAGS = flags.FLAGS
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--gin_file", action="append", default=[])
-    ap.add_argument("--gin_bindings", action="append", default=[])
-    args = ap.parse_args()
+def define_flags() -> None:
+    flags.DEFINE_multi_string("gin_file", [], "world / data config (e.g. myopic_world)")
+    flags.DEFINE_multi_string("gin_bindings", [], "gin bindings")
+
+
+def main() -> dict:
     gin.clear_config()
-    parse_gin(args.gin_file, args.gin_bindings, [CONFIG_DIR])
+    parse_gin(FLAGS.gin_file, FLAGS.gin_bindings, [CONFIG_DIR])
     data = load_dataset()
     emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
     h = LeaveHazard(emb).fit(data.log)
@@ -38,7 +39,11 @@ def main():
     for name, w, z in zip(FEATURES, h.weights, h.z_scores.values()):
         print(f"  {name:<10} weight {w:+.3f}   z {z:+.1f}")
     print(f"boredom effect: z = {h.z_scores['boredom']:.1f}")
+    return {"source": data.source, "sessions": data.log.num_sessions,
+            "decay": h.decay, "keep": h.keep,
+            "weights": dict(zip(FEATURES, map(float, h.weights))),
+            "z_scores": {k: float(v) for k, v in h.z_scores.items()}}
 
 
 if __name__ == "__main__":
-    main()
+    cli.benchmark("leave_hazard_fit", define_flags, main)

@@ -18,23 +18,22 @@ train split).
     python benchmarks/leave_head_quality.py [--mssd]
 """
 
-import argparse
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
+import gin
+import numpy as np
 
-import gin  # noqa: E402
-import numpy as np  # noqa: E402
-
-from experiments.run import CONFIG_DIR  # noqa: E402
-from spotisim.data.datasets import load_dataset  # noqa: E402
-from spotisim.embeddings import build_embeddings  # noqa: E402
-from spotisim.gin_utils import parse_gin  # noqa: E402
-from user_models.base import History  # noqa: E402
-from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
-from user_models.leave_features import at_risk_rows  # noqa: E402
-from user_models.leave_hazard import LeaveHazard  # noqa: E402
-from user_models.leave_head import LeaveHead  # noqa: E402
+from spotisim import cli
+from experiments.run import CONFIG_DIR
+from spotisim.data.datasets import load_dataset
+from spotisim.embeddings import build_embeddings
+from spotisim.gin_utils import parse_gin
+from user_models.base import History
+from user_models.ground_truth import GroundTruthUserModel
+from user_models.leave_features import at_risk_rows
+from user_models.leave_hazard import LeaveHazard
+from user_models.leave_head import LeaveHead
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -107,6 +106,8 @@ def synthetic(args):
     report("position only", rows(test, position_hazard(data.train, test, cap), first, cap)[0],
            y, truth_auc)
     print(f"leave head: AUC gap {truth_auc - a:+.3f} (aim <= 0.02), ECE {e:.4f} (aim <= 0.02)")
+    return {"truth_auc": truth_auc, "leave_head_auc": a, "leave_head_ece": e,
+            "auc_gap": truth_auc - a}
 
 
 def mssd(args):
@@ -127,18 +128,25 @@ def mssd(args):
     a, _ = report("LeaveHead (sequential model)",
                   rows(test, head.hazards(tracks, listened), first, cap)[0], y)
     print(f"MSSD leave head AUC {a:.3f} vs position only {pos_auc:.3f} ({a - pos_auc:+.3f})")
+    return {"leave_head_auc": a, "position_only_auc": pos_auc}
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_multi_string('gin_file', [], 'gin file')
+    flags.DEFINE_multi_string('gin_bindings', [], 'gin bindings')
+    flags.DEFINE_bool('mssd', False, "also the real MSSD slices")
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--gin_file", action="append", default=[])
-    ap.add_argument("--gin_bindings", action="append", default=[])
-    ap.add_argument("--mssd", action="store_true", help="also the real MSSD slices")
-    args = ap.parse_args()
-    synthetic(args)
+    args = FLAGS
+    figures = {"synthetic": synthetic(args)}
     if args.mssd:
-        mssd(args)
+        figures["mssd"] = mssd(args)
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    cli.benchmark('leave_head_quality', define_flags, main)

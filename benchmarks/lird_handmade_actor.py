@@ -7,20 +7,18 @@ from the ground truth, 256 episodes.
     python benchmarks/lird_handmade_actor.py
 """
 
-import os
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+import numpy as np
+from tf_agents.policies import py_policy
+from tf_agents.trajectories import policy_step
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import numpy as np  # noqa: E402
-from tf_agents.policies import py_policy  # noqa: E402
-from tf_agents.trajectories import policy_step  # noqa: E402
-
-from agents.evaluate import run_episodes  # noqa: E402
-from experiments import run as run_mod  # noqa: E402
-from spotisim.data.datasets import load_dataset  # noqa: E402
-from spotisim.embeddings import build_embeddings  # noqa: E402
-from spotisim.gin_utils import parse_gin  # noqa: E402
-from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
+from agents.evaluate import run_episodes
+from experiments import run as run_mod
+from spotisim import cli
+from spotisim.data.datasets import load_dataset
+from spotisim.embeddings import build_embeddings
+from spotisim.gin_utils import parse_gin
+from user_models.ground_truth import GroundTruthUserModel
 
 
 class MeanListenedActor(py_policy.PyPolicy):
@@ -36,6 +34,10 @@ class MeanListenedActor(py_policy.PyPolicy):
                                       policy_state, ())
 
 
+def define_flags() -> None:
+    """No flags of its own (`--json_out` only)."""
+
+
 def main():
     parse_gin(["lird_published"], [], [run_mod.CONFIG_DIR])
     data = load_dataset()
@@ -46,7 +48,8 @@ def main():
     r = run_episodes(MeanListenedActor(env.time_step_spec(), env.action_spec()), env, 256)
     print(f"hand-made LIRD actor (w_k = mean listened embedding), online: skip rate "
           f"{r['skip_rate']:.3f}, listens/episode {r['mean_episode_reward']:.2f}")
+    return {"skip_rate": r["skip_rate"], "listens_per_episode": r["mean_episode_reward"]}
 
 
 if __name__ == "__main__":
-    main()
+    cli.benchmark("lird_handmade_actor", define_flags, main)

@@ -15,23 +15,22 @@ under the learned sequential user model (and the logistic one).
     python benchmarks/long_term_effects.py [--episodes 2000]
 """
 
-import argparse
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
+import gin
+import numpy as np
 
-import gin  # noqa: E402
-import numpy as np  # noqa: E402
-
-from experiments import run as run_mod  # noqa: E402
-from spotisim.data.datasets import load_dataset  # noqa: E402
-from spotisim.embeddings import build_embeddings  # noqa: E402
-from spotisim.episode_samplers import LogEpisodeSampler  # noqa: E402
-from spotisim.gin_utils import parse_gin  # noqa: E402
-from user_models.base import History  # noqa: E402
-from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
-from user_models.logistic import LogisticUserModel  # noqa: E402
-from user_models.sequential import SequentialUserModel  # noqa: E402
+from spotisim import cli
+from experiments import run as run_mod
+from spotisim.data.datasets import load_dataset
+from spotisim.embeddings import build_embeddings
+from spotisim.episode_samplers import LogEpisodeSampler
+from spotisim.gin_utils import parse_gin
+from user_models.base import History
+from user_models.ground_truth import GroundTruthUserModel
+from user_models.logistic import LogisticUserModel
+from user_models.sequential import SequentialUserModel
 
 
 def logit(p):
@@ -54,10 +53,15 @@ def effects(model, history: History, cand, neighbour, rand):
     return pull, skip
 
 
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_integer('episodes', 2000, 'episodes')
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--episodes", type=int, default=2000)
-    args = ap.parse_args()
+    args = FLAGS
     gin.clear_config()
     parse_gin(["ah_dqn"], [], [run_mod.CONFIG_DIR])
     data = load_dataset()
@@ -83,12 +87,16 @@ def main():
     print(f"{B} episode starts, one pool candidate each; mean change of logit P(listen)")
     print(f"{'model':<14} {'taste pull (neighbour - random, listened)':>42} "
           f"{'skip (skipped - listened)':>26}")
+    figures = {}
     for name, m in models.items():
         pull, skip = effects(m, h, cand, neighbour, rand)
         ci = lambda x: 1.96 * x.std() / np.sqrt(len(x))  # noqa: E731
+        figures[name] = {"taste_pull": [float(pull.mean()), float(ci(pull))],
+                         "skip_effect": [float(skip.mean()), float(ci(skip))]}
         print(f"{name:<14} {pull.mean():>+34.3f} +- {ci(pull):.3f} "
               f"{skip.mean():>+18.3f} +- {ci(skip):.3f}", flush=True)
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    cli.benchmark('long_term_effects', define_flags, main)

@@ -17,12 +17,14 @@ representation of unseen tracks is worth.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
 import numpy as np
 
+from spotisim import cli
 from spotisim.data.session_log import read_session_log
 from spotisim.embeddings import Item2VecTrainer, build_embeddings
 from user_models import evaluation
@@ -33,14 +35,19 @@ from user_models.sequential import SequentialUserModel
 SIZES = (300, 1000, 2100)
 
 
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_string('log_path', "../shared/data/mssd_sample/", 'log path')
+    flags.DEFINE_float('test_share', 0.3, 'test share')
+    flags.DEFINE_integer('seed', 0, 'seed')
+    flags.DEFINE_string('sizes', ",".join(map(str, SIZES)), 'sizes')
+    flags.DEFINE_string('out', None, "write the figures as JSON here")
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--log_path", default="../shared/data/mssd_sample/")
-    ap.add_argument("--test_share", type=float, default=0.3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
-    ap.add_argument("--out", default=None, help="write the figures as JSON here")
-    args = ap.parse_args()
+    args = FLAGS
     t0 = time.perf_counter()
     log = read_session_log(args.log_path)
     perm = np.random.default_rng(args.seed).permutation(log.num_sessions)
@@ -91,7 +98,8 @@ def main() -> None:
     print("sequential + behaviour minus repeat-last-label at the largest size: "
           + ", ".join(f"{m} {last[m]['mean']:+.4f} [{last[m]['lo']:+.4f}, {last[m]['hi']:+.4f}]"
                       for m in evaluation.PAIRED_METRICS))
+    return results
 
 
 if __name__ == "__main__":
-    main()
+    cli.benchmark('mssd_learning_curve', define_flags, main)

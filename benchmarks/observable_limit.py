@@ -13,10 +13,12 @@ lies.
     python benchmarks/observable_limit.py [--sessions 200] [--moods 32]
 """
 
-import argparse
 
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
 import numpy as np
 
+from spotisim import cli
 from spotisim.data.datasets import load_dataset
 from spotisim.data.synthetic import ListenerState, _unit
 from user_models import evaluation
@@ -50,14 +52,18 @@ def posterior_oracle(w, tracks, skipped, mask, ctx, moods: int,
     return oracle[mask]
 
 
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_integer('sessions', 200, 'sessions')
+    flags.DEFINE_integer('moods', 32, 'moods')
+    flags.DEFINE_integer('seed', 0, 'seed')
+    flags.DEFINE_multi_string('model', [], "saved user model directories to score on the same sessions")
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--sessions", type=int, default=200)
-    ap.add_argument("--moods", type=int, default=32)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--model", action="append", default=[],
-                    help="saved user model directories to score on the same sessions")
-    args = ap.parse_args()
+    args = FLAGS
     data = load_dataset()
     w = data.world
     test = data.test.subset(np.arange(min(args.sessions, data.test.num_sessions)))
@@ -75,10 +81,14 @@ def main():
     for d in args.model:
         m = load_user_model(d)
         rows.append((f"{type(m).__name__} ({d})", evaluation.predict_log(m, test)))
+    figures = {}
     for name, p in rows:
+        figures[name] = {"accuracy": float(((p >= 0.5) == y).mean()),
+                         "auc": evaluation.roc_auc(y, p), "log_loss": evaluation.log_loss(y, p)}
         print(f"{name:<60} acc {((p >= 0.5) == y).mean():.4f}  AUC "
               f"{evaluation.roc_auc(y, p):.4f}  log loss {evaluation.log_loss(y, p):.4f}")
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    cli.benchmark('observable_limit', define_flags, main)

@@ -7,10 +7,9 @@ written with them: `ensure_synthetic_world.propensities = True`, data/default_pr
     python benchmarks/propensity_weights.py [--log data/default_propensity/log]
 """
 
-import argparse
-import sys
-
 import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
+
 from spotisim import cli
 from spotisim.data.session_log import read_session_log
 from user_models.propensity import effective_sample_size, ips_weights, session_ips_weights
@@ -18,19 +17,28 @@ from user_models.propensity import effective_sample_size, ips_weights, session_i
 CLIPS = (5.0, 10.0, 20.0, 100.0, float("inf"))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--log", default="data/default_propensity/log")
-    args = ap.parse_args()
-    log = read_session_log(args.log)
-    print(f"{args.log}: {log.num_rows} rows")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("log", "data/default_propensity/log",
+                        "a session log with a logging_propensity column")
+
+
+def main() -> dict:
+    log = read_session_log(FLAGS.log)
+    print(f"{FLAGS.log}: {log.num_rows} rows")
     print(f"{'clip':>6} {'per-row ESS':>12} {'whole-history ESS':>18}")
+    out = {}
     for clip in CLIPS:
         row = ips_weights(log, clip)
         whole = session_ips_weights(log, clip)
-        print(f"{clip:>6g} {effective_sample_size(row) / len(row):>11.2%} "
-              f"{effective_sample_size(whole) / len(whole):>17.2%}")
+        out[f"{clip:g}"] = {"per_row": effective_sample_size(row) / len(row),
+                            "whole_history": effective_sample_size(whole) / len(whole)}
+        print(f"{clip:>6g} {out[f'{clip:g}']['per_row']:>11.2%} "
+              f"{out[f'{clip:g}']['whole_history']:>17.2%}")
+    return {"log": FLAGS.log, "rows": log.num_rows, "effective_share_by_clip": out}
 
 
 if __name__ == "__main__":
-    sys.exit(cli.guarded(main))
+    cli.benchmark("propensity_weights", define_flags, main)

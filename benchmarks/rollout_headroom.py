@@ -19,21 +19,20 @@ The environment is forked lane by lane by copying its per-episode arrays: an
 experiment-only shortcut that relies on PlaylistEnvironment's internals.
 """
 
-import argparse
-import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
+import gin
+import numpy as np
 
-import gin  # noqa: E402
-import numpy as np  # noqa: E402
-
-from experiments import run as run_mod  # noqa: E402
-from spotisim.data.datasets import load_dataset  # noqa: E402
-from spotisim.embeddings import build_embeddings  # noqa: E402
-from spotisim.gin_utils import parse_gin  # noqa: E402
-from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
-from headroom import fork  # noqa: E402  (benchmarks/ is this script's folder)
+from spotisim import cli
+from experiments import run as run_mod
+from spotisim.data.datasets import load_dataset
+from spotisim.embeddings import build_embeddings
+from spotisim.gin_utils import parse_gin
+from user_models.ground_truth import GroundTruthUserModel
+from headroom import fork  # benchmarks/ is this script's folder
 
 
 def greedy_slates(env, model, k):
@@ -94,17 +93,21 @@ def make_planner(model, alternatives, rollouts, horizon, seed=0):
     return planner
 
 
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_integer('episodes', 128, 'episodes')
+    flags.DEFINE_integer('batch', 32, 'batch')
+    flags.DEFINE_integer('alternatives', 6, 'alternatives')
+    flags.DEFINE_integer('rollouts', 8, 'rollouts')
+    flags.DEFINE_integer('horizon', 6, 'horizon')
+    flags.DEFINE_multi_string('gin_file', [], "experiment config(s) whose world and environment to use")
+    flags.DEFINE_multi_string('gin_bindings', [], 'gin bindings')
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--episodes", type=int, default=128)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--alternatives", type=int, default=6)
-    ap.add_argument("--rollouts", type=int, default=8)
-    ap.add_argument("--horizon", type=int, default=6)
-    ap.add_argument("--gin_file", action="append", default=None,
-                    help="experiment config(s) whose world and environment to use")
-    ap.add_argument("--gin_bindings", action="append", default=[])
-    args = ap.parse_args()
+    args = FLAGS
     gin.clear_config()
     parse_gin(args.gin_file or ["ah_dqn"], args.gin_bindings, [run_mod.CONFIG_DIR])
     data = load_dataset()
@@ -124,7 +127,8 @@ def main():
     g, p = results.values()
     print(f"planner - greedy: {p.mean() - g.mean():+.2f} listens per episode "
           f"(M={args.alternatives}, R={args.rollouts}, H={args.horizon})")
+    return {name: {"listens": float(r.mean()), "episodes": len(r)} for name, r in results.items()}
 
 
 if __name__ == "__main__":
-    main()
+    cli.benchmark('rollout_headroom', define_flags, main)

@@ -40,19 +40,18 @@ model_ctor = @TasteUserModel"`) or the random-exposure log:
         [--ensemble 3] [--logistic] [--decompose [--posterior]] [--gin_bindings ...]
 """
 
-import argparse
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from headroom import (learned_redundancy, load, paired_gain, play, redundancy_greedy,  # noqa: E402
+from headroom import (learned_redundancy, load, paired_gain, play, redundancy_greedy,
                       truth_redundancy)
-from experiments import run as run_mod  # noqa: E402
-from spotisim.data.world.common import unit  # noqa: E402
-from spotisim.data.world.listeners import Listeners  # noqa: E402
-from user_models.ground_truth import GroundTruthUserModel  # noqa: E402
+from spotisim import cli
+from experiments import run as run_mod
+from spotisim.data.world.common import unit
+from spotisim.data.world.listeners import Listeners
+from user_models.ground_truth import GroundTruthUserModel
 
 
 def _logit(p):
@@ -238,17 +237,21 @@ def decompose(online, model, truth, learned_red, truth_red, lambdas, sources=Non
                       f"{g[0]:+.1f}% [{g[1]:+.1f}, {g[2]:+.1f}]", flush=True)
 
 
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_integer('episodes', 1000, 'episodes')
+    flags.DEFINE_string('lambdas', "0,0.5,1,2", 'lambdas')
+    flags.DEFINE_integer('ensemble', 1, 'ensemble')
+    flags.DEFINE_bool('logistic', False, 'logistic')
+    flags.DEFINE_bool('decompose', False, 'decompose')
+    flags.DEFINE_bool('posterior', False, "with --decompose: only the session posterior (ideal observer)")
+    flags.DEFINE_multi_string('gin_bindings', [], 'gin bindings')
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--episodes", type=int, default=1000)
-    ap.add_argument("--lambdas", default="0,0.5,1,2")
-    ap.add_argument("--ensemble", type=int, default=1)
-    ap.add_argument("--logistic", action="store_true")
-    ap.add_argument("--decompose", action="store_true")
-    ap.add_argument("--posterior", action="store_true",
-                    help="with --decompose: only the session posterior (ideal observer)")
-    ap.add_argument("--gin_bindings", action="append", default=[])
-    args = ap.parse_args()
+    args = FLAGS
     data, emb = load(["lird_ddpg"], args.gin_bindings)
     model = run_mod.fit_or_load_user_model(data, emb)
     truth = GroundTruthUserModel(data.world)
@@ -265,7 +268,7 @@ def main():
             sources = (("session posterior", SessionPosterior(truth.world)),)
         decompose(env(truth), model, truth, redundancy, truth_redundancy(truth), lambdas,
                   sources)
-        return
+        return None   # the decomposition's figures are its printed table
     print(f"the learned model: {type(model).__name__}")
     candidate_agreement(env(truth), model, truth, truth_redundancy(truth))
     print("1. redundancy-aware greedy under the learned model (listens per episode)")
@@ -282,6 +285,8 @@ def main():
                 line += f"   {mode} vs l={lambdas[0]:g}: {g[0]:+.1f}% [{g[1]:+.1f}, {g[2]:+.1f}]"
         print(line, flush=True)
 
+    figures = {"listens": {f"{lam:g}/{mode}": float(v.mean())
+                           for (lam, mode), v in listens.items()}, "first_picks": {}}
     members = [model]
     if args.ensemble > 1:
         from user_models.sequential import SequentialUserModel
@@ -302,6 +307,8 @@ def main():
         learned, true = p[:, 0], p[:, -1]
         line = f"  l={lam:g}: {len(red)} tracks, learned {learned.mean():.3f} truth " \
                f"{true.mean():.3f} (gap {learned.mean() - true.mean():+.3f})"
+        figures["first_picks"][f"{lam:g}"] = {"learned": float(learned.mean()),
+                                              "truth": float(true.mean())}
         if args.ensemble > 1:
             sd = _logit(p[:, :args.ensemble]).std(1)
             line += f"; ensemble logit sd {sd.mean():.3f}"
@@ -317,7 +324,8 @@ def main():
             if args.ensemble > 1:
                 part += f"  ensemble sd {_logit(p[m, :args.ensemble]).std(1).mean():.3f}"
             print(part, flush=True)
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    cli.benchmark('transfer_gap', define_flags, main)

@@ -55,6 +55,54 @@ def start(define_flags: Callable[[], None], main: Callable[[List[str]], int]) ->
     app.run(main)
 
 
+#: Where a benchmark writes its figures unless `--json_out` says otherwise.
+BENCHMARK_DIR = "runs/benchmarks"
+
+
+def benchmark(name: str, define_flags: Callable[[], None],
+              body: Callable[[], Optional[dict]]) -> None:
+    """The one command-line form of `benchmarks/*.py`: absl flags (the script's own,
+    plus `--json_out`), the stack quieted the one way every command is, a user's
+    mistake as one line, and the figures `body` returns written as JSON (atomically,
+    default `runs/benchmarks/<name>.json`, with the command line that made them) beside
+    the table it prints."""
+    from absl import flags
+
+    def define() -> None:
+        define_flags()
+        flags.DEFINE_string("json_out", f"{BENCHMARK_DIR}/{name}.json",
+                            "where the figures are written (JSON)")
+
+    def run() -> None:
+        figures = body()
+        if figures is None:
+            return
+        import datetime
+        import json
+
+        from spotisim.io_utils import atomic_file
+        path = flags.FLAGS.json_out
+        record = {"benchmark": name, "command": " ".join(sys.argv),
+                  "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                      timespec="seconds"),
+                  "figures": figures}
+        with atomic_file(path) as f:
+            json.dump(record, f, indent=1, default=_json_default)
+        print(f"figures written to {path}")
+
+    start(define, absl_main(run))
+
+
+def _json_default(value):
+    """numpy numbers and arrays as JSON."""
+    import numpy as np
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
 def parse_seeds(values, flag: str = "--seeds") -> List[int]:
     """Whole numbers from a comma-separated flag's values, or one error line naming the
     flag (a `ConfigError`), never a traceback."""
