@@ -32,7 +32,8 @@ from experiments.user_model_cache import (check_user_model_name, fit_or_load_use
                                           listener_profiles, user_model_by_name)
 from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
-from spotisim.io_utils import atomic_dir, atomic_file, directory_lock
+from spotisim.io_utils import (atomic_dir, atomic_file, clear_stale_temporaries,
+                               directory_lock)
 
 def scoped_op_determinism(fn: Callable) -> Callable:
     """Runs `fn` with TensorFlow's deterministic kernels on (same seed, same metrics),
@@ -88,6 +89,8 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
     seed, progress = x.seed, x.progress
     t_start = time.perf_counter()
     os.makedirs(run_dir, exist_ok=True)
+    # Under the run directory's lock: a temporary file here is a killed process's.
+    clear_stale_temporaries(run_dir)
     # Same seed, same metrics: deterministic kernels (`scoped_op_determinism`) and
     # seeded random ops.
     tf.keras.utils.set_random_seed(seed)  # Python, numpy and TF (unseeded Keras initialisers)

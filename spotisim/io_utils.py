@@ -99,3 +99,25 @@ def directory_lock(directory: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def clear_stale_temporaries(directory: str) -> list:
+    """Removes what an atomic write cut short left under `directory` (`.tmp-*` files
+    and directories of `atomic_file` / `atomic_dir`, and `.old-*` ones `atomic_dir` had
+    not yet deleted), at any depth; returns their paths.  Call it only while holding the
+    directory's lock (`directory_lock`): then no living process is writing them."""
+    removed = []
+    for base, dirs, files in os.walk(directory, topdown=True):
+        for name in list(dirs):
+            if name.startswith((".tmp-", ".old-")):
+                shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+                removed.append(os.path.join(base, name))
+                dirs.remove(name)
+        for name in files:
+            if name.startswith((".tmp-", ".old-")):
+                try:
+                    os.remove(os.path.join(base, name))
+                    removed.append(os.path.join(base, name))
+                except FileNotFoundError:
+                    pass
+    return removed
