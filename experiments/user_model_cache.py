@@ -226,7 +226,7 @@ def listener_profiles(data: Dataset, embeddings: np.ndarray):
     from spotisim.data.profiles import ListenerProfiles
     if not data.log.has_listeners:
         return None
-    key = (id(data.log), _digest(np.ascontiguousarray(embeddings).tobytes()))
+    key = (data.log.content_digest(), _digest(np.ascontiguousarray(embeddings).tobytes()))
     if key not in _PROFILES:
         _PROFILES.clear()
         _PROFILES[key] = ListenerProfiles.build(data.log, embeddings)

@@ -5,7 +5,8 @@ order, so a session may straddle the chunks *of one file*: the rows of the last,
 open session of a chunk are held back and prepended to the next chunk.  A session may
 NOT straddle files (shards): at the end of a file every open session is closed, and a
 continuation in the next file fails the position check.  Peak memory is one chunk plus
-one session, and 8 bytes per session for the ids seen so far.
+one session, and about 100 bytes per session for the ids seen so far (a dict of their
+64-bit hashes and first places).
 
 Every reader of a log (`read_session_log`, `python -m spotisim.data.inspect`, the shard
 converter) goes through here, so they all validate a log the same way: a session id seen
