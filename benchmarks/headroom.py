@@ -259,18 +259,26 @@ def load(gin_files, bindings):
 FLAGS = flags.FLAGS
 
 
+def define_planner_flags(episodes: int, rollouts: int, horizon: int) -> None:
+    """The flags every planner benchmark shares (this one and rollout_headroom.py)."""
+    flags.DEFINE_integer("episodes", episodes, "episode starts scored (one lane each)")
+    flags.DEFINE_integer("alternatives", 6, "candidate slates the rollout planner tries "
+                         "per step (1: no planner)")
+    flags.DEFINE_integer("rollouts", rollouts, "simulated futures per candidate slate")
+    flags.DEFINE_integer("horizon", horizon, "slates of each simulated future")
+    flags.DEFINE_multi_string("gin_file", [], "the experiment whose world and environment "
+                              "to use")
+    flags.DEFINE_multi_string("gin_bindings", [], "gin bindings")
+
+
 def define_flags() -> None:
-    flags.DEFINE_integer('episodes', 1000, 'episodes')
-    flags.DEFINE_integer('tune_episodes', 500, 'tune episodes')
-    flags.DEFINE_integer('alternatives', 6, 'alternatives')
-    flags.DEFINE_integer('rollouts', 4, 'rollouts')
-    flags.DEFINE_integer('horizon', 4, 'horizon')
-    flags.DEFINE_multi_string('gin_file', [], "the experiment whose world and environment to use (default lird_ddpg)")
-    flags.DEFINE_multi_string('gin_bindings', [], 'gin bindings')
-    flags.DEFINE_bool('no_learned', False, "skip the learned-model check")
-    flags.DEFINE_string('user_model', "sequential", "the learned model of that check, by name (e.g. sequential+memory "
-                         "on a log with listener ids)")
-    flags.DEFINE_bool('no_myopic', False, "skip the myopic control")
+    define_planner_flags(episodes=1000, rollouts=4, horizon=4)
+    flags.DEFINE_integer("tune_episodes", 500, "validation starts the redundancy penalty "
+                         "is tuned on")
+    flags.DEFINE_bool("no_learned", False, "skip the learned-model check")
+    flags.DEFINE_bool("no_myopic", False, "skip the myopic control")
+    flags.DEFINE_string("user_model", "sequential", "the learned model of that check, by "
+                        "name (e.g. sequential+memory on a log with listener ids)")
 
 
 def main():

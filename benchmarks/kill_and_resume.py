@@ -23,6 +23,7 @@ import spotisim  # noqa: F401  (first: quiets the stack at import)
 import numpy as np
 from absl import flags
 
+from experiments.tiny import tiny_bindings
 from spotisim import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,21 +40,9 @@ def define_flags() -> None:
 
 def bindings(world: dict, cache: str, iterations: int) -> list:
     """The test suite's tiny main job (AH-DQN, checkpoints every 5 iterations)."""
-    return [
-        f"load_dataset.log_path = '{world['log']}'",
-        f"load_dataset.tracks_path = '{world['tracks']}'",
-        f"load_dataset.hidden_path = '{world['hidden']}'",
-        f"load_dataset.world_path = '{world['world']}'",
-        "fit_or_load_user_model.model_ctor = @LogisticUserModel",
-        "LogisticUserModel.epochs = 2", f"fit_or_load_user_model.cache_dir = '{cache}'",
-        "train/EnvironmentBuilder.batch_size = 4", "LogEpisodeSampler.pool_size = 30",
-        "MaxSteps.max_steps = 5", "run_experiment.eval_every = 5",
-        "run_experiment.checkpoint_every = 5", "run_experiment.eval_episodes = 8",
-        "run_experiment.progress = False", "Trainer.batch_size = 16",
-        "Trainer.initial_collect_steps = 4", "create_ah_dqn_agent.units = 8",
-        "run_experiment.baselines = ['random']",
-        f"run_experiment.num_iterations = {iterations}",
-    ]
+    return tiny_bindings(world, [f"fit_or_load_user_model.cache_dir = '{cache}'",
+                                 "run_experiment.baselines = ['random']",
+                                 f"run_experiment.num_iterations = {iterations}"])
 
 
 def command(run_dir: str, binds: list) -> list:

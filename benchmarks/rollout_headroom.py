@@ -32,7 +32,7 @@ from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
 from spotisim.gin_utils import parse_gin
 from user_models.ground_truth import GroundTruthUserModel
-from headroom import fork  # benchmarks/ is this script's folder
+from headroom import define_planner_flags, fork  # benchmarks/ is this script's folder
 
 
 def greedy_slates(env, model, k):
@@ -97,13 +97,8 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_integer('episodes', 128, 'episodes')
-    flags.DEFINE_integer('batch', 32, 'batch')
-    flags.DEFINE_integer('alternatives', 6, 'alternatives')
-    flags.DEFINE_integer('rollouts', 8, 'rollouts')
-    flags.DEFINE_integer('horizon', 6, 'horizon')
-    flags.DEFINE_multi_string('gin_file', [], "experiment config(s) whose world and environment to use")
-    flags.DEFINE_multi_string('gin_bindings', [], 'gin bindings')
+    define_planner_flags(episodes=128, rollouts=8, horizon=6)
+    flags.DEFINE_integer("batch", 32, "lanes played at once")
 
 
 def main():

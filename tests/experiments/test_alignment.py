@@ -11,7 +11,7 @@ import pytest
 
 from experiments import alignment
 from spotisim.gin_utils import parse_gin
-from tests.experiments.test_run import tiny_bindings
+from experiments.tiny import tiny_bindings
 
 
 def test_rank_correlations_by_hand():

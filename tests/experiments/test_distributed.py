@@ -17,7 +17,7 @@ import pytest
 from experiments import distributed as dist
 from experiments import run as run_mod
 from spotisim.gin_utils import parse_gin
-from tests.experiments.test_run import tiny_bindings
+from experiments.tiny import tiny_bindings
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from experiments import lird_writeup as lw
-from tests.experiments.test_run import tiny_bindings
+from experiments.tiny import tiny_bindings
 
 
 def scores(lird, logged):

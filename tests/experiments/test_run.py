@@ -9,28 +9,12 @@ import numpy as np
 import pytest
 
 from experiments import run as run_mod
+from experiments.tiny import tiny_bindings
 from spotisim.errors import ConfigError
 from spotisim.gin_utils import parse_gin
 
 ARTEFACTS = ["operative_config.gin", "metrics.json", "learning_curve.png", "comparison.png",
              "tb", "checkpoints", "policy", "episodes.parquet"]
-
-
-def tiny_bindings(world, extra=()):
-    return [
-        f"load_dataset.log_path = '{world['log']}'",
-        f"load_dataset.tracks_path = '{world['tracks']}'",
-        f"load_dataset.hidden_path = '{world['hidden']}'",
-        f"load_dataset.world_path = '{world['world']}'",
-        "fit_or_load_user_model.model_ctor = @LogisticUserModel",
-        "LogisticUserModel.epochs = 2",
-        "train/EnvironmentBuilder.batch_size = 4", "LogEpisodeSampler.pool_size = 30",
-        "MaxSteps.max_steps = 5",
-        "run_experiment.eval_every = 5", "run_experiment.checkpoint_every = 5",
-        "run_experiment.eval_episodes = 8", "run_experiment.progress = False",
-        "Trainer.batch_size = 16", "Trainer.initial_collect_steps = 4",
-        "create_ah_dqn_agent.units = 8",
-    ] + list(extra)
 
 
 def run(world, run_dir, cache, iterations, config="ah_dqn", resume=True, extra=()):
