@@ -17,34 +17,32 @@ import warnings
 from tf_agents.agents.td3 import td3_agent
 
 CHECKED_AGAINST = "0.19.0"
-_warned = False
 
 
 def check_version() -> None:
-    """Warns once when the installed TF-Agents is not the version these accessors were
-    read from (they may then have moved)."""
-    global _warned
+    """Warns when the installed TF-Agents is not the version these accessors were read
+    from (they may then have moved).  Run once, at import: the accessors below sit on
+    the training path."""
     import tf_agents
-    if not _warned and getattr(tf_agents, "__version__", CHECKED_AGAINST) != CHECKED_AGAINST:
-        _warned = True
+    if getattr(tf_agents, "__version__", CHECKED_AGAINST) != CHECKED_AGAINST:
         warnings.warn(f"agents/tf_agents_private.py reads TF-Agents {CHECKED_AGAINST}'s "
                       f"private attributes; TF-Agents {tf_agents.__version__} is installed")
 
 
+check_version()
+
+
 def discount(agent) -> float:
     """The agent's gamma (DqnAgent, DdpgAgent, Td3Agent: `_gamma`)."""
-    check_version()
     return agent._gamma
 
 
 def dqn_next_q_values(agent, next_time_steps):
     """(Double) DQN's value of the next state, as its loss computes it."""
-    check_version()
     return agent._compute_next_q_values(next_time_steps, ())
 
 
 def dqn_q_network(agent):
-    check_version()
     return agent._q_network
 
 
@@ -52,7 +50,6 @@ def ddpg_networks(agent):
     """(target actor, target critics, critic) of a DdpgAgent or a Td3Agent: one target
     critic for DDPG, two for TD3 (whose loss takes the smaller), and the critic whose
     value the TD error compares with."""
-    check_version()
     if isinstance(agent, td3_agent.Td3Agent):
         return (agent._target_actor_network,
                 (agent._target_critic_network_1, agent._target_critic_network_2),
@@ -63,5 +60,4 @@ def ddpg_networks(agent):
 def close_trajectory_writer(observer) -> None:
     """Closes the Reverb writer of a `ReverbAddTrajectoryObserver` (no public close
     that releases it without writing the cached steps)."""
-    check_version()
     observer._writer.close()

@@ -44,10 +44,8 @@ SCORERS = ("session", "memory", "truth")
 def test_groups(data, profiles: ListenerProfiles) -> Dict[str, np.ndarray]:
     """bool [R] per group over the test split's rows."""
     test = data.test
-    trained = np.unique(data.train.session_listeners)
     names = lambda log: np.asarray(log.vocab["listener_id"], dtype=object)[log.session_listeners]
-    seen_s = np.isin(names(test), names(data.train)) if len(trained) else \
-        np.zeros(test.num_sessions, bool)
+    seen_s = np.isin(names(test), names(data.train))
     known_s = profiles.for_log(test)[:, -1] > 0.5
     sess = test.session_of_row
     seen, known = seen_s[sess], known_s[sess]

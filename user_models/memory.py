@@ -25,8 +25,6 @@ only where it predicts those held-out sessions better (`selection`).
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -34,23 +32,18 @@ import numpy as np
 from spotisim.data.profiles import ListenerProfiles
 from spotisim.data.session_log import SessionLog
 from spotisim.errors import UserModelError
-from spotisim.io_utils import atomic_file
 from user_models.base import AbstractUserModel, History
 from user_models.evaluation import predict_log
 from user_models.exposure_calibration import _logit, _sigmoid, fit_logistic, log_loss
-from user_models.leave_features import at_risk_rows
+from user_models.leave_features import at_risk_rows, unit
 
 
-def _unit(x):
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(n, 1e-12)
-
-
-def listen_features(profile: np.ndarray, track_vectors: np.ndarray,
+def listen_features(profile: np.ndarray, unit_vectors: np.ndarray,
                     tracks: np.ndarray) -> np.ndarray:
-    """float [B, K, 5]: what the profile [B, P] says of each track [B, K]."""
+    """float [B, K, 5]: what the profile [B, P] says of each track [B, K], given the
+    catalogue's unit track vectors [T, d]."""
     d = (profile.shape[1] - 4) // 2
-    e = _unit(np.asarray(track_vectors, np.float64)[np.maximum(tracks, 0)])
+    e = unit_vectors[np.maximum(tracks, 0)]
     cos_l = np.einsum("bd,bkd->bk", profile[:, :d], e)
     cos_s = np.einsum("bd,bkd->bk", profile[:, d:2 * d], e)
     n = np.broadcast_to(profile[:, 2 * d, None], cos_l.shape)
@@ -77,10 +70,6 @@ class MemoryCorrection:
         return {"listen": list(self.listen), "leave": list(self.leave),
                 "selection": self.selection}
 
-    @classmethod
-    def from_json(cls, d: dict) -> "MemoryCorrection":
-        return cls(tuple(d["listen"]), tuple(d["leave"]), dict(d.get("selection", {})))
-
 
 def _rows(base: AbstractUserModel, log: SessionLog, profiles: np.ndarray,
           track_vectors: np.ndarray):
@@ -90,7 +79,8 @@ def _rows(base: AbstractUserModel, log: SessionLog, profiles: np.ndarray,
     known_s = profiles[:, -1] > 0.5
     sess = log.session_of_row
     p = predict_log(base, log)
-    feats = listen_features(profiles[sess], track_vectors, log.tracks[:, None])[:, 0]
+    unit_vectors = unit(np.asarray(track_vectors, np.float64))
+    feats = listen_features(profiles[sess], unit_vectors, log.tracks[:, None])[:, 0]
     keep = known_s[sess]
     listen = (np.column_stack([_logit(p), feats])[keep], (~log.skipped)[keep], sess[keep])
     leave = None
@@ -129,6 +119,7 @@ class MemoryUserModel(AbstractUserModel):
                  correction: MemoryCorrection):
         self.base, self.correction = base, correction
         self.track_vectors = np.asarray(track_vectors, np.float64)
+        self._unit_vectors = unit(self.track_vectors)   # once, not on every step
         self.leave_hazard = getattr(base, "leave_hazard", None)
         self.max_slate_size = base.max_slate_size
         self.track_ids = base.track_ids
@@ -165,27 +156,28 @@ class MemoryUserModel(AbstractUserModel):
         return cls(base, track_vectors, MemoryCorrection(w_listen, w_leave, selection))
 
     # ------------------------------------------------------------------ answers
-    def _corrected(self, history: History, tracks: np.ndarray, p: np.ndarray) -> np.ndarray:
+    def _listen_corrected(self, prof: np.ndarray, tracks: np.ndarray,
+                          p: np.ndarray) -> np.ndarray:
+        """P(listen) [B, K] of `tracks` [B, K], the base model's `p` corrected where the
+        profile [B, P] is known."""
         w = self.correction.listen
-        if not w or history.profile is None:
-            return p
-        prof = np.asarray(history.profile, np.float64)
-        f = listen_features(prof, self.track_vectors, tracks)
+        f = listen_features(prof, self._unit_vectors, tracks)
         z = w[0] + w[1] * _logit(p) + f @ np.asarray(w[2:])
         return np.where((prof[:, -1] > 0.5)[:, None], _sigmoid(z), p)
+
+    def _corrected(self, history: History, tracks: np.ndarray, p: np.ndarray) -> np.ndarray:
+        if not self.correction.listen or history.profile is None:
+            return p
+        return self._listen_corrected(np.asarray(history.profile, np.float64), tracks, p)
 
     def correct_log_rows(self, log: SessionLog, p: np.ndarray,
                          profiles: Optional[np.ndarray]) -> np.ndarray:
         """The teacher-forced P(listen) of every row of `log`, from the base model's
         `p` [R] and the log's sessions' profiles [S, P] (None: the base answers)."""
-        w = self.correction.listen
-        if not w or profiles is None:
+        if not self.correction.listen or profiles is None:
             return p
-        sess = log.session_of_row
-        prof = np.asarray(profiles, np.float64)[sess]
-        f = listen_features(prof, self.track_vectors, log.tracks[:, None])[:, 0]
-        z = w[0] + w[1] * _logit(p) + f @ np.asarray(w[2:])
-        return np.where(prof[:, -1] > 0.5, _sigmoid(z), p)
+        prof = np.asarray(profiles, np.float64)[log.session_of_row]
+        return self._listen_corrected(prof, log.tracks[:, None], np.asarray(p)[:, None])[:, 0]
 
     def _predict(self, history, slate, slate_responses):
         slate = np.asarray(slate)
@@ -205,20 +197,6 @@ class MemoryUserModel(AbstractUserModel):
         prof = np.asarray(history.profile, np.float64)
         z = v[0] + v[1] * _logit(h) + (leave_features(prof) @ np.asarray(v[2:]))[:, None]
         return np.where((prof[:, -1] > 0.5)[:, None], _sigmoid(z), h)
-
-    def save(self, directory: str) -> None:
-        """Writes the correction (memory.json); the base model is saved on its own."""
-        os.makedirs(directory, exist_ok=True)
-        with atomic_file(os.path.join(directory, "memory.json")) as f:
-            json.dump(self.correction.to_json(), f)
-
-    @staticmethod
-    def load_correction(directory: str) -> Optional[MemoryCorrection]:
-        path = os.path.join(directory, "memory.json")
-        if not os.path.exists(path):
-            return None
-        with open(path) as f:
-            return MemoryCorrection.from_json(json.load(f))
 
 
 def with_memory(base: AbstractUserModel, val_log: SessionLog, profiles: ListenerProfiles,

@@ -64,10 +64,6 @@ class ListenerProfiles:
         """bool [S]: the session's listener had an earlier session."""
         return self.vectors[:, -1] > 0.5
 
-    @property
-    def width(self) -> int:
-        return int(self.vectors.shape[1])
-
     @classmethod
     def build(cls, log: SessionLog, track_vectors: np.ndarray) -> "ListenerProfiles":
         """The profile of each session of `log` from its listener's earlier sessions in
@@ -84,14 +80,14 @@ class ListenerProfiles:
             return cls(log.session_ids.copy(), out, d)
         listened = ~log.skipped
         rows_vec = vec[log.tracks]
-        sess = log.session_of_row
+        # Per-session sums over each session's contiguous rows (every session has one).
+        starts = log.offsets[:-1]
         per = np.zeros((S, 2 * d + 3))
-        for j in range(d):   # per-session sums of listened / skipped track vectors
-            per[:, j] = np.bincount(sess, rows_vec[:, j] * listened, minlength=S)
-            per[:, d + j] = np.bincount(sess, rows_vec[:, j] * ~listened, minlength=S)
-        per[:, 2 * d] = 1.0                                   # sessions
-        per[:, 2 * d + 1] = np.bincount(sess, listened, minlength=S)   # listens
-        per[:, 2 * d + 2] = log.lengths                        # rows
+        per[:, :d] = np.add.reduceat(rows_vec * listened[:, None], starts)
+        per[:, d:2 * d] = np.add.reduceat(rows_vec * ~listened[:, None], starts)
+        per[:, 2 * d] = 1.0                                             # sessions
+        per[:, 2 * d + 1] = np.add.reduceat(listened.astype(np.float64), starts)  # listens
+        per[:, 2 * d + 2] = log.lengths                                 # rows
         # Each listener's sessions in time order; sums over the earlier ones.
         rank = np.empty(S, np.int64)
         rank[log.time_order()] = np.arange(S)

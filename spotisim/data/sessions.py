@@ -46,7 +46,6 @@ class SeenSessions:
         ids = table.column("session_id").take(pa.array(starts)).to_numpy(zero_copy_only=False)
         keys = pd.util.hash_array(ids.astype(object)).tolist()
         file_no = self._paths.setdefault(chunk.path, len(self._paths))
-        paths = list(self._paths)
         dup = np.zeros(len(starts), bool)
         for j, key in enumerate(keys):
             first = self._first.get(key)
@@ -54,6 +53,7 @@ class SeenSessions:
                 self._first[key] = (file_no, chunk.line_of(int(starts[j])))
                 continue
             if on_error != "drop":
+                paths = list(self._paths)
                 raise DataValidationError(
                     f"session {ids[j]!r} appears twice (first at {paths[first[0]]} line "
                     f"{first[1]})", path=chunk.path, line=chunk.line_of(int(starts[j])),

@@ -55,10 +55,6 @@ class Listeners:
         return."""
         return len(self.listener_taste)
 
-    def listener_of_row(self, rows: np.ndarray) -> np.ndarray:
-        """The listener of each hidden row (the row itself without returning)."""
-        return np.asarray(rows) // max(self.config.listener_days, 1)
-
     def schedule(self, rng: np.random.Generator, n: int) -> dict:
         """Who listens when, for n logged sessions of a world whose listeners return:
         each listener's share is lognormal (sd `listener_activity_sd`), the day uniform
