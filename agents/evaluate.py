@@ -11,8 +11,9 @@ from tf_agents.policies import py_policy, py_tf_eager_policy
 from tf_agents.trajectories import time_step as ts
 
 from spotisim.builder import TFAgtPyEnvironment
+from spotisim.common_draws import evaluation_draws
 from spotisim.environment import END_REASONS
-from spotisim.episode_tracker import list_diversity
+from spotisim.episode_tracker import list_diversity, survival_weights
 
 
 def logged_continuation(log, history_length: int):
@@ -74,7 +75,15 @@ def run_episodes(policy, env: TFAgtPyEnvironment, num_episodes: int,
     (`restart_rng`), so every policy evaluated on an environment built with the same
     seed, the same one or a new one, plays the *same* episode starts (paired
     comparisons), and long episodes count as much as short ones (counting the first N
-    episodes to finish would favour short ones).
+    episodes to finish would favour short ones).  The responses are drawn from common
+    random numbers (`PlaylistEnvironment.use_keyed_draws`, stream
+    `evaluation_draws.stream`): lane i at step t meets the same uniforms under every
+    policy and every user model, so paired differences keep only the policies' own.
+    In an environment that takes leaving in expectation, an episode's reward is the
+    sum of its slates' rewards, each weighted by the chance that the listener was still
+    there (`survival_weights`): the same expected reward without the variance of when
+    the listener left; its per-track figures (skip rate, length) are then those of the
+    trajectory played to its end.
     With `replay_log` (the log the episodes were drawn from), the replay skip rate is
     added: `replay_skip_rate` and `replay_count`.
 
@@ -91,21 +100,31 @@ def run_episodes(policy, env: TFAgtPyEnvironment, num_episodes: int,
     tracker.clear()
     if hasattr(env.env, "restart_rng"):
         env.env.restart_rng()
-    time_step = env.reset()
-    first = env.env.episodes_started - env.env.batch_size   # ids of the reset's episodes
-    wanted = np.arange(first, first + num_episodes)           # lane i plays episode first + i
-    ended = np.zeros(num_episodes, bool)
-    for _ in range(max_steps):
-        if ended.all():
-            break
-        time_step = env.step(policy.action(time_step).action)
-        ended |= np.atleast_1d(time_step.step_type)[:num_episodes] == ts.StepType.LAST
+    keyed = hasattr(env.env, "use_keyed_draws")
+    if keyed:   # common random numbers: the same luck for every policy on a start
+        previous = env.env.use_keyed_draws(evaluation_draws())
+    try:
+        time_step = env.reset()
+        first = env.env.episodes_started - env.env.batch_size   # ids of the reset's episodes
+        wanted = np.arange(first, first + num_episodes)          # lane i plays episode first + i
+        ended = np.zeros(num_episodes, bool)
+        for _ in range(max_steps):
+            if ended.all():
+                break
+            time_step = env.step(policy.action(time_step).action)
+            ended |= np.atleast_1d(time_step.step_type)[:num_episodes] == ts.StepType.LAST
+    finally:
+        if keyed:
+            env.env.use_keyed_draws(previous)
     a = tracker.arrays()
     done_eps = np.intersect1d(wanted, a["episode_id"][a["done"]])
     keep = np.isin(a["episode_id"], done_eps)
     ep = a["episode_id"][keep]
     _, inverse = np.unique(ep, return_inverse=True)   # episode order = lane order
-    rewards = np.bincount(inverse, weights=a["reward"][keep])
+    # Leaving in expectation (`PlaylistEnvironment.expected_leaving`): each slate's
+    # reward counts with the chance that the listener was still there.
+    survival = survival_weights(ep, a["step"][keep], a["stay"][keep])
+    rewards = np.bincount(inverse, weights=a["reward"][keep] * survival)
     lengths = np.bincount(inverse)
     heard = a["heard"][keep]
     listened = a["responses"][keep] & heard

@@ -13,6 +13,10 @@ truth.  For each simulator the study reports Kendall's tau between the offline a
 online means with a paired bootstrap 95% interval (starts resampled), tau among the
 policies that beat random online (top-tau), Spearman's rho, regret@1 (what shipping the
 offline favourite costs against the online best) and each policy's offline error.
+Every evaluation draws its responses from common random numbers (the same luck for
+every policy and scorer on a start, `spotisim.common_draws`), and the truth is scored
+once more with other draws (`ceiling_stream`): the figures a perfect simulator would
+get on these starts, the ceiling of every aim.
 
 It also measures where one simulator's error comes from (`run_alignment.decompose`, the
 first by default), per policy (`experiments.offline_error`): its P(listen) with the
@@ -57,6 +61,7 @@ from spotisim.errors import ConfigError
 from spotisim.gin_utils import parse_gin
 from spotisim.io_utils import atomic_file
 from spotisim.stats import kendall_tau, spearman_rho
+from spotisim.tables import render_table
 
 #: The main job's baselines (greedy on the learned model and the logging policy
 #: included); the redundancy-aware greedy is added at each of `penalties`.
@@ -74,6 +79,8 @@ DEFAULT_AGENTS = {
 }
 
 ONLINE = "ground_truth"
+#: The ground truth on the same starts with another draw stream: the noise ceiling.
+CEILING = "ground_truth, other draws"
 #: `run_alignment.chosen` for the simulator the exposure slice prefers.
 AUTO = "auto"
 
@@ -220,6 +227,7 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
                   bindings: Sequence[str] = (), episodes: int = 2048,
                   resamples: int = 1000, decompose: Optional[str] = "",
                   decompose_episodes: Optional[int] = None,
+                  ceiling_stream: Optional[int] = 1,
                   output: str = "alignment") -> dict:
     """Trains the agents that are missing, scores every policy offline and online on
     the same starts, and computes the alignment figures.
@@ -239,6 +247,10 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
       decompose: a simulator whose error is decomposed (`experiments.offline_error`;
         "" for the first of `simulators`, None for none).
       decompose_episodes: starts for the decomposition (default `episodes`).
+      ceiling_stream: the draw stream (`evaluation_draws.stream`, not 0) of a second
+        online scoring on the same starts, reported as the simulator CEILING: the
+        figures a perfect simulator would get, given the noise of the online figures
+        themselves on these starts.  None: not scored.
       output: the name of the figures' files in `run_dir` (<output>.json, .png), so
         studies that share the agents keep their own.
     """
@@ -256,6 +268,9 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
                               f"run_alignment.simulators {list(simulators)}")
     for name in simulators:
         check_user_model_name(name, "run_alignment.simulators:")
+    if ceiling_stream is not None and int(ceiling_stream) <= 0:
+        raise ConfigError(f"run_alignment.ceiling_stream: a draw stream other than the "
+                          f"evaluations' 0, got {ceiling_stream}")
     if "random" not in baselines:
         raise ConfigError("run_alignment.baselines must include 'random' (top-tau ranks "
                           "the policies that beat it)")
@@ -269,29 +284,40 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
         agent_dirs[name] = os.path.join(run_dir, "agents", name)
         if not os.path.exists(os.path.join(agent_dirs[name], "metrics.json")):
             _train_agent(name, entries, bindings, agent_dirs[name])
-    scorers = list(simulators) + [ONLINE]
     reference = agent_dirs[next(iter(agents))]
     model_policies = {penalty_name(p): functools.partial(RedundancyGreedyPolicy, penalty=p)
                       for p in penalties}
     scores: Dict[str, Dict[str, dict]] = {}
-    for scorer in scorers:  # one cache per scorer: a study with one more scores only it
-        key = settings_key(scorer, episodes, list(bindings))
+
+    def score(scorer: str, label: str, scorer_bindings: Sequence[str]) -> None:
+        """Every policy under `scorer`, kept as `label` (one cache per scorer and
+        settings: a study with one more scores only it)."""
+        key = settings_key(scorer, episodes, list(scorer_bindings))
         base_key = settings_key(key, list(baselines), list(penalties), reference)
-        print(f"scoring the baselines under {scorer}", flush=True)
+        print(f"scoring the baselines under {label}", flush=True)
         got = cached_scores(
             os.path.join(run_dir, "scores", f"baselines-{base_key}.json"),
-            lambda: evaluate_clean(reference, [scorer], bindings, episodes=episodes,
+            lambda: evaluate_clean(reference, [scorer], scorer_bindings, episodes=episodes,
                                    baselines=list(baselines) + list(model_policies),
                                    model_policies=model_policies, with_agent=False))
         for policy, by_scorer in got.items():
-            scores.setdefault(policy, {}).update(by_scorer)
+            scores.setdefault(policy, {})[label] = by_scorer[scorer]
         for name, directory in agent_dirs.items():
-            print(f"scoring {name} under {scorer}", flush=True)
+            print(f"scoring {name} under {label}", flush=True)
             got = cached_scores(os.path.join(run_dir, "scores", f"{name}-{key}.json"),
-                                lambda: evaluate_clean(directory, [scorer], bindings,
+                                lambda: evaluate_clean(directory, [scorer], scorer_bindings,
                                                        episodes=episodes, baselines=[]))
             # The run's agent, under its own name.
-            scores.setdefault(name, {}).update(next(iter(got.values())))
+            scores.setdefault(name, {})[label] = next(iter(got.values()))[scorer]
+
+    # The online figures first (every simulator is measured against them), then the
+    # truth once more on the same starts with independent luck (how well the online
+    # ranking agrees with itself: the most any simulator can show), then the simulators.
+    score(ONLINE, ONLINE, bindings)
+    if ceiling_stream is not None:
+        score(ONLINE, CEILING, list(bindings) + [f"evaluation_draws.stream = {ceiling_stream}"])
+    for scorer in simulators:
+        score(scorer, scorer, bindings)
     selection = (_slice_log_losses(reference, simulators, bindings)
                  if chosen == AUTO or len(simulators) > 1 else {})
     if chosen == AUTO:
@@ -305,13 +331,13 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
         raise ConfigError("the policies did not all play the same number of starts")
     beats_random = online.mean(1) > online[names.index("random")].mean()
     per_sim = {}
-    for sim in simulators:
+    for sim in list(simulators) + ([CEILING] if ceiling_stream is not None else []):
         offline = np.array([scores[p][sim]["episode_rewards"] for p in names], float)
         per_sim[sim] = bootstrap_close_calls(offline, online, beats_random, resamples)
         per_sim[sim]["offline_favourite"] = names[int(np.argmax(offline.mean(1)))]
     out = {"policies": names, "online_best": names[int(np.argmax(online.mean(1)))],
            "beats_random": [n for n, b in zip(names, beats_random) if b],
-           "table": {p: {s: scores[p][s]["mean_episode_reward"] for s in scorers}
+           "table": {p: {s: scores[p][s]["mean_episode_reward"] for s in scores[p]}
                      for p in names},
            "alignment": per_sim, "chosen": chosen, "slice_selection": selection,
            "episodes": episodes,
@@ -363,13 +389,14 @@ def _plot(path: str, out: dict) -> None:
 
 def format_table(out: dict) -> str:
     sims = list(out["alignment"])
-    labels = [s if len(s) <= 14 else f"simulator {i + 1}" for i, s in enumerate(sims)]
-    lines = [f"{'policy':<26} {'online':>8} " + " ".join(
-        f"{label:>14} {'error':>7}" for label in labels)]
-    for p in sorted(out["policies"], key=lambda p: -out["table"][p][ONLINE]):
-        row = out["table"][p]
-        lines.append(f"{p:<26} {row[ONLINE]:>8.2f} " + " ".join(
-            f"{row[s]:>14.2f} {100 * (row[s] / row[ONLINE] - 1):>+6.1f}%" for s in sims))
+    labels = ["ceiling" if s == CEILING else s if len(s) <= 14 else f"simulator {i + 1}"
+              for i, s in enumerate(sims)]
+    rows = [[p, f"{out['table'][p][ONLINE]:.2f}"] + [
+        c for s in sims for c in (f"{out['table'][p][s]:.2f}",
+                                  f"{100 * (out['table'][p][s] / out['table'][p][ONLINE] - 1):+.1f}%")]
+        for p in sorted(out["policies"], key=lambda p: -out["table"][p][ONLINE])]
+    lines = [render_table(["policy", "online"] + [c for label in labels
+                                                  for c in (label, "error")], rows)]
     lines.append(f"(mean listens per episode on {out['episodes']} paired starts; error = "
                  "offline / online - 1; online best: " + out["online_best"] + ")")
     lines += [f"{label} = {s}" for label, s in zip(labels, sims) if label != s]

@@ -35,6 +35,7 @@ from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
 from spotisim.errors import ConfigError
 from spotisim.io_utils import atomic_file
+from spotisim.tables import render_table
 
 
 #: A user model to score with: a name `user_model_by_name` knows, or (name,
@@ -145,12 +146,11 @@ def _plot(path, results, user_models):
 
 
 def format_table(results, user_models) -> str:
-    lines = [f"{'policy':<28} " + " ".join(f"{u[:18]:>18}" for u in user_models)]
-    for p, r in results.items():
-        lines.append(f"{p:<28} " + " ".join(
-            f"{r[u]['mean_episode_reward']:>8.2f} ({r[u]['skip_rate']:.3f})" for u in user_models))
-    lines.append("listens per episode (skip rate) under each user model")
-    return "\n".join(lines)
+    return render_table(
+        ["policy"] + list(user_models),
+        [[p] + [f"{r[u]['mean_episode_reward']:.2f} ({r[u]['skip_rate']:.3f})"
+                for u in user_models] for p, r in results.items()],
+        ["listens per episode (skip rate) under each user model"])
 
 
 FLAGS = flags.FLAGS

@@ -41,6 +41,7 @@ from spotisim.errors import ConfigError
 from spotisim.gin_utils import parse_gin
 from spotisim.io_utils import atomic_file
 from spotisim.stats import mean_interval
+from spotisim.tables import interval, render_table
 
 AGENT = "lird_ddpg"
 LOGGING = "logging_policy"
@@ -129,17 +130,14 @@ def run_lird_writeup(run_dir: str, seeds: Sequence[int] = (0, 1, 2),
 
 
 def format_table(out: dict) -> str:
-    rows = [f"{'judge':<24} {'LIRD-DDPG':>22} {'logging policy':>22} {'LIRD - logging':>24} "
-            "verdict"]
-    for judge, s in out["summary"].items():
-        cells = [f"{s[p]['mean']:.3f} [{s[p]['lo']:.3f}, {s[p]['hi']:.3f}]"
-                 for p in ("lird_ddpg", "logging_policy", "difference")]
-        rows.append(f"{judge:<24} {cells[0]:>22} {cells[1]:>22} {cells[2]:>24} "
-                    f"{s['verdict']}")
-    rows.append(f"skip rates, mean [95% interval] over {len(out['seeds'])} seeds x "
-                f"{out['episodes']} paired starts; check ({out['chosen']} promises no gain "
-                f"the listeners refuse): {'passed' if out['check'] else 'FAILED'}")
-    return "\n".join(rows)
+    rows = [[judge] + [interval(s[p]["mean"], s[p]["lo"], s[p]["hi"])
+                       for p in ("lird_ddpg", "logging_policy", "difference")] + [s["verdict"]]
+            for judge, s in out["summary"].items()]
+    return render_table(
+        ["judge", "LIRD-DDPG", "logging policy", "LIRD - logging", "verdict"], rows,
+        [f"skip rates, mean [95% interval] over {len(out['seeds'])} seeds x "
+         f"{out['episodes']} paired starts; check ({out['chosen']} promises no gain "
+         f"the listeners refuse): {'passed' if out['check'] else 'FAILED'}"])
 
 
 def last_line(out: dict) -> str:

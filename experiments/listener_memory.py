@@ -32,6 +32,7 @@ from spotisim.embeddings import build_embeddings
 from spotisim.errors import ConfigError
 from spotisim.io_utils import atomic_file
 from spotisim.stats import mean_interval
+from spotisim.tables import interval, render_table
 from user_models.evaluation import predict_log, roc_auc
 from user_models.ground_truth import GroundTruthUserModel
 from user_models.memory import MemoryUserModel
@@ -101,16 +102,15 @@ def run_listener_memory(run_dir: str, seeds: Sequence[int],
 
 def format_table(out: dict) -> str:
     def iv(s):
-        return f"{s['mean']:.4f} [{s['lo']:+.4f}, {s['hi']:+.4f}]" if "lo" in s else \
+        return interval(s["mean"], s["lo"], s["hi"], 4, signed=True) if "lo" in s else \
             f"{s['mean']:.4f}"
-    lines = [f"test AUC on {out['source']} ({len(out['seeds'])} seeds; 95% t-intervals)",
-             f"{'rows':<20}{'n':>8}  {'session only':>14}{'with memory':>14}{'truth':>9}  "
-             "memory - session"]
-    for g, s in out["summary"].items():
-        lines.append(f"{g:<20}{s['rows']:>8}  {s['session']['mean']:>14.4f}"
-                     f"{s['memory']['mean']:>14.4f}{s['truth']['mean']:>9.4f}  "
-                     f"{iv(s['memory_minus_session'])}")
-    return "\n".join(lines)
+    return (f"test AUC on {out['source']} ({len(out['seeds'])} seeds; 95% t-intervals)\n"
+            + render_table(["rows", "n", "session only", "with memory", "truth",
+                            "memory - session"],
+                           [[g, s["rows"], f"{s['session']['mean']:.4f}",
+                             f"{s['memory']['mean']:.4f}", f"{s['truth']['mean']:.4f}",
+                             iv(s["memory_minus_session"])]
+                            for g, s in out["summary"].items()]))
 
 
 FLAGS = flags.FLAGS

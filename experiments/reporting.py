@@ -9,6 +9,7 @@ import numpy as np
 
 from experiments.self_check import format_self_check  # noqa: F401  (part of the report)
 from spotisim.io_utils import atomic_file
+from spotisim.tables import render_table
 
 
 def plot_learning_curve(path: str, losses: Sequence[float], evals: Sequence[tuple]) -> None:
@@ -66,21 +67,22 @@ def format_table(out: dict) -> str:
              + f"embeddings: {out['embeddings']}   ({out['seconds']:.0f} s)",
              f"reward: {reward}"
              + (f"   data quirks {out['data_quirks']}"
-                if out.get("data_quirks", "no quirks") != "no quirks" else ""),
-             f"{'policy':<28} {'mode':<8} {'skip rate':>9} {'reward/ep':>9} "
-             f"{'slates/ep':>9} {'left':>6} {'diversity':>9} {'coverage':>8} "
-             f"{'logged skip':>11} {'replay skip (n)':>16} {'off. error':>10}"]
+                if out.get("data_quirks", "no quirks") != "no quirks" else "")]
+    rows = []
     for name, modes in out["policies"].items():
         for mode, r in modes.items():
             err = offline_error_percent(modes) if mode == "offline" else None
-            lines.append(f"{name:<28} {mode:<8} {r['skip_rate']:>9.3f} "
-                         f"{r['mean_episode_reward']:>9.2f} {r['mean_episode_length']:>9.2f} "
-                         f"{r.get('end_left_rate', float('nan')):>6.3f} "
-                         f"{r.get('diversity', float('nan')):>9.3f} {r['coverage']:>8.3f} "
-                         f"{r.get('logged_track_skip_rate', float('nan')):>11.3f} "
-                         f"{r.get('replay_skip_rate', float('nan')):>8.3f} "
-                         f"({int(r.get('replay_count', 0))})"
-                         + (f" {err:>+9.1f}%" if err is not None else ""))
+            rows.append([name, mode, f"{r['skip_rate']:.3f}", f"{r['mean_episode_reward']:.2f}",
+                         f"{r['mean_episode_length']:.2f}",
+                         f"{r.get('end_left_rate', float('nan')):.3f}",
+                         f"{r.get('diversity', float('nan')):.3f}", f"{r['coverage']:.3f}",
+                         f"{r.get('logged_track_skip_rate', float('nan')):.3f}",
+                         f"{r.get('replay_skip_rate', float('nan')):.3f} "
+                         f"({int(r.get('replay_count', 0))})",
+                         f"{err:+.1f}%" if err is not None else ""])
+    lines.append(render_table(["policy", "mode", "skip rate", "reward/ep", "slates/ep", "left",
+                               "diversity", "coverage", "logged skip", "replay skip (n)",
+                               "off. error"], rows))
     lines.append("offline = scored by the user model the agent trained against (or the "
                  "offline evaluator named above); "
                  "online = scored by the synthetic world's ground truth; reward/ep = the "

@@ -15,10 +15,16 @@ from experiments.evaluate import evaluate_run
 from spotisim.io_utils import atomic_file
 
 
+#: How evaluations draw their responses; part of every key, so scores drawn another way
+#: are not reused (since 2026-12-06: common random numbers, `spotisim.common_draws`).
+DRAWS = "keyed draws 1"
+
+
 def settings_key(*parts) -> str:
     """A short digest of the settings a cached group of scores was computed under (a
-    rerun with other simulators, starts or bindings does not reuse it)."""
-    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    rerun with other simulators, starts, bindings or draws does not reuse it)."""
+    return hashlib.sha1(json.dumps([DRAWS, *parts], sort_keys=True,
+                                   default=str).encode()).hexdigest()[:10]
 
 
 def cached_scores(path: str, compute: Callable[[], dict]) -> Dict[str, Dict[str, dict]]:

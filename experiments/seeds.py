@@ -31,6 +31,7 @@ from spotisim.errors import ConfigError
 from spotisim.gin_utils import parse_gin
 from spotisim.io_utils import atomic_file
 from spotisim.stats import mean_interval
+from spotisim.tables import interval as format_interval, render_table
 
 METRICS = ("skip_rate", "mean_episode_reward", "mean_episode_length", "diversity", "coverage")
 
@@ -79,14 +80,11 @@ def summarize(outs: List[dict]) -> Dict[str, Dict[str, Dict[str, dict]]]:
 
 
 def format_table(summary) -> str:
-    lines = [f"{'policy':<28} {'mode':<8} {'skip rate':>17} {'listens/ep':>17} {'coverage':>17}"]
-    for policy, modes in summary.items():
-        for mode, r in modes.items():
-            cells = [f"{r[m]['mean']:.3f} +- {r[m]['ci95']:.3f}"
-                     for m in ("skip_rate", "mean_episode_reward", "coverage")]
-            lines.append(f"{policy:<28} {mode:<8} " + " ".join(f"{c:>17}" for c in cells))
-    lines.append("mean +- half-width of the 95% t-interval over seeds")
-    return "\n".join(lines)
+    rows = [[policy, mode] + [f"{r[m]['mean']:.3f} +- {r[m]['ci95']:.3f}"
+                              for m in ("skip_rate", "mean_episode_reward", "coverage")]
+            for policy, modes in summary.items() for mode, r in modes.items()]
+    return render_table(["policy", "mode", "skip rate", "listens/ep", "coverage"], rows,
+                        ["mean +- half-width of the 95% t-interval over seeds"])
 
 
 def format_paired(paired, baseline: str = "greedy_user_model", relative: bool = False) -> str:
@@ -94,14 +92,12 @@ def format_paired(paired, baseline: str = "greedy_user_model", relative: bool = 
     starts."""
     head = f"reward/ep vs {baseline}, %" if relative else "reward/ep - " + baseline
     digits = 1 if relative else 3
-    lines = [f"{'policy':<28} {'mode':<8} {head:>31}"]
-    for policy, modes in paired.items():
-        for mode, r in modes.items():
-            lo, hi = r["mean"] - r["ci95"], r["mean"] + r["ci95"]
-            lines.append(f"{policy:<28} {mode:<8} {r['mean']:>+9.{digits}f} "
-                         f"[{lo:+.{digits}f}, {hi:+.{digits}f}]")
-    lines.append("paired on the same episode starts within a seed; 95% t-interval over seeds")
-    return "\n".join(lines)
+    rows = [[policy, mode, format_interval(r["mean"], r["mean"] - r["ci95"],
+                                           r["mean"] + r["ci95"], digits, signed=True)]
+            for policy, modes in paired.items() for mode, r in modes.items()]
+    return render_table(["policy", "mode", head], rows,
+                        ["paired on the same episode starts within a seed; 95% t-interval "
+                         "over seeds"])
 
 
 def settings_tag(bindings: Sequence[str]) -> str:

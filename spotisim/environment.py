@@ -16,6 +16,7 @@ import gin
 import numpy as np
 from tf_agents.specs import array_spec
 
+from spotisim.common_draws import keyed_uniforms
 from spotisim.episode_samplers import AbstractEpisodeSampler
 from spotisim.episode_tracker import EpisodeTracker
 from spotisim.errors import ConfigError
@@ -267,6 +268,10 @@ class PlaylistEnvironment(AbstractEnvironment):
         self._seed = seed
         self._rng = np.random.default_rng(seed)
         self._next_episode = 0
+        # Common random numbers (`use_keyed_draws`): None draws responses from the
+        # stream; else the draw stream, with episodes counted from `_draw_base`.
+        self._draw_stream: Optional[int] = None
+        self._draw_base = 0
         B, N = self.batch_size, self.state_length
         self._hist_cap = episode_sampler.history_length + 8 * self.slate_size
         self._h_tracks = np.full((B, self._hist_cap), -1, np.int32)
@@ -372,6 +377,17 @@ class PlaylistEnvironment(AbstractEnvironment):
         one did: what lets several policies be evaluated, one after another, on the same
         starts (`agents.evaluate.run_episodes`)."""
         self._rng = np.random.default_rng(self._seed)
+        self._draw_base = self._next_episode
+
+    def use_keyed_draws(self, stream: Optional[int]) -> Optional[int]:
+        """Responses drawn from common random numbers (`spotisim.common_draws`): the
+        uniforms of the i-th episode started since the last `restart_rng`, at its t-th
+        step, depend only on (seed, `stream`, i, t), so paired policies (and a simulator
+        and the ground truth) meet the same luck on the same start.  None returns to
+        the sequential stream (training).  Returns the previous setting."""
+        previous, self._draw_stream = self._draw_stream, (None if stream is None
+                                                          else int(stream))
+        return previous
 
     def reseed(self, seed: int) -> None:
         self._seed = int(seed)
@@ -500,7 +516,12 @@ class PlaylistEnvironment(AbstractEnvironment):
                 cand_emb = np.concatenate([cand_emb, self.model_features(rows)], axis=-1)
             pos = self._track_sampler.select(act, cand_emb, self._avail[rows])
             slate = np.take_along_axis(self._cands[rows], pos, axis=1)
-            uniforms = self._rng.random((len(rows), K + 1))
+            if self._draw_stream is None:
+                uniforms = self._rng.random((len(rows), K + 1))
+            else:
+                uniforms = keyed_uniforms(self._seed, self._draw_stream,
+                                          self._episode[rows] - self._draw_base,
+                                          self._steps[rows], K + 1)
             answer = self._user_model.respond(self.history(rows), slate, uniforms,
                                               leaving=self.simulate_leaving,
                                               sample_exit=not self.expected_leaving)
@@ -529,7 +550,8 @@ class PlaylistEnvironment(AbstractEnvironment):
             self._episode_tracker.record(self._episode[rows], self._steps[rows] - 1,
                                          self._key[rows], slate, probs, responses, r, ended,
                                          heard=heard, end_reason=reason,
-                                         listener=self._log_listener[rows])
+                                         listener=self._log_listener[rows],
+                                         stay=continuation[rows])
         return StepResult(self._observation(), reward, done, terminal, first, continuation)
 
     def _append(self, rows: np.ndarray, slate: np.ndarray, responses: np.ndarray) -> None:

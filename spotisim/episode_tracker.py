@@ -40,6 +40,27 @@ def list_diversity(slate_features: np.ndarray) -> np.ndarray:
 
 
 @gin.configurable
+def survival_weights(episode_id: np.ndarray, step: np.ndarray, stay: np.ndarray) -> np.ndarray:
+    """float64 [N]: for each record, the probability that its listener was still there
+    when the slate started: the product of `stay` over the episode's earlier steps (1
+    where exits are drawn, whose episodes simply end).  With leaving in expectation, a
+    record's reward times this weight sums, over an episode, to the episode's expected
+    reward given its responses: an unbiased estimate of the same listens per episode as
+    drawn exits, without the variance of when the listener happened to leave."""
+    episode_id, step = np.asarray(episode_id), np.asarray(step)
+    log_stay = np.log(np.clip(np.asarray(stay, np.float64), 1e-300, 1.0))
+    order = np.lexsort((step, episode_id))
+    ls = log_stay[order]
+    before = np.cumsum(ls) - ls                                    # sum over earlier records
+    ep = episode_id[order]
+    first = np.r_[True, ep[1:] != ep[:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(ep)), 0))
+    before = before - before[start]                                # restart per episode
+    out = np.empty(len(order))
+    out[order] = np.exp(before)
+    return out
+
+
 class EpisodeTracker:
     """Per-step records of simulated episodes.
 
@@ -50,7 +71,7 @@ class EpisodeTracker:
     """
 
     COLUMNS = ("episode_id", "step", "listener_key", "slate", "predicted", "responses",
-               "heard", "reward", "done", "end_reason", "listener")
+               "heard", "reward", "done", "end_reason", "listener", "stay")
 
     def __init__(self, output_path: Optional[str] = None,
                  track_features: Optional[np.ndarray] = None):
@@ -62,17 +83,21 @@ class EpisodeTracker:
                slate: np.ndarray, predicted: np.ndarray, responses: np.ndarray,
                reward: np.ndarray, done: np.ndarray, heard: Optional[np.ndarray] = None,
                end_reason: Optional[np.ndarray] = None,
-               listener: Optional[np.ndarray] = None) -> None:
+               listener: Optional[np.ndarray] = None,
+               stay: Optional[np.ndarray] = None) -> None:
         """Records one step of B episodes (all arrays have leading dimension B).
 
         `heard` [B, K] is False for slate positions after the listener left (default:
         all heard); `end_reason` [B] says why an episode ended at this step (codes of
         `spotisim.environment.END_REASONS`, 0 = it goes on; default: 0); `listener` [B]
         who listened: the log's listener code of the episode's session (-1: anonymous,
-        the default)."""
+        the default); `stay` [B] the probability that the listener stayed through the
+        slate, where leaving is taken in expectation (1, the default, where exits are
+        drawn: the episode went on)."""
         heard = np.ones(np.shape(responses), bool) if heard is None else heard
         end_reason = np.zeros(len(done), np.int8) if end_reason is None else end_reason
         listener = np.full(len(done), -1, np.int64) if listener is None else listener
+        stay = np.ones(len(done), np.float32) if stay is None else stay
         block = {
             "episode_id": np.asarray(episode_id, np.int64).copy(),
             "step": np.asarray(step, np.int64).copy(),
@@ -85,6 +110,7 @@ class EpisodeTracker:
             "done": np.asarray(done, bool).copy(),
             "end_reason": np.asarray(end_reason, np.int8).copy(),
             "listener": np.asarray(listener, np.int64).copy(),
+            "stay": np.asarray(stay, np.float32).copy(),
         }
         b = len(block["episode_id"])
         for name, v in block.items():
@@ -135,7 +161,8 @@ class EpisodeTracker:
             return {"steps": 0}
         ep = a["episode_id"]
         _, inverse = np.unique(ep, return_inverse=True)
-        ep_reward = np.bincount(inverse, weights=a["reward"])
+        ep_reward = np.bincount(inverse, weights=a["reward"] * survival_weights(
+            a["episode_id"], a["step"], a["stay"]))
         ep_len = np.bincount(inverse)
         out = {
             "steps": float(len(ep)),

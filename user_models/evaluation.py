@@ -17,6 +17,7 @@ import pandas as pd
 
 from spotisim.data.behaviour import padded_behaviour
 from spotisim.data.session_log import SessionLog
+from spotisim.tables import interval, render_table
 from user_models.base import AbstractUserModel, History
 
 
@@ -263,18 +264,15 @@ def format_table(reports: Dict[str, Dict[str, object]]) -> str:
     cols = [("accuracy", "acc"), ("auc", "AUC"), ("log_loss", "log loss"),
             ("calibration_error", "ECE"), ("mssd_average_accuracy", "MSSD AA"),
             ("mssd_first_prediction_accuracy", "first acc")]
-    width = max([len(n) for n in reports] + [10])
-    lines = [f"{'model':<{width}} " + " ".join(f"{h:>9}" for _, h in cols)]
-    for name, r in reports.items():
-        lines.append(f"{name:<{width}} " + " ".join(f"{r[k]:>9.4f}" for k, _ in cols))
+    parts = [render_table(["model"] + [h for _, h in cols],
+                          [[name] + [f"{r[k]:.4f}" for k, _ in cols]
+                           for name, r in reports.items()])]
     refs = sorted({k for r in reports.values() for k in r if k.startswith("vs_")})
     for ref in refs:
-        lines.append(f"\nminus {ref[3:]}, paired on the same test sessions (95% interval):")
-        lines.append(f"{'model':<{width}} " + " ".join(f"{h:>24}" for h in
-                                                      ("AUC", "MSSD AA", "first acc")))
-        for name, r in reports.items():
-            if ref in r:
-                cells = [r[ref][m] for m in PAIRED_METRICS]
-                lines.append(f"{name:<{width}} " + " ".join(
-                    f"{c['mean']:+.4f} [{c['lo']:+.4f},{c['hi']:+.4f}]" for c in cells))
-    return "\n".join(lines)
+        parts.append(f"\nminus {ref[3:]}, paired on the same test sessions (95% interval):")
+        parts.append(render_table(
+            ["model", "AUC", "MSSD AA", "first acc"],
+            [[name] + [interval(c["mean"], c["lo"], c["hi"], 4, signed=True)
+                       for c in (r[ref][m] for m in PAIRED_METRICS)]
+             for name, r in reports.items() if ref in r]))
+    return "\n".join(parts)

@@ -579,6 +579,47 @@ def test_policies_evaluated_one_after_another_play_the_same_starts(world):
     assert b["episode_rewards"] != a["episode_rewards"]
 
 
+def test_evaluation_with_leaving_in_expectation_weights_slates_by_survival(world):
+    """A listener who listens to everything and leaves after each track with
+    probability h: with leaving in expectation, every episode of m slates is worth
+    exactly sum_{i < 3m} (1 - h)^i listens (each track weighted by the chance to still
+    be there); with drawn exits the same on average."""
+    from tf_agents.policies import random_py_policy
+
+    from agents.evaluate import run_episodes
+    from user_models.base import AbstractUserModel
+
+    h, m = 0.1, 6
+
+    class ListensLeavesAtRate(AbstractUserModel):
+        cascades = False
+
+        def _predict(self, history, slate, slate_responses):
+            return np.ones(slate.shape)
+
+        def leave_probs(self, history, slate, responses):
+            return np.full(slate.shape, h)
+
+    emb = np.concatenate([world.track_latent, world.track_popularity[:, None]], 1)
+
+    def evaluate(expected, n):
+        builder = EnvironmentBuilder(ListensLeavesAtRate(), SlateIndicesTrackSampler(K, POOL, D),
+                                     SyntheticEpisodeSampler(world, 10, POOL), emb,
+                                     batch_size=n, termination=MaxSteps(m), seed=1,
+                                     simulate_leaving=True, expected_leaving=expected)
+        env = builder.get_tf_py_environment()
+        policy = random_py_policy.RandomPyPolicy(env.time_step_spec(), env.action_spec(),
+                                                 seed=0)
+        return run_episodes(policy, env, n)
+
+    exact = sum((1 - h) ** i for i in range(K * m))
+    out = evaluate(True, 8)
+    np.testing.assert_allclose(out["episode_rewards"], exact, rtol=1e-5)
+    drawn = evaluate(False, 2000)
+    se = drawn["episode_reward_sd"] / np.sqrt(2000)
+    assert abs(drawn["mean_episode_reward"] - exact) < 4 * se
+
+
 def test_trainer_modes_train_the_same_amount_and_the_default_repeats(world):
     """`Trainer.deterministic = False` (replay sampled ahead, in the background) trains
     as much: 8 gradient steps after (6 initial + 8) batched collect steps of B lanes;

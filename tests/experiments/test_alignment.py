@@ -98,7 +98,17 @@ def test_alignment_on_a_tiny_world(tiny_world_dir, tmp_path):
     assert os.path.exists(tmp_path / "align" / "agents" / "ah_dqn_tiny" / "policy")
     table = out["table"]
     for p in out["policies"]:
-        assert set(table[p]) == {"logistic", "ground_truth"}
+        assert set(table[p]) == {"logistic", "ground_truth", alignment.CEILING}
+    # The ceiling: the truth on the same starts with other draws, scored like a
+    # simulator.  Its random policy's listens differ (other luck), its metrics are
+    # the close-call metrics of that second online column.
+    ceiling = np.array([table[p][alignment.CEILING] for p in out["policies"]])
+    assert not np.array_equal(ceiling, [table[p]["ground_truth"] for p in out["policies"]])
+    assert out["alignment"][alignment.CEILING]["kendall_tau"]["value"] == pytest.approx(
+        alignment.close_call_metrics(ceiling, np.array(
+            [table[p]["ground_truth"] for p in out["policies"]]),
+            np.array([table[p]["ground_truth"] > table["random"]["ground_truth"]
+                      for p in out["policies"]]))["kendall_tau"], nan_ok=True)
     # Penalty 0 is greedy: the same slates, so the same listens under every scorer.
     assert table["redundancy_greedy_0"] == table["greedy_user_model"]
     online = np.array([table[p]["ground_truth"] for p in out["policies"]])

@@ -45,3 +45,15 @@ def test_record_checks_lengths():
     with pytest.raises(ValueError, match="reward"):
         tr.record([0, 1], [0, 0], [1, 2], [[0], [1]], [[0.5], [0.5]], [[True], [True]],
                   [1.0], [False, False])
+
+
+def test_survival_weights_multiply_earlier_stays_within_each_episode():
+    from spotisim.episode_tracker import survival_weights
+    # Records out of order, two episodes interleaved, one single-step episode.
+    episode = np.array([1, 0, 1, 0, 1, 2])
+    step = np.array([0, 0, 1, 1, 2, 0])
+    stay = np.array([0.5, 0.9, 0.5, 0.8, 0.3, 0.7])
+    np.testing.assert_allclose(survival_weights(episode, step, stay),
+                               [1.0, 1.0, 0.5, 0.9, 0.25, 1.0])
+    # Drawn exits record stay 1: every weight is 1.
+    np.testing.assert_array_equal(survival_weights(episode, step, np.ones(6)), np.ones(6))

@@ -1,0 +1,37 @@
+"""The one plain-text table every report prints.
+
+Why one: each study used to pad its own columns by hand (seven formatters, each with
+widths that broke on a long policy or model name).  Here the widths come from the cells:
+the first column (names) is left-aligned, the others (figures) right-aligned, and notes
+follow the table as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+def render_table(header: Sequence[str], rows: Sequence[Sequence[object]],
+                 notes: Sequence[str] = ()) -> str:
+    """`header` and `rows` (cells already formatted, or anything `str` takes) as
+    aligned columns, two spaces apart, then `notes`, one line each.
+
+    Raises:
+      ValueError: a row with another number of cells than the header.
+    """
+    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
+    n = len(header)
+    for i, r in enumerate(cells[1:]):
+        if len(r) != n:
+            raise ValueError(f"row {i} has {len(r)} cells, the header {n}")
+    widths = [max(len(r[j]) for r in cells) for j in range(n)]
+    lines = ["  ".join(c.ljust(w) if j == 0 else c.rjust(w)
+                       for j, (c, w) in enumerate(zip(r, widths))).rstrip()
+             for r in cells]
+    return "\n".join(lines + [str(note) for note in notes])
+
+
+def interval(mean: float, lo: float, hi: float, digits: int = 3, signed: bool = False) -> str:
+    """'m [lo, hi]' with `digits` decimals (signs shown with `signed`)."""
+    f = f"{{:{'+' if signed else ''}.{digits}f}}"
+    return f"{f.format(mean)} [{f.format(lo)}, {f.format(hi)}]"
