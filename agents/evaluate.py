@@ -12,7 +12,7 @@ from tf_agents.trajectories import time_step as ts
 
 from spotisim.builder import TFAgtPyEnvironment
 from spotisim.common_draws import evaluation_draws
-from spotisim.environment import END_REASONS
+from spotisim.termination import END_REASONS
 from spotisim.episode_tracker import list_diversity, survival_weights
 
 

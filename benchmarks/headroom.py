@@ -31,7 +31,6 @@ oracle's paired gain in listens per episode over greedy on the truth, with a 95%
 paired-bootstrap interval.
 """
 
-import copy
 import time
 
 import spotisim  # noqa: F401  (first: quiets the stack at import)
@@ -45,9 +44,7 @@ from experiments import run as run_mod
 from experiments.user_model_cache import listener_profiles, user_model_by_name
 from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
-from spotisim.episode_tracker import EpisodeTracker
 from spotisim.gin_utils import parse_gin
-from spotisim.termination import AnyOf
 from user_models.ground_truth import GroundTruthUserModel
 from user_models.leave_features import boredom_features
 
@@ -117,30 +114,10 @@ def redundancy_greedy(model, redundancy, lam):
     return policy
 
 
-def _take_lanes(obj, rows, B):
-    new = copy.copy(obj)
-    for k, v in vars(obj).items():
-        if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == B:
-            setattr(new, k, v[rows].copy())
-    return new
-
-
 def fork(env, rows, seed):
-    """A new environment whose lanes are copies of `env`'s lanes `rows` (an
-    experiment-only shortcut that relies on PlaylistEnvironment's internals)."""
-    B = env.batch_size
-    new = _take_lanes(env, rows, B)
-    new.batch_size = len(rows)
-    term = _take_lanes(env._termination, rows, B)
-    if isinstance(term, AnyOf):
-        term.rules = tuple(_take_lanes(r, rows, B) for r in term.rules)
-        for r in term.rules:
-            r._batch_size = len(rows)
-    term._batch_size = len(rows)
-    new._termination = term
-    new._episode_tracker = EpisodeTracker()
-    new._rng = np.random.default_rng(seed)
-    return new
+    """A new environment whose lanes are copies of `env`'s lanes `rows`
+    (`PlaylistEnvironment.fork`)."""
+    return env.fork(rows, seed)
 
 
 def rollout_planner(base, alternatives, rollouts, horizon, seed=0):

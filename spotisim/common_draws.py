@@ -19,6 +19,8 @@ well the online ranking agrees with itself).
 
 from __future__ import annotations
 
+from typing import Optional
+
 import gin
 import numpy as np
 
@@ -67,9 +69,13 @@ def keyed_uniforms(seed: int, stream: int, episode: np.ndarray, step: np.ndarray
 
 
 @gin.configurable
-def evaluation_draws(stream: int = 0) -> int:
+def evaluation_draws(stream: Optional[int] = 0) -> Optional[int]:
     """The draw stream evaluations use (`evaluation_draws.stream`): 0 for every
-    figure; another stream replays the same starts with independent luck."""
+    figure; another stream replays the same starts with independent luck; None draws
+    from the environment's sequential stream, as evaluations did before 2026-12-06
+    (kept to measure what common random numbers buy: benchmarks/evaluation_noise.py)."""
+    if stream is None:
+        return None
     stream = int(stream)
     if stream < 0:
         raise ConfigError(f"evaluation_draws.stream must be >= 0, got {stream}")

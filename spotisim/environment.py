@@ -21,15 +21,11 @@ from spotisim.episode_samplers import AbstractEpisodeSampler
 from spotisim.episode_tracker import EpisodeTracker
 from spotisim.errors import ConfigError
 from spotisim.rewards import AbstractReward, PositionDiscountedListens
-from spotisim.termination import AnyOf, TerminationRule
+from spotisim.termination import AnyOf, PoolExhausted, TerminationRule, UserLeft, take_lanes
 from spotisim.track_samplers import AbstractTrackSampler
 from spotisim.user_model import AbstractUserModel, History
 
 
-# Why an episode ended (`EpisodeTracker` column end_reason; END_NONE: it goes on).
-END_NONE, END_LEFT, END_GAVE_UP, END_LIMIT, END_POOL = 0, 1, 2, 3, 4
-END_REASONS = {END_LEFT: "left", END_GAVE_UP: "gave_up", END_LIMIT: "step_limit",
-               END_POOL: "pool_exhausted"}
 
 
 class StepResult(tuple):
@@ -244,7 +240,11 @@ class PlaylistEnvironment(AbstractEnvironment):
         self._episode_sampler = episode_sampler
         self._episode_tracker = episode_tracker if episode_tracker is not None else EpisodeTracker()
         self._termination = termination if termination is not None else AnyOf()
-        self._termination.reset(self.batch_size)
+        # Every way an episode ends, the configured rules between the listener leaving
+        # and the pool running out (`last_reasons` says which ended it).
+        self._ends = AnyOf([UserLeft(), self._termination,
+                            PoolExhausted(track_sampler.slate_size)])
+        self._ends.reset(self.batch_size)
         emb = np.asarray(embeddings, np.float32)
         if emb.ndim != 2 or emb.shape[0] != episode_sampler.num_tracks:
             raise ConfigError(f"embeddings must be [num_tracks={episode_sampler.num_tracks}, "
@@ -379,6 +379,21 @@ class PlaylistEnvironment(AbstractEnvironment):
         self._rng = np.random.default_rng(self._seed)
         self._draw_base = self._next_episode
 
+    def fork(self, rows: np.ndarray, seed: int) -> "PlaylistEnvironment":
+        """A new environment whose lanes are copies of this one's lanes `rows`, in the
+        middle of their episodes, with its own tracker and random stream (`seed`): what
+        a planner rolls alternatives out in (benchmarks/headroom.py).  The parts (user
+        model, samplers) are shared, not copied."""
+        rows = np.asarray(rows, np.int64)
+        new = take_lanes(self, rows, self.batch_size, shared=("_emb", "_emb_padded"))
+        new.batch_size = len(rows)
+        new._ends = self._ends.take_lanes(rows)
+        new._termination = new._ends.rules[1]
+        new._episode_tracker = EpisodeTracker()
+        new._rng = np.random.default_rng(seed)
+        new._draw_stream = None
+        return new
+
     def use_keyed_draws(self, stream: Optional[int]) -> Optional[int]:
         """Responses drawn from common random numbers (`spotisim.common_draws`): the
         uniforms of the i-th episode started since the last `restart_rng`, at its t-th
@@ -444,7 +459,7 @@ class PlaylistEnvironment(AbstractEnvironment):
         self._needs_reset[rows] = False
         mask = np.zeros(self.batch_size, bool)
         mask[rows] = True
-        self._termination.reset_episodes(mask)
+        self._ends.reset_episodes(mask)
 
     def _observation(self) -> Dict[str, np.ndarray]:
         w = self._w_tracks
@@ -538,13 +553,9 @@ class PlaylistEnvironment(AbstractEnvironment):
             self._avail[rows[:, None], pos] = False
             self._append(rows, slate, responses)
             self._steps[rows] += 1
-            ended, term = self._termination.update(responses, left, rows)
-            gone = np.zeros(len(rows), bool) if left is None else np.asarray(left, bool)
-            exhausted = self._avail[rows].sum(axis=1) < K
-            reason = np.select([gone, ended & term, ended, exhausted],
-                               [END_LEFT, END_GAVE_UP, END_LIMIT, END_POOL], END_NONE)
-            ended = ended | exhausted | gone
-            term = term | gone
+            ended, term = self._ends.update(responses, left, rows,
+                                            pool_left=self._avail[rows].sum(axis=1))
+            reason = self._ends.last_reasons
             reward[rows], done[rows], terminal[rows] = r, ended, term & ended
             self._needs_reset[rows] = ended
             self._episode_tracker.record(self._episode[rows], self._steps[rows] - 1,

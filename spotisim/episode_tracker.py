@@ -89,7 +89,7 @@ class EpisodeTracker:
 
         `heard` [B, K] is False for slate positions after the listener left (default:
         all heard); `end_reason` [B] says why an episode ended at this step (codes of
-        `spotisim.environment.END_REASONS`, 0 = it goes on; default: 0); `listener` [B]
+        `spotisim.termination.END_REASONS`, 0 = it goes on; default: 0); `listener` [B]
         who listened: the log's listener code of the episode's session (-1: anonymous,
         the default); `stay` [B] the probability that the listener stayed through the
         slate, where leaving is taken in expectation (1, the default, where exits are
