@@ -20,7 +20,8 @@ from spotisim.common_draws import keyed_uniforms
 from spotisim.episode_samplers import AbstractEpisodeSampler
 from spotisim.episode_tracker import EpisodeTracker
 from spotisim.errors import ConfigError
-from spotisim.rewards import AbstractReward, PositionDiscountedListens
+from spotisim.observation import Observer
+from spotisim.rewards import AbstractReward, PositionDiscountedListens, reward_in_expectation
 from spotisim.termination import AnyOf, PoolExhausted, TerminationRule, UserLeft, take_lanes
 from spotisim.track_samplers import AbstractTrackSampler
 from spotisim.user_model import AbstractUserModel, History
@@ -225,7 +226,6 @@ class PlaylistEnvironment(AbstractEnvironment):
         self.expected_leaving = bool(expected_leaving)
         if candidate_scorer is not None and not observe_candidates:
             raise ConfigError("candidate_scorer needs observe_candidates=True")
-        self._scorer = candidate_scorer
         if observe_leave_risk and getattr(candidate_scorer, "leave_hazard", None) is None:
             raise ConfigError("PlaylistEnvironment.observe_leave_risk needs a candidate_scorer "
                               "with a leave_hazard (PlaylistEnvironment.observe_scores = True "
@@ -234,7 +234,6 @@ class PlaylistEnvironment(AbstractEnvironment):
         if feature_scorer is not None and getattr(feature_scorer, "leave_hazard", None) is None:
             raise ConfigError("PlaylistEnvironment.feature_scorer needs a learned user model "
                               "with a leave_hazard")
-        self._feature_scorer = feature_scorer
         self._user_model = user_model
         self._track_sampler = track_sampler
         self._episode_sampler = episode_sampler
@@ -257,7 +256,6 @@ class PlaylistEnvironment(AbstractEnvironment):
         if not 0.0 < position_discount <= 1.0:
             raise ConfigError(f"position_discount must be in (0, 1], got {position_discount}")
         self._emb = emb
-        self._emb_padded = np.concatenate([emb, np.zeros((1, emb.shape[1]), np.float32)])
         self.state_length = int(state_length)
         self.slate_size = track_sampler.slate_size
         self.pool_size = track_sampler.pool_size
@@ -298,35 +296,13 @@ class PlaylistEnvironment(AbstractEnvironment):
         self._episode = np.zeros(B, np.int64)
         self._steps = np.zeros(B, np.int64)
         self._needs_reset = np.zeros(B, bool)
-        # The scorer's answers in the last observation (see `model_features`).
-        self._observed_p: Optional[np.ndarray] = None
-        self._observed_h: Optional[np.ndarray] = None
+        self._observer = Observer(emb, self.state_length, self.pool_size,
+                                  self.observe_candidates, candidate_scorer,
+                                  self.observe_leave_risk, feature_scorer)
 
     # ------------------------------------------------------------------ specs
     def observation_space(self):
-        N, d, C = self.state_length, self._emb.shape[1], self.pool_size
-        spec = {
-            "history": array_spec.ArraySpec((N, d), np.float32, name="history"),
-            "responses": array_spec.BoundedArraySpec((N,), np.float32, 0.0, 1.0, name="responses"),
-            "history_mask": array_spec.BoundedArraySpec((N,), np.float32, 0.0, 1.0,
-                                                        name="history_mask"),
-        }
-        T = self._emb.shape[0]
-        spec["history_ids"] = array_spec.BoundedArraySpec((N,), np.int32, -1, T - 1,
-                                                          name="history_ids")
-        if self.observe_candidates:
-            spec["candidates"] = array_spec.ArraySpec((C, d), np.float32, name="candidates")
-            spec["candidate_mask"] = array_spec.BoundedArraySpec((C,), np.int32, 0, 1,
-                                                                 name="candidate_mask")
-            spec["candidate_ids"] = array_spec.BoundedArraySpec((C,), np.int32, 0, T - 1,
-                                                                name="candidate_ids")
-        if self._scorer is not None:
-            spec["candidate_scores"] = array_spec.BoundedArraySpec(
-                (C,), np.float32, 0.0, 1.0, name="candidate_scores")
-        if self.observe_leave_risk:
-            spec["candidate_leave"] = array_spec.BoundedArraySpec(
-                (C,), np.float32, 0.0, 1.0, name="candidate_leave")
-        return spec
+        return self._observer.spec()
 
     # ------------------------------------------------------------------ state access
     @property
@@ -385,7 +361,9 @@ class PlaylistEnvironment(AbstractEnvironment):
         a planner rolls alternatives out in (benchmarks/headroom.py).  The parts (user
         model, samplers) are shared, not copied."""
         rows = np.asarray(rows, np.int64)
-        new = take_lanes(self, rows, self.batch_size, shared=("_emb", "_emb_padded"))
+        new = take_lanes(self, rows, self.batch_size, shared=("_emb",))
+        new._observer = take_lanes(self._observer, rows, self.batch_size,
+                                   shared=("_emb", "_emb_padded"))
         new.batch_size = len(rows)
         new._ends = self._ends.take_lanes(rows)
         new._termination = new._ends.rules[1]
@@ -462,40 +440,13 @@ class PlaylistEnvironment(AbstractEnvironment):
         self._ends.reset_episodes(mask)
 
     def _observation(self) -> Dict[str, np.ndarray]:
-        w = self._w_tracks
-        obs = {
-            "history": self._emb_padded[w],  # index -1 -> the zero row
-            "responses": self._w_resp.copy(),
-            "history_mask": (w >= 0).astype(np.float32),
-            "history_ids": w.copy(),
-        }
-        if self.observe_candidates:
-            obs["candidates"] = self._emb[self._cands]
-            obs["candidate_mask"] = self._avail.astype(np.int32)
-            obs["candidate_ids"] = self._cands.copy()
-        if self._scorer is not None:  # one batched call over all B x C pairs
-            self._observed_p = self._scorer.score_candidates(self.history(), self._cands)
-            obs["candidate_scores"] = self._observed_p.astype(np.float32)
-        if self.observe_leave_risk:
-            self._observed_h = self._scorer.leave_hazard.hazard_if_listened(
-                self.history(), self._cands)
-            obs["candidate_leave"] = self._observed_h.astype(np.float32)
-        return obs
+        return self._observer.observe(self._w_tracks, self._w_resp, self._cands, self._avail,
+                                      self.history)
 
     def model_features(self, rows: np.ndarray) -> np.ndarray:
         """float32 [R, C, 2]: logit P(listen) and logit P(leave if listened) of
         each candidate of `rows`, from the feature scorer (see the class docstring)."""
-        if (self._feature_scorer is self._scorer and self.observe_leave_risk
-                and self._observed_h is not None):
-            # The observation the action was chosen on already holds these answers for
-            # the same states (rows restarted this step are not among `rows`).
-            p, q = self._observed_p[rows], self._observed_h[rows]
-        else:
-            h, cands = self.history(rows), self._cands[rows]
-            p = self._feature_scorer.score_candidates(h, cands)
-            q = self._feature_scorer.leave_hazard.hazard_if_listened(h, cands)
-        p, q = np.clip(p, 1e-4, 1 - 1e-4), np.clip(q, 1e-4, 1 - 1e-4)
-        return np.stack([np.log(p / (1 - p)), np.log(q / (1 - q))], -1).astype(np.float32)
+        return self._observer.model_features(rows, self.history(rows), self._cands[rows])
 
     def _reset(self):
         self._start(np.arange(self.batch_size))
@@ -527,7 +478,7 @@ class PlaylistEnvironment(AbstractEnvironment):
             action = np.asarray(action)
             act = action[rows] if action.ndim and action.shape[0] == B else action
             cand_emb = self._emb[self._cands[rows]]
-            if self._feature_scorer is not None:
+            if self._observer.feature_scorer is not None:
                 cand_emb = np.concatenate([cand_emb, self.model_features(rows)], axis=-1)
             pos = self._track_sampler.select(act, cand_emb, self._avail[rows])
             slate = np.take_along_axis(self._cands[rows], pos, axis=1)
@@ -544,10 +495,7 @@ class PlaylistEnvironment(AbstractEnvironment):
             heard = getattr(answer, "heard", np.ones_like(responses, dtype=bool))
             hz = getattr(answer, "hazards", None)
             if self.expected_leaving and hz is not None:
-                stay = np.cumprod(1.0 - hz, axis=1)                          # [R, K]
-                r = self.reward(responses, np.concatenate([np.ones((len(rows), 1)),
-                                                           stay[:, :-1]], axis=1))
-                continuation[rows] = stay[:, -1]
+                r, continuation[rows] = reward_in_expectation(self.reward, responses, hz)
             else:
                 r = self.reward(responses, heard)
             self._avail[rows[:, None], pos] = False

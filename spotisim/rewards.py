@@ -68,3 +68,25 @@ class PositionDiscountedListens(AbstractReward):
     def _reward(self, responses, heard):
         w = self.discount ** np.arange(responses.shape[1])
         return (responses * heard * w).sum(axis=1)
+
+
+def reward_in_expectation(reward: AbstractReward, responses: np.ndarray,
+                          hazards: np.ndarray):
+    """A slate's reward with leaving taken in expectation, and the chance to stay.
+
+    Position k earns its reward weighted by the chance that the listener is still
+    there to hear it, prod_{j<k} (1 - h_j), where h_j is P(leave) right after position j
+    (`PlaylistEnvironment.expected_leaving`).
+
+    Args:
+      reward: the reward part.
+      responses: bool [R, K], listened.
+      hazards: float [R, K], P(leave) after each position.
+
+    Returns:
+      (reward float [R], stay float [R]): stay = prod_j (1 - h_j), the chance that the
+      listener stays through the slate (the step's discount).
+    """
+    stay = np.cumprod(1.0 - np.asarray(hazards, float), axis=1)                # [R, K]
+    heard = np.concatenate([np.ones((len(stay), 1)), stay[:, :-1]], axis=1)
+    return reward(responses, heard), stay[:, -1]

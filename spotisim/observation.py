@@ -1,0 +1,126 @@
+"""What an agent sees of each episode, and the model's answers a track sampler may read.
+
+Why a part of its own: the environment keeps the episode loop (starts, responses,
+history, rewards, ends); what the agent is shown is a separate choice (the window, the
+pool, a learned model's P(listen) and P(leave) per candidate) that agents and track
+samplers depend on, and it is where the learned scorer, never the responding model,
+answers, so the ground truth cannot leak into an observation.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Optional
+
+import numpy as np
+from tf_agents.specs import array_spec
+
+from spotisim.user_model import AbstractUserModel, History
+
+
+class Observer:
+    """Builds the observation of B episodes and the candidate features of a
+    feature-reading track sampler.
+
+    Args:
+      embeddings: float32 [T, d] track embeddings (catalog order).
+      state_length: N, tracks in the observation window.
+      pool_size: C, candidates per episode.
+      observe_candidates: include the pool (embeddings, ids, a mask of candidates not
+        yet recommended).
+      candidate_scorer: the learned model whose P(listen) of each candidate is observed
+        (`candidate_scores`), or None.
+      observe_leave_risk: also observe its P(leave) right after each candidate were it
+        listened to next (`candidate_leave`).
+      feature_scorer: the learned model whose [logit P(listen), logit P(leave if
+        listened)] extend the candidate features a track sampler scores, or None.
+    """
+
+    def __init__(self, embeddings: np.ndarray, state_length: int, pool_size: int,
+                 observe_candidates: bool, candidate_scorer: Optional[AbstractUserModel],
+                 observe_leave_risk: bool, feature_scorer: Optional[AbstractUserModel]):
+        self._emb = embeddings
+        self._emb_padded = np.concatenate(
+            [embeddings, np.zeros((1, embeddings.shape[1]), np.float32)])
+        self.state_length = int(state_length)
+        self.pool_size = int(pool_size)
+        self.observe_candidates = bool(observe_candidates)
+        self.scorer = candidate_scorer
+        self.observe_leave_risk = bool(observe_leave_risk)
+        self.feature_scorer = feature_scorer
+        # The scorer's answers in the last observation (see `model_features`).
+        self._observed_p: Optional[np.ndarray] = None
+        self._observed_h: Optional[np.ndarray] = None
+
+    @property
+    def feature_width(self) -> int:
+        """Columns `model_features` adds to each candidate's embedding (0 or 2)."""
+        return 0 if self.feature_scorer is None else 2
+
+    def spec(self) -> Dict[str, array_spec.ArraySpec]:
+        """Spec of one (unbatched) observation."""
+        N, d, C = self.state_length, self._emb.shape[1], self.pool_size
+        T = self._emb.shape[0]
+        spec = {
+            "history": array_spec.ArraySpec((N, d), np.float32, name="history"),
+            "responses": array_spec.BoundedArraySpec((N,), np.float32, 0.0, 1.0, name="responses"),
+            "history_mask": array_spec.BoundedArraySpec((N,), np.float32, 0.0, 1.0,
+                                                        name="history_mask"),
+            "history_ids": array_spec.BoundedArraySpec((N,), np.int32, -1, T - 1,
+                                                       name="history_ids"),
+        }
+        if self.observe_candidates:
+            spec["candidates"] = array_spec.ArraySpec((C, d), np.float32, name="candidates")
+            spec["candidate_mask"] = array_spec.BoundedArraySpec((C,), np.int32, 0, 1,
+                                                                 name="candidate_mask")
+            spec["candidate_ids"] = array_spec.BoundedArraySpec((C,), np.int32, 0, T - 1,
+                                                                name="candidate_ids")
+        if self.scorer is not None:
+            spec["candidate_scores"] = array_spec.BoundedArraySpec(
+                (C,), np.float32, 0.0, 1.0, name="candidate_scores")
+        if self.observe_leave_risk:
+            spec["candidate_leave"] = array_spec.BoundedArraySpec(
+                (C,), np.float32, 0.0, 1.0, name="candidate_leave")
+        return spec
+
+    def observe(self, window_tracks: np.ndarray, window_responses: np.ndarray,
+                candidates: np.ndarray, available: np.ndarray,
+                history: Callable[[], History]) -> Dict[str, np.ndarray]:
+        """The observation of every episode: `window_tracks` int [B, N] (-1: empty),
+        their responses, the pools int [B, C] with their availability bool [B, C], and
+        `history()` (every episode's whole history) for the scorer's answers."""
+        w = window_tracks
+        obs = {
+            "history": self._emb_padded[w],  # index -1 -> the zero row
+            "responses": window_responses.copy(),
+            "history_mask": (w >= 0).astype(np.float32),
+            "history_ids": w.copy(),
+        }
+        if self.observe_candidates:
+            obs["candidates"] = self._emb[candidates]
+            obs["candidate_mask"] = available.astype(np.int32)
+            obs["candidate_ids"] = candidates.copy()
+        if self.scorer is not None or self.observe_leave_risk:
+            h = history()
+        if self.scorer is not None:  # one batched call over all B x C pairs
+            self._observed_p = self.scorer.score_candidates(h, candidates)
+            obs["candidate_scores"] = self._observed_p.astype(np.float32)
+        if self.observe_leave_risk:
+            self._observed_h = self.scorer.leave_hazard.hazard_if_listened(h, candidates)
+            obs["candidate_leave"] = self._observed_h.astype(np.float32)
+        return obs
+
+    def model_features(self, rows: np.ndarray, history: History,
+                       candidates: np.ndarray) -> np.ndarray:
+        """float32 [R, C, 2]: logit P(listen) and logit P(leave if listened) of each
+        candidate of the episodes `rows` (their `history` and pools `candidates`), from
+        the feature scorer."""
+        if (self.feature_scorer is self.scorer and self.observe_leave_risk
+                and self._observed_h is not None):
+            # The observation the action was chosen on already holds these answers for
+            # the same states (rows restarted this step are not among `rows`).
+            p, q = self._observed_p[rows], self._observed_h[rows]
+        else:
+            p = self.feature_scorer.score_candidates(history, candidates)
+            q = self.feature_scorer.leave_hazard.hazard_if_listened(history, candidates)
+        p, q = np.clip(p, 1e-4, 1 - 1e-4), np.clip(q, 1e-4, 1 - 1e-4)
+        return np.stack([np.log(p / (1 - p)), np.log(q / (1 - q))], -1).astype(np.float32)
