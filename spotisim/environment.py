@@ -27,8 +27,6 @@ from spotisim.track_samplers import AbstractTrackSampler
 from spotisim.user_model import AbstractUserModel, History
 
 
-
-
 class StepResult(tuple):
     """What one step returns for the B episodes.
 
@@ -127,12 +125,19 @@ class AbstractEnvironment(abc.ABC):
 class PlaylistEnvironment(AbstractEnvironment):
     """Playlist continuation: each step recommends a slate of K tracks from the episode's
     candidate pool; the user model answers P(listen) per position (a listener hears them
-    in order); responses are sampled with the environment's seeded RNG.
+    in order); responses are sampled with the environment's seeded RNG (or, in
+    evaluations, from common random numbers: `use_keyed_draws`).
+
+    The environment keeps the episode loop: starts, responses, history, rewards.  Its
+    parts decide the rest: what an agent observes (`spotisim.observation.Observer`), why
+    an episode ends (`spotisim.termination`: the listener left, the configured rules, the
+    pool ran out), what a slate earns (`spotisim.rewards`).
 
     Observation (per episode): the state window of the last N tracks as embeddings with
     their responses, a validity mask and their track ids, and (optionally) the candidate
     pool's embeddings, track ids and a mask of candidates not yet recommended.  The ids
-    let lookup policies (popularity, user-model greedy) work from the observation.  The window starts as the episode's
+    let lookup policies (popularity, user-model greedy) work from the observation.  The
+    window starts as the episode's
     history (logged responses included); then listened tracks enter it (skipped ones
     too when `state_includes_skips`), so a fully skipped slate leaves the state as it was.
     The user model always sees the whole history, skips included.
