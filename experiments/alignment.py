@@ -123,7 +123,8 @@ def bootstrap_close_calls(offline: np.ndarray, online: np.ndarray, beats_random:
     """`close_call_metrics` with paired bootstrap 95% intervals: the starts (columns of
     the [P, N] per-episode listens, the same starts for every policy and both sides)
     are resampled together, so each draw keeps the pairing.  top-tau's set is fixed at
-    the point estimate's."""
+    the point estimate's.  Also `policy_errors`: each policy's offline error (percent)
+    with its interval, in the policies' order."""
     offline, online = np.asarray(offline, float), np.asarray(online, float)
     if offline.shape != online.shape:
         raise ValueError(f"offline {offline.shape} and online {online.shape} must be "
@@ -132,12 +133,19 @@ def bootstrap_close_calls(offline: np.ndarray, online: np.ndarray, beats_random:
     point = close_call_metrics(offline.mean(1), online.mean(1), beats_random)
     rng = np.random.default_rng(seed)
     draws: Dict[str, List[float]] = {k: [] for k in point}
+    errors = []
     for _ in range(resamples):
         idx = rng.integers(0, n, n)
-        for k, v in close_call_metrics(offline[:, idx].mean(1), online[:, idx].mean(1),
-                                       beats_random).items():
+        off, on = offline[:, idx].mean(1), online[:, idx].mean(1)
+        for k, v in close_call_metrics(off, on, beats_random).items():
             draws[k].append(v)
-    out = {}
+        errors.append(100.0 * (off / on - 1.0))
+    errors = np.asarray(errors).reshape(-1, len(offline))
+    lo_e, hi_e = (np.percentile(errors, [2.5, 97.5], axis=0) if resamples
+                  else (np.full(len(offline), np.nan),) * 2)
+    out = {"policy_errors": [
+        {"value": float(100.0 * (o / m - 1.0)), "lo": float(a), "hi": float(b)}
+        for o, m, a, b in zip(offline.mean(1), online.mean(1), lo_e, hi_e)]}
     for k, v in point.items():
         d = np.asarray(draws[k], float)
         d = d[np.isfinite(d)]

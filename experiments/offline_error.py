@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Dict, Mapping, Sequence
 
+from spotisim.tables import render_table
 from user_models.composite import HybridUserModel, ShadowedUserModel
 from user_models.ground_truth import GroundTruthUserModel
 
@@ -101,18 +102,18 @@ def decompose(run_dir: str, simulator: str, reference: str, agent_dirs: Mapping[
 
 def format_decomposition(dec: Mapping[str, dict]) -> str:
     """The decomposition as a table: listens per episode, then the shadow's biases."""
-    lines = ["where the offline error comes from (listens per episode; shadow: simulator "
-             "minus truth along the truth's episodes)",
-             f"{'policy':<26} {'error':>7} {'listen':>7} {'leave':>7} {'inter.':>7} "
-             f"{'dP1':>7} {'dP2+':>7} {'dLeave':>7}"]
+    rows = []
     for p, d in sorted(dec.items(), key=lambda kv: -kv[1]["error"]):
         s = d["shadow"]
 
         def diff(label):
             a, b = s.get(f"{label}_shadow"), s.get(f"{label}_true")
             return float("nan") if a is None or b is None else a - b
-        lines.append(f"{p:<26} {d['error']:>+7.2f} {d['listen_part']:>+7.2f} "
-                     f"{d['leave_part']:>+7.2f} {d['interaction']:>+7.2f} "
-                     f"{diff('p_listen_first'):>+7.3f} {diff('p_listen_later'):>+7.3f} "
-                     f"{diff('p_leave'):>+7.3f}")
-    return "\n".join(lines)
+        rows.append([p] + [f"{d[k]:+.2f}" for k in ("error", "listen_part", "leave_part",
+                                                     "interaction")]
+                    + [f"{diff(k):+.3f}" for k in ("p_listen_first", "p_listen_later",
+                                                   "p_leave")])
+    return ("where the offline error comes from (listens per episode; shadow: simulator "
+            "minus truth along the truth's episodes)\n"
+            + render_table(["policy", "error", "listen", "leave", "inter.", "dP1", "dP2+",
+                            "dLeave"], rows))

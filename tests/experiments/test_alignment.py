@@ -203,3 +203,19 @@ def test_the_slice_chooses_the_simulator_without_ground_truth(tmp_path):
     # Without a slice, 'auto' cannot choose: one clear error before any scoring.
     (run / "operative_config.gin").write_text("\n".join(bindings[:2]) + "\n")
     assert alignment._slice_log_losses(str(run), ["position_prior"], []) == {}
+
+
+def test_each_policys_offline_error_carries_its_interval():
+    rng = np.random.default_rng(1)
+    online = rng.normal(8, 3, size=(3, 500))
+    offline = online * np.array([[1.1], [1.0], [0.9]])     # +10%, 0, -10% on every start
+    out = alignment.bootstrap_close_calls(offline, online, np.array([True, True, False]),
+                                          resamples=50)
+    errors = out["policy_errors"]
+    assert [round(e["value"], 6) for e in errors] == [10.0, 0.0, -10.0]
+    for e in errors:                                  # the same ratio in every resample
+        assert e["lo"] == pytest.approx(e["value"]) and e["hi"] == pytest.approx(e["value"])
+    noisy = alignment.bootstrap_close_calls(online + rng.normal(0, 3, online.shape), online,
+                                            np.array([True, True, False]), resamples=200)
+    for e in noisy["policy_errors"]:
+        assert e["lo"] < e["value"] < e["hi"] and e["hi"] - e["lo"] > 1.0
