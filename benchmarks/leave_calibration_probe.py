@@ -1,0 +1,88 @@
+"""Can the exposure slice correct the learned P(leave) along redundant lists?
+(docs/offline_verdicts.md, "Where the chosen simulator's error comes from"; not a test.)
+
+    python benchmarks/leave_calibration_probe.py [--simulator=sequential]
+
+The decomposition found the learned hazard too high where policies play redundant
+lists.  Here the slice's randomly exposed, at-risk rows (the rows the P(leave)
+recalibration fits on) are fitted three ways on 80% of the slice's sessions: logit' =
+v0 + v1 logit(h) (the recalibration), plus the exposed track's redundancy, plus whether
+it was listened to; each is scored by its log loss on the other 20% against the model
+as it is.  A term is worth keeping only where the held-out loss falls.
+"""
+
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+import gin
+import numpy as np
+from absl import flags
+
+from experiments.assembly import parse_run_config
+from experiments.user_model_cache import user_model_by_name
+from spotisim import cli
+from spotisim.data.datasets import load_dataset
+from spotisim.embeddings import build_embeddings
+from spotisim.tables import render_table
+from user_models import exposure_calibration as ec
+from user_models.evaluation import log_histories
+
+FLAGS = flags.FLAGS
+DATA = ["ensure_synthetic_world.directory = 'data/default_explore'",
+        "ensure_synthetic_world.exploration_sessions = 4000",
+        "fit_or_load_user_model.use_exposure = False"]
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("run_dir", "runs/alignment/agents/lird_ddpg_1500",
+                        "a finished run (its data and its user model)")
+    flags.DEFINE_string("simulator", "sequential", "the learned model whose leave head is probed")
+    flags.DEFINE_multi_string("gin_bindings", DATA, "bindings over the run's own")
+
+
+def main() -> dict:
+    gin.clear_config()
+    parse_run_config(FLAGS.run_dir, FLAGS.gin_bindings)
+    data = load_dataset()
+    if data.exposure is None:
+        raise SystemExit("this data has no exposure slice (exposure_slice.gin)")
+    emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
+    model = user_model_by_name(FLAGS.simulator, data, emb)
+    leave_model = ec.within_log(model.leave_hazard)
+    exposure = data.exposure
+    listen, leave = ec.exposure_rows(model, exposure, leave_model)
+    # The same at-risk rows as `exposure_rows`, with the exposed track's redundancy.
+    log = exposure.log
+    tracks, skipped, mask, *_ = log_histories(log)
+    S, L = tracks.shape
+    exposed = mask & (np.arange(L)[None, :] >= exposure.explore_from)
+    hz = leave_model.hazards(tracks, (~skipped).astype(np.float32))
+    pos = np.arange(1, L + 1)[None, :]
+    at_risk = (exposed & (pos < int(log.lengths.max())) & (pos <= log.lengths[:, None])
+               & (hz > 0))
+    rho, listened = np.zeros((S, L)), np.zeros((S, L))
+    rho[exposed], listened[exposed] = listen["rho"], listen["listened"]
+    held = np.random.default_rng(0).random(log.num_sessions) < 0.2
+    h = held[leave["session"]]
+    base = ec.log_loss(ec._sigmoid(leave["logit_h"][h]), leave["left"][h])
+    figures = {"rows": int(at_risk.sum()), "held_out_rows": int(h.sum()),
+               "left_rate": float(leave["left"].mean()),
+               "redundancy_p95": float(np.percentile(rho[at_risk], 95)),
+               "held_out_log_loss_as_is": base, "variants": {}}
+    rows = []
+    for name, X in (("logit(h)", leave["logit_h"][:, None]),
+                    ("logit(h) + redundancy", np.stack([leave["logit_h"], rho[at_risk]], 1)),
+                    ("logit(h) + redundancy + listened",
+                     np.stack([leave["logit_h"], rho[at_risk], listened[at_risk]], 1))):
+        w = ec.fit_logistic(X[~h], leave["left"][~h])
+        loss = ec.log_loss(ec._sigmoid(np.c_[np.ones(h.sum()), X[h]] @ w), leave["left"][h])
+        figures["variants"][name] = {"weights": [float(x) for x in w], "held_out_log_loss": loss}
+        rows.append([name, " ".join(f"{x:+.3f}" for x in w), f"{loss:.5f}",
+                     "kept" if loss < base else "not kept"])
+    print(render_table(["P(leave) recalibration", "weights", "held-out log loss", ""], rows,
+                       [f"{FLAGS.simulator} as it is: {base:.5f} on {figures['held_out_rows']} "
+                        f"held-out at-risk rows (of {figures['rows']}; left rate "
+                        f"{figures['left_rate']:.3f})"]))
+    return figures
+
+
+if __name__ == "__main__":
+    cli.benchmark("leave_calibration_probe", define_flags, main)
