@@ -18,6 +18,7 @@ import spotisim  # noqa: F401  (first: quiets the stack at import)
 import numpy as np
 from absl import flags
 
+from experiments.alignment import STUDY_DATA
 from experiments.score_cache import evaluate_clean
 from spotisim import cli
 from spotisim.stats import kendall_tau
@@ -26,17 +27,13 @@ from spotisim.tables import render_table
 FLAGS = flags.FLAGS
 POLICIES = ["most_popular", "greedy_user_model", "logging_policy", "nearest_neighbour",
             "random"]
-#: The alignment study's data (its exposure slice beside the default world's log).
-DATA = ["ensure_synthetic_world.directory = 'data/default_explore'",
-        "ensure_synthetic_world.exploration_sessions = 4000",
-        "fit_or_load_user_model.use_exposure = False"]
 
 
 def define_flags() -> None:
     flags.DEFINE_string("run_dir", "runs/alignment/agents/lird_ddpg_1500",
                         "a finished run (its starts and its data)")
     flags.DEFINE_integer("episodes", 2048, "paired starts")
-    flags.DEFINE_multi_string("gin_bindings", DATA, "bindings over the run's own")
+    flags.DEFINE_multi_string("gin_bindings", STUDY_DATA, "bindings over the run's own")
 
 
 def score(draws, expected: bool) -> dict:

@@ -16,6 +16,7 @@ import gin
 import numpy as np
 from absl import flags
 
+from experiments.alignment import STUDY_DATA
 from experiments.assembly import parse_run_config
 from experiments.user_model_cache import user_model_by_name
 from spotisim import cli
@@ -26,16 +27,13 @@ from user_models import exposure_calibration as ec
 from user_models.evaluation import log_histories
 
 FLAGS = flags.FLAGS
-DATA = ["ensure_synthetic_world.directory = 'data/default_explore'",
-        "ensure_synthetic_world.exploration_sessions = 4000",
-        "fit_or_load_user_model.use_exposure = False"]
 
 
 def define_flags() -> None:
     flags.DEFINE_string("run_dir", "runs/alignment/agents/lird_ddpg_1500",
                         "a finished run (its data and its user model)")
     flags.DEFINE_string("simulator", "sequential", "the learned model whose leave head is probed")
-    flags.DEFINE_multi_string("gin_bindings", DATA, "bindings over the run's own")
+    flags.DEFINE_multi_string("gin_bindings", STUDY_DATA, "bindings over the run's own")
 
 
 def main() -> dict:

@@ -78,6 +78,13 @@ DEFAULT_AGENTS = {
     "dqn_ranked_3000": ("dqn_ranked_leave",),
 }
 
+#: The study's data (alignment.gin's bindings): the default world with a random-exposure
+#: slice beside its log, the user model fitted on the log alone.  Benchmarks that probe
+#: the study's simulators use the same.
+STUDY_DATA = ["ensure_synthetic_world.directory = 'data/default_explore'",
+              "ensure_synthetic_world.exploration_sessions = 4000",
+              "fit_or_load_user_model.use_exposure = False"]
+
 ONLINE = "ground_truth"
 #: The ground truth on the same starts with another draw stream: the noise ceiling.
 CEILING = "ground_truth, other draws"

@@ -179,8 +179,18 @@ class ConsecutiveSkips(TerminationRule):
         return ended, ended.copy()
 
 
+class StatelessRule(TerminationRule):
+    """A rule that keeps no counters: it decides from the step alone."""
+
+    def _reset_all(self) -> None:
+        pass
+
+    def reset_episodes(self, mask: np.ndarray) -> None:
+        pass
+
+
 @gin.configurable
-class UserLeft(TerminationRule):
+class UserLeft(StatelessRule):
     """Ends an episode when the user model reports that the listener left (the
     environment always applies it: a termination)."""
 
@@ -189,17 +199,11 @@ class UserLeft(TerminationRule):
     def __init__(self):
         self.reset(1)
 
-    def _reset_all(self) -> None:
-        pass
-
-    def reset_episodes(self, mask: np.ndarray) -> None:
-        pass
-
     def _update(self, responses, left, rows):
         return left.copy(), left.copy()
 
 
-class PoolExhausted(TerminationRule):
+class PoolExhausted(StatelessRule):
     """Ends an episode when fewer than `slate_size` candidates are left for the next
     slate (a truncation; the environment always applies it)."""
 
@@ -208,12 +212,6 @@ class PoolExhausted(TerminationRule):
     def __init__(self, slate_size: int):
         self.slate_size = int(slate_size)
         self.reset(1)
-
-    def _reset_all(self) -> None:
-        pass
-
-    def reset_episodes(self, mask: np.ndarray) -> None:
-        pass
 
     def _update(self, responses, left, rows):
         if self.pool_left is None:

@@ -128,19 +128,13 @@ def test_a_new_end_reason_is_one_rule_class():
     """A rule defined anywhere with a new `reason` gets a code of its own, which it
     reports where it ends an episode (the tracker's end_reason; `run_episodes` counts
     every code in END_REASONS)."""
-    from spotisim.termination import END_REASONS, TerminationRule
+    from spotisim.termination import END_REASONS, StatelessRule
 
-    class TwoListensInARow(TerminationRule):
+    class TwoListensInARow(StatelessRule):
         reason = "satisfied"
 
         def __init__(self):
             self.reset(1)
-
-        def _reset_all(self):
-            pass
-
-        def reset_episodes(self, mask):
-            pass
 
         def _update(self, responses, left, rows):
             ended = (responses[:, :-1] & responses[:, 1:]).any(axis=1)
