@@ -22,9 +22,9 @@ from experiments.user_model_cache import user_model_by_name
 from spotisim import cli
 from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
+from spotisim.errors import ConfigError
 from spotisim.tables import render_table
 from user_models import exposure_calibration as ec
-from user_models.evaluation import log_histories
 
 FLAGS = flags.FLAGS
 
@@ -41,35 +41,22 @@ def main() -> dict:
     parse_run_config(FLAGS.run_dir, FLAGS.gin_bindings)
     data = load_dataset()
     if data.exposure is None:
-        raise SystemExit("this data has no exposure slice (exposure_slice.gin)")
+        raise ConfigError(f"{FLAGS.run_dir}: its data has no exposure slice (exposure_slice.gin)")
     emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
     model = user_model_by_name(FLAGS.simulator, data, emb)
-    leave_model = ec.within_log(model.leave_hazard)
-    exposure = data.exposure
-    listen, leave = ec.exposure_rows(model, exposure, leave_model)
-    # The same at-risk rows as `exposure_rows`, with the exposed track's redundancy.
-    log = exposure.log
-    tracks, skipped, mask, *_ = log_histories(log)
-    S, L = tracks.shape
-    exposed = mask & (np.arange(L)[None, :] >= exposure.explore_from)
-    hz = leave_model.hazards(tracks, (~skipped).astype(np.float32))
-    pos = np.arange(1, L + 1)[None, :]
-    at_risk = (exposed & (pos < int(log.lengths.max())) & (pos <= log.lengths[:, None])
-               & (hz > 0))
-    rho, listened = np.zeros((S, L)), np.zeros((S, L))
-    rho[exposed], listened[exposed] = listen["rho"], listen["listened"]
-    held = np.random.default_rng(0).random(log.num_sessions) < 0.2
+    _, leave = ec.exposure_rows(model, data.exposure, ec.within_log(model.leave_hazard))
+    held = np.random.default_rng(0).random(data.exposure.log.num_sessions) < 0.2
     h = held[leave["session"]]
     base = ec.log_loss(ec._sigmoid(leave["logit_h"][h]), leave["left"][h])
-    figures = {"rows": int(at_risk.sum()), "held_out_rows": int(h.sum()),
+    figures = {"rows": int(len(h)), "held_out_rows": int(h.sum()),
                "left_rate": float(leave["left"].mean()),
-               "redundancy_p95": float(np.percentile(rho[at_risk], 95)),
+               "redundancy_p95": float(np.percentile(leave["rho"], 95)),
                "held_out_log_loss_as_is": base, "variants": {}}
     rows = []
     for name, X in (("logit(h)", leave["logit_h"][:, None]),
-                    ("logit(h) + redundancy", np.stack([leave["logit_h"], rho[at_risk]], 1)),
+                    ("logit(h) + redundancy", np.stack([leave["logit_h"], leave["rho"]], 1)),
                     ("logit(h) + redundancy + listened",
-                     np.stack([leave["logit_h"], rho[at_risk], listened[at_risk]], 1))):
+                     np.stack([leave["logit_h"], leave["rho"], leave["listened"]], 1))):
         w = ec.fit_logistic(X[~h], leave["left"][~h])
         loss = ec.log_loss(ec._sigmoid(np.c_[np.ones(h.sum()), X[h]] @ w), leave["left"][h])
         figures["variants"][name] = {"weights": [float(x) for x in w], "held_out_log_loss": loss}

@@ -178,6 +178,8 @@ def checked_run_config(run_dir: str, trust: bool = False) -> str:
     (and gin's `from __gin__ import ...`) pass; any other import or include is a
     ConfigError naming the file and line, unless `trust` (`--trust_run_dir`)."""
     path = os.path.join(run_dir, "operative_config.gin")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{run_dir}: not a run directory ({path} not found)")
     with open(path) as f:
         text = f.read()
     if not trust:

@@ -235,7 +235,6 @@ class PlaylistEnvironment(AbstractEnvironment):
             raise ConfigError("PlaylistEnvironment.observe_leave_risk needs a candidate_scorer "
                               "with a leave_hazard (PlaylistEnvironment.observe_scores = True "
                               "and a learned user model)")
-        self.observe_leave_risk = bool(observe_leave_risk)
         if feature_scorer is not None and getattr(feature_scorer, "leave_hazard", None) is None:
             raise ConfigError("PlaylistEnvironment.feature_scorer needs a learned user model "
                               "with a leave_hazard")
@@ -243,21 +242,23 @@ class PlaylistEnvironment(AbstractEnvironment):
         self._track_sampler = track_sampler
         self._episode_sampler = episode_sampler
         self._episode_tracker = episode_tracker if episode_tracker is not None else EpisodeTracker()
-        self._termination = termination if termination is not None else AnyOf()
-        # Every way an episode ends, the configured rules between the listener leaving
-        # and the pool running out (`last_reasons` says which ended it).
-        self._ends = AnyOf([UserLeft(), self._termination,
+        # Every way an episode ends, the configured rules (`_termination`) between the
+        # listener leaving and the pool running out (`last_reasons` says which ended it).
+        self._ends = AnyOf([UserLeft(), termination if termination is not None else AnyOf(),
                             PoolExhausted(track_sampler.slate_size)])
         self._ends.reset(self.batch_size)
         emb = np.asarray(embeddings, np.float32)
         if emb.ndim != 2 or emb.shape[0] != episode_sampler.num_tracks:
             raise ConfigError(f"embeddings must be [num_tracks={episode_sampler.num_tracks}, "
                               f"d], got shape {emb.shape}")
-        # The track sampler's pool and feature width come from the other parts.
-        track_sampler.bind(episode_sampler.pool_size,
-                           emb.shape[1] + (0 if feature_scorer is None else 2))
         if state_length < 1:
             raise ConfigError(f"state_length must be >= 1, got {state_length}")
+        self._observer = Observer(emb, state_length, episode_sampler.pool_size,
+                                  observe_candidates, candidate_scorer, observe_leave_risk,
+                                  feature_scorer)
+        # The track sampler's pool and feature width come from the other parts.
+        track_sampler.bind(episode_sampler.pool_size,
+                           emb.shape[1] + self._observer.feature_width)
         if not 0.0 < position_discount <= 1.0:
             raise ConfigError(f"position_discount must be in (0, 1], got {position_discount}")
         self._emb = emb
@@ -266,7 +267,6 @@ class PlaylistEnvironment(AbstractEnvironment):
         self.pool_size = track_sampler.pool_size
         self.reward = reward if reward is not None else PositionDiscountedListens(position_discount)
         self.max_reward = self.reward.max_reward(self.slate_size)
-        self.observe_candidates = bool(observe_candidates)
         self.state_includes_skips = bool(state_includes_skips)
         self._seed = seed
         self._rng = np.random.default_rng(seed)
@@ -301,9 +301,19 @@ class PlaylistEnvironment(AbstractEnvironment):
         self._episode = np.zeros(B, np.int64)
         self._steps = np.zeros(B, np.int64)
         self._needs_reset = np.zeros(B, bool)
-        self._observer = Observer(emb, self.state_length, self.pool_size,
-                                  self.observe_candidates, candidate_scorer,
-                                  self.observe_leave_risk, feature_scorer)
+
+    @property
+    def _termination(self) -> TerminationRule:
+        """The configured termination rules (within `_ends`)."""
+        return self._ends.rules[1]
+
+    @property
+    def observe_candidates(self) -> bool:
+        return self._observer.observe_candidates
+
+    @property
+    def observe_leave_risk(self) -> bool:
+        return self._observer.observe_leave_risk
 
     # ------------------------------------------------------------------ specs
     def observation_space(self):
@@ -371,7 +381,6 @@ class PlaylistEnvironment(AbstractEnvironment):
                                    shared=("_emb", "_emb_padded"))
         new.batch_size = len(rows)
         new._ends = self._ends.take_lanes(rows)
-        new._termination = new._ends.rules[1]
         new._episode_tracker = EpisodeTracker()
         new._rng = np.random.default_rng(seed)
         new._draw_stream = None

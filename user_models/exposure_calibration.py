@@ -114,7 +114,8 @@ def exposure_rows(model: AbstractUserModel, exposure: ExposureLog, leave_model=N
     from `leave_model`, default its own).
 
     Returns (listen rows: `logit_p`, `rho`, `listened`, `session`, `track`; leave rows:
-    `logit_h`, `left`, `session`), every row after position `explore_from`."""
+    `logit_h`, `left`, `session`, and the exposed track's `rho` and `listened`), every row
+    after position `explore_from`."""
     log = exposure.log
     tracks, skipped, mask, context, listener, mood, _ = log_histories(log)
     S, L = tracks.shape
@@ -141,7 +142,8 @@ def exposure_rows(model: AbstractUserModel, exposure: ExposureLog, leave_model=N
     at_risk = exposed & (pos < cap) & (pos <= lengths[:, None]) & (hz > 0)
     leave = {"logit_h": _logit(hz[at_risk]),
              "left": (pos == lengths[:, None])[at_risk],
-             "session": session[at_risk]}
+             "session": session[at_risk], "rho": rho[at_risk],
+             "listened": (~skipped)[at_risk]}
     return listen, leave
 
 
