@@ -74,7 +74,7 @@ def agent_spec(agent_fn: Callable) -> AgentSpec:
 
 def agent_spec_by_name(name: str) -> AgentSpec:
     """The spec registered under `name` (what a run's metrics.json records)."""
-    _load_builtins()
+    load_builtin_agents()
     for spec in _BY_FACTORY.values():
         if spec.name == name:
             return spec
@@ -87,7 +87,9 @@ BUILTIN_AGENT_MODULES = ("agents.lird_ddpg", "agents.dqn", "agents.dqn_ranked",
                          "agents.ah_dqn")
 
 
-def _load_builtins() -> None:
+def load_builtin_agents() -> None:
+    """Imports every shipped agent module: their factories are then registered, and
+    known to gin by name (`@create_lird_ddpg_agent`)."""
     import importlib
     for module in BUILTIN_AGENT_MODULES:
         importlib.import_module(module)

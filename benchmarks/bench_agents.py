@@ -5,7 +5,8 @@ gradient step of 64 transitions per iteration), against the ground-truth user mo
 the default synthetic world.  `lird_slate` is LIRD-DDPG with the slate critic
 (`lird_slate_critic.gin`), which needs the pool in the observation.
 
-    python benchmarks/bench_agents.py [--iterations 300] [--batch 32]
+    python benchmarks/bench_agents.py [--iterations=300] [--batch=32] [--warmup=20]
+        [--agents=lird_ddpg --agents=lird_slate --agents=dqn --agents=ah_dqn]
 """
 
 import time
@@ -30,11 +31,17 @@ from user_models.ground_truth import GroundTruthUserModel
 
 
 FLAGS = flags.FLAGS
+AGENTS = ("lird_ddpg", "lird_slate", "dqn", "ah_dqn")
 
 
 def define_flags() -> None:
-    flags.DEFINE_integer('iterations', 300, 'iterations')
-    flags.DEFINE_integer('batch', 32, 'batch')
+    flags.DEFINE_integer('iterations', 300, "timed training iterations of each agent",
+                         lower_bound=1)
+    flags.DEFINE_integer('batch', 32, "parallel episodes (lanes)", lower_bound=1)
+    flags.DEFINE_integer('warmup', 20, "untimed iterations first (they trace the graphs)",
+                         lower_bound=1)
+    flags.DEFINE_multi_enum('agents', list(AGENTS), list(AGENTS),
+                            "the agents measured (repeat the flag for several)")
 
 
 def main():
@@ -43,10 +50,10 @@ def main():
     emb = acoustic_embeddings(TrackCatalog.from_track_arrow(world.track_table())).vectors
     d = emb.shape[1]
     print(f"B={args.batch} parallel episodes, pool 100, K=3, {args.iterations} iterations "
-          f"(after a 20-iteration warm-up that traces the graphs)")
+          f"(after a {args.warmup}-iteration warm-up that traces the graphs)")
     print(f"{'agent':<12} {'env steps/s':>12} {'gradient steps/s':>17}")
     figures = {}
-    for name in ("lird_ddpg", "lird_slate", "dqn", "ah_dqn"):
+    for name in dict.fromkeys(args.agents):
         sampler = {"lird_ddpg": ContinuousWeightsTrackSampler(3, 100, d),
                    "lird_slate": ContinuousWeightsTrackSampler(3, 100, d),
                    "dqn": CandidateIndexTrackSampler(3, 100, d),
@@ -69,11 +76,11 @@ def main():
         marks = {}
 
         def mark(i, loss, marks=marks):
-            if i == 19:
+            if i == args.warmup - 1:
                 marks["start"] = time.perf_counter()
             builder.environment.episode_tracker.clear()
 
-        train_agent(agent, env, num_iterations=args.iterations + 20, callback=mark)
+        train_agent(agent, env, num_iterations=args.iterations + args.warmup, callback=mark)
         dt = time.perf_counter() - marks["start"]
         figures[name] = {"transitions_per_s": args.iterations * args.batch / dt,
                          "train_steps_per_s": args.iterations / dt}

@@ -5,8 +5,8 @@ and the learner beside them), after a warm-up it counts the environment steps th
 collect and the gradient steps the learner makes over a fixed window, then stops the job
 (STOP file).  Default data, the gin file's user model and agent.
 
-    python benchmarks/bench_distributed.py [--gin_file ah_dqn.gin] [--actors 1 2 4]
-        [--window 45] [--gin_bindings ...]
+    python benchmarks/bench_distributed.py [--gin_file=ah_dqn.gin] [--actors=1 --actors=2
+        --actors=4] [--window=45] [--gin_bindings="ScaleOut.collect_steps_per_run = 8"]
 """
 
 import os
@@ -63,11 +63,11 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_multi_string('gin_file', [], 'gin file')
-    flags.DEFINE_multi_string('gin_bindings', [], 'gin bindings')
-    flags.DEFINE_multi_integer('actors', [1, 2, 4], 'actors')
-    flags.DEFINE_float('window', 45.0, 'window')
-    flags.DEFINE_string('root', "runs/bench_distributed", 'root')
+    flags.DEFINE_multi_string('gin_file', [], "the job's gin files (default ah_dqn)")
+    flags.DEFINE_multi_string('gin_bindings', [], "gin bindings over them")
+    flags.DEFINE_multi_integer('actors', [1, 2, 4], "collect actors of each measurement (repeatable)")
+    flags.DEFINE_float('window', 45.0, "seconds counted after the warm-up")
+    flags.DEFINE_string('root', "runs/bench_distributed", "the job's directory")
 
 
 def main():

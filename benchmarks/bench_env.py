@@ -2,7 +2,8 @@
 the sequential Keras user model (GRU, 64 units; untrained weights: the cost is the same),
 stepping the environment directly and through TF-Agents' TFPyEnvironment.
 
-    python benchmarks/bench_env.py [--batch 1 32 256] [--seconds 5]
+    python benchmarks/bench_env.py [--batch=1 --batch=32 --batch=256] [--seconds=5]
+        [--user_model=sequential]
 
 A slate-step is one slate recommended to one listener (so a batched step of B counts B).
 """
@@ -39,9 +40,9 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_multi_integer('batch', [1, 32, 256], 'batch')
-    flags.DEFINE_float('seconds', 5.0, 'seconds')
-    flags.DEFINE_enum('user_model', "sequential", ["sequential", "ground_truth"], 'user model')
+    flags.DEFINE_multi_integer('batch', [1, 32, 256], "lanes of each measurement (repeatable)")
+    flags.DEFINE_float('seconds', 5.0, "seconds timed per measurement")
+    flags.DEFINE_enum('user_model', "sequential", ["sequential", "ground_truth"], "the user model that answers")
 
 
 def main():

@@ -1,7 +1,7 @@
 """Benchmark (not a test): read a ~2-million-row synthetic MSSD log from CSV and from
 Parquet; print rows/s and peak memory.
 
-    python benchmarks/bench_read.py [--rows 2000000] [--chunk_rows 500000]
+    python benchmarks/bench_read.py [--rows=2000000] [--chunk_rows=500000] [--repeats=3]
 
 Each measurement runs in a fresh subprocess so its peak RSS is its own.  "stream" is the
 validated streaming reader (`iter_session_tables`: parse, type, validate cells, skip

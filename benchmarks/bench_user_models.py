@@ -2,7 +2,7 @@
 and 4096: slates of K = 3 answered per second through `respond` (one call per batch, as
 the environment makes it), with a history of 10 tracks.
 
-    python benchmarks/bench_user_models.py [--seconds 3]
+    python benchmarks/bench_user_models.py [--seconds=3] [--batch=1 --batch=256 --batch=4096]
 """
 
 import time
@@ -26,8 +26,8 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_float('seconds', 3.0, 'seconds')
-    flags.DEFINE_multi_integer('batch', [1, 256, 4096], 'batch')
+    flags.DEFINE_float('seconds', 3.0, "seconds timed per model and batch")
+    flags.DEFINE_multi_integer('batch', [1, 256, 4096], "slates per call (repeatable)")
 
 
 def main():

@@ -9,8 +9,8 @@ long-horizon issue on `--sessions` fresh sessions:
     skip_2 within 1 point of 51.7%; sessions at length 20 within 2 points of 51%;
     skip_2 at each position 1-10 within 1.5 points of MSSD's.
 
-    python benchmarks/calibrate_world.py [--fit] [--sessions 20000]
-        [--gin_bindings "WorldConfig.boredom_weight = 0.0"]
+    python benchmarks/calibrate_world.py [--fit] [--sessions=20000]
+        [--gin_bindings="WorldConfig.boredom_weight = 0.0"]
 
 Without --fit it only checks the world the gin bindings describe (the default world
 when none).  MSSD figures: ../shared/data/mssd_sample/README.md (100,000-row sample).
@@ -88,9 +88,9 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_bool('fit', False, 'fit')
-    flags.DEFINE_integer('sessions', 20000, 'sessions')
-    flags.DEFINE_multi_string('gin_bindings', [], 'gin bindings')
+    flags.DEFINE_bool('fit', False, "fit the offsets and boredom_ref before the check")
+    flags.DEFINE_integer('sessions', 20000, "fresh sessions simulated per check")
+    flags.DEFINE_multi_string('gin_bindings', [], "the world checked (WorldConfig bindings)")
 
 
 def main():

@@ -1,7 +1,7 @@
 """Where do simple policies land in the simulator?  Baselines on test-split episodes of
 the default synthetic world, scored by the ground truth (not a test).
 
-    python benchmarks/eval_baselines.py [--episodes 256] [--neighbour_share 0.5]
+    python benchmarks/eval_baselines.py [--episodes=256] [--neighbour_share=0.5]
 """
 
 
@@ -26,8 +26,8 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_integer('episodes', 256, 'episodes')
-    flags.DEFINE_float('neighbour_share', 0.5, 'neighbour share')
+    flags.DEFINE_integer('episodes', 256, "test-split episode starts")
+    flags.DEFINE_float('neighbour_share', 0.5, "share of each pool drawn from the history's neighbours")
 
 
 def main():

@@ -2,7 +2,7 @@
 genre?  Prints the share of tracks whose nearest neighbour (cosine) has the same genre,
 next to chance.
 
-    python benchmarks/eval_embeddings.py [--sessions 20000] [--dim 32] [--epochs 5]
+    python benchmarks/eval_embeddings.py [--sessions=20000] [--dim=32] [--epochs=5]
 """
 
 import os
@@ -24,10 +24,10 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_integer('sessions', 20_000, 'sessions')
-    flags.DEFINE_integer('dim', 32, 'dim')
-    flags.DEFINE_integer('epochs', 5, 'epochs')
-    flags.DEFINE_integer('seed', 0, 'seed')
+    flags.DEFINE_integer('sessions', 20_000, "sessions of the synthetic log the embedding trains on")
+    flags.DEFINE_integer('dim', 32, "embedding dimension")
+    flags.DEFINE_integer('epochs', 5, "item2vec epochs")
+    flags.DEFINE_integer('seed', 0, "seed of the world and the fit")
 
 
 def main() -> None:

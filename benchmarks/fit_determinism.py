@@ -2,7 +2,9 @@
 synthetic world in fresh processes that differ only in what differs between machines
 and prints a digest of each fit's weights.
 
-    python benchmarks/fit_determinism.py [--sessions 1500] [--epochs 2]
+    python benchmarks/fit_determinism.py [--sessions=1500] [--epochs=2]
+        [--machines=this --machines=avx2 --machines=one_core]
+        [--settings=tf_defaults --settings=onednn_off --settings=portable]
 
 The machines: this one; an AVX2-only one (`ONEDNN_MAX_CPU_ISA=AVX2` makes oneDNN on an
 AVX-512 machine run the kernels an AVX2 machine runs); a 1-core one (`taskset -c 0`:
@@ -27,17 +29,17 @@ from spotisim import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-#: name -> (environment, command prefix) of one "machine".
+#: flag value -> (name, environment, command prefix) of one "machine".
 MACHINES = {
-    "this machine": ({}, []),
-    "AVX2 only": ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, []),
-    "1 core": ({}, ["taskset", "-c", "0"]),
+    "this": ("this machine", {}, []),
+    "avx2": ("AVX2 only", {"ONEDNN_MAX_CPU_ISA": "AVX2"}, []),
+    "one_core": ("1 core", {}, ["taskset", "-c", "0"]),
 }
-#: name -> environment of one way to run.
+#: flag value -> (name, environment) of one way to run.
 SETTINGS = {
-    "TF defaults": {"SPOTISIM_PORTABLE": "0"},
-    "TF, oneDNN opts off": {"SPOTISIM_PORTABLE": "0", "TF_ENABLE_ONEDNN_OPTS": "0"},
-    "spotisim portable": {},
+    "tf_defaults": ("TF defaults", {"SPOTISIM_PORTABLE": "0"}),
+    "onednn_off": ("TF, oneDNN opts off", {"SPOTISIM_PORTABLE": "0", "TF_ENABLE_ONEDNN_OPTS": "0"}),
+    "portable": ("spotisim portable", {}),
 }
 
 
@@ -69,6 +71,10 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
     flags.DEFINE_integer("sessions", 1500, "sessions of the synthetic world fitted on")
     flags.DEFINE_integer("epochs", 2, "epochs of each fit")
+    flags.DEFINE_multi_enum("machines", list(MACHINES), list(MACHINES),
+                            "the machines imitated (repeat the flag for several)")
+    flags.DEFINE_multi_enum("settings", list(SETTINGS), list(SETTINGS),
+                            "the ways TensorFlow is run on each (repeatable)")
     flags.DEFINE_string("child", None, "internal: the world directory of one measured fit")
 
 
@@ -84,11 +90,14 @@ def main():
             if k not in ("ONEDNN_MAX_CPU_ISA", "TF_NUM_INTRAOP_THREADS",
                          "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS",
                          "SPOTISIM_PORTABLE", "SPOTISIM_THREADS")}
-    print(f"{'machine':<14} " + " ".join(f"{s:>20}" for s in SETTINGS))
+    machines, settings = dict.fromkeys(args.machines), dict.fromkeys(args.settings)
+    print(f"{'machine':<14} " + " ".join(f"{SETTINGS[s][0]:>20}" for s in settings))
     digests = {}
-    for name, (extra, prefix) in MACHINES.items():
+    for key in machines:
+        name, extra, prefix = MACHINES[key]
         row = []
-        for setting, env_s in SETTINGS.items():
+        for key_s in settings:
+            setting, env_s = SETTINGS[key_s]
             env = {**keep, **extra, **env_s, "PYTHONPATH": ROOT}
             out = subprocess.run(prefix + [sys.executable, __file__, f"--child={world}",
                                            f"--epochs={args.epochs}", "--json_out=/dev/null"],
@@ -97,7 +106,7 @@ def main():
             digests.setdefault(setting, set()).add(row[-1])
         print(f"{name:<14} " + " ".join(f"{d:>20}" for d in row), flush=True)
     for setting, found in digests.items():
-        print(f"{setting}: {len(found)} distinct fit(s) over {len(MACHINES)} machines")
+        print(f"{setting}: {len(found)} distinct fit(s) over {len(machines)} machines")
     return {"sessions": args.sessions, "epochs": args.epochs,
             "distinct_fits": {setting: len(found) for setting, found in digests.items()}}
 

@@ -22,9 +22,9 @@ from observable track vectors (`LeaveHazard.redundancy`): the ordering must hold
 And it runs in `myopic_world.gin` (no boredom, no leaving), the control, where no oracle
 should gain.
 
-    python benchmarks/headroom.py [--episodes 1000] [--tune_episodes 500]
-        [--alternatives 6] [--rollouts 4] [--horizon 4] [--no_learned] [--no_myopic]
-        [--user_model sequential] [--gin_file returning_world]
+    python benchmarks/headroom.py [--episodes=1000] [--tune_episodes=500]
+        [--alternatives=6] [--rollouts=4] [--horizon=4] [--no_learned] [--no_myopic]
+        [--user_model=sequential] [--gin_file=returning_world]
 
 The last line is `headroom: +X% [lo, hi] (myopic control: +Y% [lo, hi])`: the best
 oracle's paired gain in listens per episode over greedy on the truth, with a 95%

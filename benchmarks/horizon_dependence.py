@@ -10,7 +10,8 @@ limits, with responses from
     penalty 1), and
   * the ground truth answering the learned model's policies ("online").
 
-    python benchmarks/horizon_dependence.py [--episodes 1000] [--limits 3,5,10,20,40]
+    python benchmarks/horizon_dependence.py [--episodes=1000] [--limits=3,5,10,20,40]
+        [--gin_bindings="SequentialUserModel.epochs = 5"]
 """
 
 
@@ -29,15 +30,18 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_integer('episodes', 1000, 'episodes')
-    flags.DEFINE_string('limits', "3,5,10,20,40", 'limits')
-    flags.DEFINE_float('truth_penalty', 3.0, 'truth penalty')
-    flags.DEFINE_float('learned_penalty', 1.0, 'learned penalty')
+    flags.DEFINE_integer('episodes', 1000, "episode starts per step limit")
+    flags.DEFINE_string('limits', "3,5,10,20,40", "step limits (comma-separated)")
+    flags.DEFINE_float('truth_penalty', 3.0, "redundancy penalty of the greedy on the truth")
+    flags.DEFINE_float('learned_penalty', 1.0,
+                       "redundancy penalty of the greedy on the learned model")
+    flags.DEFINE_multi_string('gin_bindings', [], "gin bindings over lird_ddpg.gin (the "
+                              "data, the user model's fit)")
 
 
 def main():
     args = FLAGS
-    data, emb = load(["lird_ddpg"], [])
+    data, emb = load(["lird_ddpg"], args.gin_bindings)
     model = run_mod.fit_or_load_user_model(data, emb)
     truth = GroundTruthUserModel(data.world)
     settings = {

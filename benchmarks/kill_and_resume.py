@@ -4,7 +4,7 @@ evaluation's writes), started again on the same run directory, and its finished
 figures are compared with an uninterrupted run's.  (Not a test: the test suite kills
 at one chosen iteration; this kills anywhere.)
 
-    python benchmarks/kill_and_resume.py [--trials 5] [--iterations 30] [--seed 0]
+    python benchmarks/kill_and_resume.py [--trials=5] [--iterations=30] [--seed=0]
 
 Per trial it prints when the kill landed (seconds, and whether a checkpoint or another
 atomic write was in flight: a `*_temp` checkpoint or a `.tmp-` file in the run

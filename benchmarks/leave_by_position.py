@@ -1,9 +1,9 @@
 """Where the learned leave model parts from the listeners: P(leave) and P(listen) along
 the ground truth's own episodes, by position in the session, against the truth's.
 
-    python benchmarks/leave_by_position.py --run_dir=runs/lird_ddpg [--episodes 256]
-        [--policy random --policy greedy_user_model --policy most_popular]
-        [--user_model sequential]
+    python benchmarks/leave_by_position.py --run_dir=runs/lird_ddpg [--episodes=256]
+        [--policy=random --policy=greedy_user_model --policy=most_popular]
+        [--user_model=sequential]
 
 Each policy plays the run's evaluation starts online; the learned model shadows the
 truth (`user_models.composite.ShadowedUserModel`: same draws, same episodes) and each
@@ -50,10 +50,10 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_string('run_dir', None, 'run dir')
-    flags.DEFINE_integer('episodes', 256, 'episodes')
-    flags.DEFINE_multi_string('policy', [], 'policy')
-    flags.DEFINE_string('user_model', "sequential", 'user model')
+    flags.DEFINE_string('run_dir', None, "the finished run whose evaluation starts are played")
+    flags.DEFINE_integer('episodes', 256, "episode starts per policy")
+    flags.DEFINE_multi_string('policy', [], "the run's policies played (repeatable; default three baselines)")
+    flags.DEFINE_string('user_model', "sequential", "the learned model that shadows the truth")
 
 
 def main() -> int:

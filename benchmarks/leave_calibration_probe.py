@@ -2,6 +2,7 @@
 (docs/offline_verdicts.md, "Where the chosen simulator's error comes from"; not a test.)
 
     python benchmarks/leave_calibration_probe.py [--simulator=sequential]
+        [--run_dir=runs/alignment/agents/lird_ddpg_1500]
 
 The decomposition found the learned hazard too high where policies play redundant
 lists.  Here the slice's randomly exposed, at-risk rows (the rows the P(leave)

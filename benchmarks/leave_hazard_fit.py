@@ -5,7 +5,8 @@ Fits `LeaveHazard` on the logged session lengths of a world's whole log (session
 only (no hidden latent), and prints each weight with its Wald z.  The long-horizon
 issue's aim: the boredom effect at z >= 5 on 20,000 sessions of the default world.
 
-    python benchmarks/leave_hazard_fit.py [--gin_file myopic_world] [--gin_bindings B]
+    python benchmarks/leave_hazard_fit.py [--gin_file=myopic_world]
+        [--gin_bindings="ensure_synthetic_world.num_sessions = 20000"]
 """
 
 import spotisim  # noqa: F401  (first: quiets the stack at import)

@@ -135,8 +135,8 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_multi_string('gin_file', [], 'gin file')
-    flags.DEFINE_multi_string('gin_bindings', [], 'gin bindings')
+    flags.DEFINE_multi_string('gin_file', [], "world / data config (e.g. myopic_world)")
+    flags.DEFINE_multi_string('gin_bindings', [], "gin bindings over it")
     flags.DEFINE_bool('mssd', False, "also the real MSSD slices")
 
 

@@ -8,6 +8,7 @@ from the ground truth, 256 episodes.
 """
 
 import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
 import numpy as np
 from tf_agents.policies import py_policy
 from tf_agents.trajectories import policy_step
@@ -35,11 +36,12 @@ class MeanListenedActor(py_policy.PyPolicy):
 
 
 def define_flags() -> None:
-    """No flags of its own (`--json_out` only)."""
+    flags.DEFINE_multi_string("gin_bindings", [], "gin bindings over lird_published.gin "
+                              "(the data, say)")
 
 
 def main():
-    parse_gin(["lird_published"], [], [run_mod.CONFIG_DIR])
+    parse_gin(["lird_published"], flags.FLAGS.gin_bindings, [run_mod.CONFIG_DIR])
     data = load_dataset()
     emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
     builder = run_mod.make_builder(data.test, GroundTruthUserModel(data.world), emb, "weights",

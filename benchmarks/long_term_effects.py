@@ -12,7 +12,7 @@ first:
 Each effect is the mean difference of logit P(listen to c), under the ground truth and
 under the learned sequential user model (and the logistic one).
 
-    python benchmarks/long_term_effects.py [--episodes 2000]
+    python benchmarks/long_term_effects.py [--episodes=2000]
 """
 
 
@@ -57,13 +57,16 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_integer('episodes', 2000, 'episodes')
+    flags.DEFINE_integer('episodes', 2000, "test-split episode starts, one candidate each",
+                         lower_bound=1)
+    flags.DEFINE_multi_string('gin_bindings', [], "gin bindings over ah_dqn.gin (the data, "
+                              "the user model's fit)")
 
 
 def main():
     args = FLAGS
     gin.clear_config()
-    parse_gin(["ah_dqn"], [], [run_mod.CONFIG_DIR])
+    parse_gin(["ah_dqn"], args.gin_bindings, [run_mod.CONFIG_DIR])
     data = load_dataset()
     emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
     models = {"ground truth": GroundTruthUserModel(data.world),

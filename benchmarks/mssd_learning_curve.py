@@ -2,6 +2,7 @@
 slices, as the training data grows:
 
     python benchmarks/mssd_learning_curve.py [--log_path=../shared/data/mssd_sample/]
+        [--sizes=300,1000,2100] [--seed=0]
 
 One seeded hold-out of 30% of the sessions (900 of the 3,000) is the test split for
 every size; models are fitted on 300, 1,000 and 2,100 sessions (all that the hold-out
@@ -17,7 +18,6 @@ representation of unseen tracks is worth.
 
 from __future__ import annotations
 
-import json
 import time
 
 import spotisim  # noqa: F401  (first: quiets the stack at import)
@@ -26,6 +26,7 @@ import numpy as np
 
 from spotisim import cli
 from spotisim.data.session_log import read_session_log
+from spotisim.errors import ConfigError
 from spotisim.embeddings import Item2VecTrainer, build_embeddings
 from user_models import evaluation
 from user_models.heuristics import RepeatLastLabelUserModel
@@ -39,11 +40,11 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_string('log_path', "../shared/data/mssd_sample/", 'log path')
-    flags.DEFINE_float('test_share', 0.3, 'test share')
-    flags.DEFINE_integer('seed', 0, 'seed')
-    flags.DEFINE_string('sizes', ",".join(map(str, SIZES)), 'sizes')
-    flags.DEFINE_string('out', None, "write the figures as JSON here")
+    flags.DEFINE_string('log_path', "../shared/data/mssd_sample/",
+                        "the MSSD session log read (file, glob or directory)")
+    flags.DEFINE_float('test_share', 0.3, "share of the sessions held out as the test split")
+    flags.DEFINE_integer('seed', 0, "seed of the hold-out")
+    flags.DEFINE_list('sizes', list(map(str, SIZES)), "training sessions of each fit")
 
 
 def main() -> None:
@@ -57,9 +58,11 @@ def main() -> None:
     print(f"{args.log_path}: {log.num_sessions} sessions; test split {test.num_sessions} "
           f"sessions ({test.num_rows} rows), fixed for every size")
     results = {}
-    for n in [int(x) for x in args.sizes.split(",")]:
-        if n > len(pool):
-            raise SystemExit(f"--sizes: {n} sessions asked, {len(pool)} left after the hold-out")
+    sizes = cli.parse_seeds(args.sizes, "--sizes", what="size")
+    for n in sizes:
+        if not 0 < n <= len(pool):
+            raise ConfigError(f"--sizes: {n} sessions asked, {len(pool)} left after the "
+                              "hold-out")
         ids = pool[:n]
         n_val = max(n // 8, 20)
         val, train = log.subset(np.sort(ids[:n_val])), log.subset(np.sort(ids[n_val:]))
@@ -71,7 +74,7 @@ def main() -> None:
             "sequential, labels only": SequentialUserModel(emb, units=32),
             "logistic": LogisticUserModel(emb),
         }
-        if n == max(int(x) for x in args.sizes.split(",")):
+        if n == max(sizes):
             plain = build_embeddings(train, "item2vec", trainer).aligned_to(log.catalog)
             models["sequential + behaviour, unseen = average track"] = SequentialUserModel(
                 plain, units=32, use_behaviour=True)
@@ -90,9 +93,6 @@ def main() -> None:
             | ({"vs_repeat_last_label": v["vs_repeat_last_label"]}
                if "vs_repeat_last_label" in v else {})
             for k, v in reports.items()}}
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=1)
     last = results[max(results)]["reports"]["sequential + behaviour"]["vs_repeat_last_label"]
     print(f"\n{time.perf_counter() - t0:.0f} s")
     print("sequential + behaviour minus repeat-last-label at the largest size: "

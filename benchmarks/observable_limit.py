@@ -10,7 +10,7 @@ the information carried by which tracks the logging policy chose, so it slightly
 understates what is observable, but it shows where the ceiling for any model of the log
 lies.
 
-    python benchmarks/observable_limit.py [--sessions 200] [--moods 32]
+    python benchmarks/observable_limit.py [--sessions=200] [--moods=32]
 """
 
 
@@ -56,9 +56,9 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_integer('sessions', 200, 'sessions')
-    flags.DEFINE_integer('moods', 32, 'moods')
-    flags.DEFINE_integer('seed', 0, 'seed')
+    flags.DEFINE_integer('sessions', 200, "test sessions scored")
+    flags.DEFINE_integer('moods', 32, "mood hypotheses per listener")
+    flags.DEFINE_integer('seed', 0, "seed of the sessions and the moods")
     flags.DEFINE_multi_string('model', [], "saved user model directories to score on the same sessions")
 
 

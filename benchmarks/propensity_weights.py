@@ -4,7 +4,7 @@ the current pick) and of the whole-history weights (`session_ips_weights`), at
 several clips.  Needs a log with the logging policy's propensities (the default world
 written with them: `ensure_synthetic_world.propensities = True`, data/default_propensity).
 
-    python benchmarks/propensity_weights.py [--log data/default_propensity/log]
+    python benchmarks/propensity_weights.py [--log=data/default_propensity/log]
 """
 
 import spotisim  # noqa: F401  (first: quiets the stack at import)

@@ -10,8 +10,9 @@ ground truth, and plays the best.  Both policies run on the same test-split epis
 starts of the default world (history 10, pool 100, K = 3, at most 20 slates or 6 fully
 skipped in a row), responses from the ground truth.
 
-    python benchmarks/rollout_headroom.py [--episodes 128] [--alternatives 6]
-        [--rollouts 8] [--horizon 6] [--gin_file ah_dqn] [--gin_bindings B ...]
+    python benchmarks/rollout_headroom.py [--episodes=128] [--alternatives=6]
+        [--rollouts=8] [--horizon=6] [--batch=32] [--gin_file=ah_dqn]
+        [--gin_bindings="MaxSteps.max_steps = 20"]
 
 (`--gin_file satiation_world` measures the world with a need for variety.)
 

@@ -36,8 +36,9 @@ model_ctor = @TasteUserModel"`) or the random-exposure log:
 `--gin_bindings="ensure_synthetic_world.directory = 'data/explore4000'"
 --gin_bindings="ensure_synthetic_world.exploration_sessions = 4000"`.
 
-    python benchmarks/transfer_gap.py [--episodes 1000] [--lambdas 0,0.5,1,2]
-        [--ensemble 3] [--logistic] [--decompose [--posterior]] [--gin_bindings ...]
+    python benchmarks/transfer_gap.py [--episodes=1000] [--lambdas=0,0.5,1,2]
+        [--ensemble=3] [--logistic] [--decompose] [--posterior]
+        [--gin_bindings="ensure_synthetic_world.exploration_sessions = 4000"]
 """
 
 
@@ -241,13 +242,13 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_integer('episodes', 1000, 'episodes')
-    flags.DEFINE_string('lambdas', "0,0.5,1,2", 'lambdas')
-    flags.DEFINE_integer('ensemble', 1, 'ensemble')
-    flags.DEFINE_bool('logistic', False, 'logistic')
-    flags.DEFINE_bool('decompose', False, 'decompose')
+    flags.DEFINE_integer('episodes', 1000, "episode starts per policy")
+    flags.DEFINE_string('lambdas', "0,0.5,1,2", "redundancy penalties (comma-separated)")
+    flags.DEFINE_integer('ensemble', 1, "fits of the learned model (pessimistic ensemble when > 1)")
+    flags.DEFINE_bool('logistic', False, "the logistic model instead of the GRU")
+    flags.DEFINE_bool('decompose', False, "decompose the gap into P(listen) and P(leave)")
     flags.DEFINE_bool('posterior', False, "with --decompose: only the session posterior (ideal observer)")
-    flags.DEFINE_multi_string('gin_bindings', [], 'gin bindings')
+    flags.DEFINE_multi_string('gin_bindings', [], "gin bindings (the data, say)")
 
 
 def main():

@@ -197,7 +197,15 @@ def checked_run_config(run_dir: str, trust: bool = False) -> str:
 
 
 def parse_run_config(run_dir: str, bindings: Sequence[str] = (), trust: bool = False) -> None:
-    """Parses a finished run's configuration (`checked_run_config`), then `bindings`."""
+    """Parses a finished run's configuration (`checked_run_config`), then `bindings`.
+
+    Every built-in user model and agent module is imported first: a run's config names
+    them by reference (`@LogisticUserModel`), and a script that evaluates a run need not
+    have imported the ones that run used (`benchmarks/leave_by_position.py` had not)."""
+    from agents.registry import load_builtin_agents
+    from user_models.registry import learned_user_models
+    learned_user_models()
+    load_builtin_agents()
     gin.parse_config(checked_run_config(run_dir, trust), skip_unknown=True)
     if bindings:
         gin.parse_config(list(bindings))

@@ -62,18 +62,34 @@ BENCHMARK_DIR = "runs/benchmarks"
 def benchmark(name: str, define_flags: Callable[[], None],
               body: Callable[[], Optional[dict]]) -> None:
     """The one command-line form of `benchmarks/*.py`: absl flags (the script's own,
-    plus `--json_out`), the stack quieted the one way every command is, a user's
-    mistake as one line, and the figures `body` returns written as JSON (atomically,
-    default `runs/benchmarks/<name>.json`, with the command line that made them) beside
-    the table it prints."""
+    plus `--json_out` and `--gin_bindings`), the stack quieted the one way every command
+    is, a user's mistake as one line, and the figures `body` returns written as JSON
+    (atomically, default `runs/benchmarks/<name>.json`, with the command line that made
+    them) beside the table it prints.
+
+    Every benchmark takes `--gin_bindings`, so any of them can be pointed at other data
+    (`ensure_synthetic_world.directory = ...`, `load_dataset.log_path = ...`): that is
+    how the smoke test runs each one's documented command on a tiny world.  A script
+    that parses gin itself defines the flag and passes it to `parse_gin`; for the others
+    the bindings are parsed here, before `body`."""
     from absl import flags
 
+    own_bindings = []
+
     def define() -> None:
+        before = set(flags.FLAGS)
         define_flags()
+        own_bindings.append("gin_bindings" in set(flags.FLAGS) - before)
         flags.DEFINE_string("json_out", f"{BENCHMARK_DIR}/{name}.json",
                             "where the figures are written (JSON)")
+        if not own_bindings[0]:
+            flags.DEFINE_multi_string("gin_bindings", [], "gin bindings (the data, say: "
+                                      "ensure_synthetic_world.directory = 'data/other')")
 
     def run() -> None:
+        if not own_bindings[0] and flags.FLAGS.gin_bindings:
+            from spotisim.gin_utils import parse_gin
+            parse_gin([], flags.FLAGS.gin_bindings, [])
         figures = body()
         if figures is None:
             return
@@ -103,9 +119,9 @@ def _json_default(value):
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
-def parse_seeds(values, flag: str = "--seeds") -> List[int]:
-    """Whole numbers from a comma-separated flag's values, or one error line naming the
-    flag (a `ConfigError`), never a traceback."""
+def parse_seeds(values, flag: str = "--seeds", what: str = "seed") -> List[int]:
+    """Whole numbers from a comma-separated flag's values (seeds, or other `what`: sizes),
+    or one error line naming the flag (a `ConfigError`), never a traceback."""
     from spotisim.errors import ConfigError
     try:
         seeds = [int(str(v).strip()) for v in values]
@@ -113,7 +129,7 @@ def parse_seeds(values, flag: str = "--seeds") -> List[int]:
         raise ConfigError(f"{flag}: whole numbers separated by commas, got "
                           f"{','.join(map(str, values))!r}") from None
     if not seeds:
-        raise ConfigError(f"{flag}: give at least one seed")
+        raise ConfigError(f"{flag}: give at least one {what}")
     if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"{flag}: a seed appears twice ({','.join(map(str, seeds))})")
+        raise ConfigError(f"{flag}: a {what} appears twice ({','.join(map(str, seeds))})")
     return seeds
