@@ -14,15 +14,14 @@ limits, with responses from
         [--gin_bindings="SequentialUserModel.epochs = 5"]
 """
 
-
-
 import spotisim  # noqa: F401  (first: quiets the stack at import)
 from absl import flags
-from headroom import (learned_redundancy, load, paired_gain, play,
-                      redundancy_greedy, truth_redundancy)  # (benchmarks/ is this folder)
 import gin
+
 from spotisim import cli
 from experiments import run as run_mod
+from experiments.scripted_policies import (learned_redundancy, load, paired_gain, play,
+                                           redundancy_greedy, truth_redundancy)
 from user_models.ground_truth import GroundTruthUserModel
 
 

@@ -33,7 +33,7 @@ from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
 from spotisim.gin_utils import parse_gin
 from user_models.ground_truth import GroundTruthUserModel
-from headroom import define_planner_flags, fork  # benchmarks/ is this script's folder
+from experiments.scripted_policies import define_planner_flags
 
 
 def greedy_slates(env, model, k):
@@ -74,7 +74,7 @@ def make_planner(model, alternatives, rollouts, horizon, seed=0):
         M = alternatives
         lanes = np.repeat(np.arange(B), M * rollouts)                  # b-major, then m, r
         counter[0] += 1
-        sim = fork(env, lanes, seed=1000 * counter[0] + seed)
+        sim = env.fork(lanes, seed=1000 * counter[0] + seed)
         first = np.repeat(alts.reshape(B * M, K), rollouts, axis=0)
         value = np.zeros(len(lanes))
         alive = np.ones(len(lanes), bool)

@@ -46,10 +46,10 @@ import spotisim  # noqa: F401  (first: quiets the stack at import)
 from absl import flags
 import numpy as np
 
-from headroom import (learned_redundancy, load, paired_gain, play, redundancy_greedy,
-                      truth_redundancy)
 from spotisim import cli
 from experiments import run as run_mod
+from experiments.scripted_policies import (learned_redundancy, load, paired_gain, play,
+                                           redundancy_greedy, truth_redundancy)
 from spotisim.data.world.common import unit
 from spotisim.data.world.listeners import Listeners
 from user_models.ground_truth import GroundTruthUserModel

@@ -61,12 +61,7 @@ def test_rollout_planner_with_one_alternative_is_greedy():
     """The planner whose only alternative is the greedy slate plays greedy's episodes
     exactly: its simulated futures (forked lanes) never touch the real episodes' random
     stream.  With more alternatives it plays other slates."""
-    import sys
-    sys.path.insert(0, os.path.join(HERE, "..", "..", "benchmarks"))  # `from headroom import`
-    try:
-        bench = load("rollout_headroom")
-    finally:
-        sys.path.pop(0)
+    bench = load("rollout_headroom")
     from tests.benchmarks.tiny_env import slate_env, tiny_truth
     world, truth, emb = tiny_truth()
 
