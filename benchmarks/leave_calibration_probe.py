@@ -48,7 +48,7 @@ def main() -> dict:
     _, leave = ec.exposure_rows(model, data.exposure, ec.within_log(model.leave_hazard))
     held = np.random.default_rng(0).random(data.exposure.log.num_sessions) < 0.2
     h = held[leave["session"]]
-    base = ec.log_loss(ec._sigmoid(leave["logit_h"][h]), leave["left"][h])
+    base = ec.log_loss(ec.sigmoid(leave["logit_h"][h]), leave["left"][h])
     figures = {"rows": int(len(h)), "held_out_rows": int(h.sum()),
                "left_rate": float(leave["left"].mean()),
                "redundancy_p95": float(np.percentile(leave["rho"], 95)),
@@ -59,7 +59,7 @@ def main() -> dict:
                     ("logit(h) + redundancy + listened",
                      np.stack([leave["logit_h"], leave["rho"], leave["listened"]], 1))):
         w = ec.fit_logistic(X[~h], leave["left"][~h])
-        loss = ec.log_loss(ec._sigmoid(np.c_[np.ones(h.sum()), X[h]] @ w), leave["left"][h])
+        loss = ec.log_loss(ec.sigmoid(np.c_[np.ones(h.sum()), X[h]] @ w), leave["left"][h])
         figures["variants"][name] = {"weights": [float(x) for x in w], "held_out_log_loss": loss}
         rows.append([name, " ".join(f"{x:+.3f}" for x in w), f"{loss:.5f}",
                      "kept" if loss < base else "not kept"])

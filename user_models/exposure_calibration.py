@@ -43,12 +43,12 @@ from user_models.evaluation import log_histories, predict_log
 EPS = 1e-6
 
 
-def _logit(p):
+def logit(p):
     p = np.clip(np.asarray(p, np.float64), EPS, 1 - EPS)
     return np.log(p) - np.log1p(-p)
 
 
-def _sigmoid(x):
+def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
 
 
@@ -63,7 +63,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, ridge: float = 1e-3,
     pen = np.full(X.shape[1], ridge * len(y))
     pen[0] = 0.0
     for _ in range(iterations):
-        p = _sigmoid(X @ w)
+        p = sigmoid(X @ w)
         grad = X.T @ (p - y) + pen * w
         hess = (X * (p * (1 - p))[:, None]).T @ X + np.diag(pen) + 1e-9 * np.eye(len(w))
         step = np.linalg.solve(hess, grad)
@@ -132,7 +132,7 @@ def exposure_rows(model: AbstractUserModel, exposure: ExposureLog, leave_model=N
         rho[rows, t] = model.leave_hazard.redundancy(h, tracks[rows, t:t + 1])[:, 0]
     exposed = mask & (np.arange(L)[None, :] >= start)
     session = np.broadcast_to(np.arange(S)[:, None], (S, L))
-    listen = {"logit_p": _logit(probs[exposed]), "rho": rho[exposed],
+    listen = {"logit_p": logit(probs[exposed]), "rho": rho[exposed],
               "listened": (~skipped)[exposed], "session": session[exposed],
               "track": tracks[exposed].astype(np.int64)}
     hz = (leave_model or model.leave_hazard).hazards(tracks, (~skipped).astype(np.float32))
@@ -140,7 +140,7 @@ def exposure_rows(model: AbstractUserModel, exposure: ExposureLog, leave_model=N
     cap = int(lengths.max())
     pos = np.arange(1, L + 1)[None, :]
     at_risk = exposed & (pos < cap) & (pos <= lengths[:, None]) & (hz > 0)
-    leave = {"logit_h": _logit(hz[at_risk]),
+    leave = {"logit_h": logit(hz[at_risk]),
              "left": (pos == lengths[:, None])[at_risk],
              "session": session[at_risk], "rho": rho[at_risk],
              "listened": (~skipped)[at_risk]}
@@ -192,7 +192,7 @@ class ExposureCalibration:
             a = fit_logistic(inputs(lt, with_popularity), lt["listened"], ridge)
             held_in = np.concatenate([np.ones((len(lh["listened"]), 1)),
                                       inputs(lh, with_popularity)], axis=1)
-            p = _sigmoid(held_in @ a)
+            p = sigmoid(held_in @ a)
             variants[with_popularity] = (tuple(float(x) for x in a),
                                          log_loss(p, lh["listened"]))
             row_losses[with_popularity] = _row_log_loss(p, lh["listened"])
@@ -207,7 +207,7 @@ class ExposureCalibration:
         out = cls(variants[best][0], tuple(float(x) for x in v))
         selection = {
             "listen_rows_held_out": int(len(lh["listened"])),
-            "listen_log_loss_base": log_loss(_sigmoid(lh["logit_p"]), lh["listened"]),
+            "listen_log_loss_base": log_loss(sigmoid(lh["logit_p"]), lh["listened"]),
             "listen_log_loss_calibrated": variants[best][1],
             "listen_uses_popularity": bool(best),
             **({"listen_log_loss_without_popularity": variants[False][1],
@@ -215,11 +215,11 @@ class ExposureCalibration:
                 "popularity_gain": gain, "popularity_gain_se": se}
                if True in variants else {}),
             "leave_rows_held_out": int(len(vh["left"])),
-            "leave_log_loss_base": log_loss(_sigmoid(vh["logit_h"]), vh["left"]),
-            "leave_log_loss_calibrated": log_loss(out.leave_prob(_sigmoid(vh["logit_h"])),
+            "leave_log_loss_base": log_loss(sigmoid(vh["logit_h"]), vh["left"]),
+            "leave_log_loss_calibrated": log_loss(out.leave_prob(sigmoid(vh["logit_h"])),
                                                   vh["left"]),
             "mean_listened_held_out": float(np.mean(lh["listened"])) if len(lh["listened"]) else float("nan"),
-            "mean_p_base_held_out": float(np.mean(_sigmoid(lh["logit_p"]))) if len(lh["listened"]) else float("nan"),
+            "mean_p_base_held_out": float(np.mean(sigmoid(lh["logit_p"]))) if len(lh["listened"]) else float("nan"),
         }
         # Each part is kept only where it predicts the held-out sessions better.
         selection["listen_kept"] = bool(selection["listen_log_loss_calibrated"]
@@ -237,18 +237,18 @@ class ExposureCalibration:
                     popularity: Optional[np.ndarray] = None) -> np.ndarray:
         """Corrected P(listen); `popularity` (of the same tracks) when `uses_popularity`."""
         a, b, c = self.listen[:3]
-        x = a + b * _logit(p) + c * np.asarray(rho, np.float64)
+        x = a + b * logit(p) + c * np.asarray(rho, np.float64)
         if self.uses_popularity:
             if popularity is None:
                 raise UserModelError("this exposure calibration reads the tracks' "
                                      "popularity: give it (popularity_feature)")
             x = x + self.listen[3] * np.asarray(popularity, np.float64)
-        return _sigmoid(x)
+        return sigmoid(x)
 
     def leave_prob(self, h: np.ndarray) -> np.ndarray:
         h = np.asarray(h, np.float64)
         v0, v1 = self.leave
-        return np.where(h > 0, _sigmoid(v0 + v1 * _logit(h)), 0.0)
+        return np.where(h > 0, sigmoid(v0 + v1 * logit(h)), 0.0)
 
     @property
     def improves(self) -> bool:

@@ -34,7 +34,7 @@ from spotisim.data.session_log import SessionLog
 from spotisim.errors import UserModelError
 from user_models.base import AbstractUserModel, History
 from user_models.evaluation import predict_log
-from user_models.exposure_calibration import _logit, _sigmoid, fit_logistic, log_loss
+from user_models.exposure_calibration import fit_logistic, log_loss, logit, sigmoid
 from user_models.leave_features import at_risk_rows, unit
 
 
@@ -82,7 +82,7 @@ def _rows(base: AbstractUserModel, log: SessionLog, profiles: np.ndarray,
     unit_vectors = unit(np.asarray(track_vectors, np.float64))
     feats = listen_features(profiles[sess], unit_vectors, log.tracks[:, None])[:, 0]
     keep = known_s[sess]
-    listen = (np.column_stack([_logit(p), feats])[keep], (~log.skipped)[keep], sess[keep])
+    listen = (np.column_stack([logit(p), feats])[keep], (~log.skipped)[keep], sess[keep])
     leave = None
     if getattr(base, "leave_hazard", None) is not None:
         tracks, skipped, mask = log.padded()
@@ -90,7 +90,7 @@ def _rows(base: AbstractUserModel, log: SessionLog, profiles: np.ndarray,
         at_risk, event = at_risk_rows(log.lengths, tracks.shape[1], 1, int(log.lengths.max()))
         at_risk &= (hz > 0) & known_s[:, None]
         srow = np.broadcast_to(np.arange(S)[:, None], at_risk.shape)[at_risk]
-        x = np.column_stack([_logit(hz[at_risk]), leave_features(profiles)[srow]])
+        x = np.column_stack([logit(hz[at_risk]), leave_features(profiles)[srow]])
         leave = (x, event[at_risk], srow)
     return listen, leave
 
@@ -105,8 +105,8 @@ def _fit_part(x, y, sess, fit_sessions, name, selection):
         return ()
     w = fit_logistic(x[fit], y[fit])
     held = ~fit
-    before = log_loss(_sigmoid(x[held, 0]), y[held])
-    after = log_loss(_sigmoid(w[0] + x[held] @ w[1:]), y[held])
+    before = log_loss(sigmoid(x[held, 0]), y[held])
+    after = log_loss(sigmoid(w[0] + x[held] @ w[1:]), y[held])
     selection[f"{name}_base"], selection[f"{name}_memory"] = before, after
     return tuple(float(v) for v in w) if after < before else ()
 
@@ -162,8 +162,8 @@ class MemoryUserModel(AbstractUserModel):
         profile [B, P] is known."""
         w = self.correction.listen
         f = listen_features(prof, self._unit_vectors, tracks)
-        z = w[0] + w[1] * _logit(p) + f @ np.asarray(w[2:])
-        return np.where((prof[:, -1] > 0.5)[:, None], _sigmoid(z), p)
+        z = w[0] + w[1] * logit(p) + f @ np.asarray(w[2:])
+        return np.where((prof[:, -1] > 0.5)[:, None], sigmoid(z), p)
 
     def _corrected(self, history: History, tracks: np.ndarray, p: np.ndarray) -> np.ndarray:
         if not self.correction.listen or history.profile is None:
@@ -195,8 +195,8 @@ class MemoryUserModel(AbstractUserModel):
         if h is None or not v or history.profile is None:
             return h
         prof = np.asarray(history.profile, np.float64)
-        z = v[0] + v[1] * _logit(h) + (leave_features(prof) @ np.asarray(v[2:]))[:, None]
-        return np.where((prof[:, -1] > 0.5)[:, None], _sigmoid(z), h)
+        z = v[0] + v[1] * logit(h) + (leave_features(prof) @ np.asarray(v[2:]))[:, None]
+        return np.where((prof[:, -1] > 0.5)[:, None], sigmoid(z), h)
 
 
 def with_memory(base: AbstractUserModel, val_log: SessionLog, profiles: ListenerProfiles,
