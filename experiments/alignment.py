@@ -475,9 +475,7 @@ def _main() -> None:
         extra = []
     own = [b for b in FLAGS.gin_bindings if not b.strip().startswith("run_alignment.")]
     out = run_alignment(FLAGS.run_dir, bindings=extra + own)
-    print(format_table(out))
-    print(f"written to {FLAGS.run_dir}")
-    print(last_line(out))
+    cli.print_study_end(format_table(out), FLAGS.run_dir, last_line(out))
 
 
 main = cli.absl_main(_main)

@@ -164,9 +164,7 @@ def _main() -> None:
     parse_gin([], own, [CONFIG_DIR])
     rest = [b for b in FLAGS.gin_bindings if b not in own]
     out = run_lird_writeup(FLAGS.run_dir, seeds=seeds, bindings=rest)
-    print(format_table(out))
-    print(f"written to {FLAGS.run_dir}")
-    print(last_line(out))
+    cli.print_study_end(format_table(out), FLAGS.run_dir, last_line(out))
 
 
 main = cli.absl_main(_main)

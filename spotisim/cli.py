@@ -47,12 +47,32 @@ def absl_main(body: Callable[[], Optional[int]]) -> Callable[[List[str]], int]:
     return main
 
 
+def parse_flags(argv: List[str]) -> List[str]:
+    """absl's flag parsing, with a bad flag as one line like every other mistake
+    ("error: flag --x=...: ...", exit status 1) instead of absl's two."""
+    from absl import flags
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as exc:
+        text = "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        print(f"error: {text} (--helpshort lists the flags)", file=sys.stderr)
+        sys.exit(1)
+
+
+def print_study_end(table: str, run_dir: str, last: str) -> None:
+    """A study's end on the terminal (`experiments.alignment`, `.lird_writeup`): its
+    table, where its files went, and its one-line verdict last (what scripts read)."""
+    print(table)
+    print(f"written to {run_dir}")
+    print(last)
+
+
 def start(define_flags: Callable[[], None], main: Callable[[List[str]], int]) -> None:
     """`python -m package.module`: define the module's flags, then run `main` under
-    absl (which parses them and exits with main's status)."""
+    absl (which parses them, `parse_flags`, and exits with main's status)."""
     from absl import app
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
 
 
 #: Where a benchmark writes its figures unless `--json_out` says otherwise.

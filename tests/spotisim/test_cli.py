@@ -4,6 +4,7 @@ status 1, never a traceback."""
 import os
 import subprocess
 import sys
+import unittest.mock
 
 import pytest
 
@@ -33,6 +34,9 @@ def test_guarded_and_absl_main(capsys):
     ("experiments.seeds", ["--seeds=abc"]),
     ("experiments.run", ["--gin_file=ah_dqn", "--gin_bindings=Trainer.batch_size = -4",
                          "--run_dir=RUN_DIR"]),
+    # absl's own flag errors too (they were two lines: "FATAL Flags parsing error", help)
+    ("experiments.run", ["--no_such_flag=1"]),
+    ("experiments.alignment", ["--run_dir"]),
 ])
 def test_entry_points_fail_in_one_line(module, args, tmp_path):
     run_dir = tmp_path / "run"
@@ -43,6 +47,20 @@ def test_entry_points_fail_in_one_line(module, args, tmp_path):
     assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1, out.stderr
     assert "Traceback" not in out.stderr
     assert not run_dir.exists()      # nothing written (no checkpoints/, no tb/)
+
+
+def test_a_bad_flag_is_one_line_naming_it(capsys):
+    from absl import flags
+    parsed = flags.FlagValues()
+    flags.DEFINE_integer("sessions", 1, "sessions", flag_values=parsed)
+    with unittest.mock.patch.object(flags, "FLAGS", parsed):
+        assert cli.parse_flags(["prog", "--sessions=7"]) == ["prog"]
+        assert parsed.sessions == 7
+        with pytest.raises(SystemExit) as info:
+            cli.parse_flags(["prog", "--sessions=abc"])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: flag --sessions=abc:") and err.count("\n") == 1, err
 
 
 def test_seeds_are_whole_numbers_once_each():
