@@ -58,7 +58,8 @@ TINY: Dict[str, List[str]] = {
                         "--settings=portable"],
     "headroom": ["--episodes=4", "--tune_episodes=4", "--alternatives=2", "--rollouts=1",
                  "--horizon=1", "--user_model=logistic", "{world}"],
-    "horizon_dependence": ["--episodes=4", "--limits=3", "{world}"],
+    "horizon_dependence": ["--episodes=4", "--limits=3", "{world}",
+                           "--gin_bindings=SequentialUserModel.epochs = 1"],
     "kill_and_resume": ["--trials=1", "--iterations=5", "--work_dir={tmp}/work"],
     "leave_by_position": ["--run_dir={run}", "--episodes=4", "--user_model=logistic"],
     "leave_calibration_probe": ["--run_dir={run}", "--simulator=logistic",
@@ -72,7 +73,8 @@ TINY: Dict[str, List[str]] = {
     "propensity_weights": ["--log={world_dir}/log"],
     "rollout_headroom": ["--episodes=4", "--alternatives=2", "--rollouts=1", "--horizon=1",
                          "--batch=2", "{world}"],
-    "transfer_gap": ["--episodes=4", "--lambdas=0", "--logistic", "{world}"],
+    "transfer_gap": ["--episodes=4", "--lambdas=0", "--logistic", "{world}",
+                     "--gin_bindings=SequentialUserModel.epochs = 1"],
 }
 
 
@@ -127,7 +129,8 @@ def tiny_command(name: str, places: Dict[str, object]) -> List[str]:
 
 
 def run_tiny(name: str, places: Dict[str, object], cwd: str) -> dict:
-    """Runs the tiny command in `cwd`; its JSON record (asserting a clean exit)."""
+    """Runs the tiny command in `cwd` (a temporary directory); its JSON record
+    (asserting a clean exit, and that it read the tiny world it was given)."""
     out = os.path.join(cwd, f"{name}.json")
     command = tiny_command(name, places) + [f"--json_out={out}"]
     t0 = time.perf_counter()

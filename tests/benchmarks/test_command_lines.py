@@ -63,3 +63,13 @@ def test_a_bad_flag_value_is_absls_message_not_a_traceback():
                           "--sessions=abc"], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert "--sessions" in bad.stderr
+
+
+def test_every_benchmark_runs_tiny_in_exactly_one_test_module():
+    import glob
+    import importlib
+    seen = []
+    for path in sorted(glob.glob(os.path.join(HERE, "test_documented_commands_*.py"))):
+        name = os.path.basename(path)[:-3]
+        seen += importlib.import_module(f"tests.benchmarks.{name}").SCRIPTS
+    assert sorted(seen) == documented.SCRIPTS          # each once, none left out
