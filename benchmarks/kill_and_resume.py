@@ -31,7 +31,7 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_integer("trials", 5, "killed and restarted runs")
+    flags.DEFINE_integer("trials", 5, "killed and restarted runs", lower_bound=0)
     flags.DEFINE_integer("iterations", 30, "training iterations of each run")
     flags.DEFINE_integer("seed", 0, "seed of the kill times")
     flags.DEFINE_string("work_dir", None, "where the world and the runs go (default: a "

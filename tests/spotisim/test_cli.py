@@ -36,7 +36,6 @@ def test_guarded_and_absl_main(capsys):
                          "--run_dir=RUN_DIR"]),
     # absl's own flag errors too (they were two lines: "FATAL Flags parsing error", help)
     ("experiments.run", ["--no_such_flag=1"]),
-    ("experiments.alignment", ["--run_dir"]),
 ])
 def test_entry_points_fail_in_one_line(module, args, tmp_path):
     run_dir = tmp_path / "run"
