@@ -355,12 +355,10 @@ class PlaylistEnvironment(AbstractEnvironment):
     def history(self, rows: Optional[np.ndarray] = None) -> History:
         """What the listeners of `rows` (default all) have heard so far."""
         rows = np.arange(self.batch_size) if rows is None else rows
-        return History(self._h_tracks[rows], self._h_resp[rows], self._h_len[rows],
-                       self._context[rows], self._listener[rows],
-                       None if self._hidden is None else self._hidden[rows],
-                       None if self._h_beh is None else self._h_beh[rows],
-                       None if self._logged is None else self._logged[rows],
-                       None if self._profile is None else self._profile[rows])
+        # `take` copies the rows: a caller never holds the environment's own buffers.
+        return History(self._h_tracks, self._h_resp, self._h_len, self._context,
+                       self._listener, self._hidden, self._h_beh, self._logged,
+                       self._profile).take(rows)
 
     def restart_rng(self) -> None:
         """Restarts the environment's random stream from its seed, so that the next

@@ -76,7 +76,7 @@ TINY: Dict[str, List[str]] = {
     "rollout_headroom": ["--episodes=4", "--alternatives=2", "--rollouts=1", "--horizon=1",
                          "--batch=2", "{world}"],
     "transfer_gap": ["--episodes=4", "--lambdas=0", "--logistic", "{world}",
-                     "--gin_bindings=SequentialUserModel.epochs = 1"],
+                     "--gin_bindings=fit_or_load_user_model.model_ctor = @LogisticUserModel"],
 }
 
 
