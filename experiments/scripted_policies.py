@@ -120,6 +120,8 @@ def rollout_planner(base, alternatives, rollouts, horizon, seed=0):
     return policy
 
 
+# --------------------------------------------------------------------------- statistics
+
 def paired_gain(oracle, base, resamples=2000, seed=0):
     """Relative gain mean(oracle) / mean(base) - 1 in %, with a 95% paired-bootstrap
     interval (episodes resampled together, so the pairing is kept)."""
@@ -129,7 +131,6 @@ def paired_gain(oracle, base, resamples=2000, seed=0):
     boot = oracle[idx].mean(1) / base[idx].mean(1) - 1
     lo, hi = np.percentile(boot, [2.5, 97.5])
     return 100 * (oracle.mean() / base.mean() - 1), 100 * lo, 100 * hi
-
 
 
 # --------------------------------------------------------------------------- set-up
@@ -151,7 +152,6 @@ def load(gin_files, bindings):
     return data, emb
 
 
-
 def define_planner_flags(episodes: int, rollouts: int, horizon: int) -> None:
     """The flags every planner benchmark shares (this one and rollout_headroom.py)."""
     flags.DEFINE_integer("episodes", episodes, "episode starts scored (one lane each)")
@@ -161,4 +161,5 @@ def define_planner_flags(episodes: int, rollouts: int, horizon: int) -> None:
     flags.DEFINE_integer("horizon", horizon, "slates of each simulated future")
     flags.DEFINE_multi_string("gin_file", [], "the experiment whose world and environment "
                               "to use")
-    flags.DEFINE_multi_string("gin_bindings", [], "gin bindings")
+    flags.DEFINE_multi_string("gin_bindings", [], "gin bindings over those files (the "
+                              "data, say)")

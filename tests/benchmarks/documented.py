@@ -8,8 +8,8 @@ A script's docstring gives its command as
 
 (continuation lines start with `[` or `--`).  The run keeps the required flags, replaces
 any the tiny table names again, and adds the tiny ones.  Every run happens in a
-temporary working directory, so a script's default outputs (`runs/benchmarks/`,
-`runs/cache/`, `data/default/`) land there, never in the checkout.
+temporary working directory (one per test module), so a script's default outputs
+(`runs/benchmarks/`, `runs/cache/`, `data/default/`) land there, never in the checkout.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 BENCHMARKS = os.path.join(ROOT, "benchmarks")
 SCRIPTS = sorted(f[:-3] for f in os.listdir(BENCHMARKS) if f.endswith(".py"))
 
-#: gin bindings of the tiny world every data-reading script is pointed at (written once
-#: by `write_tiny_world`: the same settings, so no script regenerates it).
 def world_bindings(directory: str) -> List[str]:
+    """gin bindings of the tiny world every data-reading script is pointed at (written
+    once by `write_tiny_world` with the same settings, so no script regenerates it)."""
     return [f"ensure_synthetic_world.directory = '{directory}'",
             "ensure_synthetic_world.num_sessions = 300",
             "ensure_synthetic_world.exploration_sessions = 100",
@@ -40,9 +40,9 @@ def world_bindings(directory: str) -> List[str]:
 
 
 #: name -> the flags that make its documented command tiny.  Placeholders: {world}
-#: (the world's gin bindings, as flags), {run} (a finished tiny lird_ddpg run), {job}
-#: (the tiny main job's bindings, as flags), {tmp} (the working directory), {mssd}
-#: (the real MSSD slice's directory).
+#: (the world's gin bindings, as flags), {world_dir} (its directory), {run} (a finished
+#: tiny AH-DQN run), {job} (the tiny main job's bindings, as flags), {tmp} (the working
+#: directory), {mssd} (the real MSSD slice).
 TINY: Dict[str, List[str]] = {
     "bench_agents": ["--iterations=1", "--warmup=1", "--batch=2", "--agents=dqn"],
     "bench_distributed": ["--actors=1", "--window=1", "--root={tmp}/job", "{job}"],
@@ -69,7 +69,8 @@ TINY: Dict[str, List[str]] = {
     "leave_hazard_fit": ["{world}"],
     "leave_head_quality": ["{world}"],
     "lird_handmade_actor": ["{world}"],
-    "long_term_effects": ["--episodes=4", "{world}", "--gin_bindings=SequentialUserModel.epochs = 1"],
+    "long_term_effects": ["--episodes=4", "{world}",
+                          "--gin_bindings=SequentialUserModel.epochs = 1"],
     "mssd_learning_curve": ["--log_path={mssd}", "--sizes=100", "--test_share=0.05"],
     "observable_limit": ["--sessions=10", "--moods=2", "{world}"],
     "propensity_weights": ["--log={world_dir}/log"],
