@@ -33,23 +33,17 @@ from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
 from spotisim.gin_utils import parse_gin
 from user_models.ground_truth import GroundTruthUserModel
-from experiments.scripted_policies import define_planner_flags
-
-
-def greedy_slates(env, model, k):
-    p = model.score_candidates(env.history(), env.candidate_tracks())
-    p = np.where(env.available(), p, -np.inf)
-    return np.argsort(-p, axis=1, kind="stable")[:, :k].astype(np.int32), p
+from experiments.scripted_policies import define_planner_flags, greedy, rollout_planner
 
 
 def run(env, model, episodes, planner=None):
     """Plays until `episodes` episodes have ended; returns listens per ended episode."""
     env.reset()
+    policy = planner or greedy(model)
     totals = np.zeros(env.batch_size)
     finished = []
     while len(finished) < episodes:
-        action = planner(env) if planner else greedy_slates(env, model, env.slate_size)[0]
-        res = env.step(action)
+        res = env.step(policy(env))
         totals += res.reward
         for b in np.nonzero(res.done)[0]:
             finished.append(totals[b])
@@ -58,40 +52,8 @@ def run(env, model, episodes, planner=None):
 
 
 def make_planner(model, alternatives, rollouts, horizon, seed=0):
-    rng = np.random.default_rng(seed)
-    counter = [0]
-
-    def planner(env):
-        B, K = env.batch_size, env.slate_size
-        greedy, p = greedy_slates(env, model, K)
-        order = np.argsort(-p, axis=1, kind="stable")
-        top = order[:, :2 * K + 2]
-        alts = [greedy]
-        for _ in range(alternatives - 1):  # K distinct picks among the top 2K + 2
-            pick = np.argsort(rng.random(top.shape), axis=1)[:, :K]
-            alts.append(np.take_along_axis(top, pick, 1).astype(np.int32))
-        alts = np.stack(alts, 1)                                       # [B, M, K]
-        M = alternatives
-        lanes = np.repeat(np.arange(B), M * rollouts)                  # b-major, then m, r
-        counter[0] += 1
-        sim = env.fork(lanes, seed=1000 * counter[0] + seed)
-        first = np.repeat(alts.reshape(B * M, K), rollouts, axis=0)
-        value = np.zeros(len(lanes))
-        alive = np.ones(len(lanes), bool)
-        res = sim.step(first)
-        value += res.reward
-        alive &= ~res.done
-        for _ in range(horizon - 1):
-            if not alive.any():
-                break
-            res = sim.step(greedy_slates(sim, model, K)[0])
-            value += np.where(alive, res.reward, 0.0)
-            alive &= ~res.done
-        v = value.reshape(B, M, rollouts).mean(-1)
-        best = np.argmax(v, 1)
-        return alts[np.arange(B), best]
-
-    return planner
+    """The rollout planner over greedy on `model` (`scripted_policies.rollout_planner`)."""
+    return rollout_planner(greedy(model), alternatives, rollouts, horizon, seed)
 
 
 FLAGS = flags.FLAGS

@@ -46,9 +46,14 @@ def _masked(scores, env):
 
 
 def greedy(model):
+    """The K available candidates of highest P(listen); `policy.scores` are those
+    P(listen), masked (what `rollout_planner` draws its alternatives from)."""
+    def scores(env):
+        return _masked(model.score_candidates(env.history(), env.candidate_tracks()), env)
+
     def policy(env):
-        p = model.score_candidates(env.history(), env.candidate_tracks())
-        return np.argsort(-_masked(p, env), axis=1, kind="stable")[:, :env.slate_size]
+        return np.argsort(-scores(env), axis=1, kind="stable")[:, :env.slate_size]
+    policy.scores = scores
     return policy
 
 
@@ -85,7 +90,10 @@ def redundancy_greedy(model, redundancy, lam):
 
 
 def rollout_planner(base, alternatives, rollouts, horizon, seed=0):
-    """One step of policy improvement over `base` (a redundancy greedy), leaving included."""
+    """One step of policy improvement over `base` (a greedy or a redundancy greedy: a
+    policy with `.scores`), leaving included: per step, `alternatives` slates (base's and
+    draws from its top 2K + 2), each valued by `rollouts` futures of `horizon` slates
+    under `base` on forked lanes; the best is played."""
     rng = np.random.default_rng(seed)
     counter = [0]
 

@@ -94,20 +94,20 @@ def benchmark(name: str, define_flags: Callable[[], None],
     the bindings are parsed here, before `body`."""
     from absl import flags
 
-    own_bindings = []
+    ours = False          # whether --gin_bindings is defined (and parsed) here
 
     def define() -> None:
-        before = set(flags.FLAGS)
+        nonlocal ours
         define_flags()
-        own_bindings.append("gin_bindings" in set(flags.FLAGS) - before)
         flags.DEFINE_string("json_out", f"{BENCHMARK_DIR}/{name}.json",
                             "where the figures are written (JSON)")
-        if not own_bindings[0]:
+        ours = "gin_bindings" not in flags.FLAGS
+        if ours:
             flags.DEFINE_multi_string("gin_bindings", [], "gin bindings (the data, say: "
                                       "ensure_synthetic_world.directory = 'data/other')")
 
     def run() -> None:
-        if not own_bindings[0] and flags.FLAGS.gin_bindings:
+        if ours and flags.FLAGS.gin_bindings:
             from spotisim.gin_utils import parse_gin
             parse_gin([], flags.FLAGS.gin_bindings, [])
         figures = body()
