@@ -29,12 +29,29 @@ def train_with_early_stopping(num_rows: int, train_batch: Callable[[np.ndarray],
         better; after `patience` epochs that are not, training stops.
     """
     rng = np.random.default_rng(seed)
+
+    def run_epoch(epoch: int) -> List[float]:
+        order = rng.permutation(num_rows)
+        return [float(train_batch(order[b:b + batch_size]))
+                for b in range(0, num_rows, batch_size)]
+
+    return early_stopping_loop(run_epoch, validation_loss, get_weights, set_weights,
+                               epochs=epochs, patience=patience, tolerance=tolerance,
+                               verbose=verbose)
+
+
+def early_stopping_loop(run_epoch: Callable[[int], List[float]],
+                        validation_loss: Callable[[], float],
+                        get_weights: Callable[[], list], set_weights: Callable[[list], None],
+                        *, epochs: int, patience: int, tolerance: float = 1e-4,
+                        verbose: bool = False) -> List[Dict[str, float]]:
+    """The loop itself, whatever feeds an epoch: `run_epoch(epoch)` trains one epoch
+    and returns its batch losses (in-memory rows by `train_with_early_stopping`, a
+    stream of shards by `SequentialUserModel.fit_streamed`)."""
     best, best_weights, bad = np.inf, None, 0
     history: List[Dict[str, float]] = []
     for epoch in range(epochs):
-        order = rng.permutation(num_rows)
-        losses = [float(train_batch(order[b:b + batch_size]))
-                  for b in range(0, num_rows, batch_size)]
+        losses = run_epoch(epoch)
         val_loss = float(validation_loss())
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
                         "val_loss": val_loss})

@@ -14,7 +14,7 @@ the cascade for the whole batch inside one `tf.function` call.
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import gin
 import numpy as np
@@ -24,10 +24,12 @@ from spotisim.data.behaviour import NUM_BEHAVIOUR_FEATURES, BehaviourFill, padde
 from spotisim.data.exposure import ExposureLog
 from spotisim.data.schema import CONTEXT_TYPES
 from spotisim.data.session_log import SessionLog
+from spotisim.data.shards import assign_shards
+from spotisim.data.streaming import ShardedLog
 from spotisim.errors import ConfigError, UserModelError
 from user_models.base import AbstractUserModel, History, check_probabilities, read_model_meta
 from user_models.catalog_alignment import read_track_ids
-from user_models.early_stopping import train_with_early_stopping
+from user_models.early_stopping import early_stopping_loop, train_with_early_stopping
 from user_models.saving import load_weights, save_model_dir
 from user_models.history_match import history_match
 from user_models.registry import register_user_model
@@ -411,6 +413,36 @@ class SequentialUserModel(AbstractUserModel):
         return padded_behaviour(log, width)
 
     # ------------------------------------------------------------------ training
+    def training_arrays(self, log: SessionLog, width: int,
+                        exposed: Optional[np.ndarray] = None) -> tuple:
+        """The fit's arrays for `log`'s sessions padded to `width`: tracks, responses,
+        row weights (0 on padding; inverse propensities when fitted with them), context
+        one-hot, behaviour, exposure.  The one feature code of the in-memory fit (the
+        whole log at once) and the streamed one (`fit_streamed`, a chunk at a time)."""
+        t, s, m = log.padded(width)
+        weight = m.astype(np.float32)
+        clip = self.config.get("propensity_clip", 0.0)
+        if clip and exposed is None:  # the logged rows; the slice's are unconfounded
+            weight[m] = ips_weights(log, clip)
+        return (t.astype(np.int32), (~s).astype(np.float32), weight,
+                self.context_one_hot(log.session_context()),
+                self.log_behaviour(log, width),
+                np.zeros(t.shape, np.float32) if exposed is None else exposed)
+
+    def training_signature(self) -> tuple:
+        """The `tf.TensorSpec`s of `training_arrays` (rows and width unknown)."""
+        f = tf.float32
+        return (tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], f),
+                tf.TensorSpec([None, None], f), tf.TensorSpec([None, NUM_CONTEXTS], f),
+                tf.TensorSpec([None, None, self.behaviour_dim], f),
+                tf.TensorSpec([None, None], f))
+
+    def _loss(self, t, r, w, ctx, beh, exp):
+        """Mean cross-entropy over the rows, weighted (w = 0 on padding)."""
+        logits = self.net.sequence_logits(t, r, w > 0, ctx, beh, exp)
+        bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=r, logits=logits)
+        return tf.reduce_sum(bce * w) / tf.maximum(tf.reduce_sum(w), 1.0)
+
     def fit(self, train_log: SessionLog, val_log: SessionLog, verbose: bool = False,
             exposure: Optional[ExposureLog] = None) -> "SequentialUserModel":
         """Trains on `train_log` with early stopping on `val_log`'s loss.
@@ -436,17 +468,8 @@ class SequentialUserModel(AbstractUserModel):
         if exposure is not None:
             width = max(width, int(exposure.log.lengths.max(initial=1)))
 
-        clip = c.get("propensity_clip", 0.0)
-
         def arrays(log, exposed=None):
-            t, s, m = log.padded(width)
-            weight = m.astype(np.float32)
-            if clip and exposed is None:  # the logged rows; the slice's are unconfounded
-                weight[m] = ips_weights(log, clip)
-            return (t.astype(np.int32), (~s).astype(np.float32), weight,
-                    self.context_one_hot(log.session_context()),
-                    self.log_behaviour(log, width),
-                    np.zeros(t.shape, np.float32) if exposed is None else exposed)
+            return self.training_arrays(log, width, exposed)
 
         train, val = arrays(train_log), arrays(val_log)
         if exposure is not None:
@@ -461,12 +484,7 @@ class SequentialUserModel(AbstractUserModel):
 
             train, val = joined(train, ~held), joined(val, held)
 
-        @tf.function(reduce_retracing=True)
-        def loss_fn(t, r, w, ctx, beh, exp):
-            """Mean cross-entropy over the rows, weighted (w = 0 on padding)."""
-            logits = net.sequence_logits(t, r, w > 0, ctx, beh, exp)
-            bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=r, logits=logits)
-            return tf.reduce_sum(bce * w) / tf.maximum(tf.reduce_sum(w), 1.0)
+        loss_fn = tf.function(self._loss, reduce_retracing=True)
 
         @tf.function(reduce_retracing=True)
         def train_step(t, r, w, ctx, beh, exp):
@@ -492,6 +510,87 @@ class SequentialUserModel(AbstractUserModel):
             batch_size=c["batch_size"], patience=c["patience"], seed=c["seed"],
             verbose=verbose)
         self._reads_exposure = exposure is not None
+        return self
+
+    def fit_streamed(self, train: ShardedLog, val: ShardedLog, verbose: bool = False,
+                     strategy: Optional[tf.distribute.Strategy] = None,
+                     worker: Tuple[int, int] = (0, 1),
+                     shuffle_buffer: int = 16_384) -> "SequentialUserModel":
+        """Trains from Parquet shards a chunk at a time, with early stopping on `val`'s
+        loss: memory is one chunk and the shuffle buffer, whatever the log's size.
+
+        Under a `tf.distribute` strategy (`MultiWorkerMirroredStrategy` across
+        processes, `python -m user_models.train --workers=N`) the model must be built
+        inside `strategy.scope()`.  Worker `i` of `n` (`worker`) reads its own train
+        shards (`assign_shards`); every worker takes the same number of steps per epoch
+        (the log's sessions over the global batch, `batch_size`), the gradients are
+        summed across workers, and every worker scores the whole validation log: the
+        same weights, so the same early-stopping decision everywhere.
+
+        Not streamed yet: an exposure log and propensity weights (both fit in memory,
+        `fit`)."""
+        c = self.config
+        if c.get("propensity_clip"):
+            raise ConfigError("SequentialUserModel.propensity_clip: propensity weights "
+                              "are fitted in memory only (fit, not fit_streamed)")
+        if len(train.catalog) != self.embeddings.shape[0]:
+            raise ConfigError(f"the log's catalogue has {len(train.catalog)} tracks but "
+                              f"the embeddings have {self.embeddings.shape[0]} rows")
+        strategy = strategy or tf.distribute.get_strategy()
+        index, count = worker
+        own = train.part(assign_shards(train.shards, index, count)) if count > 1 else train
+        self.track_ids = train.catalog.track_ids
+        if self.behaviour_dim:  # from every shard: the same rule on every worker
+            self.behaviour_fill = BehaviourFill.fit_chunks(train.chunks())
+        width = max(train.max_length, val.max_length)
+        signature = self.training_signature()
+
+        def features(log):
+            return self.training_arrays(log, width)
+
+        replicas = strategy.num_replicas_in_sync
+        with strategy.scope():
+            opt = tf.keras.optimizers.Adam(c["learning_rate"])
+        net = self.net
+
+        def replica_step(*data):
+            with tf.GradientTape() as tape:
+                loss = self._loss(*data)
+                scaled = loss / replicas  # summed across replicas: the mean gradient
+            grads = tape.gradient(scaled, net.trainable_variables)
+            opt.apply_gradients(zip(grads, net.trainable_variables))
+            return loss
+
+        @tf.function(reduce_retracing=True)
+        def train_step(data):
+            losses = strategy.run(replica_step, args=tuple(data))
+            return strategy.reduce(tf.distribute.ReduceOp.MEAN, losses, axis=None)
+
+        steps = train.num_sessions // c["batch_size"] if count > 1 else None
+
+        def run_epoch(epoch: int):
+            ds = own.batches(features, signature, batch_size=max(1, c["batch_size"] // replicas),
+                             shuffle_buffer=shuffle_buffer, seed=c["seed"], epoch=epoch)
+            if steps is None:
+                return [float(train_step(data)) for data in ds]
+            it = iter(strategy.distribute_datasets_from_function(
+                lambda _: ds.repeat().take(max(steps, 1))))
+            return [float(train_step(next(it))) for _ in range(max(steps, 1))]
+
+        loss_fn = tf.function(self._loss, reduce_retracing=True)
+
+        def validation_loss():
+            tot, cnt = 0.0, 0.0
+            for data in val.batches(features, signature, batch_size=4096):
+                w = float(tf.reduce_sum(data[2]))
+                tot += float(loss_fn(*data)) * w
+                cnt += w
+            return tot / max(cnt, 1.0)
+
+        self.history_ = early_stopping_loop(
+            run_epoch, validation_loss, net.get_weights, net.set_weights,
+            epochs=c["epochs"], patience=c["patience"], verbose=verbose)
+        self._reads_exposure = False
         return self
 
     @property

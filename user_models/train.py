@@ -1,6 +1,10 @@
 """Fit, evaluate and save a user model:
 
     python -m user_models.train --gin_file=sequential [--gin_bindings='...']
+    python -m user_models.train --gin_file=sequential --log_shards=DIR [--workers=N]
+
+The second form streams the fit from Parquet shards, in N local worker processes with
+N > 1 (`user_models.streamed_train`, for logs that do not fit in memory).
 
 The gin file names the model class and its knobs; data come from `load_dataset` (the
 synthetic default unless a binding points at real MSSD files).  Writes into the output
@@ -23,7 +27,7 @@ from absl import flags
 from spotisim import cli
 from spotisim.data.datasets import Dataset, load_dataset
 from spotisim.embeddings import build_embeddings
-from spotisim.errors import SpotisimError
+from spotisim.errors import ConfigError, SpotisimError
 from spotisim.gin_utils import parse_gin
 from spotisim.io_utils import atomic_dir
 from user_models import evaluation
@@ -117,6 +121,16 @@ def define_flags() -> None:
     entry points live in one test process)."""
     flags.DEFINE_multi_string("gin_file", [], "gin config: a path or a name in user_models/configs")
     flags.DEFINE_multi_string("gin_bindings", [], "gin bindings, e.g. 'SequentialUserModel.units = 32'")
+    flags.DEFINE_string("log_shards", None, "fit streamed from these Parquet shards (a "
+                        "directory or glob; python -m spotisim.data.shards writes them) "
+                        "instead of the in-memory dataset")
+    flags.DEFINE_string("val_shards", None, "with --log_shards: validation shards (default: "
+                        "every 10th shard of --log_shards)")
+    flags.DEFINE_integer("workers", 1, "with --log_shards: local worker processes "
+                         "(MultiWorkerMirroredStrategy)", lower_bound=1)
+    flags.DEFINE_string("tracks", None, "with --log_shards: the MSSD track table")
+    flags.DEFINE_string("prepare_job", None, "with --log_shards: write the fit's job into "
+                        "this directory for workers on several machines, and stop")
 
 
 def parse_config(files: Sequence[str], bindings: Sequence[str]) -> None:
@@ -128,7 +142,27 @@ def parse_config(files: Sequence[str], bindings: Sequence[str]) -> None:
 
 def _main() -> None:
     parse_config(FLAGS.gin_file, FLAGS.gin_bindings)
-    train_user_model()
+    if FLAGS.log_shards is None:
+        for name in ("val_shards", "tracks", "prepare_job"):
+            if FLAGS[name].present:
+                raise ConfigError(f"--{name} goes with --log_shards (a streamed fit)")
+        if FLAGS.workers != 1:
+            raise ConfigError("--workers goes with --log_shards (a streamed fit)")
+        train_user_model()
+        return
+    from user_models import streamed_train
+    common = dict(val_shards=FLAGS.val_shards, workers=FLAGS.workers, tracks_path=FLAGS.tracks,
+                  gin_files=FLAGS.gin_file or ["sequential"], gin_bindings=FLAGS.gin_bindings)
+    if FLAGS.prepare_job:
+        with atomic_dir(FLAGS.prepare_job) as tmp:
+            streamed_train.prepare_job(tmp, FLAGS.log_shards, **common)
+        print(streamed_train.machine_commands(FLAGS.prepare_job, FLAGS.workers))
+        return
+    try:
+        output_dir = gin.query_parameter("train_user_model.output_dir")
+    except ValueError:  # the config binds none: train_user_model's default
+        output_dir = "runs/user_models/sequential"
+    streamed_train.train_streamed(FLAGS.log_shards, output_dir, **common)
 
 
 main = cli.absl_main(_main)

@@ -11,9 +11,7 @@ other machine, and no process outside the job, can connect.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,74 +19,11 @@ from typing import Dict, List, Optional, Sequence
 
 from experiments.distributed.config import ScaleOut
 from experiments.distributed.prepare import prepare
-from spotisim.errors import ConfigError, SpotisimError
+from spotisim.errors import SpotisimError
+from spotisim.private_network import PrivateNetwork, free_port
 
 #: The longest wait before restarting an actor that died (seconds).
 MAX_BACKOFF = 60.0
-
-# Run inside the new namespaces: loopback up (SIOCSIFFLAGS), then the pid the roles
-# join, then wait until the launcher closes stdin (it exited, or the job ended).
-_HOLDER = """
-import fcntl, os, socket, struct, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-req = struct.pack("16sh", b"lo", 0)
-flags = struct.unpack("16sh", fcntl.ioctl(s, 0x8913, req))[1]
-fcntl.ioctl(s, 0x8914, struct.pack("16sh", b"lo", flags | 1))
-print(os.getpid(), flush=True)
-sys.stdin.read()
-"""
-
-
-class PrivateNetwork:
-    """A network namespace with loopback only, which the local job's roles join.
-
-    A holder process is started under `unshare --net --map-root-user` (a user
-    namespace too, so no privileges are needed); each role then runs under `nsenter`
-    into its namespaces.  The namespace goes when the holder and every role have
-    exited.  Raises ConfigError where the machine refuses namespaces (naming
-    `ScaleOut.private_network`, the setting that runs without one)."""
-
-    def __init__(self):
-        missing = [t for t in ("unshare", "nsenter") if shutil.which(t) is None]
-        if missing:
-            raise self._refused(f"{' and '.join(missing)} not found (util-linux)")
-        self.holder = subprocess.Popen(
-            ["unshare", "--net", "--map-root-user", "--fork", sys.executable, "-c", _HOLDER],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.holder.stdout.readline().strip()
-        if not line.isdigit():
-            err = self.holder.stderr.read().strip() if self.holder.poll() is not None else ""
-            self.close()
-            raise self._refused(err.splitlines()[-1] if err else "no namespace")
-        self.pid = int(line)
-
-    @staticmethod
-    def _refused(why: str) -> ConfigError:
-        return ConfigError(
-            f"the local role runs its roles in a private network namespace, and this "
-            f"machine refuses one ({why}).  ScaleOut.private_network = False runs them "
-            "on the host's network instead, where the Reverb server listens on every "
-            "interface without authentication: only on a machine nobody else can reach")
-
-    def command(self, args: List[str]) -> List[str]:
-        """`args` run inside the namespace (nsenter execs it: the same pid)."""
-        return ["nsenter", f"--target={self.pid}", "--net", "--user",
-                "--preserve-credentials", "--", *args]
-
-    def close(self) -> None:
-        if self.holder.poll() is None:
-            try:
-                self.holder.stdin.close()
-                self.holder.wait(10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.holder.kill()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return int(s.getsockname()[1])
-
 
 class LocalCluster:
     """Starts every role on this machine, each its own process, on loopback.

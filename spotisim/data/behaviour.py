@@ -12,7 +12,7 @@ with the same outcome (`BehaviourFill`).  Logged history rows keep their real va
 from __future__ import annotations
 
 import dataclasses
-from typing import Tuple
+from typing import Iterable, Tuple
 
 import numpy as np
 
@@ -83,6 +83,23 @@ class BehaviourFill:
             return (b[m].mean(0) if m.any() else b.mean(0) if len(b)
                     else np.zeros(NUM_BEHAVIOUR_FEATURES)).astype(np.float32)
         return cls(mean(listened), mean(~listened))
+
+    @classmethod
+    def fit_chunks(cls, logs: Iterable[SessionLog]) -> "BehaviourFill":
+        """`fit` over a log streamed in parts (`ShardedLog.chunks`): the same means from
+        running sums."""
+        sums = np.zeros((2, NUM_BEHAVIOUR_FEATURES))
+        counts = np.zeros(2)
+        for log in logs:
+            b = behaviour_matrix(log).astype(np.float64)
+            listened = ~log.skipped
+            for k, m in enumerate((listened, ~listened)):
+                sums[k] += b[m].sum(0)
+                counts[k] += m.sum()
+        overall = sums.sum(0) / max(counts.sum(), 1.0)
+        mean = [(sums[k] / counts[k] if counts[k] else overall).astype(np.float32)
+                for k in range(2)]
+        return cls(mean[0], mean[1])
 
     def fill(self, behaviour: np.ndarray, responses: np.ndarray) -> np.ndarray:
         """`behaviour` [..., F] with its NaN rows (steps not logged) replaced by the

@@ -255,7 +255,7 @@ def test_the_local_roles_network_is_unreachable_from_outside(tmp_path):
     import subprocess
     import sys
 
-    from experiments.distributed.launcher import PrivateNetwork, free_port
+    from spotisim.private_network import PrivateNetwork, free_port
     net = PrivateNetwork()
     port = free_port()
     try:

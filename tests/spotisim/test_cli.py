@@ -31,6 +31,7 @@ def test_guarded_and_absl_main(capsys):
 @pytest.mark.parametrize("module, args", [
     ("experiments.run", ["--gin_bindings=nope.x = 1"]),
     ("user_models.train", ["--gin_file=no_such_config"]),
+    ("user_models.train", ["--workers=2"]),          # workers belong to a streamed fit
     ("experiments.seeds", ["--seeds=abc"]),
     ("experiments.run", ["--gin_file=ah_dqn", "--gin_bindings=Trainer.batch_size = -4",
                          "--run_dir=RUN_DIR"]),

@@ -1,0 +1,352 @@
+"""Fit a user model from Parquet shards, in one process or in several through
+`tf.distribute.MultiWorkerMirroredStrategy` (issue #26):
+
+    python -m user_models.train --gin_file=sequential --log_shards=logs_parquet/ [--workers=2]
+
+Why a path of its own: `train_user_model` holds the whole log in memory (to split it,
+compare baselines on it and score the ground truth), which at MSSD's size no machine
+can.  Here the log stays on disk: the model streams its shards a chunk at a time
+(`SequentialUserModel.fit_streamed`), validation is some of the shards, and with
+`workers` > 1 each of N local processes reads its own shards and the gradients are
+summed across them (the same program runs on several machines with their own
+`TF_CONFIG`: README, "Fit on several machines").
+
+The local workers' gRPC servers listen on every interface (TensorFlow takes no address
+to bind), so they run in a network namespace with loopback only (`PrivateNetwork`),
+where nothing outside the job can reach them.
+
+The output directory is written whole or not at all: model/, embeddings/, report.json
+(the validation loss per epoch, sessions, workers, seconds) and operative_config.gin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import List, Optional, Sequence, Tuple
+
+import gin
+import numpy as np
+
+from spotisim.data.session_log import SessionLog
+from spotisim.data.sessions import iter_session_tables
+from spotisim.data.streaming import ShardedLog, count_sessions, parquet_shards, shard_catalog
+from spotisim.embeddings import Item2VecTrainer, TrackEmbeddings, acoustic_embeddings
+from spotisim.errors import ConfigError, SpotisimError
+from spotisim.io_utils import atomic_dir
+from spotisim.private_network import PrivateNetwork, free_port
+
+#: The job a fit's workers read (`prepare_job`).
+JOB_FILE = "job.json"
+#: How long the parent waits for the workers of a fit (seconds).
+WORKER_TIMEOUT = 6 * 3600
+
+
+def split_shards(shards: Sequence[str], every: int) -> tuple:
+    """(train, validation) shards: every `every`-th shard validates (at least one)."""
+    if len(shards) < 2:
+        raise ConfigError(f"a streamed fit needs at least 2 shards to validate on one "
+                          f"(found {len(shards)}); give --val_shards or cut the log into "
+                          "more shards (python -m spotisim.data.shards --rows_per_shard)")
+    if every < 2:
+        raise ConfigError(f"train_streamed.val_every must be at least 2, got {every}")
+    val = list(shards[every - 1::every]) or [shards[-1]]
+    return [s for s in shards if s not in val], val
+
+
+def sample_log(log: ShardedLog, sessions: int) -> SessionLog:
+    """The first `sessions` sessions of a sharded log, in memory (item2vec's input)."""
+    def chunks():
+        for shard in log.shards:
+            yield from iter_session_tables(shard, chunk_rows=log.chunk_rows,
+                                           on_error=log.on_error)
+    taken, parts = 0, []
+    for chunk in chunks():
+        parts.append(chunk)
+        taken += int((chunk.table.column("session_position").to_numpy() == 1).sum())
+        if taken >= sessions:
+            break
+    import copy
+    sample = SessionLog.from_arrow_chunks(parts, copy.copy(log.catalog), log.skip_column)
+    return sample.subset(np.arange(min(sessions, sample.num_sessions)))
+
+
+def shard_embeddings(log: ShardedLog, sessions: int) -> TrackEmbeddings:
+    """Acoustic vectors when the catalogue has a track table; else item2vec fitted on
+    the log's first `sessions` sessions, a track they never play getting the average
+    track (item2vec does not stream yet: its fit holds its sessions in memory)."""
+    if log.catalog.has_features:
+        return acoustic_embeddings(log.catalog)
+    return Item2VecTrainer().fit(sample_log(log, sessions))
+
+
+def _model_ctor():
+    """The model class the gin config names (`train_user_model.model_ctor`)."""
+    from user_models.sequential import SequentialUserModel
+    try:
+        ctor = gin.query_parameter("train_user_model.model_ctor")
+    except ValueError:
+        return SequentialUserModel
+    ctor = ctor.scoped_configurable_fn if hasattr(ctor, "scoped_configurable_fn") else ctor
+    return ctor
+
+
+def prepare_job(directory: str, log_shards: str, val_shards: Optional[str] = None,
+                workers: int = 1, tracks_path: Optional[str] = None, val_every: int = 10,
+                embedding_sessions: int = 50_000, chunk_rows: int = 100_000,
+                gin_files: Sequence[str] = (), gin_bindings: Sequence[str] = ()) -> dict:
+    """Writes a fit's job into `directory`: job.json (the shards, the config, the worker
+    count) and embeddings/ (computed once, so every worker reads the same vectors).
+    Worker 0 later saves the model into `directory`/model.  Returns the job.
+
+    Shard paths are written as given: on several machines, give paths every machine
+    sees (a shared filesystem)."""
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    shards = parquet_shards(log_shards)
+    if val_shards:
+        train_paths, val_paths = shards, parquet_shards(val_shards)
+    else:
+        train_paths, val_paths = split_shards(shards, val_every)
+    if workers > len(train_paths):
+        raise ConfigError(f"--workers={workers} but only {len(train_paths)} training shards: "
+                          "give each worker at least one (cut the log into more shards)")
+    catalog = shard_catalog(train_paths + val_paths, tracks_path)
+    train = ShardedLog(train_paths, catalog, chunk_rows=chunk_rows)
+    emb = shard_embeddings(train, embedding_sessions)
+    emb.save(os.path.join(directory, "embeddings"))
+    job = {"train": [os.path.abspath(p) for p in train_paths],
+           "val": [os.path.abspath(p) for p in val_paths], "chunk_rows": chunk_rows,
+           "tracks_path": tracks_path and os.path.abspath(tracks_path),
+           "gin_files": list(gin_files), "gin_bindings": list(gin_bindings),
+           "workers": workers, "embeddings_source": emb.source}
+    with open(os.path.join(directory, JOB_FILE), "w") as f:
+        json.dump(job, f, indent=1)
+    return dict(job, directory=directory)
+
+
+def read_job(path: str) -> dict:
+    """A job written by `prepare_job` (its job.json, or the directory holding it)."""
+    directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    try:
+        with open(os.path.join(directory, JOB_FILE)) as f:
+            job = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a user-model fit job ({exc}); write one with "
+                          "python -m user_models.train --log_shards=... --prepare_job=DIR") \
+            from None
+    return dict(job, directory=directory)
+
+
+def machine_commands(job_dir: str, workers: int) -> str:
+    """What each machine runs for a job written by `prepare_job`: one worker each,
+    TF_CONFIG naming every worker's host:port (fill in the hosts) and its own index."""
+    hosts = [f"host{i}:2222" for i in range(workers)]
+    lines = [f"job written to {job_dir}; on machine i of {workers} (every machine must "
+             "see the shards and the job directory at the same paths):"]
+    for i in range(workers):
+        config = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker",
+                                                                    "index": i}})
+        lines.append(f"  TF_CONFIG='{config}' python -m user_models.streamed_train "
+                     f"{job_dir} {i}")
+    lines.append(f"worker 0 saves the model into {os.path.join(job_dir, 'model')}")
+    return "\n".join(lines)
+
+
+def train_streamed(log_shards: str, output_dir: str, val_shards: Optional[str] = None,
+                   workers: int = 1, tracks_path: Optional[str] = None,
+                   val_every: int = 10, embedding_sessions: int = 50_000,
+                   chunk_rows: int = 100_000, private_network: bool = True,
+                   gin_files: Sequence[str] = (), gin_bindings: Sequence[str] = (),
+                   verbose: bool = True) -> dict:
+    """Fits the configured user model from the Parquet shards at `log_shards`, on this
+    machine.
+
+    Args:
+      log_shards / val_shards: the training shards (a directory or glob); validation
+        is `val_shards`, or else every `val_every`-th shard of `log_shards`.
+      output_dir: where model/, embeddings/, report.json go (written whole).
+      workers: 1 fits in this process; N > 1 starts N local worker processes under
+        `MultiWorkerMirroredStrategy`, each reading its own shards.
+      tracks_path: a track table (catalogue and acoustic embeddings); without one the
+        catalogue is every track the shards play and the embeddings item2vec's on the
+        first `embedding_sessions` sessions.
+      private_network: run the workers in a loopback-only network namespace (their
+        gRPC servers listen on every interface); False runs them on the host's network.
+      gin_files / gin_bindings: the config, handed to the workers.
+    """
+    t0 = time.perf_counter()
+    with atomic_dir(output_dir) as tmp:
+        job = prepare_job(tmp, log_shards, val_shards, workers, tracks_path, val_every,
+                          embedding_sessions, chunk_rows, gin_files, gin_bindings)
+        if workers == 1:
+            model = fit_worker(job, 0)
+            history, fit_seconds = model.history_, model.fit_seconds_
+        else:
+            history, fit_seconds = run_workers(job, private_network)
+        os.remove(os.path.join(tmp, JOB_FILE))
+        catalog_size = len(TrackEmbeddings.load(os.path.join(tmp, "embeddings")).track_ids)
+        report = {"train_shards": len(job["train"]), "val_shards": len(job["val"]),
+                  "train_sessions": count_sessions(job["train"]),
+                  "val_sessions": count_sessions(job["val"]),
+                  "tracks": catalog_size, "embeddings": job["embeddings_source"],
+                  "workers": workers, "history": history,
+                  "best_val_loss": min(h["val_loss"] for h in history),
+                  "fit_seconds": fit_seconds, "seconds": time.perf_counter() - t0}
+        with open(os.path.join(tmp, "report.json"), "w") as f:
+            json.dump(report, f, indent=1)
+        with open(os.path.join(tmp, "operative_config.gin"), "w") as f:
+            f.write(gin.operative_config_str())
+    if verbose:
+        print(f"{report['train_sessions']} training sessions in {report['train_shards']} "
+              f"shards, {workers} worker(s): best validation loss "
+              f"{report['best_val_loss']:.4f} after {len(history)} epochs, "
+              f"{report['seconds']:.0f} s; saved to {output_dir}")
+    return report
+
+
+def fit_worker(job: dict, index: int, strategy=None):
+    """One worker's part of `job`: fit, and (worker 0) save the model; returns the
+    fitted model (`fit_seconds_`: the fit's time)."""
+    catalog = shard_catalog(job["train"] + job["val"], job.get("tracks_path"))
+    train = ShardedLog(job["train"], catalog, chunk_rows=job["chunk_rows"])
+    val = ShardedLog(job["val"], catalog, chunk_rows=job["chunk_rows"])
+    vectors = TrackEmbeddings.load(os.path.join(job["directory"], "embeddings")) \
+        .aligned_to(catalog)
+    ctor = _model_ctor()
+    if not hasattr(ctor, "fit_streamed"):
+        raise ConfigError(f"{getattr(ctor, '__name__', ctor)} cannot fit from shards yet "
+                          "(SequentialUserModel can)")
+    if strategy is None:
+        model = ctor(embeddings=vectors)
+    else:
+        with strategy.scope():
+            model = ctor(embeddings=vectors)
+    t0 = time.perf_counter()
+    model.fit_streamed(train, val, strategy=strategy, worker=(index, job["workers"]))
+    model.fit_seconds_ = time.perf_counter() - t0
+    if index == 0:
+        model.save(os.path.join(job["directory"], "model"))
+    return model
+
+
+def weights_digest(model) -> str:
+    """A SHA-256 of a model's weights: equal on every worker of a mirrored fit."""
+    import hashlib
+    h = hashlib.sha256()
+    for w in model.net.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()
+
+
+def run_workers(job: dict, private_network: bool) -> Tuple[List[dict], float]:
+    """Starts the job's workers (each `python -m user_models.streamed_train JOB I` with
+    its TF_CONFIG), waits for them, and returns worker 0's losses and the longest
+    worker's fit time.
+
+    Raises:
+      SpotisimError: a worker failed (the others are stopped), naming its log; or the
+        workers ended with different weights."""
+    n, tmp = job["workers"], job["directory"]
+    path = os.path.join(tmp, JOB_FILE)
+    net = PrivateNetwork("train_streamed(private_network=False)",
+                         "the local user-model workers run") if private_network else None
+    ports = [free_port() for _ in range(n)]
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    logs_dir = tempfile.mkdtemp(prefix="spotisim-workers-")
+    procs = []
+    try:
+        # The workers import this very checkout, whatever is installed.
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        pythonpath = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+        for i in range(n):
+            env = dict(os.environ, PYTHONPATH=pythonpath, TF_CONFIG=json.dumps(
+                {"cluster": cluster, "task": {"type": "worker", "index": i}}))
+            cmd = [sys.executable, "-m", "user_models.streamed_train", path, str(i)]
+            log = open(os.path.join(logs_dir, f"worker_{i}.log"), "w")
+            procs.append((subprocess.Popen(net.command(cmd) if net else cmd, env=env,
+                                           stdout=log, stderr=subprocess.STDOUT), log))
+        deadline = time.time() + WORKER_TIMEOUT
+        while True:
+            codes = [p.poll() for p, _ in procs]
+            failed = [i for i, c in enumerate(codes) if c not in (None, 0)]
+            late = time.time() > deadline
+            if failed or late:
+                i = failed[0] if failed else codes.index(None)
+                log_path = os.path.join(logs_dir, f"worker_{i}.log")
+                raise SpotisimError(f"user-model worker {i} of {n} "
+                                    f"{'failed' if failed else 'timed out'} (log "
+                                    f"{log_path}): {_last_line(log_path)}")
+            if all(c == 0 for c in codes):
+                break
+            time.sleep(0.2)
+    finally:
+        for p, log in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            log.close()
+        if net is not None:
+            net.close()
+    results = []
+    for i in range(n):
+        result_path = os.path.join(tmp, f"worker_{i}.json")
+        with open(result_path) as f:
+            results.append(json.load(f))
+        os.remove(result_path)
+    if len({r["weights"] for r in results}) != 1:  # mirrored: one set of weights
+        raise SpotisimError(f"the {n} user-model workers ended with different weights "
+                            "(their gradients were not summed across them)")
+    shutil.rmtree(logs_dir, ignore_errors=True)
+    return results[0]["history"], max(r["fit_seconds"] for r in results)
+
+
+def _last_line(path: str) -> str:
+    """The last non-blank line of a worker's log (its error, when it failed)."""
+    with open(path, errors="replace") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    return lines[-1] if lines else "(empty log)"
+
+
+def worker_main(job_path: str, index: int) -> int:
+    """A worker process: the strategy first (it must exist before any other
+    TensorFlow op), then the config, the fit, and its losses and weights' digest beside
+    the job (the parent checks that every worker ended with the same weights)."""
+    import tensorflow as tf
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    job = read_job(job_path)
+    from user_models.train import parse_config
+    parse_config(job["gin_files"], job["gin_bindings"])
+    model = fit_worker(job, index, strategy=strategy)
+    with open(os.path.join(job["directory"], f"worker_{index}.json"), "w") as f:
+        json.dump({"history": model.history_, "weights": weights_digest(model),
+                   "fit_seconds": model.fit_seconds_}, f)
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    """`python -m user_models.streamed_train JOB INDEX`, with TF_CONFIG naming the
+    cluster and this worker (what `run_workers` starts, and what each machine runs for
+    a job written with `--prepare_job`)."""
+    if len(argv) != 2 or not argv[1].isdigit():
+        print("error: usage: python -m user_models.streamed_train JOB_DIR WORKER_INDEX "
+              "(with TF_CONFIG set)", file=sys.stderr)
+        return 1
+    if "TF_CONFIG" not in os.environ:
+        print("error: TF_CONFIG is not set: it names the cluster's workers and this one's "
+              "index (README, \"Fit on several machines\")", file=sys.stderr)
+        return 1
+    try:
+        return worker_main(argv[0], int(argv[1]))
+    except SpotisimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
