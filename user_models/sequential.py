@@ -569,13 +569,17 @@ class SequentialUserModel(AbstractUserModel):
         steps = train.num_sessions // c["batch_size"] if count > 1 else None
 
         def run_epoch(epoch: int):
+            """The epoch's batch losses, read once at its end: a read per step would
+            wait for each step before dispatching the next."""
             ds = own.batches(features, signature, batch_size=max(1, c["batch_size"] // replicas),
                              shuffle_buffer=shuffle_buffer, seed=c["seed"], epoch=epoch)
             if steps is None:
-                return [float(train_step(data)) for data in ds]
-            it = iter(strategy.distribute_datasets_from_function(
-                lambda _: ds.repeat().take(max(steps, 1))))
-            return [float(train_step(next(it))) for _ in range(max(steps, 1))]
+                losses = [train_step(data) for data in ds]
+            else:
+                it = iter(strategy.distribute_datasets_from_function(
+                    lambda _: ds.repeat().take(max(steps, 1))))
+                losses = [train_step(next(it)) for _ in range(max(steps, 1))]
+            return [float(x) for x in losses]
 
         loss_fn = tf.function(self._loss, reduce_retracing=True)
 
