@@ -76,9 +76,10 @@ TINY: Dict[str, List[str]] = {
     "propensity_weights": ["--log={world_dir}/log"],
     "rollout_headroom": ["--episodes=4", "--alternatives=2", "--rollouts=1", "--horizon=1",
                          "--batch=2", "{world}"],
+    # Its two-worker timing is left out here: test_streamed_train fits two workers.
     "streamed_fit": ["--sessions=300", "--sessions=600", "--in_memory_max=300", "--units=4",
-                     "--workers=2", "--shard_sessions=100", "--work_dir={tmp}/streamed_fit",
-                     "{world}"],
+                     "--nothroughput", "--shard_sessions=100",
+                     "--work_dir={tmp}/streamed_fit", "{world}"],
     "transfer_gap": ["--episodes=4", "--lambdas=0", "--logistic", "{world}",
                      "--gin_bindings=fit_or_load_user_model.model_ctor = @LogisticUserModel"],
 }
@@ -219,10 +220,10 @@ CHECKS = {
     "observable_limit": lambda f: len(f) == 2,
     "propensity_weights": lambda f: f["rows"] > 0,
     "rollout_headroom": lambda f: all(r["episodes"] == 4 for r in f.values()),
-    # The sizes asked for, streamed and in memory; one process and two workers.
+    # The sizes asked for, streamed and in memory, each measured in its own process.
     "streamed_fit": lambda f: [(r["kind"], r["sessions"]) for r in f["memory"]] == [
         ("streamed", 300), ("in_memory", 300), ("streamed", 600)]
-    and [r["workers"] for r in f["throughput"]] == [1, 2]
+    and f["throughput"] == []
     and all(r["peak_rss_mb"] > r["rss_after_import_mb"] > 0 for r in f["memory"]),
     "transfer_gap": lambda f: set(f["listens"]) >= {"0/offline", "0/online"},
 }
