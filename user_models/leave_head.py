@@ -33,10 +33,19 @@ import tensorflow as tf
 
 from spotisim.errors import UserModelError
 from spotisim.io_utils import atomic_file
-from user_models.early_stopping import train_with_early_stopping
+from spotisim.data.streaming import ShardedLog
+from user_models.early_stopping import early_stopping_loop, train_with_early_stopping
 from user_models.leave_features import (DECAYS, KEEPS, MAX_STREAK, at_risk_rows,
                                         boredom_features, boredom_features_grid, unit)
 
+
+
+def _weighted_mean(pairs) -> float:
+    """The mean of losses weighted by their rows, from (loss, rows) pairs."""
+    total, rows = 0.0, 0.0
+    for loss, n in pairs:
+        total, rows = total + loss * n, rows + n
+    return total / max(rows, 1.0)
 
 
 def censored_hazard_loss(logits: tf.Tensor, events: tf.Tensor, at_risk: tf.Tensor) -> tf.Tensor:
@@ -162,8 +171,32 @@ class LeaveHead:
                                  "cap, so nothing shows when listeners leave")
         val = self._rows(val_log) if val_log is not None and val_log.num_sessions else train
         c = self.config
-        F, U = self.num_features, c["units"]
         base = float(np.log(train[1].mean() / (1 - train[1].mean())))
+        variables, step, loss_of = self._training(base)
+
+        def assign(values):
+            for var, value in zip(variables, values):
+                var.assign(value)
+
+        self.history_ = train_with_early_stopping(
+            len(train[1]),
+            lambda idx: step(tf.constant(train[0][idx], tf.float32),
+                             tf.constant(train[1][idx], tf.float32)),
+            lambda: loss_of(val), lambda: [x.numpy() for x in variables], assign,
+            epochs=c["epochs"], batch_size=c["batch_size"], patience=c["patience"],
+            seed=c["seed"], tolerance=1e-6)
+        w1, b1, w2, w_lin, b = (x.numpy() for x in variables)
+        self.params = {"w1": w1, "b1": b1, "w2": w2, "w_lin": w_lin, "b": float(b)}
+        tracks, skipped, mask = log.padded()   # every entry the head was shown, at risk or not
+        self.feature_max = self.features(tracks, mask & ~skipped)[mask].max(0)
+        return self
+
+    def _training(self, base: float):
+        """(variables, one Adam step on (x, y), the loss of rows (x, y)) of the head,
+        its output bias starting at `base` (the log-odds of leaving): what the
+        in-memory and the streamed fit share."""
+        c = self.config
+        F, U = self.num_features, c["units"]
         init = tf.keras.initializers.GlorotUniform(seed=c["seed"])
         variables = [tf.Variable(init((F, U)), name="w1"), tf.Variable(tf.zeros(U), name="b1"),
                      tf.Variable(tf.zeros(U), name="w2"), tf.Variable(tf.zeros(F), name="w_lin"),
@@ -183,21 +216,61 @@ class LeaveHead:
             return float(censored_hazard_loss(self._keras_logits(variables, x), y,
                                               tf.ones_like(y)))
 
-        def assign(values):
-            for var, value in zip(variables, values):
-                var.assign(value)
+        return variables, step, loss_of
 
-        self.history_ = train_with_early_stopping(
-            len(train[1]),
-            lambda idx: step(tf.constant(train[0][idx], tf.float32),
-                             tf.constant(train[1][idx], tf.float32)),
-            lambda: loss_of(val), lambda: [x.numpy() for x in variables], assign,
-            epochs=c["epochs"], batch_size=c["batch_size"], patience=c["patience"],
-            seed=c["seed"], tolerance=1e-6)
+    def fit_streamed(self, log: ShardedLog, val_log: ShardedLog,
+                     shuffle_buffer: int = 65_536) -> "LeaveHead":
+        """`fit` from Parquet shards a chunk at a time (memory bounded whatever the
+        log's size): the at-risk rows of each chunk, shuffled in a buffer, the first
+        time at risk and the cap from the shards' session lengths."""
+        bounds = [(int(n.min()), int(n.max())) for n in log.session_lengths() if len(n)]
+        if not bounds:
+            raise UserModelError("LeaveHead.fit needs a log with sessions")
+        self.first_at_risk = min(b[0] for b in bounds)
+        self.cap = max(b[1] for b in bounds)
+        exposed = events = 0
+        for n in log.session_lengths():  # the at-risk rows and their events, shard by shard
+            at_risk, left = at_risk_rows(n, self.cap, self.first_at_risk, self.cap)
+            exposed, events = exposed + int(at_risk.sum()), events + int(left.sum())
+        rate = events / max(exposed, 1)
+        if events == 0:
+            raise UserModelError("LeaveHead.fit: no session ends before the log's length "
+                                 "cap, so nothing shows when listeners leave")
+        c = self.config
+        if c["projection_dim"] and c["projection_dim"] < self.embeddings.shape[1]:
+            self.set_projection(fit_projection(
+                self.embeddings, log, val_log, c["projection_dim"], self.decays, self.keeps,
+                self.first_at_risk, self.cap, seed=c["seed"]))
+        F = self.num_features
+        signature = (tf.TensorSpec([None, F], tf.float32), tf.TensorSpec([None], tf.float32))
+
+        def rows(chunk):
+            x, y = self._rows(chunk)
+            return x.astype(np.float32), y.astype(np.float32)
+
+        variables, step, loss_of = self._training(float(np.log(rate / (1 - rate))))
+
+        def run_epoch(epoch):
+            return [float(step(x, y)) for x, y in log.batches(
+                rows, signature, batch_size=c["batch_size"], shuffle_buffer=shuffle_buffer,
+                seed=c["seed"], epoch=epoch)]
+
+        def validation():
+            return _weighted_mean((loss_of((x, y)), len(y)) for x, y in val_log.batches(
+                rows, signature, batch_size=c["batch_size"]))
+
+        self.history_ = early_stopping_loop(
+            run_epoch, validation, lambda: [x.numpy() for x in variables],
+            lambda values: [v.assign(x) for v, x in zip(variables, values)],
+            epochs=c["epochs"], patience=c["patience"], tolerance=1e-6)
         w1, b1, w2, w_lin, b = (x.numpy() for x in variables)
         self.params = {"w1": w1, "b1": b1, "w2": w2, "w_lin": w_lin, "b": float(b)}
-        tracks, skipped, mask = log.padded()   # every entry the head was shown, at risk or not
-        self.feature_max = self.features(tracks, mask & ~skipped)[mask].max(0)
+        top = None
+        for chunk in log.chunks():  # every entry the head was shown, at risk or not
+            tracks, skipped, mask = chunk.padded()
+            m = self.features(tracks, mask & ~skipped)[mask].max(0)
+            top = m if top is None else np.maximum(top, m)
+        self.feature_max = top
         return self
 
     def _rows(self, log):
@@ -294,7 +367,8 @@ def fit_projection(embeddings: np.ndarray, log, val_log, dim: int,
     log's listeners left: the recursions of `boredom_features_grid`, written in
     TensorFlow so that W is learned through them, under a linear hazard (streak and
     every boredom level) with the censored loss; PCA start, early stopping on
-    `val_log`.  The log's session lengths are the only supervision."""
+    `val_log`.  The log's session lengths are the only supervision.  `log` and
+    `val_log` are `SessionLog`s, or `ShardedLog`s read a chunk at a time."""
     emb = np.asarray(embeddings, np.float32)
     centred = emb - emb.mean(0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
@@ -332,8 +406,8 @@ def fit_projection(embeddings: np.ndarray, log, val_log, dim: int,
                        + tf.linalg.matvec(levels, coef))
         return tf.stack(out, 1)
 
-    def arrays(lg):
-        tracks, skipped, mask = lg.padded()
+    def arrays(lg, width=None):
+        tracks, skipped, mask = lg.padded(width)
         at_risk, events = at_risk_rows(lg.lengths, tracks.shape[1], first_at_risk, cap)
         return [tracks, (mask & ~skipped).astype(np.float32), at_risk.astype(np.float32),
                 events.astype(np.float32)]
@@ -351,6 +425,27 @@ def fit_projection(embeddings: np.ndarray, log, val_log, dim: int,
     def val_loss(tracks, listened, at_risk, events):
         return censored_hazard_loss(logits(tracks, listened), events, at_risk)
 
+    if isinstance(log, ShardedLog):  # streamed: every chunk padded to the cap
+        signature = (tf.TensorSpec([None, cap], tf.int32),) + \
+            (tf.TensorSpec([None, cap], tf.float32),) * 3
+
+        def chunk_arrays(lg):
+            return tuple(arrays(lg, cap))
+
+        def run_epoch(epoch):
+            return [float(step(*b)) for b in log.batches(
+                chunk_arrays, signature, batch_size=batch_size, shuffle_buffer=4 * batch_size,
+                seed=seed, epoch=epoch)]
+
+        def validation():
+            return _weighted_mean((float(val_loss(*b)), float(tf.reduce_sum(b[2])))
+                                  for b in val_log.batches(chunk_arrays, signature,
+                                                           batch_size=batch_size))
+
+        early_stopping_loop(run_epoch, validation, lambda: [W.numpy().copy()],
+                            lambda values: W.assign(values[0]), epochs=epochs,
+                            patience=patience, tolerance=1e-6)
+        return W.numpy().astype(np.float64)
     train, val = arrays(log), [tf.constant(a) for a in arrays(val_log)]
     train_with_early_stopping(
         len(train[0]), lambda idx: step(*(tf.constant(a[idx]) for a in train)),

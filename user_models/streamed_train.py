@@ -16,7 +16,8 @@ to bind), so they run in a network namespace with loopback only (`PrivateNetwork
 where nothing outside the job can reach them.
 
 The output directory is written whole or not at all: model/, embeddings/, report.json
-(the validation loss per epoch, sessions, workers, seconds) and operative_config.gin.
+(the validation loss per epoch, sessions, workers, seconds), leave_head.json (the GRU's
+P(leave), fitted from the shards too) and operative_config.gin.
 """
 
 from __future__ import annotations
@@ -190,6 +191,7 @@ def train_streamed(log_shards: str, output_dir: str, val_shards: Optional[str] =
         else:
             history, fit_seconds = run_workers(job, private_network)
         os.remove(os.path.join(tmp, JOB_FILE))
+        leave_seconds = fit_leave_model(job, tmp)
         catalog_size = len(TrackEmbeddings.load(os.path.join(tmp, "embeddings")).track_ids)
         report = {"train_shards": len(job["train"]), "val_shards": len(job["val"]),
                   "train_sessions": count_sessions(job["train"]),
@@ -197,7 +199,8 @@ def train_streamed(log_shards: str, output_dir: str, val_shards: Optional[str] =
                   "tracks": catalog_size, "embeddings": job["embeddings_source"],
                   "workers": workers, "history": history,
                   "best_val_loss": min(h["val_loss"] for h in history),
-                  "fit_seconds": fit_seconds, "seconds": time.perf_counter() - t0}
+                  "fit_seconds": fit_seconds, "leave_model_seconds": leave_seconds,
+                  "seconds": time.perf_counter() - t0}
         with open(os.path.join(tmp, "report.json"), "w") as f:
             json.dump(report, f, indent=1)
         with open(os.path.join(tmp, "operative_config.gin"), "w") as f:
@@ -233,6 +236,25 @@ def fit_worker(job: dict, index: int, strategy=None):
     if index == 0:
         model.save(os.path.join(job["directory"], "model"))
     return model
+
+
+def fit_leave_model(job: dict, directory: str) -> Optional[float]:
+    """The model's P(leave), when its class has a streamed one (the GRU's `LeaveHead`):
+    fitted from the job's shards in this process (a small network: one process is
+    enough) and saved as `directory`/leave_head.json (load it with
+    `user_models.leave_models.load_leave_model`).  Returns its fit time, or None."""
+    if getattr(_model_ctor(), "leave_model_class", None) != "LeaveHead":
+        return None
+    from user_models.leave_head import LeaveHead
+    catalog = shard_catalog(job["train"] + job["val"], job.get("tracks_path"))
+    vectors = TrackEmbeddings.load(os.path.join(job["directory"], "embeddings")) \
+        .aligned_to(catalog)
+    t0 = time.perf_counter()
+    head = LeaveHead(vectors).fit_streamed(
+        ShardedLog(job["train"], catalog, chunk_rows=job["chunk_rows"]),
+        ShardedLog(job["val"], catalog, chunk_rows=job["chunk_rows"]))
+    head.save(os.path.join(directory, "leave_head.json"))
+    return time.perf_counter() - t0
 
 
 def weights_digest(model) -> str:

@@ -138,6 +138,12 @@ class ShardedLog:
             self._num_sessions = count_sessions(self.shards)
         return self._num_sessions
 
+    def session_lengths(self) -> Iterator[np.ndarray]:
+        """Each shard's session lengths, int [S_shard] (a read of two columns)."""
+        for shard in self.shards:
+            t = pq.read_table(shard, columns=["session_position", "session_length"])
+            yield t.column(1).to_numpy()[t.column(0).to_numpy() == 1]
+
     def chunks(self, order: Optional[Sequence[int]] = None) -> Iterator[SessionLog]:
         """The log's sessions as small `SessionLog`s, shard by shard (in `order` of the
         shards when given), each indexed into the catalogue."""

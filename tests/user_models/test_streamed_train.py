@@ -44,7 +44,7 @@ def test_two_workers_save_one_model_that_scores_like_a_one_process_fit(shards, f
     assert reports[2]["train_shards"] == 5 and reports[2]["val_shards"] == 1
     for w in (1, 2):
         assert sorted(os.listdir(out / f"workers{w}")) == [
-            "embeddings", "model", "operative_config.gin", "report.json"]
+            "embeddings", "leave_head.json", "model", "operative_config.gin", "report.json"]
         with open(out / f"workers{w}" / "report.json") as f:
             assert len(json.load(f)["history"]) == 3
     losses = [h["val_loss"] for h in reports[2]["history"]]
@@ -118,3 +118,30 @@ def test_a_worker_started_by_hand_without_its_cluster_is_one_line(monkeypatch, c
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert main(["job", "0"]) == 1
     assert "TF_CONFIG is not set" in capsys.readouterr().err
+
+
+def test_the_streamed_leave_head_is_the_in_memory_head(shards, fits):
+    """The head fitted from the shards (full batches at this size: the same steps as
+    in memory, up to the order of float sums, which can move early stopping by an
+    epoch) answers as the head fitted on the same sessions in memory."""
+    from spotisim.data.session_log import read_session_log
+    from user_models.leave_head import LeaveHead
+    from user_models.leave_models import load_leave_model
+    out, reports = fits
+    paths = sorted(os.path.join(shards, n) for n in os.listdir(shards) if n.endswith(".parquet"))
+    vectors = np.load(str(out / "workers1" / "model" / "embeddings.npy"))
+    streamed = load_leave_model(str(out / "workers1" / "leave_head.json"), vectors)
+    whole = read_session_log(shards)
+    catalog = shard_catalog(paths)
+    assert list(whole.catalog.track_ids) == list(catalog.track_ids)
+    train = whole.subset(np.nonzero(~np.isin(whole.session_ids, next(
+        ShardedLog([paths[3]], catalog).chunks()).session_ids))[0])
+    val = next(ShardedLog([paths[3]], catalog).chunks())
+    memory = LeaveHead(vectors).fit(train, val)
+    assert (streamed.first_at_risk, streamed.cap) == (memory.first_at_risk, memory.cap)
+    tracks, skipped, mask = whole.padded()
+    a = memory.hazards(tracks, mask & ~skipped)[mask]
+    b = streamed.hazards(tracks, mask & ~skipped)[mask]
+    assert np.corrcoef(a, b)[0, 1] > 0.99 and np.abs(a - b).max() < 0.03
+    assert abs(a.mean() - b.mean()) < 0.003
+    assert reports[1]["leave_model_seconds"] > 0
