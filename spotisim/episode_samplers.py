@@ -142,6 +142,11 @@ def nearest_neighbours(embeddings: np.ndarray, k: int, block: int = 1024) -> np.
     return out
 
 
+def neighbours_per_track(neighbour_share: float, pool_size: int, history_length: int) -> int:
+    """How many neighbours of each history track a pool may draw on."""
+    return max(1, int(np.ceil(2 * neighbour_share * pool_size / history_length)))
+
+
 @gin.configurable
 class LogEpisodeSampler(AbstractEpisodeSampler):
     """Episodes from logged sessions: a session's first N tracks (with their logged
@@ -163,12 +168,15 @@ class LogEpisodeSampler(AbstractEpisodeSampler):
       profiles: optional `ListenerProfiles` of a log this one is part of (the whole log
         of which `log` is a split): each start, a (listener, session) pair, carries its
         listener's profile from the sessions before it, for a user model with memory.
+      neighbours: the neighbour table `nearest_neighbours(embeddings, ...)` when already
+        computed (a sampler that rebuilds this one per chunk of a log computes it once).
     """
 
     def __init__(self, log: SessionLog, history_length: int = 10, pool_size: int = 100,
                  context_share: float = 0.5, hidden_sessions: Optional[str] = None,
                  embeddings: Optional[np.ndarray] = None, neighbour_share: float = 0.0,
-                 profiles: Optional[ListenerProfiles] = None):
+                 profiles: Optional[ListenerProfiles] = None,
+                 neighbours: Optional[np.ndarray] = None):
         super().__init__(history_length, pool_size)
         if len(log.catalog) < pool_size + history_length:
             raise ConfigError(f"the catalogue has {len(log.catalog)} tracks, fewer than "
@@ -177,15 +185,15 @@ class LogEpisodeSampler(AbstractEpisodeSampler):
             raise ConfigError(f"context_share must be in [0, 1], got {context_share}")
         if not 0.0 <= neighbour_share <= 1.0:
             raise ConfigError(f"neighbour_share must be in [0, 1], got {neighbour_share}")
-        if neighbour_share > 0 and embeddings is None:
+        if neighbour_share > 0 and embeddings is None and neighbours is None:
             raise ConfigError("LogEpisodeSampler.neighbour_share > 0 needs embeddings")
         self.log = log
         self.context_share = float(context_share)
         self.neighbour_share = float(neighbour_share)
         self._neighbours = None
         if neighbour_share > 0:
-            per_track = max(1, int(np.ceil(2 * neighbour_share * pool_size / history_length)))
-            self._neighbours = nearest_neighbours(embeddings, per_track)
+            self._neighbours = neighbours if neighbours is not None else nearest_neighbours(
+                embeddings, neighbours_per_track(neighbour_share, pool_size, history_length))
         self.sessions = np.nonzero(log.lengths >= 1)[0]
         if len(self.sessions) == 0:
             raise ConfigError("the log has no sessions")
@@ -307,3 +315,76 @@ class SyntheticEpisodeSampler(AbstractEpisodeSampler):
         return EpisodeStart(hist, listened.astype(np.float32), np.full(n, N, np.int32),
                             cands, start.context.astype(np.int16), start.listener.astype(np.int64),
                             start.mood, keys, logged=lineup[:, N:].astype(np.int32))
+
+
+@gin.configurable
+class ShardEpisodeSampler(AbstractEpisodeSampler):
+    """Episodes from a log too large to hold in memory (`ShardedLog`): starts drawn as
+    `LogEpisodeSampler` draws them, from one chunk of the shards at a time; after
+    `draws_per_chunk` starts the chunk is replaced by the next, the shards in a seeded
+    order, pass after pass.
+
+    What stays whole-log: the popularity the pools draw from (the log's play counts,
+    one pass, one counter per track) and the neighbour table.  What comes from the chunk
+    in hand: the sessions, and the same-context plays.  Memory: one chunk and the
+    catalogue, whatever the log's size.  The episode key is a 64-bit hash of the
+    session id (a session's index in the whole log is not known without reading it).
+
+    Args:
+      log: the `ShardedLog`.
+      draws_per_chunk: starts drawn from a chunk before the next is read.
+      seed: the shards' order.
+      history_length / pool_size / context_share / embeddings / neighbour_share /
+        hidden_sessions: as `LogEpisodeSampler`'s (the hidden-session table, for the
+        ground truth on a synthetic log, is read for each chunk's sessions).
+    """
+
+    def __init__(self, log, history_length: int = 10, pool_size: int = 100,
+                 context_share: float = 0.5, embeddings: Optional[np.ndarray] = None,
+                 neighbour_share: float = 0.0, draws_per_chunk: int = 10_000, seed: int = 0,
+                 hidden_sessions: Optional[str] = None):
+        super().__init__(history_length, pool_size)
+        if draws_per_chunk < 1:
+            raise ConfigError(f"ShardEpisodeSampler.draws_per_chunk must be positive, got "
+                              f"{draws_per_chunk}")
+        if neighbour_share > 0 and embeddings is None:
+            raise ConfigError("ShardEpisodeSampler.neighbour_share > 0 needs embeddings")
+        self.log = log
+        self.draws_per_chunk = int(draws_per_chunk)
+        self._kwargs = dict(history_length=history_length, pool_size=pool_size,
+                            context_share=context_share, neighbour_share=neighbour_share,
+                            hidden_sessions=hidden_sessions)
+        self._neighbours = None if not neighbour_share else nearest_neighbours(
+            embeddings, neighbours_per_track(neighbour_share, pool_size, history_length))
+        self.play_counts = log.play_counts()
+        self._chunks = self._cycle(np.random.default_rng(seed))
+        self._current: Optional[LogEpisodeSampler] = None
+        self._drawn = 0
+        #: How many chunks have been read (each replaced the one before).
+        self.chunks_read = 0
+
+    def _cycle(self, rng: np.random.Generator):
+        while True:
+            for chunk in self.log.chunks(rng.permutation(len(self.log.shards))):
+                yield chunk
+
+    @property
+    def num_tracks(self) -> int:
+        return len(self.log.catalog)
+
+    def _next_chunk(self) -> None:
+        import pandas as pd
+        chunk = next(self._chunks)
+        chunk.catalog.play_counts = self.play_counts   # the chunk's own copy
+        self._current = LogEpisodeSampler(chunk, neighbours=self._neighbours, **self._kwargs)
+        self._current.with_behaviour = self.with_behaviour
+        self._keys = pd.util.hash_array(chunk.session_ids.astype(object)).astype(np.int64)
+        self._drawn = 0
+        self.chunks_read += 1
+
+    def _sample(self, rng, n):
+        if self._current is None or self._drawn >= self.draws_per_chunk:
+            self._next_chunk()
+        start = self._current.sample(rng, n)
+        self._drawn += n
+        return dataclasses.replace(start, key=self._keys[start.key])

@@ -138,6 +138,20 @@ class ShardedLog:
             self._num_sessions = count_sessions(self.shards)
         return self._num_sessions
 
+    def play_counts(self) -> np.ndarray:
+        """int64 [T]: how often each catalogue track is played in the shards (one pass
+        over their `track_id_clean` column; memory one counter per track)."""
+        counts = np.zeros(len(self.catalog), np.int64)
+        for shard in self.shards:
+            for batch in pq.ParquetFile(shard).iter_batches(batch_size=self.chunk_rows,
+                                                            columns=["track_id_clean"]):
+                idx = self.catalog.indices(batch.column(0).to_numpy(zero_copy_only=False))
+                if (idx < 0).any():
+                    raise DataValidationError("a track is not in the catalogue", path=shard,
+                                              column="track_id_clean")
+                counts += np.bincount(idx, minlength=len(counts))
+        return counts
+
     def session_lengths(self) -> Iterator[np.ndarray]:
         """Each shard's session lengths, int [S_shard] (a read of two columns)."""
         for shard in self.shards:

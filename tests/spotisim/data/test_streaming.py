@@ -123,3 +123,51 @@ def test_a_csv_log_or_no_shards_is_one_clear_error(tiny_world_dir, tmp_path):
         ShardedLog.open(tiny_world_dir["log"])
     with pytest.raises(DataValidationError, match="no data files found"):
         ShardedLog.open(str(tmp_path))
+
+
+def test_shard_sampler_draws_real_sessions_a_chunk_at_a_time(shard_dir, in_memory):
+    import pandas as pd
+    from spotisim.episode_samplers import ShardEpisodeSampler
+    log = ShardedLog.open(shard_dir, chunk_rows=700)
+    emb = np.random.default_rng(0).normal(size=(len(log.catalog), 6))
+    sampler = ShardEpisodeSampler(log, history_length=5, pool_size=40, embeddings=emb,
+                                  neighbour_share=0.5, draws_per_chunk=20, seed=1)
+    # Pools draw on the whole log's popularity, not the chunk's.
+    np.testing.assert_array_equal(sampler.play_counts, in_memory.catalog.play_counts)
+    by_key = dict(zip(pd.util.hash_array(in_memory.session_ids.astype(object)).astype(np.int64),
+                      range(in_memory.num_sessions)))
+    rng = np.random.default_rng(0)
+    seen = set()
+    for batch in range(6):
+        start = sampler.sample(rng, 10)
+        for i, key in enumerate(start.key):
+            s = by_key[int(key)]                  # the key names a logged session
+            tracks = in_memory.session_tracks(s)
+            n = min(5, len(tracks))
+            assert start.history_tracks[i, :n].tolist() == tracks[:n].tolist()
+            assert not set(start.candidates[i].tolist()) & set(tracks[:n].tolist())
+            seen.add(s)
+        assert sampler.chunks_read == batch // 2 + 1    # 20 draws per chunk
+    # Three chunks' sessions: more than one chunk holds, fewer than the log.
+    assert 30 < len(seen) < in_memory.num_sessions
+
+
+def test_an_environment_on_shards_passes_tf_agents_validation(shard_dir, tiny_world_dir):
+    from tf_agents.environments import utils as env_utils
+    from spotisim.builder import TFAgtPyEnvironment
+    from spotisim.data.synthetic import SyntheticWorld
+    from spotisim.environment import PlaylistEnvironment
+    from spotisim.episode_samplers import ShardEpisodeSampler
+    from spotisim.termination import MaxSteps
+    from spotisim.track_samplers import SlateIndicesTrackSampler
+    from user_models.ground_truth import GroundTruthUserModel
+    world = SyntheticWorld.load(tiny_world_dir["world"])
+    log = ShardedLog.open(shard_dir, tracks_path=tiny_world_dir["tracks"])
+    assert list(log.catalog.track_ids) == list(world.track_ids)
+    emb = np.concatenate([world.track_latent, world.track_popularity[:, None]], 1)
+    env = PlaylistEnvironment(
+        GroundTruthUserModel(world), SlateIndicesTrackSampler(3, 30, emb.shape[1]),
+        ShardEpisodeSampler(log, history_length=5, pool_size=30, draws_per_chunk=4,
+                            hidden_sessions=tiny_world_dir["hidden"]), emb,
+        termination=MaxSteps(4), batch_size=2, simulate_leaving=False)
+    env_utils.validate_py_environment(TFAgtPyEnvironment(env), episodes=3)
