@@ -99,18 +99,11 @@ class Item2VecTrainer:
     learning_rate: float = 0.01
     seed: int = 0
 
-    def fit(self, log: SessionLog, verbose: bool = False) -> TrackEmbeddings:
+    def _model(self, T: int):
+        """(variables [in, out_w, out_b], one sampled-softmax Adam step on (context,
+        target), the full-softmax loss of (context, target)): what the in-memory and
+        the streamed fit share."""
         import tensorflow as tf
-
-        if self.dim < 1 or self.epochs < 1:
-            raise ConfigError("Item2VecTrainer.dim and epochs must be positive")
-        T = len(log.catalog)
-        tracks, _, mask = log.padded()
-        keep = mask.sum(axis=1) >= 2
-        tracks, mask = tracks[keep], mask[keep]
-        if len(tracks) == 0:
-            raise DataValidationError("item2vec needs sessions of at least two tracks")
-        rng = np.random.default_rng(self.seed)
         tf.random.set_seed(self.seed)
         init = tf.keras.initializers.RandomUniform(-0.5 / self.dim, 0.5 / self.dim, seed=self.seed)
         emb = tf.Variable(init((T + 1, self.dim)), name="item2vec/in")  # row T = padding
@@ -132,29 +125,63 @@ class Item2VecTrainer:
             opt.apply_gradients(zip(grads, [emb, out_w, out_b]))
             return loss
 
-        lengths = mask.sum(axis=1)
-        # A fixed probe (last track of up to 512 sessions held out) scored with the full
-        # softmax: a deterministic measure of what training achieved.
-        probe = np.arange(min(512, len(tracks)))
-        probe_target = tracks[probe, lengths[probe] - 1]
-        probe_ctx = np.where(mask[probe], tracks[probe], T)
-        probe_ctx[probe, lengths[probe] - 1] = T
-
-        def probe_loss():
-            vecs = tf.nn.embedding_lookup(emb, probe_ctx)
-            valid = tf.cast(probe_ctx < T, tf.float32)[..., None]
+        def full_loss(ctx, target):
+            vecs = tf.nn.embedding_lookup(emb, ctx)
+            valid = tf.cast(ctx < T, tf.float32)[..., None]
             mean = tf.reduce_sum(vecs * valid, 1) / tf.maximum(tf.reduce_sum(valid, 1), 1.0)
             logits = tf.matmul(mean, out_w, transpose_b=True) + out_b
             return float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                probe_target, logits)))
+                target, logits)))
 
-        self.probe_loss_before = probe_loss()
+        return (emb, out_w, out_b), train_step, full_loss
+
+    @staticmethod
+    def _usable(log: SessionLog):
+        """(tracks, mask) [S', L] of the log's sessions of two tracks or more."""
+        tracks, _, mask = log.padded()
+        keep = mask.sum(axis=1) >= 2
+        return tracks[keep], mask[keep]
+
+    @staticmethod
+    def _probe(tracks: np.ndarray, mask: np.ndarray, T: int):
+        """A fixed probe (the last track of up to 512 sessions held out, scored with the
+        full softmax): a deterministic measure of what training achieved."""
+        lengths = mask.sum(axis=1)
+        probe = np.arange(min(512, len(tracks)))
+        target = tracks[probe, lengths[probe] - 1]
+        ctx = np.where(mask[probe], tracks[probe], T)
+        ctx[probe, lengths[probe] - 1] = T
+        return ctx, target
+
+    @staticmethod
+    def _held_out(tracks: np.ndarray, mask: np.ndarray, T: int, rng: np.random.Generator):
+        """(context, target): one track of each session held out at random."""
+        lengths = mask.sum(axis=1)
+        held = (rng.random(len(tracks)) * lengths).astype(np.int64)
+        target = tracks[np.arange(len(tracks)), held]
+        ctx = np.where(mask, tracks, T)
+        ctx[np.arange(len(tracks)), held] = T
+        return ctx, target
+
+    def _check(self) -> None:
+        if self.dim < 1 or self.epochs < 1:
+            raise ConfigError("Item2VecTrainer.dim and epochs must be positive")
+
+    def fit(self, log: SessionLog, verbose: bool = False) -> TrackEmbeddings:
+        import tensorflow as tf
+
+        self._check()
+        T = len(log.catalog)
+        tracks, mask = self._usable(log)
+        if len(tracks) == 0:
+            raise DataValidationError("item2vec needs sessions of at least two tracks")
+        rng = np.random.default_rng(self.seed)
+        (emb, _, _), train_step, full_loss = self._model(T)
+        probe = self._probe(tracks, mask, T)
+        self.probe_loss_before = full_loss(*probe)
         self.history = []
         for epoch in range(self.epochs):
-            held = (rng.random(len(tracks)) * lengths).astype(np.int64)
-            target = tracks[np.arange(len(tracks)), held]
-            ctx = np.where(mask, tracks, T)
-            ctx[np.arange(len(tracks)), held] = T
+            ctx, target = self._held_out(tracks, mask, T, rng)
             order = rng.permutation(len(tracks))
             losses = []
             for b in range(0, len(order), self.batch_size):
@@ -164,11 +191,54 @@ class Item2VecTrainer:
             self.history.append(float(np.mean(losses)))
             if verbose:
                 print(f"item2vec epoch {epoch + 1}/{self.epochs} loss {self.history[-1]:.4f}")
-        self.probe_loss_after = probe_loss()
+        self.probe_loss_after = full_loss(*probe)
         # A track of the catalogue no training session played keeps no random initial
         # vector: it gets the average track (`fold_in` with nothing to place it from).
         trained = np.bincount(tracks[mask], minlength=T) > 0
         vectors = fold_in(emb.numpy()[:T], trained, log.subset(np.zeros(0, np.int64)))
+        return TrackEmbeddings(vectors, log.catalog.track_ids, f"item2vec(dim={self.dim})")
+
+    def fit_streamed(self, log, shuffle_buffer: int = 65_536,
+                     verbose: bool = False) -> TrackEmbeddings:
+        """`fit` from a `ShardedLog`, a chunk at a time: each epoch holds one track of
+        every session out (drawn per chunk, seeded by the epoch) and trains on the
+        sessions shuffled in a buffer.  Memory: the vectors, one chunk and the buffer."""
+        import tensorflow as tf
+
+        self._check()
+        T = len(log.catalog)
+        (emb, _, _), train_step, full_loss = self._model(T)
+        probe, trained, width = None, np.zeros(T, bool), log.max_length
+        for chunk in log.chunks():   # the probe from the first sessions; what was played
+            tracks, mask = self._usable(chunk)
+            if probe is None and len(tracks):
+                probe = self._probe(tracks, mask, T)
+            trained[tracks[mask]] = True
+        if probe is None:
+            raise DataValidationError("item2vec needs sessions of at least two tracks")
+        self.probe_loss_before = full_loss(*probe)
+        signature = (tf.TensorSpec([None, width], tf.int32), tf.TensorSpec([None], tf.int32))
+        self.history = []
+        for epoch in range(self.epochs):
+            rng = np.random.default_rng([self.seed, epoch])
+
+            def pairs(chunk, rng=rng):
+                tracks, mask = self._usable(chunk)
+                tracks = np.pad(tracks, ((0, 0), (0, width - tracks.shape[1])),
+                                constant_values=-1)
+                mask = np.pad(mask, ((0, 0), (0, width - mask.shape[1])))
+                ctx, target = self._held_out(tracks, mask, T, rng)
+                return ctx.astype(np.int32), target.astype(np.int32)
+
+            losses = [float(train_step(ctx, target)) for ctx, target in log.batches(
+                pairs, signature, batch_size=self.batch_size, shuffle_buffer=shuffle_buffer,
+                seed=self.seed, epoch=epoch)]
+            self.history.append(float(np.mean(losses)))
+            if verbose:
+                print(f"item2vec epoch {epoch + 1}/{self.epochs} loss {self.history[-1]:.4f}")
+        self.probe_loss_after = full_loss(*probe)
+        empty = next(log.chunks()).subset(np.zeros(0, np.int64))
+        vectors = fold_in(emb.numpy()[:T], trained, empty)
         return TrackEmbeddings(vectors, log.catalog.track_ids, f"item2vec(dim={self.dim})")
 
 

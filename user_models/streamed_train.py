@@ -34,8 +34,6 @@ from typing import List, Optional, Sequence, Tuple
 import gin
 import numpy as np
 
-from spotisim.data.session_log import SessionLog
-from spotisim.data.sessions import iter_session_tables
 from spotisim.data.streaming import ShardedLog, count_sessions, parquet_shards, shard_catalog
 from spotisim.embeddings import Item2VecTrainer, TrackEmbeddings, acoustic_embeddings
 from spotisim.errors import ConfigError, SpotisimError
@@ -60,30 +58,12 @@ def split_shards(shards: Sequence[str], every: int) -> tuple:
     return [s for s in shards if s not in val], val
 
 
-def sample_log(log: ShardedLog, sessions: int) -> SessionLog:
-    """The first `sessions` sessions of a sharded log, in memory (item2vec's input)."""
-    def chunks():
-        for shard in log.shards:
-            yield from iter_session_tables(shard, chunk_rows=log.chunk_rows,
-                                           on_error=log.on_error)
-    taken, parts = 0, []
-    for chunk in chunks():
-        parts.append(chunk)
-        taken += int((chunk.table.column("session_position").to_numpy() == 1).sum())
-        if taken >= sessions:
-            break
-    import copy
-    sample = SessionLog.from_arrow_chunks(parts, copy.copy(log.catalog), log.skip_column)
-    return sample.subset(np.arange(min(sessions, sample.num_sessions)))
-
-
-def shard_embeddings(log: ShardedLog, sessions: int) -> TrackEmbeddings:
-    """Acoustic vectors when the catalogue has a track table; else item2vec fitted on
-    the log's first `sessions` sessions, a track they never play getting the average
-    track (item2vec does not stream yet: its fit holds its sessions in memory)."""
+def shard_embeddings(log: ShardedLog) -> TrackEmbeddings:
+    """Acoustic vectors when the catalogue has a track table; else item2vec, fitted
+    from the shards a chunk at a time (`Item2VecTrainer.fit_streamed`)."""
     if log.catalog.has_features:
         return acoustic_embeddings(log.catalog)
-    return Item2VecTrainer().fit(sample_log(log, sessions))
+    return Item2VecTrainer().fit_streamed(log)
 
 
 def _model_ctor():
@@ -99,7 +79,7 @@ def _model_ctor():
 
 def prepare_job(directory: str, log_shards: str, val_shards: Optional[str] = None,
                 workers: int = 1, tracks_path: Optional[str] = None, val_every: int = 10,
-                embedding_sessions: int = 50_000, chunk_rows: int = 100_000,
+                chunk_rows: int = 100_000,
                 gin_files: Sequence[str] = (), gin_bindings: Sequence[str] = ()) -> dict:
     """Writes a fit's job into `directory`: job.json (the shards, the config, the worker
     count) and embeddings/ (computed once, so every worker reads the same vectors).
@@ -119,7 +99,7 @@ def prepare_job(directory: str, log_shards: str, val_shards: Optional[str] = Non
                           "give each worker at least one (cut the log into more shards)")
     catalog = shard_catalog(train_paths + val_paths, tracks_path)
     train = ShardedLog(train_paths, catalog, chunk_rows=chunk_rows)
-    emb = shard_embeddings(train, embedding_sessions)
+    emb = shard_embeddings(train)
     emb.save(os.path.join(directory, "embeddings"))
     job = {"train": [os.path.abspath(p) for p in train_paths],
            "val": [os.path.abspath(p) for p in val_paths], "chunk_rows": chunk_rows,
@@ -161,7 +141,7 @@ def machine_commands(job_dir: str, workers: int) -> str:
 
 def train_streamed(log_shards: str, output_dir: str, val_shards: Optional[str] = None,
                    workers: int = 1, tracks_path: Optional[str] = None,
-                   val_every: int = 10, embedding_sessions: int = 50_000,
+                   val_every: int = 10,
                    chunk_rows: int = 100_000, private_network: bool = True,
                    gin_files: Sequence[str] = (), gin_bindings: Sequence[str] = (),
                    verbose: bool = True) -> dict:
@@ -175,8 +155,8 @@ def train_streamed(log_shards: str, output_dir: str, val_shards: Optional[str] =
       workers: 1 fits in this process; N > 1 starts N local worker processes under
         `MultiWorkerMirroredStrategy`, each reading its own shards.
       tracks_path: a track table (catalogue and acoustic embeddings); without one the
-        catalogue is every track the shards play and the embeddings item2vec's on the
-        first `embedding_sessions` sessions.
+        catalogue is every track the shards play and the embeddings item2vec's, fitted
+        from the training shards.
       private_network: run the workers in a loopback-only network namespace (their
         gRPC servers listen on every interface); False runs them on the host's network.
       gin_files / gin_bindings: the config, handed to the workers.
@@ -184,7 +164,7 @@ def train_streamed(log_shards: str, output_dir: str, val_shards: Optional[str] =
     t0 = time.perf_counter()
     with atomic_dir(output_dir) as tmp:
         job = prepare_job(tmp, log_shards, val_shards, workers, tracks_path, val_every,
-                          embedding_sessions, chunk_rows, gin_files, gin_bindings)
+                          chunk_rows, gin_files, gin_bindings)
         if workers == 1:
             model = fit_worker(job, 0)
             history, fit_seconds = model.history_, model.fit_seconds_

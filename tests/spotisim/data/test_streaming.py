@@ -171,3 +171,20 @@ def test_an_environment_on_shards_passes_tf_agents_validation(shard_dir, tiny_wo
                             hidden_sessions=tiny_world_dir["hidden"]), emb,
         termination=MaxSteps(4), batch_size=2, simulate_leaving=False)
     env_utils.validate_py_environment(TFAgtPyEnvironment(env), episodes=3)
+
+
+def test_item2vec_from_shards_learns_and_is_seeded(shard_dir, in_memory):
+    from spotisim.embeddings import Item2VecTrainer
+    log = ShardedLog.open(shard_dir, chunk_rows=700)
+
+    def fit():
+        trainer = Item2VecTrainer(dim=8, epochs=30, batch_size=32, num_sampled=16, seed=1)
+        return trainer, trainer.fit_streamed(log, shuffle_buffer=100)
+
+    trainer, e = fit()
+    assert e.vectors.shape == (len(in_memory.catalog), 8) and np.isfinite(e.vectors).all()
+    assert list(e.track_ids) == list(in_memory.catalog.track_ids)
+    # As the in-memory fit's test: full-softmax loss on a fixed probe, chance log(T).
+    assert trainer.probe_loss_before == pytest.approx(np.log(len(in_memory.catalog)), abs=0.01)
+    assert trainer.probe_loss_after < trainer.probe_loss_before - 0.2
+    np.testing.assert_allclose(fit()[1].vectors, e.vectors, rtol=1e-4, atol=1e-6)
