@@ -18,7 +18,6 @@ speed do not depend on it), written once into `--work_dir`.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 
@@ -27,7 +26,6 @@ from absl import flags
 import numpy as np
 
 from spotisim import cli
-from spotisim.errors import SpotisimError
 from spotisim.data import datasets  # noqa: F401  (its gin names: --gin_bindings)
 
 FLAGS = flags.FLAGS
@@ -99,8 +97,9 @@ def tile_shards(work_dir: str, sessions: int, shard_sessions: int) -> tuple:
     return train_dir, val_dir, paths["tracks"]
 
 
-def _measure(kind: str, spec: dict, queue) -> None:
-    """One measurement in a fresh process: its peak RSS is the fit's."""
+def measure(kind: str, spec: dict) -> dict:
+    """One fit, in the fresh process `cli.in_fresh_process` runs it in (its peak RSS
+    is the fit's)."""
     import resource
     import tensorflow as tf  # noqa: F401  (imported before the baseline)
     from spotisim.data.streaming import ShardedLog
@@ -126,32 +125,10 @@ def _measure(kind: str, spec: dict, queue) -> None:
         model.fit(train, val)
         sessions = train.num_sessions
     fit = time.perf_counter() - t1
-    queue.put({"kind": kind, "sessions": sessions,
-               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-               "rss_after_import_mb": base, "fit_seconds": fit,
-               "seconds": time.perf_counter() - t0,
-               "sessions_per_s": sessions * len(model.history_) / fit,
-               "val_loss": model.history_[-1]["val_loss"]})
-
-
-def measure(kind: str, spec: dict) -> dict:
-    """`_measure` in a fresh process; its figures (a child that dies is an error, not a
-    wait for figures that never come)."""
-    import queue as queues
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_measure, args=(kind, spec, queue))
-    proc.start()
-    while True:
-        try:
-            result = queue.get(timeout=1.0)
-            break
-        except queues.Empty:
-            if not proc.is_alive():
-                raise SpotisimError(f"the {kind} fit's process died (exit status "
-                                    f"{proc.exitcode}) before reporting its figures")
-    proc.join()
-    return result
+    return {"kind": kind, "sessions": sessions, "rss_after_import_mb": base,
+            "fit_seconds": fit, "seconds": time.perf_counter() - t0,
+            "sessions_per_s": sessions * len(model.history_) / fit,
+            "val_loss": model.history_[-1]["val_loss"]}
 
 
 def quality(work_dir: str) -> dict:
@@ -220,7 +197,8 @@ def main():
         train_dir, val_dir, tracks = dirs[n] = tile_shards(args.work_dir, n, args.shard_sessions)
         kinds = ["streamed"] + (["in_memory"] if n <= args.in_memory_max else [])
         for kind in kinds:
-            r = measure(kind, dict(spec, train=train_dir, val=val_dir, tracks=tracks))
+            r = cli.in_fresh_process(measure, kind=kind,
+                                     spec=dict(spec, train=train_dir, val=val_dir, tracks=tracks))
             figures["memory"].append(r)
             print(f"{kind:<10} {r['sessions']:>10,} {r['peak_rss_mb']:>12,.0f} "
                   f"{r['rss_after_import_mb']:>13,.0f} {r['fit_seconds']:>8.1f} "

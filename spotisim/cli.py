@@ -129,6 +129,37 @@ def benchmark(name: str, define_flags: Callable[[], None],
     start(define, absl_main(run))
 
 
+def _report_from_child(target, kwargs, queue) -> None:
+    import resource
+    figures = target(**kwargs)
+    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put(figures)
+
+
+def in_fresh_process(target: Callable[..., dict], **kwargs) -> dict:
+    """`target(**kwargs)` (a module-level function returning a dict of figures) run in
+    a fresh process, so that the peak RSS added to its figures (`peak_rss_mb`) is its
+    own: what a benchmark of memory measures.  A child that dies is an error naming
+    its exit status, not a wait for figures that never come."""
+    import multiprocessing
+    import queue as queues
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_report_from_child, args=(target, kwargs, queue))
+    proc.start()
+    while True:
+        try:
+            figures = queue.get(timeout=1.0)
+            break
+        except queues.Empty:
+            if not proc.is_alive():
+                raise SpotisimError(f"{getattr(target, '__name__', target)}'s process died "
+                                    f"(exit status {proc.exitcode}) before reporting its "
+                                    "figures")
+    proc.join()
+    return figures
+
+
 def _json_default(value):
     """numpy numbers and arrays as JSON."""
     import numpy as np

@@ -63,6 +63,8 @@ TINY: Dict[str, List[str]] = {
     # No kill at this size: the killed-and-resumed run is test_run.py's (deterministic,
     # every policy variable compared); here the uninterrupted run and the report.
     "kill_and_resume": ["--trials=0", "--iterations=5", "--work_dir={tmp}/work"],
+    "large_catalogue": ["--tracks=300", "--tracks=900", "--batch=2", "--seconds=0.2",
+                        "--sessions_per_copy=50", "--work_dir={tmp}/large_catalogue", "{world}"],
     "leave_by_position": ["--run_dir={run}", "--episodes=4", "--user_model=logistic"],
     "leave_calibration_probe": ["--run_dir={run}", "--simulator=logistic",
                                 "--gin_bindings=run_experiment.progress = False"],
@@ -209,6 +211,8 @@ CHECKS = {
     "headroom": lambda f: set(f) == {"truth", "learned", "myopic"},
     "horizon_dependence": lambda f: all(set(f[k]) == {"3"} for k in ("truth", "offline")),
     "kill_and_resume": lambda f: f["trials"] == [] and f["uninterrupted_seconds"] > 0,
+    "large_catalogue": lambda f: sorted(map(int, f)) == [300, 900]
+    and all(r["steps_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in f.values()),
     "leave_by_position": lambda f: set(f) == {"random", "greedy_user_model", "most_popular"}
     and all(b["tracks"] > 0 for r in f.values() for b in r.values()),
     "leave_calibration_probe": lambda f: f["rows"] > f["held_out_rows"] > 0,

@@ -1,0 +1,139 @@
+"""Benchmark (not a test): environment steps with a catalogue of a million tracks
+(issue #26: the candidate pools and embeddings must not assume the catalogue fits in
+one dense table per step).
+
+For each size in `--tracks`, the default world's catalogue is tiled: copy k of every
+track gets the id `<id>-t<k>` and the track's acoustic vector plus a little noise, and
+copy k of the log's first `--sessions_per_copy` sessions plays copy k's tracks, one
+Parquet shard per copy.  Episodes start from the shards (`ShardEpisodeSampler`, no
+neighbour table: it is quadratic in the catalogue), the GRU user model answers
+(untrained: the cost is the same), pools of 100, slates of 3.  Each size runs in a
+fresh process: its peak RSS, the seconds to build the simulator, and slate-steps per
+second.
+
+    python benchmarks/large_catalogue.py [--tracks=5000 --tracks=1000000] [--batch=32] [--seconds=5]
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+from absl import flags
+import numpy as np
+
+from spotisim import cli
+from spotisim.data import datasets  # noqa: F401  (its gin names: --gin_bindings)
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_multi_integer("tracks", [5_000, 1_000_000], "catalogue sizes (a multiple "
+                               "of the world's catalogue, rounded up)")
+    flags.DEFINE_integer("batch", 32, "lanes of each environment step")
+    flags.DEFINE_float("seconds", 5.0, "seconds timed per size")
+    flags.DEFINE_integer("sessions_per_copy", 500, "logged sessions per catalogue copy")
+    flags.DEFINE_string("work_dir", "runs/benchmarks/large_catalogue_data",
+                        "where the tiled shards and tracks are written (reused)")
+
+
+def tile(work_dir: str, copies: int, sessions: int) -> tuple:
+    """(shard_dir, tracks_csv, vectors.npy): the world `copies` times over."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+    from spotisim.data.catalog import TrackCatalog
+    from spotisim.data.datasets import ensure_synthetic_world
+    from spotisim.data.session_log import read_session_log
+    from spotisim.embeddings import acoustic_embeddings
+    from spotisim.io_utils import atomic_file
+    out = os.path.join(work_dir, f"copies{copies}_sessions{sessions}")
+    shard_dir = os.path.join(out, "shards")
+    vectors_path = os.path.join(out, "vectors.npy")
+    if os.path.exists(vectors_path):
+        return shard_dir, vectors_path
+    paths = ensure_synthetic_world()
+    log = read_session_log(paths["log"], paths["tracks"])
+    part = log.subset(np.arange(min(sessions, log.num_sessions))).to_arrow()
+    base = acoustic_embeddings(log.catalog).vectors.astype(np.float32)
+    rng = np.random.default_rng(0)
+    os.makedirs(shard_dir, exist_ok=True)
+    vectors = np.empty((copies * len(base), base.shape[1]), np.float32)
+    ids = []
+    for k in range(copies):
+        suffix = pa.scalar(f"-t{k}")
+        table = part.set_column(0, "session_id", pc.binary_join_element_wise(
+            part.column("session_id"), suffix, ""))
+        table = table.set_column(3, "track_id_clean", pc.binary_join_element_wise(
+            table.column("track_id_clean"), suffix, ""))
+        with atomic_file(os.path.join(shard_dir, f"copy_{k:05d}.parquet"), "wb") as f:
+            pq.write_table(table, f)
+        vectors[k * len(base):(k + 1) * len(base)] = base + 0.01 * rng.standard_normal(
+            base.shape).astype(np.float32)
+        ids.append(np.char.add(log.catalog.track_ids.astype(str), f"-t{k}"))
+    catalog = TrackCatalog(np.concatenate(ids).astype(object))
+    with atomic_file(os.path.join(out, "track_ids.csv"), "wb") as f:
+        pcsv.write_csv(pa.table({"track_id": catalog.track_ids.tolist()}), f)
+    with atomic_file(vectors_path, "wb") as f:
+        np.save(f, vectors)
+    return shard_dir, vectors_path
+
+
+def measure(shard_dir: str, vectors_path: str, batch: int, seconds: float) -> dict:
+    """Builds the simulator over the shards and times its steps (in a fresh process)."""
+    import pandas as pd
+    from spotisim.builder import EnvironmentBuilder
+    from spotisim.data.catalog import TrackCatalog
+    from spotisim.data.streaming import ShardedLog
+    from spotisim.episode_samplers import ShardEpisodeSampler
+    from spotisim.termination import AnyOf, ConsecutiveSkips, MaxSteps
+    from spotisim.track_samplers import SlateIndicesTrackSampler
+    from user_models.sequential import SequentialUserModel
+    t0 = time.perf_counter()
+    ids = pd.read_csv(os.path.join(os.path.dirname(vectors_path), "track_ids.csv"))
+    log = ShardedLog.open(shard_dir, catalog=TrackCatalog(ids["track_id"].to_numpy(object)))
+    vectors = np.load(vectors_path)
+    model = SequentialUserModel(vectors, units=64)
+    sampler = ShardEpisodeSampler(log, 10, 100, draws_per_chunk=10 * batch)
+    builder = EnvironmentBuilder(
+        model, SlateIndicesTrackSampler(3, 100, vectors.shape[1]), sampler, vectors,
+        batch_size=batch, seed=0, termination=AnyOf([MaxSteps(20), ConsecutiveSkips(6)]))
+    env = builder.environment
+    build = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    actions = [rng.integers(0, 100, (batch, 3)).astype(np.int32) for _ in range(64)]
+    env.reset()
+    env.step(actions[0])   # tracing
+    n, t1 = 0, time.perf_counter()
+    while time.perf_counter() - t1 < seconds:
+        env.step(actions[n % 64])
+        env.episode_tracker.clear()
+        n += 1
+    dt = time.perf_counter() - t1
+    return {"tracks": len(log.catalog), "shards": len(log.shards), "build_seconds": build,
+            "steps_per_s": n * batch / dt, "chunks_read": sampler.chunks_read}
+
+
+def main():
+    args = FLAGS
+    from spotisim.data.catalog import TrackCatalog
+    from spotisim.data.datasets import ensure_synthetic_world
+    world_tracks = len(TrackCatalog.from_track_table(ensure_synthetic_world()["tracks"]))
+    figures = {}
+    print(f"{'tracks':>10} {'peak RSS MB':>12} {'build s':>8} {'slate-steps/s':>14}")
+    for size in sorted(args.tracks):
+        copies = max(1, -(-size // world_tracks))
+        shard_dir, vectors_path = tile(args.work_dir, copies, args.sessions_per_copy)
+        r = cli.in_fresh_process(measure, shard_dir=shard_dir, vectors_path=vectors_path,
+                                 batch=args.batch, seconds=args.seconds)
+        figures[str(r["tracks"])] = r
+        print(f"{r['tracks']:>10,} {r['peak_rss_mb']:>12,.0f} {r['build_seconds']:>8.1f} "
+              f"{r['steps_per_s']:>14,.0f}")
+    return figures
+
+
+if __name__ == "__main__":
+    cli.benchmark("large_catalogue", define_flags, main)
