@@ -34,18 +34,11 @@ import tensorflow as tf
 from spotisim.errors import UserModelError
 from spotisim.io_utils import atomic_file
 from spotisim.data.streaming import ShardedLog
-from user_models.early_stopping import early_stopping_loop, train_with_early_stopping
+from user_models import streamed_fit
+from user_models.early_stopping import train_with_early_stopping
 from user_models.leave_features import (DECAYS, KEEPS, MAX_STREAK, at_risk_rows,
                                         boredom_features, boredom_features_grid, unit)
 
-
-
-def _weighted_mean(pairs) -> float:
-    """The mean of losses weighted by their rows, from (loss, rows) pairs."""
-    total, rows = 0.0, 0.0
-    for loss, n in pairs:
-        total, rows = total + loss * n, rows + n
-    return total / max(rows, 1.0)
 
 
 def censored_hazard_loss(logits: tf.Tensor, events: tf.Tensor, at_risk: tf.Tensor) -> tf.Tensor:
@@ -191,16 +184,21 @@ class LeaveHead:
         self.feature_max = self.features(tracks, mask & ~skipped)[mask].max(0)
         return self
 
+    def _variables(self, base: float) -> list:
+        """The head's variables, its output bias at `base` (the log-odds of leaving)."""
+        c = self.config
+        F, U = self.num_features, c["units"]
+        init = tf.keras.initializers.GlorotUniform(seed=c["seed"])
+        return [tf.Variable(init((F, U)), name="w1"), tf.Variable(tf.zeros(U), name="b1"),
+                tf.Variable(tf.zeros(U), name="w2"), tf.Variable(tf.zeros(F), name="w_lin"),
+                tf.Variable(base, name="b")]
+
     def _training(self, base: float):
         """(variables, one Adam step on (x, y), the loss of rows (x, y)) of the head,
         its output bias starting at `base` (the log-odds of leaving): what the
         in-memory and the streamed fit share."""
         c = self.config
-        F, U = self.num_features, c["units"]
-        init = tf.keras.initializers.GlorotUniform(seed=c["seed"])
-        variables = [tf.Variable(init((F, U)), name="w1"), tf.Variable(tf.zeros(U), name="b1"),
-                     tf.Variable(tf.zeros(U), name="w2"), tf.Variable(tf.zeros(F), name="w_lin"),
-                     tf.Variable(base, name="b")]
+        variables = self._variables(base)
         opt = tf.keras.optimizers.Adam(c["learning_rate"])
 
         @tf.function(reduce_retracing=True)
@@ -219,10 +217,16 @@ class LeaveHead:
         return variables, step, loss_of
 
     def fit_streamed(self, log: ShardedLog, val_log: ShardedLog,
-                     shuffle_buffer: int = 65_536) -> "LeaveHead":
+                     shuffle_buffer: int = 65_536,
+                     strategy: Optional[tf.distribute.Strategy] = None,
+                     worker: Tuple[int, int] = (0, 1),
+                     record_range: bool = True) -> "LeaveHead":
         """`fit` from Parquet shards a chunk at a time (memory bounded whatever the
         log's size): the at-risk rows of each chunk, shuffled in a buffer, the first
-        time at risk and the cap from the shards' session lengths."""
+        time at risk and the cap from the shards' session lengths; in one process or as
+        worker `worker` of a `tf.distribute` strategy (`streamed_fit`).  `record_range`
+        False skips the pass that records the features' range (`within_log`): the
+        workers that do not save the head."""
         bounds = [(int(n.min()), int(n.max())) for n in log.session_lengths() if len(n)]
         if not bounds:
             raise UserModelError("LeaveHead.fit needs a log with sessions")
@@ -240,7 +244,8 @@ class LeaveHead:
         if c["projection_dim"] and c["projection_dim"] < self.embeddings.shape[1]:
             self.set_projection(fit_projection(
                 self.embeddings, log, val_log, c["projection_dim"], self.decays, self.keeps,
-                self.first_at_risk, self.cap, seed=c["seed"]))
+                self.first_at_risk, self.cap, seed=c["seed"], strategy=strategy,
+                worker=worker))
         F = self.num_features
         signature = (tf.TensorSpec([None, F], tf.float32), tf.TensorSpec([None], tf.float32))
 
@@ -248,25 +253,19 @@ class LeaveHead:
             x, y = self._rows(chunk)
             return x.astype(np.float32), y.astype(np.float32)
 
-        variables, step, loss_of = self._training(float(np.log(rate / (1 - rate))))
-
-        def run_epoch(epoch):
-            return [float(step(x, y)) for x, y in log.batches(
-                rows, signature, batch_size=c["batch_size"], shuffle_buffer=shuffle_buffer,
-                seed=c["seed"], epoch=epoch)]
-
-        def validation():
-            return _weighted_mean((loss_of((x, y)), len(y)) for x, y in val_log.batches(
-                rows, signature, batch_size=c["batch_size"]))
-
-        self.history_ = early_stopping_loop(
-            run_epoch, validation, lambda: [x.numpy() for x in variables],
-            lambda values: [v.assign(x) for v, x in zip(variables, values)],
-            epochs=c["epochs"], patience=c["patience"], tolerance=1e-6)
+        with (strategy or tf.distribute.get_strategy()).scope():
+            variables = self._variables(float(np.log(rate / (1 - rate))))
+        self.history_ = streamed_fit.fit_streamed(
+            variables, lambda x, y: censored_hazard_loss(self._keras_logits(variables, x), y,
+                                                         tf.ones_like(y)),
+            rows, signature, log, val_log, learning_rate=c["learning_rate"],
+            batch_size=c["batch_size"], epochs=c["epochs"], patience=c["patience"],
+            seed=c["seed"], weight_index=None, tolerance=1e-6, elements=exposed,
+            strategy=strategy, worker=worker, shuffle_buffer=shuffle_buffer)
         w1, b1, w2, w_lin, b = (x.numpy() for x in variables)
         self.params = {"w1": w1, "b1": b1, "w2": w2, "w_lin": w_lin, "b": float(b)}
         top = None
-        for chunk in log.chunks():  # every entry the head was shown, at risk or not
+        for chunk in log.chunks() if record_range else ():  # every entry shown
             tracks, skipped, mask = chunk.padded()
             m = self.features(tracks, mask & ~skipped)[mask].max(0)
             top = m if top is None else np.maximum(top, m)
@@ -362,32 +361,36 @@ class LeaveHead:
 def fit_projection(embeddings: np.ndarray, log, val_log, dim: int,
                    decays: Sequence[float], keeps: Sequence[float], first_at_risk: int,
                    cap: int, seed: int = 0, epochs: int = 60, patience: int = 5,
-                   batch_size: int = 4096, learning_rate: float = 0.02) -> np.ndarray:
+                   batch_size: int = 4096, learning_rate: float = 0.02,
+                   strategy: Optional[tf.distribute.Strategy] = None,
+                   worker: Tuple[int, int] = (0, 1)) -> np.ndarray:
     """W [d, dim] such that the boredom recursions on unit(e W) best explain when the
     log's listeners left: the recursions of `boredom_features_grid`, written in
     TensorFlow so that W is learned through them, under a linear hazard (streak and
     every boredom level) with the censored loss; PCA start, early stopping on
     `val_log`.  The log's session lengths are the only supervision.  `log` and
-    `val_log` are `SessionLog`s, or `ShardedLog`s read a chunk at a time."""
+    `val_log` are `SessionLog`s, or `ShardedLog`s read a chunk at a time (then also
+    as worker `worker` of a `tf.distribute` strategy: `streamed_fit`)."""
     emb = np.asarray(embeddings, np.float32)
     centred = emb - emb.mean(0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    W = tf.Variable(vt[:dim].T.astype(np.float32), name="projection")
     dec = tf.constant(decays, tf.float32)[:, None, None]
     kp = tf.constant(keeps, tf.float32)[:, None, None]
     P = len(decays) * len(keeps)
-    coef = tf.Variable(tf.zeros(P))
-    intercept, w_streak = tf.Variable(-3.0), tf.Variable(0.0)
+    with (strategy or tf.distribute.get_strategy()).scope():
+        W = tf.Variable(vt[:dim].T.astype(np.float32), name="projection")
+        coef = tf.Variable(tf.zeros(P))
+        intercept, w_streak = tf.Variable(-3.0), tf.Variable(0.0)
     E = tf.constant(emb)
     variables = [W, coef, intercept, w_streak]
 
     def logits(tracks, listened):
         z = tf.math.l2_normalize(tf.gather(E, tf.maximum(tracks, 0)) @ W, -1)  # [B, T, dim]
-        B, T = tracks.shape
-        centroid = tf.zeros((len(keeps), B, dim))
-        has = tf.zeros(B, tf.bool)
-        bored = tf.zeros((len(decays), len(keeps), B))
-        streak = tf.zeros(B)
+        B, T = tf.shape(tracks)[0], tracks.shape[1]   # T static: the recursion is unrolled
+        centroid = tf.zeros(tf.stack([len(keeps), B, dim]))
+        has = tf.zeros(tf.stack([B]), tf.bool)
+        bored = tf.zeros(tf.stack([len(decays), len(keeps), B]))
+        streak = tf.zeros(tf.stack([B]))
         out = []
         for t in range(T):
             valid = tracks[:, t] >= 0
@@ -401,7 +404,7 @@ def fit_projection(embeddings: np.ndarray, log, val_log, dim: int,
             has = has | lis
             bored = tf.where(valid[None, None, :], dec * bored + rho[None], bored)
             streak = tf.where(valid, tf.where(lis, 0.0, streak + 1), streak)
-            levels = tf.transpose(tf.reshape(bored * (1 - dec), (P, B)))
+            levels = tf.transpose(tf.reshape(bored * (1 - dec), tf.stack([P, B])))
             out.append(intercept + w_streak * tf.minimum(streak, MAX_STREAK) / MAX_STREAK
                        + tf.linalg.matvec(levels, coef))
         return tf.stack(out, 1)
@@ -432,19 +435,12 @@ def fit_projection(embeddings: np.ndarray, log, val_log, dim: int,
         def chunk_arrays(lg):
             return tuple(arrays(lg, cap))
 
-        def run_epoch(epoch):
-            return [float(step(*b)) for b in log.batches(
-                chunk_arrays, signature, batch_size=batch_size, shuffle_buffer=4 * batch_size,
-                seed=seed, epoch=epoch)]
-
-        def validation():
-            return _weighted_mean((float(val_loss(*b)), float(tf.reduce_sum(b[2])))
-                                  for b in val_log.batches(chunk_arrays, signature,
-                                                           batch_size=batch_size))
-
-        early_stopping_loop(run_epoch, validation, lambda: [W.numpy().copy()],
-                            lambda values: W.assign(values[0]), epochs=epochs,
-                            patience=patience, tolerance=1e-6)
+        streamed_fit.fit_streamed(
+            variables, lambda t, lis, r, e: censored_hazard_loss(logits(t, lis), e, r),
+            chunk_arrays, signature, log, val_log, learning_rate=learning_rate,
+            batch_size=batch_size, epochs=epochs, patience=patience, seed=seed,
+            weight_index=2, tolerance=1e-6, strategy=strategy, worker=worker,
+            shuffle_buffer=4 * batch_size)
         return W.numpy().astype(np.float64)
     train, val = arrays(log), [tf.constant(a) for a in arrays(val_log)]
     train_with_early_stopping(

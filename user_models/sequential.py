@@ -24,12 +24,12 @@ from spotisim.data.behaviour import NUM_BEHAVIOUR_FEATURES, BehaviourFill, padde
 from spotisim.data.exposure import ExposureLog
 from spotisim.data.schema import CONTEXT_TYPES
 from spotisim.data.session_log import SessionLog
-from spotisim.data.shards import assign_shards
 from spotisim.data.streaming import ShardedLog
 from spotisim.errors import ConfigError, UserModelError
 from user_models.base import AbstractUserModel, History, check_probabilities, read_model_meta
 from user_models.catalog_alignment import read_track_ids
-from user_models.early_stopping import early_stopping_loop, train_with_early_stopping
+from user_models import streamed_fit
+from user_models.early_stopping import train_with_early_stopping
 from user_models.saving import load_weights, save_model_dir
 from user_models.history_match import history_match
 from user_models.registry import register_user_model
@@ -536,64 +536,16 @@ class SequentialUserModel(AbstractUserModel):
         if len(train.catalog) != self.embeddings.shape[0]:
             raise ConfigError(f"the log's catalogue has {len(train.catalog)} tracks but "
                               f"the embeddings have {self.embeddings.shape[0]} rows")
-        strategy = strategy or tf.distribute.get_strategy()
-        index, count = worker
-        own = train.part(assign_shards(train.shards, index, count)) if count > 1 else train
         self.track_ids = train.catalog.track_ids
         if self.behaviour_dim:  # from every shard: the same rule on every worker
             self.behaviour_fill = BehaviourFill.fit_chunks(train.chunks())
         width = max(train.max_length, val.max_length)
-        signature = self.training_signature()
-
-        def features(log):
-            return self.training_arrays(log, width)
-
-        replicas = strategy.num_replicas_in_sync
-        with strategy.scope():
-            opt = tf.keras.optimizers.Adam(c["learning_rate"])
-        net = self.net
-
-        def replica_step(*data):
-            with tf.GradientTape() as tape:
-                loss = self._loss(*data)
-                scaled = loss / replicas  # summed across replicas: the mean gradient
-            grads = tape.gradient(scaled, net.trainable_variables)
-            opt.apply_gradients(zip(grads, net.trainable_variables))
-            return loss
-
-        @tf.function(reduce_retracing=True)
-        def train_step(data):
-            losses = strategy.run(replica_step, args=tuple(data))
-            return strategy.reduce(tf.distribute.ReduceOp.MEAN, losses, axis=None)
-
-        steps = train.num_sessions // c["batch_size"] if count > 1 else None
-
-        def run_epoch(epoch: int):
-            """The epoch's batch losses, read once at its end: a read per step would
-            wait for each step before dispatching the next."""
-            ds = own.batches(features, signature, batch_size=max(1, c["batch_size"] // replicas),
-                             shuffle_buffer=shuffle_buffer, seed=c["seed"], epoch=epoch)
-            if steps is None:
-                losses = [train_step(data) for data in ds]
-            else:
-                it = iter(strategy.distribute_datasets_from_function(
-                    lambda _: ds.repeat().take(max(steps, 1))))
-                losses = [train_step(next(it)) for _ in range(max(steps, 1))]
-            return [float(x) for x in losses]
-
-        loss_fn = tf.function(self._loss, reduce_retracing=True)
-
-        def validation_loss():
-            tot, cnt = 0.0, 0.0
-            for data in val.batches(features, signature, batch_size=4096):
-                w = float(tf.reduce_sum(data[2]))
-                tot += float(loss_fn(*data)) * w
-                cnt += w
-            return tot / max(cnt, 1.0)
-
-        self.history_ = early_stopping_loop(
-            run_epoch, validation_loss, net.get_weights, net.set_weights,
-            epochs=c["epochs"], patience=c["patience"], verbose=verbose)
+        self.history_ = streamed_fit.fit_streamed(
+            self.net.trainable_variables, self._loss,
+            lambda log: self.training_arrays(log, width), self.training_signature(),
+            train, val, learning_rate=c["learning_rate"], batch_size=c["batch_size"],
+            epochs=c["epochs"], patience=c["patience"], seed=c["seed"], strategy=strategy,
+            worker=worker, shuffle_buffer=shuffle_buffer, verbose=verbose)
         self._reads_exposure = False
         return self
 

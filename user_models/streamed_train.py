@@ -168,10 +168,10 @@ def train_streamed(log_shards: str, output_dir: str, val_shards: Optional[str] =
         if workers == 1:
             model = fit_worker(job, 0)
             history, fit_seconds = model.history_, model.fit_seconds_
+            leave_seconds = model.leave_seconds_
         else:
-            history, fit_seconds = run_workers(job, private_network)
+            history, fit_seconds, leave_seconds = run_workers(job, private_network)
         os.remove(os.path.join(tmp, JOB_FILE))
-        leave_seconds = fit_leave_model(job, tmp)
         catalog_size = len(TrackEmbeddings.load(os.path.join(tmp, "embeddings")).track_ids)
         report = {"train_shards": len(job["train"]), "val_shards": len(job["val"]),
                   "train_sessions": count_sessions(job["train"]),
@@ -194,8 +194,11 @@ def train_streamed(log_shards: str, output_dir: str, val_shards: Optional[str] =
 
 
 def fit_worker(job: dict, index: int, strategy=None):
-    """One worker's part of `job`: fit, and (worker 0) save the model; returns the
-    fitted model (`fit_seconds_`: the fit's time)."""
+    """One worker's part of `job`: the user model, then its P(leave) when its class has
+    a streamed one (the `LeaveHead` of the GRU and taste models), each fitted under
+    `strategy`; worker 0 saves both (model/, leave_head.json: load the latter with
+    `user_models.leave_models.load_leave_model`).  Returns the fitted model, with
+    `fit_seconds_` and `leave_seconds_` (None without a streamed leave model)."""
     catalog = shard_catalog(job["train"] + job["val"], job.get("tracks_path"))
     train = ShardedLog(job["train"], catalog, chunk_rows=job["chunk_rows"])
     val = ShardedLog(job["val"], catalog, chunk_rows=job["chunk_rows"])
@@ -204,37 +207,28 @@ def fit_worker(job: dict, index: int, strategy=None):
     ctor = _model_ctor()
     if not hasattr(ctor, "fit_streamed"):
         raise ConfigError(f"{getattr(ctor, '__name__', ctor)} cannot fit from shards yet "
-                          "(SequentialUserModel can)")
+                          "(SequentialUserModel and TasteUserModel can)")
+    worker = (index, job["workers"])
     if strategy is None:
         model = ctor(embeddings=vectors)
     else:
         with strategy.scope():
             model = ctor(embeddings=vectors)
     t0 = time.perf_counter()
-    model.fit_streamed(train, val, strategy=strategy, worker=(index, job["workers"]))
+    model.fit_streamed(train, val, strategy=strategy, worker=worker)
     model.fit_seconds_ = time.perf_counter() - t0
     if index == 0:
         model.save(os.path.join(job["directory"], "model"))
+    model.leave_seconds_ = None
+    if getattr(ctor, "leave_model_class", None) == "LeaveHead":
+        from user_models.leave_head import LeaveHead
+        t0 = time.perf_counter()
+        head = LeaveHead(vectors).fit_streamed(train, val, strategy=strategy, worker=worker,
+                                               record_range=index == 0)
+        model.leave_seconds_ = time.perf_counter() - t0
+        if index == 0:
+            head.save(os.path.join(job["directory"], "leave_head.json"))
     return model
-
-
-def fit_leave_model(job: dict, directory: str) -> Optional[float]:
-    """The model's P(leave), when its class has a streamed one (the GRU's `LeaveHead`):
-    fitted from the job's shards in this process (a small network: one process is
-    enough) and saved as `directory`/leave_head.json (load it with
-    `user_models.leave_models.load_leave_model`).  Returns its fit time, or None."""
-    if getattr(_model_ctor(), "leave_model_class", None) != "LeaveHead":
-        return None
-    from user_models.leave_head import LeaveHead
-    catalog = shard_catalog(job["train"] + job["val"], job.get("tracks_path"))
-    vectors = TrackEmbeddings.load(os.path.join(job["directory"], "embeddings")) \
-        .aligned_to(catalog)
-    t0 = time.perf_counter()
-    head = LeaveHead(vectors).fit_streamed(
-        ShardedLog(job["train"], catalog, chunk_rows=job["chunk_rows"]),
-        ShardedLog(job["val"], catalog, chunk_rows=job["chunk_rows"]))
-    head.save(os.path.join(directory, "leave_head.json"))
-    return time.perf_counter() - t0
 
 
 def weights_digest(model) -> str:
@@ -246,10 +240,11 @@ def weights_digest(model) -> str:
     return h.hexdigest()
 
 
-def run_workers(job: dict, private_network: bool) -> Tuple[List[dict], float]:
+def run_workers(job: dict, private_network: bool
+                ) -> Tuple[List[dict], float, Optional[float]]:
     """Starts the job's workers (each `python -m user_models.streamed_train JOB I` with
     its TF_CONFIG), waits for them, and returns worker 0's losses and the longest
-    worker's fit time.
+    worker's fit times (the user model's, its leave model's).
 
     Raises:
       SpotisimError: a worker failed (the others are stopped), naming its log; or the
@@ -305,7 +300,9 @@ def run_workers(job: dict, private_network: bool) -> Tuple[List[dict], float]:
         raise SpotisimError(f"the {n} user-model workers ended with different weights "
                             "(their gradients were not summed across them)")
     shutil.rmtree(logs_dir, ignore_errors=True)
-    return results[0]["history"], max(r["fit_seconds"] for r in results)
+    leave = [r["leave_seconds"] for r in results if r["leave_seconds"] is not None]
+    return (results[0]["history"], max(r["fit_seconds"] for r in results),
+            max(leave) if leave else None)
 
 
 def _last_line(path: str) -> str:
@@ -327,7 +324,8 @@ def worker_main(job_path: str, index: int) -> int:
     model = fit_worker(job, index, strategy=strategy)
     with open(os.path.join(job["directory"], f"worker_{index}.json"), "w") as f:
         json.dump({"history": model.history_, "weights": weights_digest(model),
-                   "fit_seconds": model.fit_seconds_}, f)
+                   "fit_seconds": model.fit_seconds_,
+                   "leave_seconds": model.leave_seconds_}, f)
     return 0
 
 

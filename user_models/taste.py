@@ -30,7 +30,7 @@ to positions < k.  P(leave) comes from the same `LeaveHead` as the GRU's.
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import gin
 import numpy as np
@@ -40,6 +40,7 @@ from spotisim.data.session_log import SessionLog
 from spotisim.errors import ConfigError
 from user_models.base import AbstractUserModel, History, read_model_meta
 from user_models.catalog_alignment import read_track_ids
+from user_models import streamed_fit
 from user_models.early_stopping import train_with_early_stopping
 from user_models.saving import load_weights, save_model_dir
 from user_models.registry import register_user_model
@@ -115,6 +116,13 @@ def _streaks(responses: np.ndarray, mask: np.ndarray) -> np.ndarray:
         nxt = np.where(responses[:, t] > 0, 0, out[:, t] + 1)
         out[:, t + 1] = np.where(mask[:, t], nxt, out[:, t])
     return out
+
+
+def _ages_and_causal(L: int):
+    """The arrays every session of width L shares: ages [t, j] = t - 1 - j (how long
+    before candidate t play j was heard) and causal [t, j] = j < t."""
+    ages = np.arange(L)[:, None] - 1 - np.arange(L)[None, :]
+    return ages, np.tril(np.ones((L, L), bool), -1)
 
 
 @register_user_model("taste")
@@ -209,8 +217,7 @@ class TasteUserModel(AbstractUserModel):
         tracks, skipped, mask = log.padded(width)
         L = tracks.shape[1]
         resp = (~skipped & mask).astype(np.float32)
-        ages = np.arange(L)[:, None] - 1 - np.arange(L)[None, :]           # [t, j]
-        causal = np.tril(np.ones((L, L), bool), -1)
+        ages, causal = _ages_and_causal(L)
         position = np.broadcast_to(np.arange(1, L + 1, dtype=np.int32), tracks.shape)
         streak = _streaks(resp, mask)[:, :L]
         context = np.asarray(log.session_context(), np.int32)
@@ -280,6 +287,48 @@ class TasteUserModel(AbstractUserModel):
             lambda weights: [v.assign(w) for v, w in zip(variables, weights)],
             epochs=c["epochs"], batch_size=c["batch_size"], patience=c["patience"],
             seed=c["seed"], verbose=verbose)
+        return self
+
+    def fit_streamed(self, train, val, verbose: bool = False,
+                     strategy: Optional[tf.distribute.Strategy] = None,
+                     worker: Tuple[int, int] = (0, 1),
+                     shuffle_buffer: int = 16_384) -> "TasteUserModel":
+        """`fit` from Parquet shards (`ShardedLog`s) a chunk at a time, in one process
+        or as worker `worker` of a `tf.distribute` strategy (`streamed_fit`: build the
+        model inside `strategy.scope()`)."""
+        if len(train.catalog) != self.embeddings.shape[0]:
+            raise ConfigError(f"the log's catalogue has {len(train.catalog)} tracks but "
+                              f"the embeddings have {self.embeddings.shape[0]} rows")
+        c = self.config
+        self.track_ids = train.catalog.track_ids
+        width = max(train.max_length, val.max_length)
+        # The ages and the causal mask are the same for every session: constants beside
+        # the per-session arrays the stream carries.
+        ages, causal = (tf.constant(a) for a in _ages_and_causal(width))
+
+        def features(log):
+            tracks, resp, mask, _, _, position, streak, context = \
+                self._session_arrays(log, width)
+            return tracks, resp, mask, position, streak, context
+
+        def loss(tracks, resp, mask, position, streak, context):
+            logit = self._sequence_logits(tracks, resp, mask, ages, causal, position,
+                                          streak, context)
+            w = tf.cast(mask, tf.float32)
+            bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=resp, logits=logit)
+            return tf.reduce_sum(bce * w) / tf.maximum(tf.reduce_sum(w), 1.0)
+
+        signature = (tf.TensorSpec([None, width], tf.int32),
+                     tf.TensorSpec([None, width], tf.float32),
+                     tf.TensorSpec([None, width], tf.bool),
+                     tf.TensorSpec([None, width], tf.int32),
+                     tf.TensorSpec([None, width], tf.int32),
+                     tf.TensorSpec([None], tf.int32))
+        self.history_ = streamed_fit.fit_streamed(
+            self.net.weights, loss, features, signature, train, val,
+            learning_rate=c["learning_rate"], batch_size=c["batch_size"], epochs=c["epochs"],
+            patience=c["patience"], seed=c["seed"], strategy=strategy, worker=worker,
+            shuffle_buffer=shuffle_buffer, verbose=verbose)
         return self
 
     # ------------------------------------------------------------------ persistence

@@ -188,3 +188,18 @@ def test_item2vec_from_shards_learns_and_is_seeded(shard_dir, in_memory):
     assert trainer.probe_loss_before == pytest.approx(np.log(len(in_memory.catalog)), abs=0.01)
     assert trainer.probe_loss_after < trainer.probe_loss_before - 0.2
     np.testing.assert_allclose(fit()[1].vectors, e.vectors, rtol=1e-4, atol=1e-6)
+
+
+def test_the_taste_model_fits_streamed_as_in_memory(in_memory, tmp_path):
+    from user_models.taste import TasteUserModel
+    train = in_memory.subset(np.arange(240))
+    val = in_memory.subset(np.arange(240, in_memory.num_sessions))
+    emb = np.random.default_rng(0).normal(size=(len(in_memory.catalog), 8)).astype(np.float32)
+    memory = TasteUserModel(emb, dim=4, epochs=3, batch_size=32).fit(train, val)
+    streamed = TasteUserModel(emb, dim=4, epochs=3, batch_size=32).fit_streamed(
+        ShardedLog.open(_write_shards(train, str(tmp_path / "train"), 3), catalog=in_memory.catalog),
+        ShardedLog.open(_write_shards(val, str(tmp_path / "val"), 1), catalog=in_memory.catalog),
+        shuffle_buffer=64)
+    losses = [h["val_loss"] for h in streamed.history_]
+    assert len(losses) == 3 and losses[-1] < losses[0] - 0.01            # it learns
+    assert abs(losses[-1] - memory.history_[-1]["val_loss"]) < 0.01, (losses, memory.history_)
