@@ -235,8 +235,8 @@ def weights_digest(model) -> str:
     """A SHA-256 of a model's weights: equal on every worker of a mirrored fit."""
     import hashlib
     h = hashlib.sha256()
-    for w in model.net.get_weights():
-        h.update(np.ascontiguousarray(w).tobytes())
+    for v in model.net.variables:   # a Keras model's or a tf.Module's
+        h.update(np.ascontiguousarray(v.numpy()).tobytes())
     return h.hexdigest()
 
 
