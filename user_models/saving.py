@@ -30,3 +30,13 @@ def load_weights(directory: str) -> list:
     """The weight arrays of a saved directory, in the order they were saved."""
     with np.load(os.path.join(directory, "weights.npz")) as w:
         return [w[f"arr_{i}"] for i in range(len(w.files))]
+
+
+def write_fit_record(directory: str, report: dict) -> None:
+    """A fit's report.json and the gin config it ran under (operative_config.gin),
+    into `directory` (the temporary directory of an atomic output)."""
+    import gin
+    with open(os.path.join(directory, "report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    with open(os.path.join(directory, "operative_config.gin"), "w") as f:
+        f.write(gin.operative_config_str())

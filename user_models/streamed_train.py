@@ -39,6 +39,7 @@ from spotisim.embeddings import Item2VecTrainer, TrackEmbeddings, acoustic_embed
 from spotisim.errors import ConfigError, SpotisimError
 from spotisim.io_utils import atomic_dir
 from spotisim.private_network import PrivateNetwork, free_port
+from user_models.saving import write_fit_record
 
 #: The job a fit's workers read (`prepare_job`).
 JOB_FILE = "job.json"
@@ -181,10 +182,7 @@ def train_streamed(log_shards: str, output_dir: str, val_shards: Optional[str] =
                   "best_val_loss": min(h["val_loss"] for h in history),
                   "fit_seconds": fit_seconds, "leave_model_seconds": leave_seconds,
                   "seconds": time.perf_counter() - t0}
-        with open(os.path.join(tmp, "report.json"), "w") as f:
-            json.dump(report, f, indent=1)
-        with open(os.path.join(tmp, "operative_config.gin"), "w") as f:
-            f.write(gin.operative_config_str())
+        write_fit_record(tmp, report)
     if verbose:
         print(f"{report['train_sessions']} training sessions in {report['train_shards']} "
               f"shards, {workers} worker(s): best validation loss "

@@ -16,7 +16,6 @@ directory is written as a whole and replaces an earlier one only once complete.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Callable, Dict, Optional, Sequence
@@ -34,6 +33,7 @@ from user_models import evaluation
 from user_models.base import AbstractUserModel
 from user_models.ground_truth import GroundTruthUserModel
 from user_models.registry import learned_user_models
+from user_models.saving import write_fit_record
 from user_models.sequential import SequentialUserModel
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -98,10 +98,7 @@ def train_user_model(model_ctor: Callable[..., AbstractUserModel] = SequentialUs
         for name in compare:  # scored beside the model by `python -m user_models.evaluate`
             models[name].save(os.path.join(tmp, "baselines", name))
         emb.save(os.path.join(tmp, "embeddings"))
-        with open(os.path.join(tmp, "report.json"), "w") as f:
-            json.dump(report, f, indent=1)
-        with open(os.path.join(tmp, "operative_config.gin"), "w") as f:
-            f.write(gin.operative_config_str())
+        write_fit_record(tmp, report)
     if verbose:
         print(f"data: {data.source}; test split {data.test.num_sessions} sessions, "
               f"{data.test.num_rows} rows; embeddings {emb.source}")
