@@ -6,7 +6,7 @@
 Why a path of its own: `train_user_model` holds the whole log in memory (to split it,
 compare baselines on it and score the ground truth), which at MSSD's size no machine
 can.  Here the log stays on disk: the model streams its shards a chunk at a time
-(`SequentialUserModel.fit_streamed`), validation is some of the shards, and with
+(`SequentialUserModel.fit_streamed`, `TasteUserModel.fit_streamed`), validation is some of the shards, and with
 `workers` > 1 each of N local processes reads its own shards and the gradients are
 summed across them (the same program runs on several machines with their own
 `TF_CONFIG`: README, "Fit on several machines").
@@ -16,8 +16,8 @@ to bind), so they run in a network namespace with loopback only (`PrivateNetwork
 where nothing outside the job can reach them.
 
 The output directory is written whole or not at all: model/, embeddings/, report.json
-(the validation loss per epoch, sessions, workers, seconds), leave_head.json (the GRU's
-P(leave), fitted from the shards too) and operative_config.gin.
+(the validation loss per epoch, sessions, workers, seconds), leave_head.json (the
+model's P(leave), fitted from the shards too) and operative_config.gin.
 """
 
 from __future__ import annotations
@@ -86,8 +86,8 @@ def prepare_job(directory: str, log_shards: str, val_shards: Optional[str] = Non
     count) and embeddings/ (computed once, so every worker reads the same vectors).
     Worker 0 later saves the model into `directory`/model.  Returns the job.
 
-    Shard paths are written as given: on several machines, give paths every machine
-    sees (a shared filesystem)."""
+    Shard paths are written absolute: on several machines, give paths every machine
+    sees the same way (a shared filesystem)."""
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     shards = parquet_shards(log_shards)
