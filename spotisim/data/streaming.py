@@ -1,7 +1,8 @@
 """A session log streamed from Parquet shards, for fits whose log does not fit in memory.
 
-`SessionLog` holds a whole log as arrays: about 9 KB per session with its padded copies,
-so one 23 GB machine fits on some 2M sessions, about 1% of MSSD (issue #26).  A
+`SessionLog` holds a whole log as arrays, and a fit adds its padded copies: measured,
+about 1.9 KB per session from Parquet shards and 9 KB reading CSV, some 300 GB or more
+for MSSD's 160M sessions (issue #26; docs/user_model_scale.md).  A
 `ShardedLog` holds only what a fit needs whole: the shard paths, the track catalogue and
 the padded width.  Its sessions come by `chunks()`, one shard's chunk at a time, each a
 small `SessionLog`; a model turns each into its training arrays with the same code as
