@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Optional
+from typing import Optional, Tuple
 
 import gin
 import numpy as np
@@ -16,6 +16,7 @@ import tensorflow as tf
 from spotisim.data.session_log import SessionLog
 from spotisim.errors import ConfigError
 from spotisim.io_utils import atomic_dir
+from user_models import streamed_fit
 from user_models.base import AbstractUserModel, History, read_model_meta
 from user_models.catalog_alignment import read_track_ids, write_track_ids
 from user_models.history_match import history_match
@@ -187,6 +188,52 @@ class LogisticUserModel(AbstractUserModel):
                          callbacks=[stop], verbose=0)
         self.history_ = [{"epoch": i + 1, "train_loss": float(a), "val_loss": float(b)}
                          for i, (a, b) in enumerate(zip(h.history["loss"], h.history["val_loss"]))]
+        return self
+
+    def fit_streamed(self, train, val, verbose: bool = False,
+                     strategy: Optional[tf.distribute.Strategy] = None,
+                     worker: Tuple[int, int] = (0, 1),
+                     shuffle_buffer: int = 65_536) -> "LogisticUserModel":
+        """`fit` from Parquet shards (`ShardedLog`s) a chunk at a time: the popularity
+        from the training shards' play counts, the features' mean and spread from one
+        pass over them, then the streamed loop (`streamed_fit`) on each chunk's rows, in
+        one process or as worker `worker` of a `tf.distribute` strategy."""
+        if len(train.catalog) != len(self.embeddings):
+            raise ConfigError(f"the log's catalogue has {len(train.catalog)} tracks but "
+                              f"the embeddings have {len(self.embeddings)} rows")
+        pop = np.log1p(train.play_counts().astype(np.float64))
+        self.popularity = ((pop - pop.mean()) / max(pop.std(), 1e-6)).astype(np.float32)
+        self.unplayed_popularity = float(-pop.mean() / max(pop.std(), 1e-6))
+        self.track_ids = train.catalog.track_ids
+        rows, total, squares = 0, np.zeros(len(FEATURES)), np.zeros(len(FEATURES))
+        for chunk in train.chunks():   # the standardisation, from running sums
+            x, _ = self.session_features(chunk)
+            rows += len(x)
+            total += x.sum(0, dtype=np.float64)
+            squares += np.square(x, dtype=np.float64).sum(0)
+        mean = total / max(rows, 1)
+        self.mean = mean.astype(np.float32)
+        self.std = np.maximum(np.sqrt(np.maximum(squares / max(rows, 1) - mean ** 2, 0.0)),
+                              1e-6).astype(np.float32)
+
+        def standardised(chunk):
+            x, y = self.session_features(chunk)
+            return ((x - self.mean) / self.std).astype(np.float32), y.astype(np.float32)
+
+        def loss(x, y):
+            logits = self.net(x)[:, 0]
+            return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y,
+                                                                          logits=logits))
+
+        c = self.config
+        signature = (tf.TensorSpec([None, len(FEATURES)], tf.float32),
+                     tf.TensorSpec([None], tf.float32))
+        self.history_ = streamed_fit.fit_streamed(
+            self.net.trainable_variables, loss, standardised, signature, train, val,
+            learning_rate=c["learning_rate"], batch_size=c["batch_size"], epochs=c["epochs"],
+            patience=c["patience"], seed=c["seed"], weight_index=None, elements=rows,
+            strategy=strategy, worker=worker, shuffle_buffer=shuffle_buffer,
+            verbose=verbose)
         return self
 
     def coefficients(self):

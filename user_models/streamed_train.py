@@ -205,7 +205,7 @@ def fit_worker(job: dict, index: int, strategy=None):
     ctor = _model_ctor()
     if not hasattr(ctor, "fit_streamed"):
         raise ConfigError(f"{getattr(ctor, '__name__', ctor)} cannot fit from shards yet "
-                          "(SequentialUserModel and TasteUserModel can)")
+                          "(SequentialUserModel, TasteUserModel and LogisticUserModel can)")
     worker = (index, job["workers"])
     if strategy is None:
         model = ctor(embeddings=vectors)

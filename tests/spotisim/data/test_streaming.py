@@ -203,3 +203,27 @@ def test_the_taste_model_fits_streamed_as_in_memory(in_memory, tmp_path):
     losses = [h["val_loss"] for h in streamed.history_]
     assert len(losses) == 3 and losses[-1] < losses[0] - 0.01            # it learns
     assert abs(losses[-1] - memory.history_[-1]["val_loss"]) < 0.01, (losses, memory.history_)
+
+
+def test_the_logistic_model_fits_streamed_as_in_memory(in_memory, tmp_path):
+    from user_models.evaluation import roc_auc
+    from user_models.logistic import LogisticUserModel
+    train = in_memory.subset(np.arange(240))
+    val = in_memory.subset(np.arange(240, in_memory.num_sessions))
+    emb = np.random.default_rng(0).normal(size=(len(in_memory.catalog), 8)).astype(np.float32)
+    memory = LogisticUserModel(emb, epochs=5).fit(train, val)
+    streamed = LogisticUserModel(emb, epochs=5).fit_streamed(
+        ShardedLog.open(_write_shards(train, str(tmp_path / "train"), 3), catalog=in_memory.catalog),
+        ShardedLog.open(_write_shards(val, str(tmp_path / "val"), 1), catalog=in_memory.catalog),
+        shuffle_buffer=256)
+    # The same standardisation and popularity, from running sums and play counts.
+    np.testing.assert_allclose(streamed.mean, memory.mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(streamed.std, memory.std, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(streamed.popularity, memory.popularity, atol=1e-5)
+    losses = [h["val_loss"] for h in streamed.history_]
+    assert min(losses) < np.log(2) - 0.01     # it learns: zero weights score log 2
+    assert abs(min(losses) - min(h["val_loss"] for h in memory.history_)) < 0.01, \
+        (losses, memory.history_)
+    y = ~val.skipped
+    assert abs(roc_auc(y, streamed.predict_sessions(val))
+               - roc_auc(y, memory.predict_sessions(val))) < 0.02
