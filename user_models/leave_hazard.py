@@ -28,7 +28,8 @@ import numpy as np
 
 from spotisim.errors import UserModelError
 from spotisim.io_utils import atomic_file
-from user_models.leave_features import DECAYS, KEEPS, at_risk_rows, boredom_features, unit
+from user_models.leave_features import (DECAYS, KEEPS, at_risk_rows, boredom_features,
+                                        boredom_features_grid, unit)
 
 FEATURES = ("intercept", "streak", "boredom")
 
@@ -95,6 +96,62 @@ class LeaveHazard:
             if best is None or ll > best[0]:
                 best = (ll, decay, keep, w, se, len(y))
         _, self.decay, self.keep, self.weights, self.std_errors, self.num_rows = best
+        return self
+
+    def fit_streamed(self, log, val_log=None, iters: int = 50,
+                     ridge: float = 1e-6) -> "LeaveHazard":
+        """`fit` from Parquet shards (`ShardedLog`): the same Newton-Raphson, its
+        gradient, Hessian and log-likelihood summed chunk by chunk, one pass over the
+        shards per step for every grid point at once (`boredom_features_grid`).  The
+        same weights as `fit` up to the order of the sums; memory one chunk."""
+        bounds = [(int(n.min()), int(n.max())) for n in log.session_lengths() if len(n)]
+        if not bounds:
+            raise UserModelError("LeaveHazard.fit needs a log with sessions")
+        self.first_at_risk = min(b[0] for b in bounds)
+        self.cap = max(b[1] for b in bounds)
+        pairs = list(itertools.product(range(len(self.decays)), range(len(self.keeps))))
+        weights = np.zeros((len(pairs), 3))
+
+        def sums(weights):
+            """(gradient [P, 3], Hessian [P, 3, 3], log-likelihood [P], rows, events)."""
+            grad, hess = np.zeros((len(pairs), 3)), np.zeros((len(pairs), 3, 3))
+            ll, rows, events = np.zeros(len(pairs)), 0, 0
+            for chunk in log.chunks():
+                tracks, skipped, mask = chunk.padded()
+                at_risk, event = at_risk_rows(chunk.lengths, tracks.shape[1],
+                                              self.first_at_risk, self.cap)
+                streak, bored, _ = boredom_features_grid(tracks, mask & ~skipped,
+                                                         self.unit_emb, self.decays, self.keeps)
+                y = event[at_risk].astype(np.float64)
+                rows, events = rows + len(y), events + int(y.sum())
+                for k, (i, j) in enumerate(pairs):
+                    X = np.stack([np.ones(len(y)), streak[at_risk], bored[i, j][at_risk]], 1)
+                    p = 1 / (1 + np.exp(-(X @ weights[k])))
+                    grad[k] += X.T @ (y - p)
+                    hess[k] += (X * (p * (1 - p))[:, None]).T @ X
+                    q = np.clip(p, 1e-12, 1 - 1e-12)
+                    ll[k] += float((y * np.log(q) + (1 - y) * np.log(1 - q)).sum())
+            return grad, hess, ll, rows, events
+
+        converged = np.zeros(len(pairs), bool)
+        for _ in range(iters):
+            grad, hess, _, rows, events = sums(weights)
+            if rows == 0 or events == 0:
+                raise UserModelError("LeaveHazard.fit: no session ends before the log's "
+                                     "length cap, so nothing shows when listeners leave")
+            for k in np.nonzero(~converged)[0]:
+                step = np.linalg.solve(hess[k] + ridge * np.eye(3), grad[k] - ridge * weights[k])
+                weights[k] += step
+                converged[k] = np.abs(step).max() < 1e-8
+            if converged.all():
+                break
+        _, hess, ll, rows, _ = sums(weights)
+        best = int(np.argmax(ll))
+        i, j = pairs[best]
+        self.decay, self.keep = self.decays[i], self.keeps[j]
+        self.weights = weights[best]
+        self.std_errors = np.sqrt(np.diag(np.linalg.inv(hess[best] + ridge * np.eye(3))))
+        self.num_rows = rows
         return self
 
     @property

@@ -16,7 +16,7 @@ to bind), so they run in a network namespace with loopback only (`PrivateNetwork
 where nothing outside the job can reach them.
 
 The output directory is written whole or not at all: model/, embeddings/, report.json
-(the validation loss per epoch, sessions, workers, seconds), leave_head.json (the
+(the validation loss per epoch, sessions, workers, seconds), leave_model.json (the
 model's P(leave), fitted from the shards too) and operative_config.gin.
 """
 
@@ -39,8 +39,11 @@ from spotisim.embeddings import Item2VecTrainer, TrackEmbeddings, acoustic_embed
 from spotisim.errors import ConfigError, SpotisimError
 from spotisim.io_utils import atomic_dir
 from spotisim.private_network import PrivateNetwork, free_port
+from user_models.leave_models import leave_model_class
 from user_models.saving import write_fit_record
 
+#: The fitted P(leave) beside the model (`user_models.leave_models.load_leave_model`).
+LEAVE_MODEL_FILE = "leave_model.json"
 #: The job a fit's workers read (`prepare_job`).
 JOB_FILE = "job.json"
 #: How long the parent waits for the workers of a fit (seconds).
@@ -192,11 +195,12 @@ def train_streamed(log_shards: str, output_dir: str, val_shards: Optional[str] =
 
 
 def fit_worker(job: dict, index: int, strategy=None):
-    """One worker's part of `job`: the user model, then its P(leave) when its class has
-    a streamed one (the `LeaveHead` of the GRU and taste models), each fitted under
-    `strategy`; worker 0 saves both (model/, leave_head.json: load the latter with
+    """One worker's part of `job`: the user model, then its P(leave) (its class's leave
+    model: the GRU's and taste model's `LeaveHead`, fitted under `strategy`; the
+    logistic model's `LeaveHazard`, Newton steps on worker 0 alone); worker 0 saves
+    both (model/, leave_model.json: load the latter with
     `user_models.leave_models.load_leave_model`).  Returns the fitted model, with
-    `fit_seconds_` and `leave_seconds_` (None without a streamed leave model)."""
+    `fit_seconds_` and `leave_seconds_`."""
     catalog = shard_catalog(job["train"] + job["val"], job.get("tracks_path"))
     train = ShardedLog(job["train"], catalog, chunk_rows=job["chunk_rows"])
     val = ShardedLog(job["val"], catalog, chunk_rows=job["chunk_rows"])
@@ -217,15 +221,17 @@ def fit_worker(job: dict, index: int, strategy=None):
     model.fit_seconds_ = time.perf_counter() - t0
     if index == 0:
         model.save(os.path.join(job["directory"], "model"))
-    model.leave_seconds_ = None
-    if getattr(ctor, "leave_model_class", None) == "LeaveHead":
-        from user_models.leave_head import LeaveHead
-        t0 = time.perf_counter()
-        head = LeaveHead(vectors).fit_streamed(train, val, strategy=strategy, worker=worker,
-                                               record_range=index == 0)
-        model.leave_seconds_ = time.perf_counter() - t0
-        if index == 0:
-            head.save(os.path.join(job["directory"], "leave_head.json"))
+    cls = leave_model_class(getattr(ctor, "leave_model_class", "LeaveHazard"))
+    t0 = time.perf_counter()
+    leave = None
+    if cls.__name__ == "LeaveHead":
+        leave = cls(vectors).fit_streamed(train, val, strategy=strategy, worker=worker,
+                                          record_range=index == 0)
+    elif index == 0:  # a closed-form fit: nothing to share across workers
+        leave = cls(vectors).fit_streamed(train, val)
+    model.leave_seconds_ = time.perf_counter() - t0
+    if index == 0:
+        leave.save(os.path.join(job["directory"], LEAVE_MODEL_FILE))
     return model
 
 

@@ -44,7 +44,7 @@ def test_two_workers_save_one_model_that_scores_like_a_one_process_fit(shards, f
     assert reports[2]["train_shards"] == 5 and reports[2]["val_shards"] == 1
     for w in (1, 2):
         assert sorted(os.listdir(out / f"workers{w}")) == [
-            "embeddings", "leave_head.json", "model", "operative_config.gin", "report.json"]
+            "embeddings", "leave_model.json", "model", "operative_config.gin", "report.json"]
         with open(out / f"workers{w}" / "report.json") as f:
             assert len(json.load(f)["history"]) == 3
     losses = [h["val_loss"] for h in reports[2]["history"]]
@@ -130,7 +130,7 @@ def test_the_streamed_leave_head_is_the_in_memory_head(shards, fits):
     out, reports = fits
     paths = sorted(os.path.join(shards, n) for n in os.listdir(shards) if n.endswith(".parquet"))
     vectors = np.load(str(out / "workers1" / "model" / "embeddings.npy"))
-    streamed = load_leave_model(str(out / "workers1" / "leave_head.json"), vectors)
+    streamed = load_leave_model(str(out / "workers1" / "leave_model.json"), vectors)
     whole = read_session_log(shards)
     catalog = shard_catalog(paths)
     assert list(whole.catalog.track_ids) == list(catalog.track_ids)

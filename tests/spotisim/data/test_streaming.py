@@ -227,3 +227,16 @@ def test_the_logistic_model_fits_streamed_as_in_memory(in_memory, tmp_path):
     y = ~val.skipped
     assert abs(roc_auc(y, streamed.predict_sessions(val))
                - roc_auc(y, memory.predict_sessions(val))) < 0.02
+
+
+def test_the_leave_hazard_fits_streamed_as_in_memory(shard_dir, in_memory):
+    """Newton-Raphson from sums taken chunk by chunk: the same constants and weights."""
+    from user_models.leave_hazard import LeaveHazard
+    emb = np.random.default_rng(0).normal(size=(len(in_memory.catalog), 6))
+    memory = LeaveHazard(emb).fit(in_memory)
+    streamed = LeaveHazard(emb).fit_streamed(ShardedLog.open(shard_dir, chunk_rows=700))
+    assert (streamed.decay, streamed.keep) == (memory.decay, memory.keep)
+    assert (streamed.first_at_risk, streamed.cap, streamed.num_rows) == \
+        (memory.first_at_risk, memory.cap, memory.num_rows)
+    np.testing.assert_allclose(streamed.weights, memory.weights, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(streamed.std_errors, memory.std_errors, rtol=1e-6)
