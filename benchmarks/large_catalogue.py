@@ -31,10 +31,11 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     flags.DEFINE_multi_integer("tracks", [5_000, 1_000_000], "catalogue sizes (a multiple "
-                               "of the world's catalogue, rounded up)")
-    flags.DEFINE_integer("batch", 32, "lanes of each environment step")
-    flags.DEFINE_float("seconds", 5.0, "seconds timed per size")
-    flags.DEFINE_integer("sessions_per_copy", 500, "logged sessions per catalogue copy")
+                               "of the world's catalogue, rounded up)", lower_bound=1)
+    flags.DEFINE_integer("batch", 32, "lanes of each environment step", lower_bound=1)
+    flags.DEFINE_float("seconds", 5.0, "seconds timed per size", lower_bound=0.0)
+    flags.DEFINE_integer("sessions_per_copy", 500, "logged sessions per catalogue copy",
+                         lower_bound=1)
     flags.DEFINE_string("work_dir", "runs/benchmarks/large_catalogue_data",
                         "where the tiled shards and tracks are written (reused)")
 

@@ -33,19 +33,21 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     flags.DEFINE_multi_integer("sessions", [100_000, 1_000_000],
-                               "log sizes (sessions) whose streamed fit is measured")
+                               "log sizes (sessions) whose streamed fit is measured",
+                               lower_bound=1)
     flags.DEFINE_multi_integer("workers", [2], "local worker counts timed beside one "
-                               "process, on the smallest size")
+                               "process, on the smallest size", lower_bound=1)
     flags.DEFINE_integer("in_memory_max", 100_000, "the in-memory fit is measured up to "
-                         "this size (it holds the whole log)")
-    flags.DEFINE_integer("epochs", 1, "epochs of each memory and throughput fit")
-    flags.DEFINE_integer("units", 64, "the GRU's width")
-    flags.DEFINE_integer("batch_size", 256, "sessions per step (global)")
+                         "this size (it holds the whole log)", lower_bound=0)
+    flags.DEFINE_integer("epochs", 1, "epochs of each memory and throughput fit",
+                         lower_bound=1)
+    flags.DEFINE_integer("units", 64, "the GRU's width", lower_bound=1)
+    flags.DEFINE_integer("batch_size", 256, "sessions per step (global)", lower_bound=1)
     flags.DEFINE_boolean("throughput", True, "time 1 process against --workers")
     flags.DEFINE_boolean("quality", False, "also fit the default model both ways on the "
                          "world's split and compare their AUC (minutes)")
     flags.DEFINE_integer("shard_sessions", 10_000, "sessions per shard (at most the "
-                         "world's log)")
+                         "world's log)", lower_bound=1)
     flags.DEFINE_string("work_dir", "runs/benchmarks/streamed_fit_data",
                         "where the tiled shards are written (reused)")
 

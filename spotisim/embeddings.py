@@ -136,9 +136,10 @@ class Item2VecTrainer:
         return (emb, out_w, out_b), train_step, full_loss
 
     @staticmethod
-    def _usable(log: SessionLog):
-        """(tracks, mask) [S', L] of the log's sessions of two tracks or more."""
-        tracks, _, mask = log.padded()
+    def _usable(log: SessionLog, width: Optional[int] = None):
+        """(tracks, mask) [S', L] of the log's sessions of two tracks or more, padded to
+        `width` (default: the log's longest session)."""
+        tracks, _, mask = log.padded(width)
         keep = mask.sum(axis=1) >= 2
         return tracks[keep], mask[keep]
 
@@ -223,10 +224,7 @@ class Item2VecTrainer:
             rng = np.random.default_rng([self.seed, epoch])
 
             def pairs(chunk, rng=rng):
-                tracks, mask = self._usable(chunk)
-                tracks = np.pad(tracks, ((0, 0), (0, width - tracks.shape[1])),
-                                constant_values=-1)
-                mask = np.pad(mask, ((0, 0), (0, width - mask.shape[1])))
+                tracks, mask = self._usable(chunk, width)
                 ctx, target = self._held_out(tracks, mask, T, rng)
                 return ctx.astype(np.int32), target.astype(np.int32)
 

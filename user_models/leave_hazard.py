@@ -104,11 +104,9 @@ class LeaveHazard:
         gradient, Hessian and log-likelihood summed chunk by chunk, one pass over the
         shards per step for every grid point at once (`boredom_features_grid`).  The
         same weights as `fit` up to the order of the sums; memory one chunk."""
-        bounds = [(int(n.min()), int(n.max())) for n in log.session_lengths() if len(n)]
-        if not bounds:
+        self.first_at_risk, self.cap = log.length_range
+        if self.cap == 0:
             raise UserModelError("LeaveHazard.fit needs a log with sessions")
-        self.first_at_risk = min(b[0] for b in bounds)
-        self.cap = max(b[1] for b in bounds)
         pairs = list(itertools.product(range(len(self.decays)), range(len(self.keeps))))
         weights = np.zeros((len(pairs), 3))
 

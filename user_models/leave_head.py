@@ -227,11 +227,9 @@ class LeaveHead:
         worker `worker` of a `tf.distribute` strategy (`streamed_fit`).  `record_range`
         False skips the pass that records the features' range (`within_log`): the
         workers that do not save the head."""
-        bounds = [(int(n.min()), int(n.max())) for n in log.session_lengths() if len(n)]
-        if not bounds:
+        self.first_at_risk, self.cap = log.length_range
+        if self.cap == 0:
             raise UserModelError("LeaveHead.fit needs a log with sessions")
-        self.first_at_risk = min(b[0] for b in bounds)
-        self.cap = max(b[1] for b in bounds)
         exposed = events = 0
         for n in log.session_lengths():  # the at-risk rows and their events, shard by shard
             at_risk, left = at_risk_rows(n, self.cap, self.first_at_risk, self.cap)

@@ -34,6 +34,7 @@ from typing import List, Optional, Sequence, Tuple
 import gin
 import numpy as np
 
+from spotisim.data.catalog import TrackCatalog
 from spotisim.data.streaming import ShardedLog, count_sessions, parquet_shards, shard_catalog
 from spotisim.embeddings import Item2VecTrainer, TrackEmbeddings, acoustic_embeddings
 from spotisim.errors import ConfigError, SpotisimError
@@ -81,16 +82,11 @@ def _model_ctor():
     return ctor
 
 
-def prepare_job(directory: str, log_shards: str, val_shards: Optional[str] = None,
-                workers: int = 1, tracks_path: Optional[str] = None, val_every: int = 10,
-                chunk_rows: int = 100_000,
-                gin_files: Sequence[str] = (), gin_bindings: Sequence[str] = ()) -> dict:
-    """Writes a fit's job into `directory`: job.json (the shards, the config, the worker
-    count) and embeddings/ (computed once, so every worker reads the same vectors).
-    Worker 0 later saves the model into `directory`/model.  Returns the job.
-
-    Shard paths are written absolute: on several machines, give paths every machine
-    sees the same way (a shared filesystem)."""
+def job_shards(log_shards: str, val_shards: Optional[str] = None, workers: int = 1,
+               val_every: int = 10) -> Tuple[List[str], List[str]]:
+    """(train, validation) shard paths of a fit, checked before anything is written:
+    validation is `val_shards`, or else every `val_every`-th shard of `log_shards`, and
+    each of the `workers` needs a training shard of its own."""
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     shards = parquet_shards(log_shards)
@@ -101,13 +97,25 @@ def prepare_job(directory: str, log_shards: str, val_shards: Optional[str] = Non
     if workers > len(train_paths):
         raise ConfigError(f"--workers={workers} but only {len(train_paths)} training shards: "
                           "give each worker at least one (cut the log into more shards)")
-    catalog = shard_catalog(train_paths + val_paths, tracks_path)
-    train = ShardedLog(train_paths, catalog, chunk_rows=chunk_rows)
-    emb = shard_embeddings(train)
+    return train_paths, val_paths
+
+
+def prepare_job(directory: str, train_paths: Sequence[str], val_paths: Sequence[str],
+                workers: int = 1, tracks_path: Optional[str] = None,
+                chunk_rows: int = 100_000,
+                gin_files: Sequence[str] = (), gin_bindings: Sequence[str] = ()) -> dict:
+    """Writes a fit's job into `directory`: job.json (the shards from `job_shards`, the
+    config, the worker count) and embeddings/ (computed once, so every worker reads the
+    same vectors and, through their track ids, the same catalogue).  Worker 0 later
+    saves the model into `directory`/model.  Returns the job.
+
+    Shard paths are written absolute: on several machines, give paths every machine
+    sees the same way (a shared filesystem)."""
+    catalog = shard_catalog(list(train_paths) + list(val_paths), tracks_path)
+    emb = shard_embeddings(ShardedLog(list(train_paths), catalog, chunk_rows=chunk_rows))
     emb.save(os.path.join(directory, "embeddings"))
     job = {"train": [os.path.abspath(p) for p in train_paths],
            "val": [os.path.abspath(p) for p in val_paths], "chunk_rows": chunk_rows,
-           "tracks_path": tracks_path and os.path.abspath(tracks_path),
            "gin_files": list(gin_files), "gin_bindings": list(gin_bindings),
            "workers": workers, "embeddings_source": emb.source}
     with open(os.path.join(directory, JOB_FILE), "w") as f:
@@ -166,9 +174,10 @@ def train_streamed(log_shards: str, output_dir: str, val_shards: Optional[str] =
       gin_files / gin_bindings: the config, handed to the workers.
     """
     t0 = time.perf_counter()
+    train_paths, val_paths = job_shards(log_shards, val_shards, workers, val_every)
     with atomic_dir(output_dir) as tmp:
-        job = prepare_job(tmp, log_shards, val_shards, workers, tracks_path, val_every,
-                          chunk_rows, gin_files, gin_bindings)
+        job = prepare_job(tmp, train_paths, val_paths, workers, tracks_path, chunk_rows,
+                          gin_files, gin_bindings)
         if workers == 1:
             model = fit_worker(job, 0)
             history, fit_seconds = model.history_, model.fit_seconds_
@@ -201,11 +210,12 @@ def fit_worker(job: dict, index: int, strategy=None):
     both (model/, leave_model.json: load the latter with
     `user_models.leave_models.load_leave_model`).  Returns the fitted model, with
     `fit_seconds_` and `leave_seconds_`."""
-    catalog = shard_catalog(job["train"] + job["val"], job.get("tracks_path"))
+    # The job's embeddings carry its catalogue: every worker indexes the tracks alike,
+    # and none reads the shards' track ids again.
+    emb = TrackEmbeddings.load(os.path.join(job["directory"], "embeddings"))
+    catalog, vectors = TrackCatalog(emb.track_ids), emb.vectors
     train = ShardedLog(job["train"], catalog, chunk_rows=job["chunk_rows"])
     val = ShardedLog(job["val"], catalog, chunk_rows=job["chunk_rows"])
-    vectors = TrackEmbeddings.load(os.path.join(job["directory"], "embeddings")) \
-        .aligned_to(catalog)
     ctor = _model_ctor()
     if not hasattr(ctor, "fit_streamed"):
         raise ConfigError(f"{getattr(ctor, '__name__', ctor)} cannot fit from shards yet "

@@ -148,18 +148,20 @@ def _main() -> None:
         train_user_model()
         return
     from user_models import streamed_train
-    common = dict(val_shards=FLAGS.val_shards, workers=FLAGS.workers, tracks_path=FLAGS.tracks,
+    common = dict(workers=FLAGS.workers, tracks_path=FLAGS.tracks,
                   gin_files=FLAGS.gin_file or ["sequential"], gin_bindings=FLAGS.gin_bindings)
     if FLAGS.prepare_job:
+        shards = streamed_train.job_shards(FLAGS.log_shards, FLAGS.val_shards, FLAGS.workers)
         with atomic_dir(FLAGS.prepare_job) as tmp:
-            streamed_train.prepare_job(tmp, FLAGS.log_shards, **common)
+            streamed_train.prepare_job(tmp, *shards, **common)
         print(streamed_train.machine_commands(FLAGS.prepare_job, FLAGS.workers))
         return
     try:
         output_dir = gin.query_parameter("train_user_model.output_dir")
     except ValueError:  # the config binds none: train_user_model's default
         output_dir = "runs/user_models/sequential"
-    streamed_train.train_streamed(FLAGS.log_shards, output_dir, **common)
+    streamed_train.train_streamed(FLAGS.log_shards, output_dir, val_shards=FLAGS.val_shards,
+                                  **common)
 
 
 main = cli.absl_main(_main)

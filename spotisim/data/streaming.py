@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Callable, Iterator, List, Optional, Sequence
+import functools
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -45,22 +46,27 @@ def parquet_shards(path: str) -> List[str]:
     return files
 
 
-def _column_max(path: str, column: str) -> int:
-    """The largest value of an integer column of a Parquet file, from the row groups'
-    statistics when they are written (no data read), else from the column itself."""
+def _column_range(path: str, column: str) -> Tuple[Optional[int], Optional[int]]:
+    """(smallest, largest) value of an integer column of a Parquet file, from the row
+    groups' statistics when they are written (no data read), else from the column
+    itself; (None, None) for a file without rows."""
     pf = pq.ParquetFile(path)
     j = pf.schema_arrow.get_field_index(column)
     if j < 0:
         raise DataValidationError("column missing", path=path, line=1, column=column)
-    best = 0
+    lows, highs = [], []
     for g in range(pf.metadata.num_row_groups):
+        if pf.metadata.row_group(g).num_rows == 0:
+            continue
         stats = pf.metadata.row_group(g).column(j).statistics
         if stats is None or not stats.has_min_max:
             values = pf.read_row_group(g, columns=[column]).column(0).to_numpy()
-            best = max(best, int(values.max(initial=0)))
+            lows.append(int(values.min()))
+            highs.append(int(values.max()))
         else:
-            best = max(best, int(stats.max))
-    return best
+            lows.append(int(stats.min))
+            highs.append(int(stats.max))
+    return (min(lows), max(highs)) if lows else (None, None)
 
 
 def count_sessions(shards: Sequence[str]) -> int:
@@ -125,19 +131,25 @@ class ShardedLog:
             raise ConfigError(f"{unknown[0]} is not a shard of this log")
         return dataclasses.replace(self, shards=list(shards))
 
-    @property
-    def max_length(self) -> int:
-        """The longest session (the padded width), from the shards' metadata."""
-        if getattr(self, "_max_length", None) is None:
-            self._max_length = max(_column_max(s, "session_length") for s in self.shards)
-        return self._max_length
+    @functools.cached_property
+    def length_range(self) -> Tuple[int, int]:
+        """(shortest, longest) session, from the shards' metadata; (0, 0) for a log
+        without sessions."""
+        ranges = [r for r in (_column_range(s, "session_length") for s in self.shards)
+                  if r[0] is not None]
+        if not ranges:
+            return 0, 0
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
     @property
+    def max_length(self) -> int:
+        """The longest session (the padded width)."""
+        return self.length_range[1]
+
+    @functools.cached_property
     def num_sessions(self) -> int:
         """Sessions in the shards (one read of the position column)."""
-        if getattr(self, "_num_sessions", None) is None:
-            self._num_sessions = count_sessions(self.shards)
-        return self._num_sessions
+        return count_sessions(self.shards)
 
     def play_counts(self) -> np.ndarray:
         """int64 [T]: how often each catalogue track is played in the shards (one pass
