@@ -3,15 +3,17 @@
 one dense table per step).
 
 For each size in `--tracks`, the default world's catalogue is tiled: copy k of every
-track gets the id `<id>-t<k>` and the track's acoustic vector plus a little noise, and
+track gets the id `<id>-t<k>` and the track's acoustic vector plus noise (`--copy_noise`), and
 copy k of the log's first `--sessions_per_copy` sessions plays copy k's tracks, one
-Parquet shard per copy.  Episodes start from the shards (`ShardEpisodeSampler`, no
-neighbour table: it is quadratic in the catalogue), the GRU user model answers
+Parquet shard per copy.  Episodes start from the shards (`ShardEpisodeSampler`, half of
+each pool from the listened tracks' neighbours: `spotisim.neighbours.neighbour_table`,
+exact up to 50,000 tracks and an inverted file above), the GRU user model answers
 (untrained: the cost is the same), pools of 100, slates of 3.  Each size runs in a
-fresh process: its peak RSS, the seconds to build the simulator, and slate-steps per
-second.
+fresh process: its peak RSS, the seconds to build the neighbour table and the rest of
+the simulator, the table's recall of the exact neighbours (on `--recall_queries`
+tracks), and slate-steps per second.
 
-    python benchmarks/large_catalogue.py [--tracks=5000 --tracks=1000000] [--batch=32] [--seconds=5]
+    python benchmarks/large_catalogue.py [--tracks=5000 --tracks=1000000] [--batch=32] [--seconds=5] [--neighbour_share=0.5]
 """
 
 from __future__ import annotations
@@ -36,11 +38,19 @@ def define_flags() -> None:
     flags.DEFINE_float("seconds", 5.0, "seconds timed per size", lower_bound=0.0)
     flags.DEFINE_integer("sessions_per_copy", 500, "logged sessions per catalogue copy",
                          lower_bound=1)
+    flags.DEFINE_float("neighbour_share", 0.5, "share of each pool drawn from the "
+                       "neighbour table (0: no table)", lower_bound=0.0, upper_bound=1.0)
+    flags.DEFINE_integer("recall_queries", 1000, "tracks whose exact neighbours check the "
+                         "table's recall", lower_bound=1)
+    flags.DEFINE_float("copy_noise", 0.01, "standard deviation of the noise added to each "
+                       "copy's acoustic vector (the features have unit variance; 0.58 puts "
+                       "a copy as far from its track as the track's nearest neighbour is)",
+                       lower_bound=0.0)
     flags.DEFINE_string("work_dir", "runs/benchmarks/large_catalogue_data",
                         "where the tiled shards and tracks are written (reused)")
 
 
-def tile(work_dir: str, copies: int, sessions: int) -> tuple:
+def tile(work_dir: str, copies: int, sessions: int, noise: float) -> tuple:
     """(shard_dir, tracks_csv, vectors.npy): the world `copies` times over."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -51,7 +61,7 @@ def tile(work_dir: str, copies: int, sessions: int) -> tuple:
     from spotisim.data.session_log import read_session_log
     from spotisim.embeddings import acoustic_embeddings
     from spotisim.io_utils import atomic_file
-    out = os.path.join(work_dir, f"copies{copies}_sessions{sessions}")
+    out = os.path.join(work_dir, f"copies{copies}_sessions{sessions}_noise{noise:g}")
     shard_dir = os.path.join(out, "shards")
     vectors_path = os.path.join(out, "vectors.npy")
     if os.path.exists(vectors_path):
@@ -72,7 +82,7 @@ def tile(work_dir: str, copies: int, sessions: int) -> tuple:
             table.column("track_id_clean"), suffix, ""))
         with atomic_file(os.path.join(shard_dir, f"copy_{k:05d}.parquet"), "wb") as f:
             pq.write_table(table, f)
-        vectors[k * len(base):(k + 1) * len(base)] = base + 0.01 * rng.standard_normal(
+        vectors[k * len(base):(k + 1) * len(base)] = base + noise * rng.standard_normal(
             base.shape).astype(np.float32)
         ids.append(np.char.add(log.catalog.track_ids.astype(str), f"-t{k}"))
     catalog = TrackCatalog(np.concatenate(ids).astype(object))
@@ -83,13 +93,15 @@ def tile(work_dir: str, copies: int, sessions: int) -> tuple:
     return shard_dir, vectors_path
 
 
-def measure(shard_dir: str, vectors_path: str, batch: int, seconds: float) -> dict:
+def measure(shard_dir: str, vectors_path: str, batch: int, seconds: float,
+            neighbour_share: float, recall_queries: int) -> dict:
     """Builds the simulator over the shards and times its steps (in a fresh process)."""
     import pandas as pd
     from spotisim.builder import EnvironmentBuilder
     from spotisim.data.catalog import TrackCatalog
     from spotisim.data.streaming import ShardedLog
     from spotisim.episode_samplers import ShardEpisodeSampler
+    from spotisim.neighbours import neighbour_recall, neighbour_table, neighbours_per_track
     from spotisim.termination import AnyOf, ConsecutiveSkips, MaxSteps
     from spotisim.track_samplers import SlateIndicesTrackSampler
     from user_models.sequential import SequentialUserModel
@@ -98,7 +110,15 @@ def measure(shard_dir: str, vectors_path: str, batch: int, seconds: float) -> di
     log = ShardedLog.open(shard_dir, catalog=TrackCatalog(ids["track_id"].to_numpy(object)))
     vectors = np.load(vectors_path)
     model = SequentialUserModel(vectors, units=64)
-    sampler = ShardEpisodeSampler(log, 10, 100, draws_per_chunk=10 * batch)
+    table, table_seconds, recall = None, 0.0, None
+    if neighbour_share > 0:
+        t_table = time.perf_counter()
+        table = neighbour_table(vectors, neighbours_per_track(neighbour_share, 100, 10))
+        table_seconds = time.perf_counter() - t_table
+        recall = neighbour_recall(vectors, table, queries=recall_queries)
+        t0 += time.perf_counter() - t_table - table_seconds   # the recall check is not build
+    sampler = ShardEpisodeSampler(log, 10, 100, draws_per_chunk=10 * batch,
+                                  neighbour_share=neighbour_share, neighbours=table)
     builder = EnvironmentBuilder(
         model, SlateIndicesTrackSampler(3, 100, vectors.shape[1]), sampler, vectors,
         batch_size=batch, seed=0, termination=AnyOf([MaxSteps(20), ConsecutiveSkips(6)]))
@@ -115,6 +135,7 @@ def measure(shard_dir: str, vectors_path: str, batch: int, seconds: float) -> di
         n += 1
     dt = time.perf_counter() - t1
     return {"tracks": len(log.catalog), "shards": len(log.shards), "build_seconds": build,
+            "neighbour_table_seconds": table_seconds, "neighbour_recall": recall,
             "steps_per_s": n * batch / dt, "chunks_read": sampler.chunks_read}
 
 
@@ -124,15 +145,20 @@ def main():
     from spotisim.data.datasets import ensure_synthetic_world
     world_tracks = len(TrackCatalog.from_track_table(ensure_synthetic_world()["tracks"]))
     figures = {}
-    print(f"{'tracks':>10} {'peak RSS MB':>12} {'build s':>8} {'slate-steps/s':>14}")
+    print(f"{'tracks':>10} {'peak RSS MB':>12} {'build s':>8} {'table s':>8} {'recall':>7} "
+          f"{'slate-steps/s':>14}")
     for size in sorted(args.tracks):
         copies = max(1, -(-size // world_tracks))
-        shard_dir, vectors_path = tile(args.work_dir, copies, args.sessions_per_copy)
+        shard_dir, vectors_path = tile(args.work_dir, copies, args.sessions_per_copy,
+                                       args.copy_noise)
         r = cli.in_fresh_process(measure, shard_dir=shard_dir, vectors_path=vectors_path,
-                                 batch=args.batch, seconds=args.seconds)
+                                 batch=args.batch, seconds=args.seconds,
+                                 neighbour_share=args.neighbour_share,
+                                 recall_queries=args.recall_queries)
         figures[str(r["tracks"])] = r
+        recall = "-" if r["neighbour_recall"] is None else f"{r['neighbour_recall']:.3f}"
         print(f"{r['tracks']:>10,} {r['peak_rss_mb']:>12,.0f} {r['build_seconds']:>8.1f} "
-              f"{r['steps_per_s']:>14,.0f}")
+              f"{r['neighbour_table_seconds']:>8.1f} {recall:>7} {r['steps_per_s']:>14,.0f}")
     return figures
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from spotisim.builder import EnvironmentBuilder
 from spotisim.environment import PlaylistEnvironment
-from spotisim.episode_samplers import LogEpisodeSampler
+from spotisim.episode_samplers import LogEpisodeSampler, ShardEpisodeSampler
 from spotisim.errors import ConfigError
 # (Imported so that gin knows every part a config may bind.)
 from spotisim.termination import AnyOf, ConsecutiveSkips, MaxSteps, UserLeft  # noqa: F401
@@ -228,7 +228,7 @@ def make_builder(log, user_model: AbstractUserModel, embeddings: np.ndarray, sam
                  hidden_path: Optional[str], seed: int = 0,
                  scorer: Optional[AbstractUserModel] = None,
                  batch_size: Optional[int] = None,
-                 profiles=None) -> EnvironmentBuilder:
+                 profiles=None, shards=None) -> EnvironmentBuilder:
     """The simulated environment over a log split, wired from the run: the log, the
     model, the embeddings, the agent's track-sampler kind, the seed.  Every knob is a
     gin binding on the part that owns it, under the caller's scope (`train/` for the
@@ -247,6 +247,9 @@ def make_builder(log, user_model: AbstractUserModel, embeddings: np.ndarray, sam
       profiles: the `ListenerProfiles` of the whole log `log` is a split of
         (`user_model_cache.listener_profiles`): each episode then starts with its
         listener's profile, which a user model with memory reads.
+      shards: a `ShardedLog` the episodes start from, a chunk at a time
+        (`ShardEpisodeSampler.like` the configured sampler over `log`, a sample of it;
+        without listener profiles).
     """
     if sampler_kind not in SAMPLERS:
         raise ConfigError(f"make_builder.sampler_kind must be one of {sorted(SAMPLERS)}")
@@ -256,11 +259,12 @@ def make_builder(log, user_model: AbstractUserModel, embeddings: np.ndarray, sam
         refuse_bound("EnvironmentBuilder", "batch_size", _LANES_SET_BY_CALLER,
                      "bind train/EnvironmentBuilder.batch_size for the training environment")
         lanes["batch_size"] = int(batch_size)
-    return EnvironmentBuilder(
-        user_model, SAMPLERS[sampler_kind](),
-        LogEpisodeSampler(log, hidden_sessions=hidden_path, embeddings=embeddings,
-                          profiles=profiles),
-        embeddings, seed=seed, scorer=scorer, **lanes)
+    episodes = LogEpisodeSampler(log, hidden_sessions=hidden_path, embeddings=embeddings,
+                                 profiles=None if shards is not None else profiles)
+    if shards is not None:
+        episodes = ShardEpisodeSampler.like(episodes, shards, seed=seed)
+    return EnvironmentBuilder(user_model, SAMPLERS[sampler_kind](), episodes, embeddings,
+                              seed=seed, scorer=scorer, **lanes)
 
 
 def refuse_bound(part: str, knob: str, set_by: str, instead: str) -> None:

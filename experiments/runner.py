@@ -31,7 +31,7 @@ from experiments.self_check import self_check
 from experiments.user_model_cache import (check_user_model_name, fit_or_load_user_model,
                                           listener_profiles, user_model_by_name)
 from spotisim.data.datasets import load_dataset
-from spotisim.embeddings import build_embeddings
+from spotisim.embeddings import dataset_embeddings
 from spotisim.io_utils import (atomic_dir, atomic_file, clear_stale_temporaries,
                                directory_lock)
 
@@ -95,7 +95,7 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
     # seeded random ops.
     tf.keras.utils.set_random_seed(seed)  # Python, numpy and TF (unseeded Keras initialisers)
     data = load_dataset()
-    emb_obj = build_embeddings(data.train, unlabelled=data.log)
+    emb_obj = dataset_embeddings(data)
     emb = emb_obj.aligned_to(data.log.catalog)
     user_model = (user_model_by_name(x.simulator, data, emb) if x.simulator
                   else fit_or_load_user_model(data, emb))
@@ -112,7 +112,8 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
         agent_name, kind = spec.name, spec.sampler
         with gin.config_scope("train"):
             train_builder = make_builder(data.train, user_model, emb, kind, data.hidden_path,
-                                         seed=seed, profiles=listener_profiles(data, emb))
+                                         seed=seed, profiles=listener_profiles(data, emb),
+                                         shards=data.train_shards)
         train_env = tf_py_environment.TFPyEnvironment(train_builder.get_tf_env())
         agent = agent_fn(train_env.time_step_spec(), train_env.action_spec())
         # Segments start at checkpoints: a resumed run ends where an uninterrupted one

@@ -13,6 +13,7 @@ import numpy as np
 
 from spotisim import determinism
 from spotisim.data.datasets import Dataset
+from spotisim.errors import ConfigError
 from user_models import load_user_model
 from user_models.base import AbstractUserModel
 from user_models.exposure_calibration import calibrated, popularity_feature
@@ -92,6 +93,11 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
         data's random-exposure slice (`user_models.exposure_calibration`; the model is
         then fitted without the slice, which is kept for the correction).
     """
+    if data.train_shards is not None:
+        if calibrate_on_exposure:
+            raise ConfigError("fit_or_load_user_model.calibrate_on_exposure: a log on shards "
+                              "has no exposure slice to calibrate on")
+        return shard_user_model(data, embeddings, model_ctor, directory, cache_dir)
     if directory:
         return attach_leave_hazard(load_user_model(directory), data, embeddings)
     name = getattr(model_ctor, "__name__", str(model_ctor))
@@ -134,6 +140,61 @@ def _gin_bindings(model_ctor) -> dict:
         return gin.get_bindings(model_ctor)
     except ValueError:
         return {}
+
+
+def shards_fingerprint(paths) -> bytes:
+    """What identifies Parquet shards' content without reading them whole: each
+    shard's name, size and last 64 KB (the footer: row groups, offsets, statistics)."""
+    h = hashlib.sha1()
+    for path in paths:
+        size = os.path.getsize(path)
+        h.update(f"{os.path.basename(path)}:{size}:".encode())
+        with open(path, "rb") as f:
+            f.seek(max(0, size - 65536))
+            h.update(f.read())
+    return h.digest()
+
+
+def shard_user_model(data: Dataset, embeddings: np.ndarray,
+                     model_ctor: Callable[..., AbstractUserModel] = SequentialUserModel,
+                     directory: Optional[str] = None,
+                     cache_dir: str = "runs/cache/user_models") -> AbstractUserModel:
+    """The user model of a run on shards (`load_dataset.log_shards`), with its P(leave).
+
+    `directory`: a streamed fit's output (`python -m user_models.train --log_shards`:
+    model/ and leave_model.json) or a saved model, mapped onto the run's catalogue
+    (`align_to_log`).  Otherwise the model is fitted from the data's training shards,
+    validating on its validation shards, in this process (`train_streamed`), once:
+    cached under `cache_dir`, keyed as an in-memory fit is but with the shards'
+    fingerprints (`shards_fingerprint`) in place of the splits' content.  A fit
+    without leave_model.json gets its leave model fitted on the training sample."""
+    from spotisim.embeddings import TrackEmbeddings
+    from user_models.catalog_alignment import align_to_log
+    from user_models.streamed_train import LEAVE_MODEL_FILE, train_streamed
+    fit_dir = directory
+    if not fit_dir:
+        name = getattr(model_ctor, "__name__", str(model_ctor))
+        key = _digest(shards_fingerprint(data.train_shards.shards),
+                      shards_fingerprint(data.val_shards.shards),
+                      np.ascontiguousarray(embeddings).tobytes(), name,
+                      sorted(_gin_bindings(model_ctor).items()), _module_source(model_ctor),
+                      _module_source(train_streamed), sorted(determinism.fingerprint().items()))
+        fit_dir = os.path.join(cache_dir, f"{name}-shards-{key}")
+        if not os.path.exists(os.path.join(fit_dir, "model", "user_model.json")):
+            run_embeddings = TrackEmbeddings(np.asarray(embeddings, np.float32),
+                                             np.asarray(data.log.catalog.track_ids, object),
+                                             "the run's")
+            train_streamed(None, fit_dir, verbose=False, model_ctor=model_ctor,
+                           shard_lists=(data.train_shards.shards, data.val_shards.shards),
+                           embeddings=run_embeddings, chunk_rows=data.train_shards.chunk_rows)
+    inner = os.path.join(fit_dir, "model")
+    model, _ = align_to_log(load_user_model(inner if os.path.isdir(inner) else fit_dir),
+                            data.log)
+    leave_path = os.path.join(fit_dir, LEAVE_MODEL_FILE)
+    if os.path.exists(leave_path):
+        model.leave_hazard = load_leave_model(leave_path, embeddings)
+        return model
+    return attach_leave_hazard(model, data, embeddings)
 
 
 def attach_leave_hazard(model: AbstractUserModel, data: Dataset, embeddings: np.ndarray,
@@ -236,7 +297,6 @@ def listener_profiles(data: Dataset, embeddings: np.ndarray):
 def check_user_model_name(name: str, setting: str = "user model") -> None:
     """Raises ConfigError, naming `setting`, unless `user_model_by_name` can know
     `name` (checked before anything is fitted, trained or written)."""
-    from spotisim.errors import ConfigError
     from user_models.registry import learned_user_models
     registered = learned_user_models()
     base = _memory_base(name)
@@ -280,7 +340,6 @@ def user_model_by_name(name: str, data: Dataset, embeddings: np.ndarray) -> Abst
     `min(...)`: `EnsembleUserModel`; ending in `+calibrated`, recalibrated as one
     model), or a saved user-model directory; any of them ending in `+memory`, with
     memory of each listener's earlier sessions (`user_models.memory`)."""
-    from spotisim.errors import ConfigError
     from user_models.composite import EnsembleUserModel
     from user_models.memory import with_memory
     from user_models.registry import learned_user_models

@@ -268,6 +268,25 @@ def build_embeddings(log: SessionLog, source: str = "auto",
                       f"got {source!r}")
 
 
+def shard_embeddings(log) -> TrackEmbeddings:
+    """Embeddings of a `ShardedLog`'s catalogue: acoustic vectors when it has a track
+    table; else item2vec, fitted from the shards a chunk at a time
+    (`Item2VecTrainer.fit_streamed`)."""
+    if log.catalog.has_features:
+        return acoustic_embeddings(log.catalog)
+    return Item2VecTrainer().fit_streamed(log)
+
+
+def dataset_embeddings(data) -> TrackEmbeddings:
+    """A run's embeddings of a `Dataset`: `build_embeddings` of its train split, the
+    tracks it never played placed from the whole log; for a log on shards
+    (`Dataset.train_shards`), `shard_embeddings` of every training shard rather than
+    of the sample read whole."""
+    if getattr(data, "train_shards", None) is not None:
+        return shard_embeddings(data.train_shards)
+    return build_embeddings(data.train, unlabelled=data.log)
+
+
 def fold_in(vectors: np.ndarray, known: np.ndarray, log: SessionLog) -> np.ndarray:
     """Vectors for the tracks not in `known`, placed from their sessions in `log`.
 

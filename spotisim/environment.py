@@ -329,6 +329,11 @@ class PlaylistEnvironment(AbstractEnvironment):
         return self._episode_tracker
 
     @property
+    def episode_sampler(self) -> AbstractEpisodeSampler:
+        """Where the episodes start (a log's sessions, its shards, fresh listeners)."""
+        return self._episode_sampler
+
+    @property
     def history_length(self) -> int:
         """Tracks heard before each episode starts (its episode sampler's N): what a
         replay of the log matches an episode's first slates against."""

@@ -23,6 +23,7 @@ from spotisim.data.session_log import SessionLog
 from spotisim.data.synthetic import SyntheticWorld
 from spotisim.data.world.common import first_distinct
 from spotisim.errors import ConfigError
+from spotisim.neighbours import neighbour_table, neighbours_per_track
 
 
 @dataclasses.dataclass
@@ -122,31 +123,6 @@ class AbstractEpisodeSampler(abc.ABC):
         """Subclasses: the starts of n episodes."""
 
 
-def nearest_neighbours(embeddings: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
-    """int32 [T, k]: each track's k most similar other tracks (cosine), best first.
-
-    Exact, in blocks of rows (memory O(block x T)); meant for catalogues up to ~10^5
-    tracks."""
-    e = np.asarray(embeddings, np.float32)
-    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-9)
-    T = len(e)
-    k = min(k, T - 1)
-    out = np.empty((T, k), np.int32)
-    for b in range(0, T, block):
-        sim = e[b:b + block] @ e.T
-        rows = np.arange(sim.shape[0])
-        sim[rows, b + rows] = -np.inf
-        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(sim, top, 1), axis=1)
-        out[b:b + block] = np.take_along_axis(top, order, 1)
-    return out
-
-
-def neighbours_per_track(neighbour_share: float, pool_size: int, history_length: int) -> int:
-    """How many neighbours of each history track a pool may draw on."""
-    return max(1, int(np.ceil(2 * neighbour_share * pool_size / history_length)))
-
-
 @gin.configurable
 class LogEpisodeSampler(AbstractEpisodeSampler):
     """Episodes from logged sessions: a session's first N tracks (with their logged
@@ -168,7 +144,7 @@ class LogEpisodeSampler(AbstractEpisodeSampler):
       profiles: optional `ListenerProfiles` of a log this one is part of (the whole log
         of which `log` is a split): each start, a (listener, session) pair, carries its
         listener's profile from the sessions before it, for a user model with memory.
-      neighbours: the neighbour table `nearest_neighbours(embeddings, ...)` when already
+      neighbours: the neighbour table (`spotisim.neighbours.neighbour_table`) when already
         computed (a sampler that rebuilds this one per chunk of a log computes it once).
     """
 
@@ -190,9 +166,10 @@ class LogEpisodeSampler(AbstractEpisodeSampler):
         self.log = log
         self.context_share = float(context_share)
         self.neighbour_share = float(neighbour_share)
+        self.hidden_sessions = hidden_sessions
         self._neighbours = None
         if neighbour_share > 0:
-            self._neighbours = neighbours if neighbours is not None else nearest_neighbours(
+            self._neighbours = neighbours if neighbours is not None else neighbour_table(
                 embeddings, neighbours_per_track(neighbour_share, pool_size, history_length))
         self.sessions = np.nonzero(log.lengths >= 1)[0]
         if len(self.sessions) == 0:
@@ -335,33 +312,48 @@ class ShardEpisodeSampler(AbstractEpisodeSampler):
       draws_per_chunk: starts drawn from a chunk before the next is read.
       seed: the shards' order.
       history_length / pool_size / context_share / embeddings / neighbour_share /
-        hidden_sessions: as `LogEpisodeSampler`'s (the hidden-session table, for the
-        ground truth on a synthetic log, is read for each chunk's sessions).
+        hidden_sessions / neighbours: as `LogEpisodeSampler`'s (the hidden-session
+        table, for the ground truth on a synthetic log, is read for each chunk's
+        sessions; the neighbour table is built once, for the whole catalogue).
     """
 
     def __init__(self, log, history_length: int = 10, pool_size: int = 100,
                  context_share: float = 0.5, embeddings: Optional[np.ndarray] = None,
                  neighbour_share: float = 0.0, draws_per_chunk: int = 10_000, seed: int = 0,
-                 hidden_sessions: Optional[str] = None):
+                 hidden_sessions: Optional[str] = None,
+                 neighbours: Optional[np.ndarray] = None):
         super().__init__(history_length, pool_size)
         if draws_per_chunk < 1:
             raise ConfigError(f"ShardEpisodeSampler.draws_per_chunk must be positive, got "
                               f"{draws_per_chunk}")
-        if neighbour_share > 0 and embeddings is None:
+        if neighbour_share > 0 and embeddings is None and neighbours is None:
             raise ConfigError("ShardEpisodeSampler.neighbour_share > 0 needs embeddings")
         self.log = log
         self.draws_per_chunk = int(draws_per_chunk)
         self._kwargs = dict(history_length=history_length, pool_size=pool_size,
                             context_share=context_share, neighbour_share=neighbour_share,
                             hidden_sessions=hidden_sessions)
-        self._neighbours = None if not neighbour_share else nearest_neighbours(
-            embeddings, neighbours_per_track(neighbour_share, pool_size, history_length))
+        self._neighbours = None
+        if neighbour_share:
+            self._neighbours = neighbours if neighbours is not None else neighbour_table(
+                embeddings, neighbours_per_track(neighbour_share, pool_size, history_length))
         self.play_counts = log.play_counts()
         self._chunks = self._cycle(np.random.default_rng(seed))
         self._current: Optional[LogEpisodeSampler] = None
         self._drawn = 0
         #: How many chunks have been read (each replaced the one before).
         self.chunks_read = 0
+
+    @classmethod
+    def like(cls, sampler: LogEpisodeSampler, log, seed: int = 0) -> "ShardEpisodeSampler":
+        """A sampler over the shards of `log` that draws as `sampler` does: its history
+        length, pool, shares, hidden sessions and neighbour table (the main job builds
+        the configured `LogEpisodeSampler` over the sample it reads whole, then draws
+        its training episodes from every shard; `ShardEpisodeSampler.draws_per_chunk`
+        is a binding)."""
+        return cls(log, sampler.history_length, sampler.pool_size, sampler.context_share,
+                   neighbour_share=sampler.neighbour_share, neighbours=sampler._neighbours,
+                   hidden_sessions=sampler.hidden_sessions, seed=seed)
 
     def _cycle(self, rng: np.random.Generator):
         while True:

@@ -35,8 +35,9 @@ import gin
 import numpy as np
 
 from spotisim.data.catalog import TrackCatalog
-from spotisim.data.streaming import ShardedLog, count_sessions, parquet_shards, shard_catalog
-from spotisim.embeddings import Item2VecTrainer, TrackEmbeddings, acoustic_embeddings
+from spotisim.data.streaming import (ShardedLog, count_sessions, held_out_shards, parquet_shards,
+                                     shard_catalog)
+from spotisim.embeddings import TrackEmbeddings, shard_embeddings
 from spotisim.errors import ConfigError, SpotisimError
 from spotisim.io_utils import atomic_dir
 from spotisim.private_network import PrivateNetwork, free_port
@@ -59,16 +60,7 @@ def split_shards(shards: Sequence[str], every: int) -> tuple:
                           "more shards (python -m spotisim.data.shards --rows_per_shard)")
     if every < 2:
         raise ConfigError(f"train_streamed.val_every must be at least 2, got {every}")
-    val = list(shards[every - 1::every]) or [shards[-1]]
-    return [s for s in shards if s not in val], val
-
-
-def shard_embeddings(log: ShardedLog) -> TrackEmbeddings:
-    """Acoustic vectors when the catalogue has a track table; else item2vec, fitted
-    from the shards a chunk at a time (`Item2VecTrainer.fit_streamed`)."""
-    if log.catalog.has_features:
-        return acoustic_embeddings(log.catalog)
-    return Item2VecTrainer().fit_streamed(log)
+    return held_out_shards(shards, every)
 
 
 def _model_ctor():
@@ -103,16 +95,22 @@ def job_shards(log_shards: str, val_shards: Optional[str] = None, workers: int =
 def prepare_job(directory: str, train_paths: Sequence[str], val_paths: Sequence[str],
                 workers: int = 1, tracks_path: Optional[str] = None,
                 chunk_rows: int = 100_000,
-                gin_files: Sequence[str] = (), gin_bindings: Sequence[str] = ()) -> dict:
+                gin_files: Sequence[str] = (), gin_bindings: Sequence[str] = (),
+                embeddings: Optional[TrackEmbeddings] = None) -> dict:
     """Writes a fit's job into `directory`: job.json (the shards from `job_shards`, the
     config, the worker count) and embeddings/ (computed once, so every worker reads the
     same vectors and, through their track ids, the same catalogue).  Worker 0 later
     saves the model into `directory`/model.  Returns the job.
 
     Shard paths are written absolute: on several machines, give paths every machine
-    sees the same way (a shared filesystem)."""
-    catalog = shard_catalog(list(train_paths) + list(val_paths), tracks_path)
-    emb = shard_embeddings(ShardedLog(list(train_paths), catalog, chunk_rows=chunk_rows))
+    sees the same way (a shared filesystem).  `embeddings`: the caller's, whose track
+    ids are the catalogue (a main job's, which also holds its test shards' tracks);
+    default `shard_embeddings` of the training shards over the track table's
+    catalogue, or over the training and validation shards' tracks."""
+    emb = embeddings
+    if emb is None:
+        catalog = shard_catalog(list(train_paths) + list(val_paths), tracks_path)
+        emb = shard_embeddings(ShardedLog(list(train_paths), catalog, chunk_rows=chunk_rows))
     emb.save(os.path.join(directory, "embeddings"))
     job = {"train": [os.path.abspath(p) for p in train_paths],
            "val": [os.path.abspath(p) for p in val_paths], "chunk_rows": chunk_rows,
@@ -156,7 +154,8 @@ def train_streamed(log_shards: str, output_dir: str, val_shards: Optional[str] =
                    val_every: int = 10,
                    chunk_rows: int = 100_000, private_network: bool = True,
                    gin_files: Sequence[str] = (), gin_bindings: Sequence[str] = (),
-                   verbose: bool = True) -> dict:
+                   verbose: bool = True, shard_lists: Optional[Tuple[list, list]] = None,
+                   embeddings: Optional[TrackEmbeddings] = None, model_ctor=None) -> dict:
     """Fits the configured user model from the Parquet shards at `log_shards`, on this
     machine.
 
@@ -172,14 +171,22 @@ def train_streamed(log_shards: str, output_dir: str, val_shards: Optional[str] =
       private_network: run the workers in a loopback-only network namespace (their
         gRPC servers listen on every interface); False runs them on the host's network.
       gin_files / gin_bindings: the config, handed to the workers.
+      shard_lists / embeddings / model_ctor: a caller's own (train, validation) shard
+        paths in place of `log_shards`' division, its embeddings (their track ids are
+        the catalogue: `prepare_job`) and its model class (in place of
+        `train_user_model.model_ctor`; one worker only), as the main job on shards
+        gives them.
     """
     t0 = time.perf_counter()
-    train_paths, val_paths = job_shards(log_shards, val_shards, workers, val_every)
+    if model_ctor is not None and workers != 1:
+        raise ConfigError("train_streamed: a model class given in code fits in one worker")
+    train_paths, val_paths = (shard_lists if shard_lists is not None
+                              else job_shards(log_shards, val_shards, workers, val_every))
     with atomic_dir(output_dir) as tmp:
         job = prepare_job(tmp, train_paths, val_paths, workers, tracks_path, chunk_rows,
-                          gin_files, gin_bindings)
+                          gin_files, gin_bindings, embeddings=embeddings)
         if workers == 1:
-            model = fit_worker(job, 0)
+            model = fit_worker(job, 0, model_ctor=model_ctor)
             history, fit_seconds = model.history_, model.fit_seconds_
             leave_seconds = model.leave_seconds_
         else:
@@ -203,20 +210,21 @@ def train_streamed(log_shards: str, output_dir: str, val_shards: Optional[str] =
     return report
 
 
-def fit_worker(job: dict, index: int, strategy=None):
+def fit_worker(job: dict, index: int, strategy=None, model_ctor=None):
     """One worker's part of `job`: the user model, then its P(leave) (its class's leave
     model: the GRU's and taste model's `LeaveHead`, fitted under `strategy`; the
     logistic model's `LeaveHazard`, Newton steps on worker 0 alone); worker 0 saves
     both (model/, leave_model.json: load the latter with
     `user_models.leave_models.load_leave_model`).  Returns the fitted model, with
-    `fit_seconds_` and `leave_seconds_`."""
+    `fit_seconds_` and `leave_seconds_`.  `model_ctor`: the class (default the gin
+    config's `train_user_model.model_ctor`)."""
     # The job's embeddings carry its catalogue: every worker indexes the tracks alike,
     # and none reads the shards' track ids again.
     emb = TrackEmbeddings.load(os.path.join(job["directory"], "embeddings"))
     catalog, vectors = TrackCatalog(emb.track_ids), emb.vectors
     train = ShardedLog(job["train"], catalog, chunk_rows=job["chunk_rows"])
     val = ShardedLog(job["val"], catalog, chunk_rows=job["chunk_rows"])
-    ctor = _model_ctor()
+    ctor = model_ctor or _model_ctor()
     if not hasattr(ctor, "fit_streamed"):
         raise ConfigError(f"{getattr(ctor, '__name__', ctor)} cannot fit from shards yet "
                           "(SequentialUserModel, TasteUserModel and LogisticUserModel can)")

@@ -14,6 +14,7 @@ import numpy as np
 
 from spotisim.data.hidden import hidden_keys
 from spotisim.data.session_log import SessionLog, read_session_log
+from spotisim.data.streaming import ShardedLog, held_out_shards, parquet_shards, shard_catalog
 from spotisim.data.exposure import ExposureLog
 from spotisim.data.synthetic import EXPLORATION_META, SyntheticWorld, WorldConfig, generate
 from spotisim.errors import ConfigError
@@ -36,6 +37,11 @@ class Dataset:
     source: str = ""
     log_path: Optional[str] = None   # where the log was read from
     exposure: Optional[ExposureLog] = None  # a random-exposure log, where there is one
+    #: A log read from Parquet shards (`load_dataset.log_shards`): the training shards
+    #: and the shards the user model validates on, streamed (`ShardedLog`); `train`,
+    #: `val` and `test` are then samples of them read whole.
+    train_shards: Optional[ShardedLog] = None
+    val_shards: Optional[ShardedLog] = None
 
     @property
     def synthetic(self) -> bool:
@@ -98,7 +104,9 @@ def load_dataset(log_path: Optional[str] = None, tracks_path: Optional[str] = No
                  split: Tuple[float, float, float] = (0.8, 0.1, 0.1), split_seed: int = 0,
                  skip_column: str = "skip_2", on_error: str = "raise",
                  exposure_path: Optional[str] = None,
-                 explore_from: Optional[int] = None) -> Dataset:
+                 explore_from: Optional[int] = None,
+                 log_shards: Optional[str] = None, held_out_every: int = 10,
+                 sample_sessions: int = 20_000) -> Dataset:
     """Loads a log (the synthetic default when `log_path` is None) and splits it.
 
     Args:
@@ -114,7 +122,18 @@ def load_dataset(log_path: Optional[str] = None, tracks_path: Optional[str] = No
         a user model that reads it (`ExposureLog`).  The synthetic default uses its
         world's exploration log when it has one (`ensure_synthetic_world.
         exploration_sessions`), whose exploration.json gives `explore_from`.
+      log_shards / held_out_every / sample_sessions: a log too large to read whole, as
+        Parquet shards (`shard_dataset`), in place of `log_path`.
     """
+    if log_shards is not None:
+        if log_path is not None or exposure_path is not None:
+            raise ConfigError("load_dataset.log_shards replaces log_path (and takes no "
+                              "exposure_path): bind one of them")
+        if (hidden_path is None) != (world_path is None):
+            raise ConfigError("load_dataset.hidden_path and world_path go together "
+                              "(both or neither)")
+        return shard_dataset(log_shards, tracks_path, hidden_path, world_path,
+                             held_out_every, sample_sessions, skip_column, on_error)
     if log_path is None:
         paths = ensure_synthetic_world()
         log_path, tracks_path = paths["log"], paths["tracks"]
@@ -136,6 +155,51 @@ def load_dataset(log_path: Optional[str] = None, tracks_path: Optional[str] = No
     if exposure_path is not None:
         exposure = read_exposure_log(exposure_path, log, explore_from, skip_column, on_error)
     return Dataset(log, train, val, test, hidden_path, world, source, log_path, exposure)
+
+
+def shard_dataset(log_shards: str, tracks_path: Optional[str] = None,
+                  hidden_path: Optional[str] = None, world_path: Optional[str] = None,
+                  held_out_every: int = 10, sample_sessions: int = 20_000,
+                  skip_column: str = "skip_2", on_error: str = "raise") -> Dataset:
+    """A log as Parquet shards, for a main job whose log does not fit in memory.
+
+    Every `held_out_every`-th shard is held out (the rule of a streamed fit's
+    validation): the first, third, ... of them validate the user model, the others are
+    the test shards, so no session the model or its early stopping saw is scored.  The
+    rest train: the user model and item2vec stream them, the agent's episodes start
+    from them a chunk at a time.  What an evaluation reads whole is a sample: the first
+    `sample_sessions` sessions of the training, validation and test shards (`train`,
+    `val`, `test`; `log` holds the three).  Popularity is the whole log's (one pass
+    over the shards' track ids), as in memory."""
+    if sample_sessions < 1:
+        raise ConfigError(f"load_dataset.sample_sessions must be positive, got {sample_sessions}")
+    shards = parquet_shards(log_shards)
+    train_paths, held = held_out_shards(shards, held_out_every)
+    if len(held) < 2:
+        raise ConfigError(f"{log_shards}: {len(shards)} shards hold out {len(held)} with "
+                          f"load_dataset.held_out_every = {held_out_every}; a main job on "
+                          "shards needs 2 held out (one validates the user model, one "
+                          "tests): lower held_out_every or cut the log into more shards")
+    catalog = shard_catalog(shards, tracks_path)
+    whole = ShardedLog(shards, catalog, skip_column=skip_column, on_error=on_error)
+    parts = [whole.part(train_paths), whole.part(held[0::2]), whole.part(held[1::2])]
+    chunks, counts = [], []
+    for part in parts:
+        c, n = part.head_chunks(sample_sessions)
+        chunks += c
+        counts.append(n)
+    log = SessionLog.from_arrow_chunks(chunks, catalog, skip_column, on_error)
+    log.catalog.play_counts = whole.play_counts()
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    train, val, test = (log.subset(np.arange(a, a + min(n, sample_sessions)))
+                        for a, n in zip(starts[:-1], counts))
+    world = SyntheticWorld.load(world_path) if world_path else None
+    if world is not None and (len(catalog) != len(world.track_ids)
+                              or not (catalog.track_ids == world.track_ids).all()):
+        raise ConfigError(f"the shards' catalogue does not match the world in {world_path}: "
+                          "give the world's track table (load_dataset.tracks_path)")
+    return Dataset(log, train, val, test, hidden_path, world, f"shards {log_shards}",
+                   log_shards, None, train_shards=parts[0], val_shards=parts[1])
 
 
 def read_exposure_log(path: str, log: SessionLog, explore_from: Optional[int],

@@ -69,6 +69,19 @@ def _column_range(path: str, column: str) -> Tuple[Optional[int], Optional[int]]
     return (min(lows), max(highs)) if lows else (None, None)
 
 
+def held_out_shards(shards: Sequence[str], every: int) -> Tuple[List[str], List[str]]:
+    """(kept, held out): every `every`-th shard is held out (at least one), the rule a
+    streamed fit validates by and the main job on shards holds its evaluation by."""
+    if len(shards) < 2:
+        raise ConfigError(f"holding shards out needs at least 2 shards (found "
+                          f"{len(shards)}): cut the log into more "
+                          "(python -m spotisim.data.shards --rows_per_shard)")
+    if every < 2:
+        raise ConfigError(f"every-th shard held out: every must be at least 2, got {every}")
+    held = list(shards[every - 1::every]) or [shards[-1]]
+    return [s for s in shards if s not in held], held
+
+
 def count_sessions(shards: Sequence[str]) -> int:
     """Sessions in Parquet shards (a read of their position column alone)."""
     n = 0
@@ -180,6 +193,27 @@ class ShardedLog:
                 # A copy: each chunk's play counts are its own, the catalogue stays put.
                 yield SessionLog.from_arrow_chunks([chunk], copy.copy(self.catalog),
                                                    self.skip_column, self.on_error)
+
+    def head_chunks(self, max_sessions: int) -> Tuple[list, int]:
+        """(chunks, sessions): the shards' chunks, in order, until they hold at least
+        `max_sessions` sessions (the last may hold more), and how many they hold."""
+        chunks, n = [], 0
+        for i in range(len(self.shards)):
+            for chunk in iter_session_tables(self.shards[i], chunk_rows=self.chunk_rows,
+                                             on_error=self.on_error):
+                chunks.append(chunk)
+                n += int((chunk.table.column("session_position").to_numpy() == 1).sum())
+                if n >= max_sessions:
+                    return chunks, n
+        return chunks, n
+
+    def head(self, max_sessions: int) -> SessionLog:
+        """The first `max_sessions` sessions of the shards, in memory, indexed into the
+        catalogue: the part of a large log an evaluation reads whole."""
+        chunks, n = self.head_chunks(max_sessions)
+        log = SessionLog.from_arrow_chunks(chunks, copy.copy(self.catalog),
+                                           self.skip_column, self.on_error)
+        return log if n <= max_sessions else log.subset(np.arange(max_sessions))
 
     def batches(self, features: Callable[[SessionLog], tuple], signature: tuple, *,
                 batch_size: int, shuffle_buffer: int = 0, seed: int = 0,

@@ -212,7 +212,8 @@ CHECKS = {
     "horizon_dependence": lambda f: all(set(f[k]) == {"3"} for k in ("truth", "offline")),
     "kill_and_resume": lambda f: f["trials"] == [] and f["uninterrupted_seconds"] > 0,
     "large_catalogue": lambda f: sorted(map(int, f)) == [300, 900]
-    and all(r["steps_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in f.values()),
+    and all(r["steps_per_s"] > 0 and r["peak_rss_mb"] > 0 and r["neighbour_recall"] == 1.0
+            for r in f.values()),
     "leave_by_position": lambda f: set(f) == {"random", "greedy_user_model", "most_popular"}
     and all(b["tracks"] > 0 for r in f.values() for b in r.values()),
     "leave_calibration_probe": lambda f: f["rows"] > f["held_out_rows"] > 0,

@@ -72,7 +72,7 @@ def test_synthetic_sampler():
 
 def test_neighbour_candidates(tiny_log):
     from spotisim.embeddings import acoustic_embeddings
-    from spotisim.episode_samplers import nearest_neighbours
+    from spotisim.neighbours import nearest_neighbours
     emb = acoustic_embeddings(tiny_log.catalog).vectors
     nb = nearest_neighbours(emb, 5, block=64)
     unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
