@@ -54,7 +54,7 @@ from agents.baselines import RedundancyGreedyPolicy
 from experiments import offline_error
 from experiments.run import CONFIG_DIR
 from experiments.runner import run_experiment
-from experiments.score_cache import cached_scores, evaluate_clean, settings_key
+from experiments.score_cache import cached_scores, evaluate_clean, settings_key, simulator_code
 from experiments.user_model_cache import CALIBRATED, check_user_model_name
 from spotisim import cli
 from spotisim.errors import ConfigError
@@ -307,7 +307,8 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
     def score(scorer: str, label: str, scorer_bindings: Sequence[str]) -> None:
         """Every policy under `scorer`, kept as `label` (one cache per scorer and
         settings: a study with one more scores only it)."""
-        key = settings_key(scorer, episodes, list(scorer_bindings))
+        code = simulator_code(scorer)
+        key = settings_key(scorer, episodes, list(scorer_bindings), *([code] if code else []))
         base_key = settings_key(key, list(baselines), list(penalties), reference)
         print(f"scoring the baselines under {label}", flush=True)
         got = cached_scores(

@@ -34,7 +34,7 @@ from absl import flags
 
 from experiments.run import CONFIG_DIR
 from experiments.runner import run_experiment
-from experiments.score_cache import cached_scores, evaluate_clean, settings_key
+from experiments.score_cache import cached_scores, evaluate_clean, settings_key, simulator_code
 from experiments.user_model_cache import check_user_model_name
 from spotisim import cli
 from spotisim.errors import ConfigError
@@ -102,7 +102,8 @@ def run_lird_writeup(run_dir: str, seeds: Sequence[int] = (0, 1, 2),
     if not seeds:
         raise ConfigError("run_lird_writeup.seeds: at least one seed")
     os.makedirs(os.path.join(run_dir, "scores"), exist_ok=True)
-    key = settings_key(list(judges), episodes, list(bindings))
+    codes = [c for c in map(simulator_code, judges) if c]
+    key = settings_key(list(judges), episodes, list(bindings), *codes[:1])
     per_seed: List[Dict[str, Dict[str, dict]]] = []
     for seed in seeds:
         seed_dir = os.path.join(run_dir, f"seed_{seed}")

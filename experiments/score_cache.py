@@ -27,6 +27,24 @@ def settings_key(*parts) -> str:
                                    default=str).encode()).hexdigest()[:10]
 
 
+def simulator_code(scorer: str) -> str:
+    """A digest of the code a learned simulator's answers come from (`user_models/`
+    and the cache that builds them), part of its scores' key: scores cached under the
+    same simulator name before its code changed (a new calibration input, say) are not
+    reused.  The ground truth's scores (the online figures) keep their key."""
+    if scorer == "ground_truth":
+        return ""
+    import glob
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    files = sorted(glob.glob(os.path.join(root, "user_models", "*.py"))) + [
+        os.path.join(root, "experiments", "user_model_cache.py")]
+    h = hashlib.sha1()
+    for path in files:
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:12]
+
+
 def cached_scores(path: str, compute: Callable[[], dict]) -> Dict[str, Dict[str, dict]]:
     """The scores saved at `path`, or `compute()`'s, written there atomically."""
     if os.path.exists(path):

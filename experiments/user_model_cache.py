@@ -122,7 +122,7 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
     model = attach_leave_hazard(model, data, embeddings, cache_dir=path)
     if calibrate_on_exposure:
         model = calibrated(model, data.exposure, model_dir=path,
-                           popularity=_log_popularity(data))
+                           popularity=_log_popularity(data), support=log_support(data))
     return model
 
 
@@ -131,6 +131,20 @@ def _log_popularity(data: Dataset) -> Optional[np.ndarray]:
     exposure calibration may read; None where the catalogue has no play counts."""
     counts = getattr(data.log.catalog, "play_counts", None)
     return None if counts is None else popularity_feature(counts)
+
+
+_SUPPORT: dict = {}
+
+
+def log_support(data: Dataset):
+    """The co-play support of the data's training split (`CoPlaySupport`), which the
+    exposure calibration may read; built once per training split in a process."""
+    from user_models.log_support import CoPlaySupport
+    key = data.train.content_digest()
+    if key not in _SUPPORT:
+        _SUPPORT.clear()
+        _SUPPORT[key] = CoPlaySupport.from_log(data.train)
+    return _SUPPORT[key]
 
 
 def _gin_bindings(model_ctor) -> dict:
@@ -263,7 +277,7 @@ def calibrated_ensemble(ensemble: str, data: Dataset, embeddings: np.ndarray,
     directory = os.path.join(cache_dir, f"ensemble-{key}")
     os.makedirs(directory, exist_ok=True)
     return calibrated(model, data.exposure, model_dir=directory,
-                      popularity=_log_popularity(data))
+                      popularity=_log_popularity(data), support=log_support(data))
 
 
 #: A name ending in "+memory" is that model with memory of each listener's earlier

@@ -9,9 +9,14 @@ fitted model's answers can be compared with what listeners did, where nothing ch
 tracks for them.
 
 The correction is small and fitted on that slice only (never on the ground truth):
-- P(listen): logit' = a + b logit(p) + c rho, with p the model's teacher-forced P(listen)
-  of each randomly exposed track and rho its redundancy (how close it is to the recent
-  listens, from the model's own leave head: `leave_hazard.redundancy`);
+- P(listen): logit' = a + b logit(p) + c rho [+ d popularity] [+ e support], with p the
+  model's teacher-forced P(listen) of each randomly exposed track, rho its redundancy
+  (how close it is to the recent listens, from the model's own leave head:
+  `leave_hazard.redundancy`), and, each only where 5-fold cross-validation over the
+  slice's sessions shows it predicts the listens better, the track's popularity in the
+  log and the pair's co-play support (how often the log played the track with the
+  listened history: `user_models.log_support`; the log's support, as ROLeR and DORL
+  read it);
 - P(leave): logit' = v0 + v1 logit(h), with h the leave head's hazard after each
   randomly exposed track (at-risk positions before the log's length cap).
 Both are logistic regressions (Newton's method, a small ridge), fitted on 80% of the
@@ -41,6 +46,8 @@ from user_models.base import AbstractUserModel, History
 from user_models.evaluation import log_histories, predict_log
 
 EPS = 1e-6
+#: Folds of the cross-validation that decides the optional inputs.
+CV_FOLDS = 5
 
 
 def logit(p):
@@ -108,14 +115,15 @@ def within_log(leave_model):
     return leave_model
 
 
-def exposure_rows(model: AbstractUserModel, exposure: ExposureLog, leave_model=None
-                  ) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
+def exposure_rows(model: AbstractUserModel, exposure: ExposureLog, leave_model=None,
+                  support=None) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
     """The randomly exposed rows of the slice, as the model sees them (its P(leave)
     from `leave_model`, default its own).
 
-    Returns (listen rows: `logit_p`, `rho`, `listened`, `session`, `track`; leave rows:
-    `logit_h`, `left`, `session`, and the exposed track's `rho` and `listened`), every row
-    after position `explore_from`."""
+    Returns (listen rows: `logit_p`, `rho`, `listened`, `session`, `track`, and with a
+    `support` (`CoPlaySupport`) the row's co-play `support`; leave rows: `logit_h`,
+    `left`, `session`, and the exposed track's `rho` and `listened`), every row after
+    position `explore_from`."""
     log = exposure.log
     tracks, skipped, mask, context, listener, mood, _ = log_histories(log)
     S, L = tracks.shape
@@ -123,6 +131,7 @@ def exposure_rows(model: AbstractUserModel, exposure: ExposureLog, leave_model=N
     probs[mask] = predict_log(model, log)
     start = exposure.explore_from
     rho = np.zeros((S, L))
+    sup = np.zeros((S, L))
     for t in range(start, L):
         rows = np.nonzero(mask[:, t])[0]
         if len(rows) == 0:
@@ -130,11 +139,15 @@ def exposure_rows(model: AbstractUserModel, exposure: ExposureLog, leave_model=N
         h = History(tracks[rows, :t].astype(np.int32), (~skipped[rows, :t]).astype(np.float32),
                     np.full(len(rows), t, np.int32), context[rows], listener[rows])
         rho[rows, t] = model.leave_hazard.redundancy(h, tracks[rows, t:t + 1])[:, 0]
+        if support is not None:
+            sup[rows, t] = support.support(h.tracks, h.responses, tracks[rows, t:t + 1])[:, 0]
     exposed = mask & (np.arange(L)[None, :] >= start)
     session = np.broadcast_to(np.arange(S)[:, None], (S, L))
     listen = {"logit_p": logit(probs[exposed]), "rho": rho[exposed],
               "listened": (~skipped)[exposed], "session": session[exposed],
               "track": tracks[exposed].astype(np.int64)}
+    if support is not None:
+        listen["support"] = sup[exposed]
     hz = (leave_model or model.leave_hazard).hazards(tracks, (~skipped).astype(np.float32))
     lengths = log.lengths
     cap = int(lengths.max())
@@ -151,24 +164,33 @@ def exposure_rows(model: AbstractUserModel, exposure: ExposureLog, leave_model=N
 class ExposureCalibration:
     """Fitted correction: `listen` = (a, b, c), or (a, b, c, d) with the track's
     popularity in the log (`popularity_feature`) as a fourth input, `leave` = (v0, v1);
-    `selection` holds the held-out log losses with and without it."""
+    `support` = (weight, mean, sd) of the pair's co-play support (`CoPlaySupport`,
+    standardised by the slice's mean and sd; weight 0: not read); `selection` holds
+    the held-out log losses with and without each part."""
 
-    listen: Tuple[float, float, float] = (0.0, 1.0, 0.0)
+    listen: Tuple[float, ...] = (0.0, 1.0, 0.0)
     leave: Tuple[float, float] = (0.0, 1.0)
     selection: Dict[str, float] = dataclasses.field(default_factory=dict)
+    support: Tuple[float, float, float] = (0.0, 0.0, 1.0)
 
     @classmethod
     def fit(cls, model: AbstractUserModel, exposure: ExposureLog, holdout: float = 0.2,
             seed: int = 0, ridge: float = 1e-3,
-            popularity: Optional[np.ndarray] = None) -> "ExposureCalibration":
+            popularity: Optional[np.ndarray] = None,
+            support=None) -> "ExposureCalibration":
         """Fits the correction on 80% of the slice's sessions and keeps each part only
-        where it predicts the other 20% better.  With `popularity` (per catalogue
-        track, `popularity_feature`), P(listen) is fitted with and without it and the
-        variant with the lower held-out log loss is the candidate."""
+        where it predicts the other 20% better.  The optional inputs, the tracks'
+        `popularity` (per catalogue track, `popularity_feature`) and then the pairs'
+        co-play `support` (a `CoPlaySupport` of the training log), are each added to
+        P(listen) only where, across 5 folds of the slice's sessions, they predict the
+        sessions left out better by more than their noise (a paired difference twice
+        its session-clustered standard error): a gain the slice cannot tell from
+        chance changes nothing."""
         if getattr(model, "leave_hazard", None) is None:
             raise UserModelError(f"{type(model).__name__} has no leave model to calibrate "
                                  "(leave_hazard)")
-        listen, leave = exposure_rows(model, exposure, within_log(model.leave_hazard))
+        listen, leave = exposure_rows(model, exposure, within_log(model.leave_hazard),
+                                      support)
         if len(listen["listened"]) < 50:
             raise UserModelError(f"the exposure slice has {len(listen['listened'])} "
                                  "randomly exposed rows: too few to calibrate on (50 at least)")
@@ -180,40 +202,70 @@ class ExposureCalibration:
 
         lt, lh = split(listen)
         vt, vh = split(leave)
+        scale = (0.0, 1.0)
+        if support is not None:
+            scale = (float(lt["support"].mean()), max(float(lt["support"].std()), 1e-9))
 
-        def inputs(rows, with_popularity):
+        def inputs(rows, extras):
             cols = [rows["logit_p"], rows["rho"]]
-            if with_popularity:
+            if "popularity" in extras:
                 cols.append(np.asarray(popularity, np.float64)[rows["track"]])
+            if "support" in extras:
+                cols.append((rows["support"] - scale[0]) / scale[1])
             return np.stack(cols, 1)
 
-        variants, row_losses = {}, {}
-        for with_popularity in ((False, True) if popularity is not None else (False,)):
-            a = fit_logistic(inputs(lt, with_popularity), lt["listened"], ridge)
-            held_in = np.concatenate([np.ones((len(lh["listened"]), 1)),
-                                      inputs(lh, with_popularity)], axis=1)
-            p = sigmoid(held_in @ a)
-            variants[with_popularity] = (tuple(float(x) for x in a),
-                                         log_loss(p, lh["listened"]))
-            row_losses[with_popularity] = _row_log_loss(p, lh["listened"])
-        # Popularity is read only where it predicts the held-out sessions better by
-        # more than their noise (a paired difference twice its session-clustered
-        # standard error): a gain the slice cannot tell from chance changes nothing.
-        best = False
-        if True in variants:
-            gain, se = _clustered_mean(row_losses[False] - row_losses[True], lh["session"])
-            best = bool(gain > 2 * se)
+        def fitted(extras):
+            a = fit_logistic(inputs(lt, extras), lt["listened"], ridge)
+            p = sigmoid(np.concatenate([np.ones((len(lh["listened"]), 1)),
+                                        inputs(lh, extras)], axis=1) @ a)
+            return tuple(float(x) for x in a), log_loss(p, lh["listened"]), \
+                _row_log_loss(p, lh["listened"])
+
+        # Whether an optional input is read: 5-fold cross-validation over every slice
+        # session (each predicted by the fit on the other four folds), so the whole
+        # slice decides, not only the 20% held out (measured: with 20% the co-play
+        # support's gain was 1 standard error, across the folds 3.7).
+        folds = np.random.default_rng([seed, 1]).integers(
+            0, CV_FOLDS, exposure.log.num_sessions)[listen["session"]]
+
+        def cv_row_losses(extras):
+            out = np.zeros(len(listen["listened"]))
+            for i in range(CV_FOLDS):
+                te = folds == i
+                a = fit_logistic(inputs({k: v[~te] for k, v in listen.items()}, extras),
+                                 listen["listened"][~te], ridge)
+                x = np.concatenate([np.ones((int(te.sum()), 1)),
+                                    inputs({k: v[te] for k, v in listen.items()}, extras)], 1)
+                out[te] = _row_log_loss(sigmoid(x @ a), listen["listened"][te])
+            return out
+
+        kept: Tuple[str, ...] = ()
+        weights, loss, _ = fitted(kept)
+        cv_rows = cv_row_losses(kept)
+        extra_selection: Dict[str, float] = {}
+        candidates = (["popularity"] if popularity is not None else []) + \
+            (["support"] if support is not None else [])
+        for extra in candidates:
+            w2, loss2, _ = fitted(kept + (extra,))
+            cv_rows2 = cv_row_losses(kept + (extra,))
+            gain, se = _clustered_mean(cv_rows - cv_rows2, listen["session"])
+            extra_selection.update({f"listen_log_loss_without_{extra}": loss,
+                                    f"listen_log_loss_with_{extra}": loss2,
+                                    f"{extra}_gain": gain, f"{extra}_gain_se": se})
+            if gain > 2 * se:
+                kept, weights, loss, cv_rows = kept + (extra,), w2, loss2, cv_rows2
+        listen_w = weights[:3] + ((weights[3],) if "popularity" in kept else ())
+        support_w = ((weights[-1], scale[0], scale[1]) if "support" in kept
+                     else cls.support)
         v = fit_logistic(vt["logit_h"][:, None], vt["left"], ridge)
-        out = cls(variants[best][0], tuple(float(x) for x in v))
+        out = cls(listen_w, tuple(float(x) for x in v), {}, support_w)
         selection = {
             "listen_rows_held_out": int(len(lh["listened"])),
             "listen_log_loss_base": log_loss(sigmoid(lh["logit_p"]), lh["listened"]),
-            "listen_log_loss_calibrated": variants[best][1],
-            "listen_uses_popularity": bool(best),
-            **({"listen_log_loss_without_popularity": variants[False][1],
-                "listen_log_loss_with_popularity": variants[True][1],
-                "popularity_gain": gain, "popularity_gain_se": se}
-               if True in variants else {}),
+            "listen_log_loss_calibrated": loss,
+            "listen_uses_popularity": "popularity" in kept,
+            "listen_uses_support": "support" in kept,
+            **extra_selection,
             "leave_rows_held_out": int(len(vh["left"])),
             "leave_log_loss_base": log_loss(sigmoid(vh["logit_h"]), vh["left"]),
             "leave_log_loss_calibrated": log_loss(out.leave_prob(sigmoid(vh["logit_h"])),
@@ -227,15 +279,22 @@ class ExposureCalibration:
         selection["leave_kept"] = bool(selection["leave_log_loss_calibrated"]
                                        < selection["leave_log_loss_base"])
         return cls(out.listen if selection["listen_kept"] else cls.listen,
-                   out.leave if selection["leave_kept"] else cls.leave, selection)
+                   out.leave if selection["leave_kept"] else cls.leave, selection,
+                   out.support if selection["listen_kept"] else cls.support)
 
     @property
     def uses_popularity(self) -> bool:
         return len(self.listen) == 4
 
+    @property
+    def uses_support(self) -> bool:
+        return self.support[0] != 0.0
+
     def listen_prob(self, p: np.ndarray, rho: np.ndarray,
-                    popularity: Optional[np.ndarray] = None) -> np.ndarray:
-        """Corrected P(listen); `popularity` (of the same tracks) when `uses_popularity`."""
+                    popularity: Optional[np.ndarray] = None,
+                    support: Optional[np.ndarray] = None) -> np.ndarray:
+        """Corrected P(listen); `popularity` (of the same tracks) when `uses_popularity`,
+        `support` (their co-play support after the history) when `uses_support`."""
         a, b, c = self.listen[:3]
         x = a + b * logit(p) + c * np.asarray(rho, np.float64)
         if self.uses_popularity:
@@ -243,6 +302,12 @@ class ExposureCalibration:
                 raise UserModelError("this exposure calibration reads the tracks' "
                                      "popularity: give it (popularity_feature)")
             x = x + self.listen[3] * np.asarray(popularity, np.float64)
+        if self.uses_support:
+            if support is None:
+                raise UserModelError("this exposure calibration reads the pairs' co-play "
+                                     "support: give it (CoPlaySupport)")
+            w, mean, sd = self.support
+            x = x + w * (np.asarray(support, np.float64) - mean) / sd
         return sigmoid(x)
 
     def leave_prob(self, h: np.ndarray) -> np.ndarray:
@@ -263,7 +328,8 @@ class ExposureCalibration:
     def load(cls, path: str) -> "ExposureCalibration":
         with open(path) as f:
             d = json.load(f)
-        return cls(tuple(d["listen"]), tuple(d["leave"]), d.get("selection", {}))
+        return cls(tuple(d["listen"]), tuple(d["leave"]), d.get("selection", {}),
+                   tuple(d.get("support", cls.support)))
 
 
 class ExposureCalibratedUserModel(AbstractUserModel):
@@ -278,13 +344,17 @@ class ExposureCalibratedUserModel(AbstractUserModel):
     cascades = True
 
     def __init__(self, base: AbstractUserModel, calibration: ExposureCalibration,
-                 popularity: Optional[np.ndarray] = None):
+                 popularity: Optional[np.ndarray] = None, support=None):
         if getattr(base, "leave_hazard", None) is None:
             raise UserModelError(f"{type(base).__name__} has no leave model (leave_hazard)")
         if calibration.uses_popularity and popularity is None:
             raise UserModelError("this exposure calibration reads the tracks' popularity: "
                                  "give it (popularity_feature)")
+        if calibration.uses_support and support is None:
+            raise UserModelError("this exposure calibration reads the pairs' co-play "
+                                 "support: give it (CoPlaySupport)")
         self.base, self.calibration = base, calibration
+        self.support = support if calibration.uses_support else None
         self.popularity = None if popularity is None else np.asarray(popularity, np.float64)
         self.leave_hazard = base.leave_hazard
         self.leave_model = within_log(base.leave_hazard)
@@ -294,32 +364,51 @@ class ExposureCalibratedUserModel(AbstractUserModel):
     def _popularity(self, tracks):
         return None if self.popularity is None else self.popularity[np.asarray(tracks)]
 
-    def _calibrated(self, history, tracks, p, rho):
-        return np.where(~history.lined_up(tracks),
-                        self.calibration.listen_prob(p, rho, self._popularity(tracks)), p)
+    def _support(self, history, tracks):
+        """The co-play support of `tracks` [B, K] after `history` (None: not read)."""
+        if self.support is None:
+            return None
+        return self.support.support(history.tracks, history.responses, tracks)
+
+    def _calibrated(self, history, tracks, p, rho, support=None):
+        return np.where(~history.lined_up(tracks), self.calibration.listen_prob(
+            p, rho, self._popularity(tracks), support), p)
+
+    def _after(self, history, slate, k, before):
+        """The history before slate position k: the slate's earlier tracks heard with
+        responses `before` [B, k] after `history`."""
+        return history.extended(slate[:, :k], before) if k else history
 
     def _redundancy_at(self, history, slate, k, before):
         """The redundancy of slate position k after the history and the slate's earlier
         tracks, heard with responses `before` [B, k]."""
-        h = history.extended(slate[:, :k], before) if k else history
-        return self.leave_hazard.redundancy(h, slate[:, k:k + 1])[:, 0]
+        return self.leave_hazard.redundancy(self._after(history, slate, k, before),
+                                            slate[:, k:k + 1])[:, 0]
+
+    def _support_at(self, history, slate, k, before):
+        s = self._support(self._after(history, slate, k, before), slate[:, k:k + 1])
+        return None if s is None else s[:, 0]
 
     def score_candidates(self, history, candidates):
         candidates = np.asarray(candidates)
         p = self.base.score_candidates(history, candidates)
         rho = self.leave_hazard.redundancy(history, candidates)
-        return self._calibrated(history, candidates, p, rho)
+        return self._calibrated(history, candidates, p, rho,
+                                self._support(history, candidates))
 
     def _predict(self, history, slate, slate_responses):
         slate = np.asarray(slate)
         p = self.base._predict(history, slate, slate_responses)
         B, K = slate.shape
         rho = np.zeros((B, K))
+        sup = None if self.support is None else np.zeros((B, K))
         for k in range(K):
             before = (np.asarray(slate_responses, bool)[:, :k] if slate_responses is not None
                       else p[:, :k] >= 0.5)
             rho[:, k] = self._redundancy_at(history, slate, k, before)
-        return self._calibrated(history, slate, p, rho)
+            if sup is not None:
+                sup[:, k] = self._support_at(history, slate, k, before)
+        return self._calibrated(history, slate, p, rho, sup)
 
     def _respond(self, history, slate, uniforms):
         """The cascade through the corrected answers: position k's P(listen) is the
@@ -334,7 +423,8 @@ class ExposureCalibratedUserModel(AbstractUserModel):
             p = self.base._predict(history, slate, responses)[:, k]
             rho = self._redundancy_at(history, slate, k, responses[:, :k])
             probs[:, k] = np.where(free[:, k], self.calibration.listen_prob(
-                p, rho, self._popularity(slate[:, k])), p)
+                p, rho, self._popularity(slate[:, k]),
+                self._support_at(history, slate, k, responses[:, :k])), p)
             responses[:, k] = uniforms[:, k] < probs[:, k]
         return probs, responses, None
 
@@ -356,33 +446,38 @@ def popularity_feature(play_counts: np.ndarray) -> np.ndarray:
 
 
 def calibration_path(model_dir: str, exposure: ExposureLog,
-                     popularity: Optional[np.ndarray] = None) -> str:
+                     popularity: Optional[np.ndarray] = None, support=None) -> str:
     """Where the calibration on this exposure slice is cached beside the model."""
     import hashlib
     import inspect
     import sys
     pop = "" if popularity is None else hashlib.sha1(
         np.ascontiguousarray(popularity, np.float64).tobytes()).hexdigest()
+    sup = "" if support is None else hashlib.sha1(
+        support.keys.tobytes() + support.counts.tobytes()).hexdigest()
     key = hashlib.sha1((exposure.log.content_digest() + str(exposure.explore_from) + pop +
-                        inspect.getsource(sys.modules[__name__])).encode()).hexdigest()[:12]
+                        sup + inspect.getsource(sys.modules[__name__])).encode()
+                       ).hexdigest()[:12]
     return os.path.join(model_dir, f"exposure_calibration-{key}.json")
 
 
 def calibrated(model: AbstractUserModel, exposure: Optional[ExposureLog],
                model_dir: Optional[str] = None,
-               popularity: Optional[np.ndarray] = None) -> ExposureCalibratedUserModel:
+               popularity: Optional[np.ndarray] = None,
+               support=None) -> ExposureCalibratedUserModel:
     """`model` recalibrated on `exposure` (cached in `model_dir` when given); with
-    `popularity` (`popularity_feature`) the calibration may read it, where that
-    predicts the held-out slice sessions better."""
+    `popularity` (`popularity_feature`) and `support` (`CoPlaySupport` of the training
+    log) the calibration may read them, where that predicts the held-out slice
+    sessions better."""
     if exposure is None:
         raise UserModelError("calibrating on an exposure slice needs one: generate the world "
                              "with ensure_synthetic_world.exploration_sessions > 0, or give "
                              "load_dataset.exposure_path (a team's own random-exposure log)")
-    path = calibration_path(model_dir, exposure, popularity) if model_dir else None
+    path = calibration_path(model_dir, exposure, popularity, support) if model_dir else None
     if path and os.path.exists(path):
         cal = ExposureCalibration.load(path)
     else:
-        cal = ExposureCalibration.fit(model, exposure, popularity=popularity)
+        cal = ExposureCalibration.fit(model, exposure, popularity=popularity, support=support)
         if path:
             cal.save(path)
-    return ExposureCalibratedUserModel(model, cal, popularity)
+    return ExposureCalibratedUserModel(model, cal, popularity, support)
