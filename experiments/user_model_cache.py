@@ -136,9 +136,16 @@ def _log_popularity(data: Dataset) -> Optional[np.ndarray]:
 _SUPPORT: dict = {}
 
 
-def log_support(data: Dataset):
-    """The co-play support of the data's training split (`CoPlaySupport`), which the
-    exposure calibration may read; built once per training split in a process."""
+@gin.configurable
+def log_support(data: Dataset, enabled: bool = False):
+    """The co-play support of the data's training split (`CoPlaySupport`), offered to
+    the exposure calibration when `enabled` (built once per training split in a
+    process); None otherwise.  Off by default: measured on the default world, the slice
+    keeps it (cross-validated) yet it raises every policy's offline listens and widens
+    the gap between agents and the policies that read no model (docs/offline_verdicts.md,
+    "Co-play support")."""
+    if not enabled:
+        return None
     from user_models.log_support import CoPlaySupport
     key = data.train.content_digest()
     if key not in _SUPPORT:
