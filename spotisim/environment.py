@@ -372,6 +372,7 @@ class PlaylistEnvironment(AbstractEnvironment):
         starts (`agents.evaluate.run_episodes`)."""
         self._rng = np.random.default_rng(self._seed)
         self._draw_base = self._next_episode
+        self._episode_sampler.restart(self._seed)
 
     def fork(self, rows: np.ndarray, seed: int) -> "PlaylistEnvironment":
         """A new environment whose lanes are copies of this one's lanes `rows`, in the

@@ -106,6 +106,12 @@ class AbstractEpisodeSampler(abc.ABC):
         #: then carry their history's behaviour where a log records it.
         self.with_behaviour = False
 
+    def restart(self, seed: int) -> None:
+        """Restarts a sampler that keeps a stream of its own (where it is in a log too
+        large to hold) from `seed`, as the environment restarts its random stream
+        (`PlaylistEnvironment.restart_rng`): the same seed, the same starts.  Samplers
+        that draw only from the environment's stream have nothing to restart."""
+
     def sample(self, rng: np.random.Generator, n: int) -> EpisodeStart:
         """Starts n episodes (validated shapes)."""
         start = self._sample(rng, int(n))
@@ -196,6 +202,11 @@ class LogEpisodeSampler(AbstractEpisodeSampler):
     @property
     def num_tracks(self) -> int:
         return len(self.log.catalog)
+
+    @property
+    def neighbours(self) -> Optional[np.ndarray]:
+        """The neighbour table the pools draw on (None without neighbour candidates)."""
+        return self._neighbours
 
     def _sample(self, rng, n):
         N, C = self.history_length, self.pool_size
@@ -338,6 +349,7 @@ class ShardEpisodeSampler(AbstractEpisodeSampler):
             self._neighbours = neighbours if neighbours is not None else neighbour_table(
                 embeddings, neighbours_per_track(neighbour_share, pool_size, history_length))
         self.play_counts = log.play_counts()
+        self.seed = int(seed)
         self._chunks = self._cycle(np.random.default_rng(seed))
         self._current: Optional[LogEpisodeSampler] = None
         self._drawn = 0
@@ -352,8 +364,16 @@ class ShardEpisodeSampler(AbstractEpisodeSampler):
         its training episodes from every shard; `ShardEpisodeSampler.draws_per_chunk`
         is a binding)."""
         return cls(log, sampler.history_length, sampler.pool_size, sampler.context_share,
-                   neighbour_share=sampler.neighbour_share, neighbours=sampler._neighbours,
+                   neighbour_share=sampler.neighbour_share, neighbours=sampler.neighbours,
                    hidden_sessions=sampler.hidden_sessions, seed=seed)
+
+    def restart(self, seed: int) -> None:
+        """Back to a first chunk, the shards in an order drawn from (its own seed,
+        `seed`): a resumed training run draws the episodes an uninterrupted one does,
+        and evaluations after a restart play the same starts."""
+        self._chunks = self._cycle(np.random.default_rng([self.seed, int(seed)]))
+        self._current = None
+        self._drawn = 0
 
     def _cycle(self, rng: np.random.Generator):
         while True:

@@ -12,11 +12,10 @@ The correction is small and fitted on that slice only (never on the ground truth
 - P(listen): logit' = a + b logit(p) + c rho [+ d popularity] [+ e support], with p the
   model's teacher-forced P(listen) of each randomly exposed track, rho its redundancy
   (how close it is to the recent listens, from the model's own leave head:
-  `leave_hazard.redundancy`), and, each only where 5-fold cross-validation over the
-  slice's sessions shows it predicts the listens better, the track's popularity in the
-  log and the pair's co-play support (how often the log played the track with the
-  listened history: `user_models.log_support`; the log's support, as ROLeR and DORL
-  read it);
+  `leave_hazard.redundancy`), and, each only where the slice's held-out sessions show
+  it predicts the listens better, the track's popularity in the log and (opt-in) the
+  pair's co-play support (how often the log played the track with the listened
+  history: `user_models.log_support`; the log's support, as ROLeR and DORL read it);
 - P(leave): logit' = v0 + v1 logit(h), with h the leave head's hazard after each
   randomly exposed track (at-risk positions before the log's length cap).
 Both are logistic regressions (Newton's method, a small ridge), fitted on 80% of the
@@ -46,8 +45,6 @@ from user_models.base import AbstractUserModel, History
 from user_models.evaluation import log_histories, predict_log
 
 EPS = 1e-6
-#: Folds of the cross-validation that decides the optional inputs.
-CV_FOLDS = 5
 
 
 def logit(p):
@@ -177,15 +174,17 @@ class ExposureCalibration:
     def fit(cls, model: AbstractUserModel, exposure: ExposureLog, holdout: float = 0.2,
             seed: int = 0, ridge: float = 1e-3,
             popularity: Optional[np.ndarray] = None,
-            support=None) -> "ExposureCalibration":
+            support=None, folds: int = 0) -> "ExposureCalibration":
         """Fits the correction on 80% of the slice's sessions and keeps each part only
         where it predicts the other 20% better.  The optional inputs, the tracks'
         `popularity` (per catalogue track, `popularity_feature`) and then the pairs'
         co-play `support` (a `CoPlaySupport` of the training log), are each added to
-        P(listen) only where, across 5 folds of the slice's sessions, they predict the
-        sessions left out better by more than their noise (a paired difference twice
-        its session-clustered standard error): a gain the slice cannot tell from
-        chance changes nothing."""
+        P(listen) only where they predict the sessions left out better by more than
+        their noise (a paired difference twice its session-clustered standard error):
+        a gain the slice cannot tell from chance changes nothing.  The sessions left out
+        are the 20%, or with `folds` > 1 every session, in that many folds of
+        cross-validation (each fold predicted by the fit on the others: more power, as
+        the co-play support needed, 1.0 standard error on the 20%, 3.7 across 5 folds)."""
         if getattr(model, "leave_hazard", None) is None:
             raise UserModelError(f"{type(model).__name__} has no leave model to calibrate "
                                  "(leave_hazard)")
@@ -221,39 +220,41 @@ class ExposureCalibration:
             return tuple(float(x) for x in a), log_loss(p, lh["listened"]), \
                 _row_log_loss(p, lh["listened"])
 
-        # Whether an optional input is read: 5-fold cross-validation over every slice
-        # session (each predicted by the fit on the other four folds), so the whole
-        # slice decides, not only the 20% held out (measured: with 20% the co-play
-        # support's gain was 1 standard error, across the folds 3.7).
-        folds = np.random.default_rng([seed, 1]).integers(
-            0, CV_FOLDS, exposure.log.num_sessions)[listen["session"]]
+        if folds == 1 or folds < 0:
+            raise UserModelError(f"ExposureCalibration.fit: folds must be 0 (the 20% held "
+                                 f"out decides) or at least 2, got {folds}")
+        fold_of = np.random.default_rng([seed, 1]).integers(
+            0, max(folds, 1), exposure.log.num_sessions)[listen["session"]]
 
-        def cv_row_losses(extras):
+        def left_out_losses(extras):
+            """(row log losses of the sessions left out, their sessions)."""
+            if not folds:
+                return fitted(extras)[2], lh["session"]
             out = np.zeros(len(listen["listened"]))
-            for i in range(CV_FOLDS):
-                te = folds == i
+            for i in range(folds):
+                te = fold_of == i
                 a = fit_logistic(inputs({k: v[~te] for k, v in listen.items()}, extras),
                                  listen["listened"][~te], ridge)
                 x = np.concatenate([np.ones((int(te.sum()), 1)),
                                     inputs({k: v[te] for k, v in listen.items()}, extras)], 1)
                 out[te] = _row_log_loss(sigmoid(x @ a), listen["listened"][te])
-            return out
+            return out, listen["session"]
 
         kept: Tuple[str, ...] = ()
         weights, loss, _ = fitted(kept)
-        cv_rows = cv_row_losses(kept)
+        rows, sessions = left_out_losses(kept)
         extra_selection: Dict[str, float] = {}
         candidates = (["popularity"] if popularity is not None else []) + \
             (["support"] if support is not None else [])
         for extra in candidates:
             w2, loss2, _ = fitted(kept + (extra,))
-            cv_rows2 = cv_row_losses(kept + (extra,))
-            gain, se = _clustered_mean(cv_rows - cv_rows2, listen["session"])
+            rows2, _ = left_out_losses(kept + (extra,))
+            gain, se = _clustered_mean(rows - rows2, sessions)
             extra_selection.update({f"listen_log_loss_without_{extra}": loss,
                                     f"listen_log_loss_with_{extra}": loss2,
                                     f"{extra}_gain": gain, f"{extra}_gain_se": se})
             if gain > 2 * se:
-                kept, weights, loss, cv_rows = kept + (extra,), w2, loss2, cv_rows2
+                kept, weights, loss, rows = kept + (extra,), w2, loss2, rows2
         listen_w = weights[:3] + ((weights[3],) if "popularity" in kept else ())
         support_w = ((weights[-1], scale[0], scale[1]) if "support" in kept
                      else cls.support)
@@ -446,7 +447,8 @@ def popularity_feature(play_counts: np.ndarray) -> np.ndarray:
 
 
 def calibration_path(model_dir: str, exposure: ExposureLog,
-                     popularity: Optional[np.ndarray] = None, support=None) -> str:
+                     popularity: Optional[np.ndarray] = None, support=None,
+                     folds: int = 0) -> str:
     """Where the calibration on this exposure slice is cached beside the model."""
     import hashlib
     import inspect
@@ -456,28 +458,30 @@ def calibration_path(model_dir: str, exposure: ExposureLog,
     sup = "" if support is None else hashlib.sha1(
         support.keys.tobytes() + support.counts.tobytes()).hexdigest()
     key = hashlib.sha1((exposure.log.content_digest() + str(exposure.explore_from) + pop +
-                        sup + inspect.getsource(sys.modules[__name__])).encode()
-                       ).hexdigest()[:12]
+                        sup + (f"folds{folds}" if folds else "") +
+                        inspect.getsource(sys.modules[__name__])).encode()).hexdigest()[:12]
     return os.path.join(model_dir, f"exposure_calibration-{key}.json")
 
 
 def calibrated(model: AbstractUserModel, exposure: Optional[ExposureLog],
                model_dir: Optional[str] = None,
                popularity: Optional[np.ndarray] = None,
-               support=None) -> ExposureCalibratedUserModel:
+               support=None, folds: int = 0) -> ExposureCalibratedUserModel:
     """`model` recalibrated on `exposure` (cached in `model_dir` when given); with
     `popularity` (`popularity_feature`) and `support` (`CoPlaySupport` of the training
     log) the calibration may read them, where that predicts the held-out slice
-    sessions better."""
+    sessions better (`folds`: decided by cross-validation, `ExposureCalibration.fit`)."""
     if exposure is None:
         raise UserModelError("calibrating on an exposure slice needs one: generate the world "
                              "with ensure_synthetic_world.exploration_sessions > 0, or give "
                              "load_dataset.exposure_path (a team's own random-exposure log)")
-    path = calibration_path(model_dir, exposure, popularity, support) if model_dir else None
+    path = (calibration_path(model_dir, exposure, popularity, support, folds)
+            if model_dir else None)
     if path and os.path.exists(path):
         cal = ExposureCalibration.load(path)
     else:
-        cal = ExposureCalibration.fit(model, exposure, popularity=popularity, support=support)
+        cal = ExposureCalibration.fit(model, exposure, popularity=popularity, support=support,
+                                      folds=folds)
         if path:
             cal.save(path)
     return ExposureCalibratedUserModel(model, cal, popularity, support)

@@ -39,6 +39,7 @@ def prepare(root_dir: str, settings: Optional[ScaleOut] = None) -> dict:
     has to be a shared (or copied) directory.
     """
     settings = settings or ScaleOut()
+    refuse_named_simulators()
     marker = os.path.join(root_dir, "prepared.json")
     inputs = _prepare_inputs(settings)
     if os.path.exists(marker):
@@ -84,6 +85,21 @@ def prepare(root_dir: str, settings: Optional[ScaleOut] = None) -> dict:
             "data_digest": _data_digest(data.log_path)}
     write_json(marker, prep)
     return prep
+
+
+def refuse_named_simulators() -> None:
+    """Raises ConfigError where the config names the simulator the agent trains against
+    (`run_experiment.simulator`: a recalibrated model, an ensemble, `+memory`): every
+    role of the distributed mode trains against the one model `prepare` fits and saves
+    (`fit_or_load_user_model`), so the binding would be ignored, not obeyed.  (The
+    learner's final evaluation does read `run_experiment.offline_evaluator`.)"""
+    simulator = experiment().simulator
+    if simulator:
+        raise ConfigError(f"run_experiment.simulator = {simulator!r}: the distributed mode "
+                          "trains against the model fit_or_load_user_model fits "
+                          "(bind fit_or_load_user_model.model_ctor); train against a "
+                          "named simulator in the single-process main job "
+                          "(python -m experiments.run)")
 
 
 def _data_digest(log_path: str) -> Optional[str]:

@@ -223,6 +223,24 @@ def test_prepare_refuses_a_root_dir_prepared_differently(sharded_world, tmp_path
         gin.clear_config()
 
 
+def test_prepare_refuses_a_named_simulator_it_would_ignore(sharded_world, tmp_path):
+    """Every role trains against the one model prepare fits: a named simulator
+    (`+memory`, a recalibrated ensemble) is one error line, nothing written."""
+    from spotisim.errors import ConfigError
+    root = tmp_path / "job"
+    gin.clear_config()
+    try:
+        parse_gin(["ah_dqn"], bindings(sharded_world, tmp_path / "cache",
+                                       ["run_experiment.simulator = 'sequential+memory'"]),
+                  [run_mod.CONFIG_DIR])
+        with pytest.raises(ConfigError, match="run_experiment.simulator = 'sequential"
+                                              r"\+memory': the distributed mode"):
+            dist.prepare(str(root))
+    finally:
+        gin.clear_config()
+    assert not root.exists()
+
+
 def test_prepare_refuses_a_root_dir_whose_data_changed(sharded_world, tmp_path):
     """The same bindings over a log whose files changed (one shard rewritten) are
     refused: prepared.json records the files' digest (names, sizes, times)."""

@@ -116,3 +116,19 @@ def test_the_training_environment_draws_from_every_shard(tiny_world_dir, many_sh
     sample = set(pd.util.hash_array(data.train.session_ids.astype(object)).astype(np.int64))
     assert sampler.chunks_read >= 10
     assert len(set(keys) - sample) > 0          # sessions the sample never read
+    # Restarted from the same seed (a training segment's start, an evaluation's), the
+    # sampler draws the same starts: a resumed run draws what an uninterrupted one does.
+    def draws(seed):
+        sampler.restart(seed)
+        return np.concatenate([sampler.sample(np.random.default_rng(i), 8).key
+                               for i in range(20)])
+    first = draws(5)
+    np.testing.assert_array_equal(draws(5), first)
+    assert not np.array_equal(draws(6), first)
+    env = builder.environment
+    env.restart_rng()
+    env.reset()
+    before = env.episode_keys()
+    env.restart_rng()
+    env.reset()
+    np.testing.assert_array_equal(env.episode_keys(), before)
