@@ -196,7 +196,8 @@ class ShardedLog:
 
     def head_chunks(self, max_sessions: int) -> Tuple[list, int]:
         """(chunks, sessions): the shards' chunks, in order, until they hold at least
-        `max_sessions` sessions (the last may hold more), and how many they hold."""
+        `max_sessions` sessions (the last may hold more), and how many they hold: the
+        part of a large log an evaluation reads whole (`shard_dataset`)."""
         chunks, n = [], 0
         for i in range(len(self.shards)):
             for chunk in iter_session_tables(self.shards[i], chunk_rows=self.chunk_rows,
@@ -206,14 +207,6 @@ class ShardedLog:
                 if n >= max_sessions:
                     return chunks, n
         return chunks, n
-
-    def head(self, max_sessions: int) -> SessionLog:
-        """The first `max_sessions` sessions of the shards, in memory, indexed into the
-        catalogue: the part of a large log an evaluation reads whole."""
-        chunks, n = self.head_chunks(max_sessions)
-        log = SessionLog.from_arrow_chunks(chunks, copy.copy(self.catalog),
-                                           self.skip_column, self.on_error)
-        return log if n <= max_sessions else log.subset(np.arange(max_sessions))
 
     def batches(self, features: Callable[[SessionLog], tuple], signature: tuple, *,
                 batch_size: int, shuffle_buffer: int = 0, seed: int = 0,
