@@ -184,7 +184,7 @@ class ExposureCalibration:
         a gain the slice cannot tell from chance changes nothing.  The sessions left out
         are the 20%, or with `folds` > 1 every session, in that many folds of
         cross-validation (each fold predicted by the fit on the others: more power, as
-        the co-play support needed, 1.0 standard error on the 20%, 3.7 across 5 folds)."""
+        the co-play support needed, 1.0 standard error on the 20%, 3.9 across 5 folds)."""
         if getattr(model, "leave_hazard", None) is None:
             raise UserModelError(f"{type(model).__name__} has no leave model to calibrate "
                                  "(leave_hazard)")
