@@ -54,13 +54,8 @@ WORKER_TIMEOUT = 6 * 3600
 
 def split_shards(shards: Sequence[str], every: int) -> tuple:
     """(train, validation) shards: every `every`-th shard validates (at least one)."""
-    if len(shards) < 2:
-        raise ConfigError(f"a streamed fit needs at least 2 shards to validate on one "
-                          f"(found {len(shards)}); give --val_shards or cut the log into "
-                          "more shards (python -m spotisim.data.shards --rows_per_shard)")
-    if every < 2:
-        raise ConfigError(f"train_streamed.val_every must be at least 2, got {every}")
-    return held_out_shards(shards, every)
+    return held_out_shards(shards, every, "train_streamed.val_every",
+                           "a streamed fit without --val_shards")
 
 
 def _model_ctor():

@@ -174,7 +174,8 @@ def shard_dataset(log_shards: str, tracks_path: Optional[str] = None,
     if sample_sessions < 1:
         raise ConfigError(f"load_dataset.sample_sessions must be positive, got {sample_sessions}")
     shards = parquet_shards(log_shards)
-    train_paths, held = held_out_shards(shards, held_out_every)
+    train_paths, held = held_out_shards(shards, held_out_every, "load_dataset.held_out_every",
+                                       "a main job on shards")
     if len(held) < 2:
         raise ConfigError(f"{log_shards}: {len(shards)} shards hold out {len(held)} with "
                           f"load_dataset.held_out_every = {held_out_every}; a main job on "

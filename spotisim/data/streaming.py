@@ -69,15 +69,17 @@ def _column_range(path: str, column: str) -> Tuple[Optional[int], Optional[int]]
     return (min(lows), max(highs)) if lows else (None, None)
 
 
-def held_out_shards(shards: Sequence[str], every: int) -> Tuple[List[str], List[str]]:
+def held_out_shards(shards: Sequence[str], every: int, setting: str = "held_out_every",
+                    purpose: str = "holding shards out") -> Tuple[List[str], List[str]]:
     """(kept, held out): every `every`-th shard is held out (at least one), the rule a
-    streamed fit validates by and the main job on shards holds its evaluation by."""
+    streamed fit validates by and the main job on shards holds its evaluation by.
+    `setting` and `purpose` name the caller's knob and use in the errors."""
     if len(shards) < 2:
-        raise ConfigError(f"holding shards out needs at least 2 shards (found "
-                          f"{len(shards)}): cut the log into more "
-                          "(python -m spotisim.data.shards --rows_per_shard)")
+        raise ConfigError(f"{purpose} needs at least 2 shards (found {len(shards)}): cut "
+                          "the log into more (python -m spotisim.data.shards "
+                          "--rows_per_shard)")
     if every < 2:
-        raise ConfigError(f"every-th shard held out: every must be at least 2, got {every}")
+        raise ConfigError(f"{setting} must be at least 2, got {every}")
     held = list(shards[every - 1::every]) or [shards[-1]]
     return [s for s in shards if s not in held], held
 
