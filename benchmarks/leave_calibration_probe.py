@@ -13,17 +13,13 @@ as it is.  A term is worth keeping only where the held-out loss falls.
 """
 
 import spotisim  # noqa: F401  (first: quiets the stack at import)
-import gin
 import numpy as np
 from absl import flags
 
 from experiments.alignment import STUDY_DATA
-from experiments.assembly import parse_run_config
+from experiments.assembly import exposure_run_data
 from experiments.user_model_cache import user_model_by_name
 from spotisim import cli
-from spotisim.data.datasets import load_dataset
-from spotisim.embeddings import build_embeddings
-from spotisim.errors import ConfigError
 from spotisim.tables import render_table
 from user_models import exposure_calibration as ec
 
@@ -38,12 +34,7 @@ def define_flags() -> None:
 
 
 def main() -> dict:
-    gin.clear_config()
-    parse_run_config(FLAGS.run_dir, FLAGS.gin_bindings)
-    data = load_dataset()
-    if data.exposure is None:
-        raise ConfigError(f"{FLAGS.run_dir}: its data has no exposure slice (exposure_slice.gin)")
-    emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
+    data, emb = exposure_run_data(FLAGS.run_dir, FLAGS.gin_bindings)
     model = user_model_by_name(FLAGS.simulator, data, emb)
     _, leave = ec.exposure_rows(model, data.exposure, ec.within_log(model.leave_hazard))
     held = np.random.default_rng(0).random(data.exposure.log.num_sessions) < 0.2

@@ -19,19 +19,15 @@ Two measurements, no change to any simulator:
 import spotisim  # noqa: F401  (first: quiets the stack at import)
 import functools
 
-import gin
 import numpy as np
 from absl import flags
 
 from agents.baselines import RedundancyGreedyPolicy
 from experiments.alignment import BASELINES, STUDY_DATA
-from experiments.assembly import parse_run_config
+from experiments.assembly import exposure_run_data
 from experiments.score_cache import evaluate_clean
 from experiments.user_model_cache import user_model_by_name
 from spotisim import cli
-from spotisim.data.datasets import load_dataset
-from spotisim.embeddings import build_embeddings
-from spotisim.errors import ConfigError
 from spotisim.tables import render_table
 from user_models.exposure_calibration import ExposureCalibration
 from user_models.ground_truth import GroundTruthUserModel
@@ -77,12 +73,7 @@ def pick_support(records, support: CoPlaySupport) -> np.ndarray:
 
 
 def main() -> dict:
-    gin.clear_config()
-    parse_run_config(FLAGS.run_dir, FLAGS.gin_bindings)
-    data = load_dataset()
-    if data.exposure is None:
-        raise ConfigError(f"{FLAGS.run_dir}: its data has no exposure slice (exposure_slice.gin)")
-    emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
+    data, emb = exposure_run_data(FLAGS.run_dir, FLAGS.gin_bindings)
     support = CoPlaySupport.from_log(data.train)
     model = user_model_by_name(FLAGS.simulator, data, emb)
     figures = {"pairs": int(len(support.keys)), "slice": {}, "picks": {}}

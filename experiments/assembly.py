@@ -211,6 +211,21 @@ def parse_run_config(run_dir: str, bindings: Sequence[str] = (), trust: bool = F
         gin.parse_config(list(bindings))
 
 
+def exposure_run_data(run_dir: str, bindings: Sequence[str] = ()):
+    """(data, embeddings aligned to its catalogue) of a finished run whose data has a
+    random-exposure slice, under the run's config plus `bindings` (gin cleared first):
+    what the slice probes read (`benchmarks/leave_calibration_probe.py`,
+    `benchmarks/support_probe.py`)."""
+    from spotisim.data.datasets import load_dataset
+    from spotisim.embeddings import build_embeddings
+    gin.clear_config()
+    parse_run_config(run_dir, bindings)
+    data = load_dataset()
+    if data.exposure is None:
+        raise ConfigError(f"{run_dir}: its data has no exposure slice (exposure_slice.gin)")
+    return data, build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
+
+
 def refuse_shadowed_bindings() -> None:
     """Raises ConfigError for a gin binding on a part's knob that `make_builder` sets
     itself (it would be silently ignored), naming the binding to use instead."""
