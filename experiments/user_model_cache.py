@@ -121,9 +121,10 @@ def fit_or_load_user_model(data: Dataset, embeddings: np.ndarray,
         model.save(path)
     model = attach_leave_hazard(model, data, embeddings, cache_dir=path)
     if calibrate_on_exposure:
+        support = log_support(data)
         model = calibrated(model, data.exposure, model_dir=path,
-                           popularity=_log_popularity(data), support=log_support(data),
-                           folds=SUPPORT_FOLDS if log_support(data) is not None else 0)
+                           popularity=_log_popularity(data), support=support,
+                           folds=SUPPORT_FOLDS if support is not None else 0)
     return model
 
 
@@ -289,9 +290,10 @@ def calibrated_ensemble(ensemble: str, data: Dataset, embeddings: np.ndarray,
                   sorted(determinism.fingerprint().items()))
     directory = os.path.join(cache_dir, f"ensemble-{key}")
     os.makedirs(directory, exist_ok=True)
+    support = log_support(data)
     return calibrated(model, data.exposure, model_dir=directory,
-                      popularity=_log_popularity(data), support=log_support(data),
-                      folds=SUPPORT_FOLDS if log_support(data) is not None else 0)
+                      popularity=_log_popularity(data), support=support,
+                      folds=SUPPORT_FOLDS if support is not None else 0)
 
 
 #: A name ending in "+memory" is that model with memory of each listener's earlier
