@@ -22,17 +22,19 @@ import tensorflow as tf
 from tf_agents.networks import network, utils
 from tf_agents.utils import nest_utils
 
+from agents.host_gru import HostGRU
 from spotisim.errors import ConfigError
 from user_models.history_match import history_match as match_features
 
 
 class HistoryEncoder(tf.keras.layers.Layer):
-    """GRU over [embedding, response] of the N tracks of the window (masked padding)."""
+    """GRU over [embedding, response] of the N tracks of the window (masked padding);
+    `HostGRU`, so a CPU-only machine traces one implementation, not cuDNN's as well."""
 
     def __init__(self, units: int = 64, name: str = "history_encoder"):
         super().__init__(name=name)
         self.proj = tf.keras.layers.Dense(units, activation="relu", name="item_projection")
-        self.gru = tf.keras.layers.GRU(units, name="gru")
+        self.gru = HostGRU(units, name="gru")
 
     def call(self, observation):
         x = tf.concat([self.proj(observation["history"]),
