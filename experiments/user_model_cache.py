@@ -301,6 +301,17 @@ def calibrated_ensemble(ensemble: str, data: Dataset, embeddings: np.ndarray,
 MEMORY = "memory"
 
 
+#: The suffix of a user model whose P(leave) knows its survivors are the patient ones
+#: (`user_models.frailty`: gamma frailty fitted on the log's session lengths).
+FRAILTY = "frailty"
+
+
+def _frailty_base(name: str) -> Optional[str]:
+    """The model of `<name>+frailty` (None for other names)."""
+    suffix = "+" + FRAILTY
+    return name[:-len(suffix)] if name.endswith(suffix) and len(name) > len(suffix) else None
+
+
 def _memory_base(name: str) -> Optional[str]:
     """The model of `<name>+memory` (None for other names)."""
     suffix = "+" + MEMORY
@@ -324,6 +335,27 @@ def listener_profiles(data: Dataset, embeddings: np.ndarray):
     return _PROFILES[key]
 
 
+_FRAILTY: dict = {}
+
+
+def with_frailty(model: AbstractUserModel, data: Dataset) -> AbstractUserModel:
+    """`model` leaving as the log's listeners who stayed do (`FrailtyUserModel`), its
+    frailty fitted on the training split and checked on the validation split (once per
+    log and leave model in a process; printed, since it is a choice a team reads)."""
+    from user_models.frailty import FrailtyUserModel, fit_frailty
+    if model.leave_hazard is None:
+        raise ConfigError(f"+{FRAILTY}: {type(model).__name__} has no leave model")
+    key = (data.log.content_digest(), id(model.leave_hazard))
+    if key not in _FRAILTY:
+        _FRAILTY[key] = fit_frailty(model.leave_hazard, data.train, data.val)
+        f = _FRAILTY[key]
+        print(f"frailty of {type(model).__name__}'s leave model: alpha {f.alpha:.2f}, theta "
+              f"{f.theta:.2f}; validation log-likelihood per session {f.val_as_is:.4f} as "
+              f"is, {f.val_scaled:.4f} scaled, {f.val_frailty:.4f} frail (gain se "
+              f"{f.val_gain_se:.4f}: {'kept' if f.kept else 'not kept'})", flush=True)
+    return FrailtyUserModel(model, _FRAILTY[key])
+
+
 def check_user_model_name(name: str, setting: str = "user model") -> None:
     """Raises ConfigError, naming `setting`, unless `user_model_by_name` can know
     `name` (checked before anything is fitted, trained or written)."""
@@ -333,6 +365,12 @@ def check_user_model_name(name: str, setting: str = "user model") -> None:
     if base is not None:
         if base == "ground_truth":
             raise ConfigError(f"{setting} {name!r}: the ground truth needs no memory")
+        check_user_model_name(base, setting)
+        return
+    base = _frailty_base(name)
+    if base is not None:
+        if base == "ground_truth":
+            raise ConfigError(f"{setting} {name!r}: the ground truth needs no frailty")
         check_user_model_name(base, setting)
         return
     whole = _calibrated_ensemble(name)
@@ -359,7 +397,8 @@ def check_user_model_name(name: str, setting: str = "user model") -> None:
                       "('mean(sequential,taste)', 'min(...)', either ending in "
                       "'+calibrated'), nor a saved user-model directory (any of them may "
                       f"end in '+{MEMORY}': with memory of each listener's earlier "
-                      "sessions)")
+                      f"sessions, or in '+{FRAILTY}': leaving as listeners who stayed "
+                      "do)")
 
 
 def user_model_by_name(name: str, data: Dataset, embeddings: np.ndarray) -> AbstractUserModel:
@@ -369,7 +408,9 @@ def user_model_by_name(name: str, data: Dataset, embeddings: np.ndarray) -> Abst
     the data's exposure slice), an ensemble of those (`mean(sequential,taste)`,
     `min(...)`: `EnsembleUserModel`; ending in `+calibrated`, recalibrated as one
     model), or a saved user-model directory; any of them ending in `+memory`, with
-    memory of each listener's earlier sessions (`user_models.memory`)."""
+    memory of each listener's earlier sessions (`user_models.memory`), or in
+    `+frailty`, its P(leave) for the listeners who stayed (`user_models.frailty`,
+    fitted on the training split's session lengths)."""
     from user_models.composite import EnsembleUserModel
     from user_models.memory import with_memory
     from user_models.registry import learned_user_models
@@ -382,6 +423,9 @@ def user_model_by_name(name: str, data: Dataset, embeddings: np.ndarray) -> Abst
                               "(the listener_id column) to remember listeners by")
         return with_memory(user_model_by_name(base, data, embeddings), data.val, profiles,
                            embeddings)
+    base = _frailty_base(name)
+    if base is not None:
+        return with_frailty(user_model_by_name(base, data, embeddings), data)
     ensemble = ensemble_members(name)
     if ensemble is not None:
         return EnsembleUserModel([user_model_by_name(m, data, embeddings)

@@ -58,14 +58,18 @@ class Dataset:
 def ensure_synthetic_world(directory: str = "data/default", num_sessions: int = 20_000,
                            seed: int = 0, config: Optional[WorldConfig] = None,
                            num_shards: int = 1, exploration_sessions: int = 0,
-                           propensities: bool = False) -> dict:
+                           propensities: bool = False,
+                           exploration_neighbours: str = "latent",
+                           exploration_chains: bool = False) -> dict:
     """Generates the synthetic world into `directory` unless it is already there with
     the same settings (recorded in settings.json).  Returns the paths.
 
     `num_shards` > 1 writes the log as that many files (for the distributed mode, where
     each collect actor owns some); the shards are different draws, so it is a different
     world from the single-file default.  `exploration_sessions` > 0 adds a log of the
-    platform's random-exposure slice (`generate`; the main log stays the same)."""
+    platform's random-exposure slice (`generate`; the main log stays the same), whose
+    neighbour proposals are taken on `exploration_neighbours` ('latent' or 'features'),
+    in chains with `exploration_chains` (`spotisim.data.world.exploration`)."""
     config = config or WorldConfig(seed=seed)
     if config.seed != seed:
         config = dataclasses.replace(config, seed=seed)
@@ -77,6 +81,10 @@ def ensure_synthetic_world(directory: str = "data/default", num_sessions: int = 
         settings["exploration_sessions"] = int(exploration_sessions)
     if propensities:  # likewise
         settings["propensities"] = True
+    if exploration_neighbours != "latent":  # likewise
+        settings["exploration_neighbours"] = exploration_neighbours
+    if exploration_chains:  # likewise
+        settings["exploration_chains"] = True
     marker = os.path.join(directory, "settings.json")
     paths = {"log": os.path.join(directory, "log"),
              "tracks": os.path.join(directory, "tracks", "tracks.csv"),
@@ -92,7 +100,9 @@ def ensure_synthetic_world(directory: str = "data/default", num_sessions: int = 
         if stored == settings and all(os.path.exists(p) for p in paths.values()):
             return paths
     paths = generate(directory, num_sessions, seed, config, "csv", num_shards=num_shards,
-                     exploration_sessions=exploration_sessions, propensities=propensities)
+                     exploration_sessions=exploration_sessions, propensities=propensities,
+                     exploration_neighbours=exploration_neighbours,
+                     exploration_chains=exploration_chains)
     with atomic_file(marker) as f:
         json.dump(settings, f, indent=1)
     return paths

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from spotisim.data.world.catalogue import Catalogue
 from spotisim.data.world.common import sigmoid as _sigmoid, unit as _unit  # noqa: F401
 from spotisim.data.world.config import CONTEXT_SHARES, WorldConfig  # noqa: F401
-from spotisim.data.world.exploration import ExplorationPolicy
+from spotisim.data.world.exploration import NEIGHBOURS_FROM, ExplorationPolicy
 from spotisim.data.world.listeners import Listeners
 from spotisim.data.world.logging_policy import LoggingPolicy, played_propensities
 from spotisim.data.world.response import ListenerState, ResponseModel
@@ -243,7 +243,9 @@ def generate(out_dir: str, num_sessions: int = 10_000, seed: int = 0,
              config: Optional[WorldConfig] = None, file_format: str = "csv",
              num_shards: int = 1, block_sessions: int = 4096,
              exploration_sessions: int = 0, explore_from: int = 10,
-             propensities: bool = False) -> Dict[str, str]:
+             propensities: bool = False,
+             exploration_neighbours: str = "latent",
+             exploration_chains: bool = False) -> Dict[str, str]:
     """Builds a world and writes its logs, track table and hidden truth under `out_dir`.
 
     Layout: log/ (session-log shards), tracks/tracks.<ext> (track table), world/ (hidden
@@ -254,7 +256,10 @@ def generate(out_dir: str, num_sessions: int = 10_000, seed: int = 0,
     sessions of the platform's random-exposure slice (the logging policy plays the first
     `explore_from` tracks, the exploration policy the rest; `explore_from` is recorded in
     exploration/exploration.json), drawn from a stream of its own, so the main log is
-    the same bytes with or without it.
+    the same bytes with or without it.  `exploration_neighbours`: the vectors its
+    neighbour proposals are taken on, 'latent' (hidden) or 'features' (the track
+    table's); `exploration_chains`: sessions that run through a neighbourhood at a
+    random share (`ExplorationPolicy`).
 
     With `propensities` the log has one more column, logging_propensity: the logging
     policy's probability of each row's track given the session before it, as a
@@ -272,6 +277,9 @@ def generate(out_dir: str, num_sessions: int = 10_000, seed: int = 0,
         raise ConfigError(f"file_format must be one of {sorted(SUFFIXES)}, got {file_format!r}")
     if num_sessions < 1 or num_shards < 1:
         raise ConfigError("num_sessions and num_shards must be positive")
+    if exploration_neighbours not in NEIGHBOURS_FROM:
+        raise ConfigError(f"generate.exploration_neighbours must be one of "
+                          f"{NEIGHBOURS_FROM}, got {exploration_neighbours!r}")
     config = config or WorldConfig(seed=seed)
     if config.seed != seed:
         config = dataclasses.replace(config, seed=seed)
@@ -325,15 +333,22 @@ def generate(out_dir: str, num_sessions: int = 10_000, seed: int = 0,
     if exploration_sessions > 0:
         paths["exploration"] = os.path.join(out_dir, "exploration")
         write_exploration_log(world, paths["exploration"], exploration_sessions,
-                              explore_from, seed, ext, block_sessions)
+                              explore_from, seed, ext, block_sessions,
+                              neighbours_from=exploration_neighbours,
+                              chains=exploration_chains)
     return paths
 
 
 def write_exploration_log(world: SyntheticWorld, directory: str, num_sessions: int,
                           explore_from: int, seed: int, ext: str = ".csv",
-                          block_sessions: int = 4096) -> None:
+                          block_sessions: int = 4096, neighbours_from: str = "latent",
+                          chains: bool = False) -> None:
     """Writes `num_sessions` sessions of the random-exposure slice into `directory`
-    (log_00000<ext> and exploration.json), atomically."""
+    (log_00000<ext> and exploration.json), atomically; its neighbours are taken on
+    `neighbours_from`, in chains or not (`ExplorationPolicy`)."""
+    world._exploration_policy = ExplorationPolicy(world.config, world.catalogue,
+                                                  neighbours_from=neighbours_from,
+                                                  chains=chains)
     rng = np.random.default_rng([seed, 8])
     tables = []
     for start in range(0, num_sessions, block_sessions):
@@ -343,7 +358,12 @@ def write_exploration_log(world: SyntheticWorld, directory: str, num_sessions: i
     with atomic_dir(directory) as tmp:
         write_table(pa.concat_tables(tables), os.path.join(tmp, f"log_00000{ext}"))
         with open(os.path.join(tmp, EXPLORATION_META), "w") as f:
-            json.dump({"explore_from": int(explore_from), "sessions": int(num_sessions)}, f)
+            meta = {"explore_from": int(explore_from), "sessions": int(num_sessions)}
+            if neighbours_from != "latent":  # absent for the slice as first built
+                meta["neighbours_from"] = neighbours_from
+            if chains:
+                meta["chains"] = True
+            json.dump(meta, f)
 
 
 def main(argv=None) -> int:

@@ -66,6 +66,8 @@ TINY: Dict[str, List[str]] = {
     "large_catalogue": ["--tracks=300", "--tracks=900", "--batch=2", "--seconds=0.2",
                         "--sessions_per_copy=50", "--work_dir={tmp}/large_catalogue", "{world}"],
     "leave_by_position": ["--run_dir={run}", "--episodes=4", "--user_model=logistic"],
+    "redundancy_selection": ["--run_dir={run}", "--agent_runs={run}", "--episodes=4",
+                             "--decomposition=", "--gin_bindings=run_experiment.progress = False"],
     "support_probe": ["--run_dir={run}", "--agent_runs={run}", "--simulator=logistic",
                       "--episodes=4", "--gin_bindings=run_experiment.progress = False"],
     "leave_calibration_probe": ["--run_dir={run}", "--simulator=logistic",
@@ -219,6 +221,10 @@ CHECKS = {
     "leave_by_position": lambda f: set(f) == {"random", "greedy_user_model", "most_popular"}
     and all(b["tracks"] > 0 for r in f.values() for b in r.values()),
     "leave_calibration_probe": lambda f: f["rows"] > f["held_out_rows"] > 0,
+    # The log's map rises with the learned redundancy; every policy's picks measured.
+    "redundancy_selection": lambda f: f["log_map"]["rows"] > 0
+    and len(f["picks"]) == 10 and all(r["picks"] > 0 and -1 <= r["gap"] <= 1
+                                      for r in f["picks"].values()),
     "support_probe": lambda f: f["pairs"] > 0 and set(f["slice"]) == {"20% held out", "5 folds"}
     and all(r["picks"] > 0 and r["mean"] >= 0 for r in f["picks"].values())
     and len(f["picks"]) == 9,

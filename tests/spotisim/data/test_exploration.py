@@ -107,3 +107,48 @@ def test_an_exposure_log_without_explore_from_or_with_unknown_tracks_is_refused(
     generate(bad, num_sessions=5, seed=4, config=other.config, exploration_sessions=5)
     with pytest.raises(DataValidationError, match="not in the track table"):
         read_exposure_log(os.path.join(bad, "exploration"), main, None)
+
+
+def test_neighbours_on_the_track_table_and_chains_are_opt_in(world, tmp_path):
+    """`features` takes neighbours on the track table's z-scored features, not the hidden
+    vectors; `chains` runs some sessions through a neighbourhood (each explored track a
+    neighbour of the one before it, at a share drawn per session), from the taste-blind
+    generator, and is recorded beside the slice; an unknown source is one error."""
+    from spotisim.data.world.exploration import ExplorationPolicy, neighbour_vectors
+    latent = ExplorationPolicy(world.config, world.catalogue)
+    features = ExplorationPolicy(world.config, world.catalogue, neighbours_from="features")
+    f = neighbour_vectors(world.catalogue, "features")
+    assert f.shape == (world.config.num_tracks, 29)
+    np.testing.assert_allclose(f.mean(0), 0, atol=1e-9)
+    # Another neighbourhood than the hidden one, though related to it.
+    same = (np.sort(latent.neighbours, 1) == np.sort(features.neighbours, 1)).all(1).mean()
+    assert same < 0.5
+    rng = np.random.default_rng(0)
+    played = np.stack([rng.choice(world.config.num_tracks, 10, replace=False)
+                       for _ in range(400)])
+    listened = rng.random((400, 10)) < 0.5
+    chained = ExplorationPolicy(world.config, world.catalogue, neighbours_from="features",
+                                chains=True)
+    plain = features.tracks(np.random.default_rng(9), played, listened, 10)
+    chain = chained.tracks(np.random.default_rng(9), played, listened, 10)
+    for out in (plain, chain):  # distinct and new, as before
+        assert not (out[:, :, None] == played[:, None, :]).any()
+        assert all(len(set(r.tolist())) == 10 for r in out)
+    prev = np.concatenate([played[:, -1:], chain[:, :-1]], axis=1)
+    follows = (chained.neighbours[prev] == chain[..., None]).any(-1)
+    prev_plain = np.concatenate([played[:, -1:], plain[:, :-1]], axis=1)
+    follows_plain = (features.neighbours[prev_plain] == plain[..., None]).any(-1)
+    # About half the tracks follow their predecessor (share ~ U(0, 1)), and sessions
+    # differ in how much: some run through a neighbourhood, some hardly.
+    assert 0.35 < follows.mean() < 0.65 and follows_plain.mean() < 0.1
+    per_session = follows.mean(1)
+    assert per_session.min() <= 0.2 and per_session.max() >= 0.8
+    out = generate(str(tmp_path / "w"), num_sessions=30, seed=3,
+                   config=WorldConfig(seed=3, **TINY_WORLD), exploration_sessions=20,
+                   exploration_neighbours="features", exploration_chains=True)
+    with open(os.path.join(out["exploration"], "exploration.json")) as fh:
+        assert json.load(fh) == {"explore_from": 10, "sessions": 20,
+                                 "neighbours_from": "features", "chains": True}
+    with pytest.raises(ConfigError, match="exploration_neighbours must be one of"):
+        generate(str(tmp_path / "bad"), num_sessions=5, seed=3, config=world.config,
+                 exploration_sessions=5, exploration_neighbours="hidden")

@@ -1,0 +1,224 @@
+"""Does a policy's choice of tracks change what the learned redundancy means?
+(docs/offline_verdicts.md, "Redundancy read through the embedding"; not a test.)
+
+    python benchmarks/redundancy_selection.py [--run_dir=runs/alignment/agents/lird_ddpg_1500]
+        [--agent_runs=runs/alignment/agents/ah_dqn_1500] [--episodes=256]
+        [--decomposition=runs/alignment/alignment_decomposed.json] [--vectors=item2vec]
+
+The learned leave models read redundancy (a track's cosine to the centroid of the
+recent listens) on the run's track vectors; the world leaves on its hidden ones.  Fitted
+on the log, a leave model learns what a learned redundancy means *for the tracks the
+logging policy picked*.  A policy that picks by the learned vectors (the nearest
+neighbour, greedy on a model that reads them) selects on their noise too, and then the
+same learned redundancy stands for less true redundancy: the learned hazard is too high.
+
+Measured, with the ground truth's vectors (a measurement, no simulator reads them):
+- the log's map from learned to true redundancy, E[true | learned] in bins, over every
+  logged (listened history, next track) of the training split;
+- per policy, `--episodes` starts under the ground truth: each pick's learned and true
+  redundancy to the listened history before its slate, and the GAP: its true redundancy
+  minus what the log's map says for its learned one (negative: the learned redundancy
+  overstates the true one, as the policy picked it);
+- the same for the exposure slice's random exposures;
+- with `--decomposition` (the alignment study's decomposed error), the correlation over
+  the policies of the gap with the chosen simulator's excess hazard along the truth's
+  own episodes (dP(leave), the shadow's).
+"""
+
+import spotisim  # noqa: F401  (first: quiets the stack at import)
+import functools
+import json
+import os
+
+import numpy as np
+from absl import flags
+
+from agents.baselines import RedundancyGreedyPolicy
+from experiments.alignment import BASELINES, STUDY_DATA
+from experiments.assembly import exposure_run_data
+from experiments.score_cache import evaluate_clean
+from spotisim import cli
+from spotisim.embeddings import build_embeddings
+from spotisim.tables import render_table
+from user_models.ground_truth import GroundTruthUserModel
+from user_models.leave_features import unit
+
+FLAGS = flags.FLAGS
+DEFAULT_AGENTS = [f"runs/alignment/agents/{a}" for a in (
+    "lird_ddpg_1500", "lird_ddpg_3000", "ah_dqn_1500", "ah_dqn_3000", "dqn_ranked_1500",
+    "dqn_ranked_3000", "lird_ddpg_calibrated", "ah_dqn_calibrated", "dqn_ranked_calibrated")]
+#: The centroid's keep of the world's boredom recursion (`WorldConfig.boredom_keep`),
+#: used on both sides so that only the vectors differ.
+KEEP = 0.7
+#: Bins of the learned redundancy for the log's map.
+BINS = np.array([0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01])
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("run_dir", "runs/alignment/agents/lird_ddpg_1500",
+                        "a finished run (its data, and the environment of the baselines)")
+    flags.DEFINE_multi_string("agent_runs", DEFAULT_AGENTS, "finished runs whose agents' "
+                              "picks are measured")
+    flags.DEFINE_integer("episodes", 256, "starts per policy", lower_bound=1)
+    flags.DEFINE_string("decomposition", "runs/alignment/alignment_decomposed.json",
+                        "an alignment study's output with a decomposition ('' for none)")
+    flags.DEFINE_enum("vectors", "run", ["run", "item2vec"], "the vectors the learned "
+                      "redundancy is read on: the run's (what its leave models read), or "
+                      "item2vec's, fitted on the training split (co-plays)")
+    flags.DEFINE_multi_string("gin_bindings", STUDY_DATA, "bindings over the run's own")
+
+
+def centroids(tracks: np.ndarray, listened: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """float [B, H + 1, d]: the centroid of the recent listens before each entry of the
+    history and after the last (zeros before the first listen): the world's recursion,
+    c <- unit(keep * c + (1 - keep) * e) over listened tracks, on `vectors` (unit)."""
+    B, H = tracks.shape
+    out = np.zeros((B, H + 1, vectors.shape[1]))
+    c = np.zeros((B, vectors.shape[1]))
+    has = np.zeros(B, bool)
+    for t in range(H):
+        out[:, t] = c
+        lis = (tracks[:, t] >= 0) & (np.asarray(listened[:, t]) > 0.5)
+        e = vectors[np.maximum(tracks[:, t], 0)]
+        moved = np.where(has[:, None], unit(KEEP * c + (1 - KEEP) * e), e)
+        c = np.where(lis[:, None], moved, c)
+        has |= lis
+    out[:, H] = c
+    return out
+
+
+def redundancy(cent: np.ndarray, tracks: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """max(0, e . c) of each track [B, K] against its row's centroid [B, d]; NaN where
+    the history has no listen yet (no centroid)."""
+    r = np.maximum(np.einsum("bkd,bd->bk", vectors[tracks], cent), 0.0)
+    return np.where((np.abs(cent).sum(-1) > 0)[:, None], r, np.nan)
+
+
+def log_pairs(log, learned: np.ndarray, true: np.ndarray, first: int = 0):
+    """(learned, true) redundancy of every logged track from position `first` on (0
+    based) against the listened tracks before it (where there is one)."""
+    tracks, skipped, mask = log.padded()
+    listened = mask & ~skipped
+    mask = mask & (np.arange(tracks.shape[1])[None, :] >= first)
+    cl, ct = centroids(tracks, listened, learned), centroids(tracks, listened, true)
+    t = np.maximum(tracks, 0)
+    rl = np.maximum(np.einsum("bhd,bhd->bh", learned[t], cl[:, :-1]), 0.0)
+    rt = np.maximum(np.einsum("bhd,bhd->bh", true[t], ct[:, :-1]), 0.0)
+    ok = mask & (np.abs(cl[:, :-1]).sum(-1) > 0)
+    return rl[ok], rt[ok]
+
+
+def log_map(rl: np.ndarray, rt: np.ndarray) -> np.ndarray:
+    """E[true | learned] per bin of BINS (NaN for an empty bin)."""
+    k = np.clip(np.digitize(rl, BINS) - 1, 0, len(BINS) - 2)
+    return np.array([rt[k == i].mean() if (k == i).any() else np.nan
+                     for i in range(len(BINS) - 1)])
+
+
+def gap(rl: np.ndarray, rt: np.ndarray, mapped: np.ndarray) -> float:
+    """Mean of true - E_log[true | learned] over the picks whose bin the log has."""
+    k = np.clip(np.digitize(rl, BINS) - 1, 0, len(BINS) - 2)
+    expected = mapped[k]
+    ok = np.isfinite(expected) & np.isfinite(rl)
+    return float((rt[ok] - expected[ok]).mean())
+
+
+class _Recording(GroundTruthUserModel):
+    """The ground truth, keeping every (history, slate) it answers."""
+
+    def __init__(self, world, records):
+        super().__init__(world)
+        self.records = records
+
+    def respond(self, history, slate, uniforms, *args, **kwargs):
+        self.records.append((np.array(history.tracks), np.array(history.responses),
+                             np.array(slate)))
+        return super().respond(history, slate, uniforms, *args, **kwargs)
+
+
+def pick_pairs(records, learned: np.ndarray, true: np.ndarray):
+    """(learned, true) redundancy of every pick against the listened history before its
+    slate."""
+    rl, rt = [], []
+    for tracks, responses, slate in records:
+        cl = centroids(tracks, responses, learned)[:, -1]
+        ct = centroids(tracks, responses, true)[:, -1]
+        a, b = redundancy(cl, slate, learned).ravel(), redundancy(ct, slate, true).ravel()
+        ok = np.isfinite(a)
+        rl.append(a[ok])
+        rt.append(b[ok])
+    return np.concatenate(rl), np.concatenate(rt)
+
+
+def main() -> dict:
+    data, emb = exposure_run_data(FLAGS.run_dir, FLAGS.gin_bindings)
+    if FLAGS.vectors == "item2vec":
+        emb = build_embeddings(data.train, source="item2vec",
+                               unlabelled=data.log).aligned_to(data.log.catalog)
+    learned = unit(np.asarray(emb, np.float64))  # what the leave models read
+    true = unit(np.asarray(data.world.track_latent, np.float64))
+    rl, rt = log_pairs(data.train, learned, true)
+    mapped = log_map(rl, rt)
+    print(render_table(["learned redundancy", "logged tracks", "E[true | learned]"], [
+        [f"{BINS[i]:.2f}-{BINS[i + 1]:.2f}",
+         f"{int(((rl >= BINS[i]) & (rl < BINS[i + 1])).sum()):,}", f"{m:.3f}"]
+        for i, m in enumerate(mapped)], ["the log's map (training split)"]))
+    figures = {"vectors": FLAGS.vectors, "log_map": {"bins": BINS.tolist(), "mean_true": mapped.tolist(),
+                           "rows": int(len(rl))}, "picks": {}}
+    records: list = []
+
+    def truth(d, e):
+        return _Recording(d.world, records)
+
+    rows = []
+    # The slice's randomly exposed tracks (after its logged starts).
+    el, et = log_pairs(data.exposure.log, learned, true, first=data.exposure.explore_from)
+    figures["picks"]["exposure slice"] = {"learned": float(el.mean()), "true": float(et.mean()),
+                                          "gap": gap(el, et, mapped), "picks": int(len(el))}
+    jobs = [(FLAGS.run_dir, [b], {}) for b in BASELINES]
+    jobs += [(FLAGS.run_dir, [f"redundancy_greedy_{p:g}"],
+              {f"redundancy_greedy_{p:g}": functools.partial(RedundancyGreedyPolicy, penalty=p)})
+             for p in (0.5, 1.0, 2.0)]
+    jobs += [(run, None, {}) for run in FLAGS.agent_runs]
+    for run, baselines, extra in jobs:
+        records.clear()
+        if baselines is None:
+            evaluate_clean(run, [("truth", truth)], FLAGS.gin_bindings,
+                           episodes=FLAGS.episodes, baselines=[])
+            name = run.rstrip("/").split("/")[-1]
+        else:
+            evaluate_clean(run, [("truth", truth)], FLAGS.gin_bindings,
+                           episodes=FLAGS.episodes, baselines=baselines,
+                           model_policies=extra, with_agent=False)
+            name = baselines[0]
+        a, b = pick_pairs(records, learned, true)
+        figures["picks"][name] = {"learned": float(a.mean()), "true": float(b.mean()),
+                                  "gap": gap(a, b, mapped), "picks": int(len(a))}
+    decomposition = {}
+    if FLAGS.decomposition and os.path.exists(FLAGS.decomposition):
+        with open(FLAGS.decomposition) as f:
+            decomposition = json.load(f).get("decomposition", {})
+    names = [n for n in figures["picks"] if n in decomposition]
+    for name in names:
+        s = decomposition[name]["shadow"]
+        figures["picks"][name]["excess_hazard"] = s["p_leave_shadow"] - s["p_leave_true"]
+    for name, f in figures["picks"].items():
+        rows.append([name, f"{f['learned']:.3f}", f"{f['true']:.3f}", f"{f['gap']:+.3f}",
+                     f"{f['excess_hazard']:+.4f}" if "excess_hazard" in f else "",
+                     f"{f['picks']:,}"])
+    print(render_table(["policy", "learned redundancy", "true", "gap (true - log's map)",
+                        "excess hazard", "picks"], rows,
+                       [f"{FLAGS.episodes} starts under the ground truth; the slice: its "
+                        "randomly exposed rows"]))
+    if len(names) >= 3:
+        g = np.array([figures["picks"][n]["gap"] for n in names])
+        h = np.array([figures["picks"][n]["excess_hazard"] for n in names])
+        figures["correlation_gap_excess_hazard"] = float(np.corrcoef(g, h)[0, 1])
+        figures["policies_correlated"] = len(names)
+        print(f"correlation over {len(names)} policies of the gap with the excess hazard: "
+              f"{figures['correlation_gap_excess_hazard']:+.3f}")
+    return figures
+
+
+if __name__ == "__main__":
+    cli.benchmark("redundancy_selection", define_flags, main)
