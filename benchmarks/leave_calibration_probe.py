@@ -10,6 +10,11 @@ recalibration fits on) are fitted three ways on 80% of the slice's sessions: log
 v0 + v1 logit(h) (the recalibration), plus the exposed track's redundancy, plus whether
 it was listened to; each is scored by its log loss on the other 20% against the model
 as it is.  A term is worth keeping only where the held-out loss falls.
+
+A slice whose sessions run past the log's cap (`ensure_synthetic_world.
+exploration_length`) also shows the model's hazard against the listeners' by position
+band on the held-out sessions, and two more variants: logit(h) + log(1 + tracks past
+the log's cap), and logit(h) + one term per 10-track band past the cap.
 """
 
 import spotisim  # noqa: F401  (first: quiets the stack at import)
@@ -45,13 +50,39 @@ def main() -> dict:
                "redundancy_p95": float(np.percentile(leave["rho"], 95)),
                "held_out_log_loss_as_is": base, "variants": {}}
     rows = []
-    for name, X in (("logit(h)", leave["logit_h"][:, None]),
-                    ("logit(h) + redundancy", np.stack([leave["logit_h"], leave["rho"]], 1)),
-                    ("logit(h) + redundancy + listened",
-                     np.stack([leave["logit_h"], leave["rho"], leave["listened"]], 1))):
+    log_cap = int(data.train.lengths.max())
+    past = np.log1p(np.maximum(leave["position"] - log_cap, 0))
+    variants = [("logit(h)", leave["logit_h"][:, None]),
+                ("logit(h) + redundancy", np.stack([leave["logit_h"], leave["rho"]], 1)),
+                ("logit(h) + redundancy + listened",
+                 np.stack([leave["logit_h"], leave["rho"], leave["listened"]], 1))]
+    if past.any():
+        variants.append(("logit(h) + past the cap", np.stack([leave["logit_h"], past], 1)))
+        pos = leave["position"]
+        variants.append(("logit(h) + bands past the cap", np.stack(
+            [leave["logit_h"], (pos > log_cap) & (pos <= log_cap + 10),
+             (pos > log_cap + 10) & (pos <= log_cap + 20), pos > log_cap + 20], 1)))
+        bands = []
+        for lo, hi in ((11, 20), (21, 30), (31, 40), (41, 10 ** 6)):
+            b = h & (leave["position"] >= lo) & (leave["position"] <= hi)
+            if b.any():
+                f = {"rows": int(b.sum()), "observed": float(leave["left"][b].mean()),
+                     "as_is": float(ec.sigmoid(leave["logit_h"][b]).mean())}
+                figures.setdefault("by_position", {})[f"{lo}-{hi if hi < 10 ** 6 else ''}"] = f
+                bands.append([f"{lo}-{hi if hi < 10 ** 6 else ''}", f"{f['rows']:,}",
+                              f"{f['observed']:.4f}", f"{f['as_is']:.4f}"])
+        print(render_table(["positions", "held-out rows", "left", f"{FLAGS.simulator}"],
+                           bands, [f"the slice past the log's cap ({log_cap})"]))
+    for name, X in variants:
         w = ec.fit_logistic(X[~h], leave["left"][~h])
         loss = ec.log_loss(ec.sigmoid(np.c_[np.ones(h.sum()), X[h]] @ w), leave["left"][h])
         figures["variants"][name] = {"weights": [float(x) for x in w], "held_out_log_loss": loss}
+        if "by_position" in figures:
+            p = ec.sigmoid(np.c_[np.ones(len(X)), X] @ w)
+            for band, f in figures["by_position"].items():
+                lo, hi = band.split("-")
+                b = h & (leave["position"] >= int(lo)) & (leave["position"] <= int(hi or 10 ** 6))
+                f[name] = float(p[b].mean())
         rows.append([name, " ".join(f"{x:+.3f}" for x in w), f"{loss:.5f}",
                      "kept" if loss < base else "not kept"])
     print(render_table(["P(leave) recalibration", "weights", "held-out log loss", ""], rows,

@@ -20,6 +20,9 @@ Measured, with the ground truth's vectors (a measurement, no simulator reads the
   minus what the log's map says for its learned one (negative: the learned redundancy
   overstates the true one, as the policy picked it);
 - the same for the exposure slice's random exposures;
+- per policy, how far its listeners get from the boredom the log shows: the share of
+  its slates whose history's boredom level (the world's recursion, decay 0.9 and keep
+  0.7, on the run's vectors) lies above the log's 99th percentile;
 - with `--decomposition` (the alignment study's decomposed error), the correlation over
   the policies of the gap with the chosen simulator's excess hazard along the truth's
   own episodes (dP(leave), the shadow's).
@@ -41,7 +44,7 @@ from spotisim import cli
 from spotisim.embeddings import build_embeddings
 from spotisim.tables import render_table
 from user_models.ground_truth import GroundTruthUserModel
-from user_models.leave_features import unit
+from user_models.leave_features import boredom_features, unit
 
 FLAGS = flags.FLAGS
 DEFAULT_AGENTS = [f"runs/alignment/agents/{a}" for a in (
@@ -50,6 +53,8 @@ DEFAULT_AGENTS = [f"runs/alignment/agents/{a}" for a in (
 #: The centroid's keep of the world's boredom recursion (`WorldConfig.boredom_keep`),
 #: used on both sides so that only the vectors differ.
 KEEP = 0.7
+#: The world's boredom decay (`WorldConfig.boredom_decay`), for the boredom levels.
+DECAY = 0.9
 #: Bins of the learned redundancy for the log's map.
 BINS = np.array([0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01])
 
@@ -136,6 +141,17 @@ class _Recording(GroundTruthUserModel):
         return super().respond(history, slate, uniforms, *args, **kwargs)
 
 
+def boredom_at_slates(records, learned: np.ndarray) -> np.ndarray:
+    """The boredom level after each recorded history (before its slate)."""
+    out = []
+    for tracks, responses, _ in records:
+        _, bored, _ = boredom_features(tracks, (tracks >= 0) & (responses > 0.5), learned,
+                                       DECAY, KEEP)
+        lengths = (tracks >= 0).sum(1)
+        out.append(bored[np.arange(len(tracks)), np.maximum(lengths - 1, 0)])
+    return np.concatenate(out) if out else np.zeros(0)
+
+
 def pick_pairs(records, learned: np.ndarray, true: np.ndarray):
     """(learned, true) redundancy of every pick against the listened history before its
     slate."""
@@ -159,11 +175,14 @@ def main() -> dict:
     true = unit(np.asarray(data.world.track_latent, np.float64))
     rl, rt = log_pairs(data.train, learned, true)
     mapped = log_map(rl, rt)
+    tracks, skipped, mask = data.train.padded()
+    _, bored, _ = boredom_features(tracks, mask & ~skipped, learned, DECAY, KEEP)
+    bored_p99 = float(np.percentile(bored[mask], 99))
     print(render_table(["learned redundancy", "logged tracks", "E[true | learned]"], [
         [f"{BINS[i]:.2f}-{BINS[i + 1]:.2f}",
          f"{int(((rl >= BINS[i]) & (rl < BINS[i + 1])).sum()):,}", f"{m:.3f}"]
         for i, m in enumerate(mapped)], ["the log's map (training split)"]))
-    figures = {"vectors": FLAGS.vectors, "log_map": {"bins": BINS.tolist(), "mean_true": mapped.tolist(),
+    figures = {"vectors": FLAGS.vectors, "log_boredom_p99": bored_p99, "log_map": {"bins": BINS.tolist(), "mean_true": mapped.tolist(),
                            "rows": int(len(rl))}, "picks": {}}
     records: list = []
 
@@ -192,8 +211,10 @@ def main() -> dict:
                            model_policies=extra, with_agent=False)
             name = baselines[0]
         a, b = pick_pairs(records, learned, true)
+        bored_here = boredom_at_slates(records, learned)
         figures["picks"][name] = {"learned": float(a.mean()), "true": float(b.mean()),
-                                  "gap": gap(a, b, mapped), "picks": int(len(a))}
+                                  "gap": gap(a, b, mapped), "picks": int(len(a)),
+                                  "beyond_log_boredom": float((bored_here > bored_p99).mean())}
     decomposition = {}
     if FLAGS.decomposition and os.path.exists(FLAGS.decomposition):
         with open(FLAGS.decomposition) as f:
@@ -205,18 +226,21 @@ def main() -> dict:
     for name, f in figures["picks"].items():
         rows.append([name, f"{f['learned']:.3f}", f"{f['true']:.3f}", f"{f['gap']:+.3f}",
                      f"{f['excess_hazard']:+.4f}" if "excess_hazard" in f else "",
+                     f"{f['beyond_log_boredom']:.3f}" if "beyond_log_boredom" in f else "",
                      f"{f['picks']:,}"])
     print(render_table(["policy", "learned redundancy", "true", "gap (true - log's map)",
-                        "excess hazard", "picks"], rows,
+                        "excess hazard", "boredom > log's p99", "picks"], rows,
                        [f"{FLAGS.episodes} starts under the ground truth; the slice: its "
                         "randomly exposed rows"]))
     if len(names) >= 3:
-        g = np.array([figures["picks"][n]["gap"] for n in names])
         h = np.array([figures["picks"][n]["excess_hazard"] for n in names])
-        figures["correlation_gap_excess_hazard"] = float(np.corrcoef(g, h)[0, 1])
         figures["policies_correlated"] = len(names)
-        print(f"correlation over {len(names)} policies of the gap with the excess hazard: "
-              f"{figures['correlation_gap_excess_hazard']:+.3f}")
+        for key, label in (("gap", "the gap"), ("learned", "the learned redundancy"),
+                           ("beyond_log_boredom", "the share beyond the log's boredom")):
+            x = np.array([figures["picks"][n][key] for n in names])
+            figures[f"correlation_{key}_excess_hazard"] = float(np.corrcoef(x, h)[0, 1])
+            print(f"correlation over {len(names)} policies of {label} with the excess "
+                  f"hazard: {figures[f'correlation_{key}_excess_hazard']:+.3f}")
     return figures
 
 

@@ -119,8 +119,8 @@ def exposure_rows(model: AbstractUserModel, exposure: ExposureLog, leave_model=N
 
     Returns (listen rows: `logit_p`, `rho`, `listened`, `session`, `track`, and with a
     `support` (`CoPlaySupport`) the row's co-play `support`; leave rows: `logit_h`,
-    `left`, `session`, and the exposed track's `rho` and `listened`), every row after
-    position `explore_from`."""
+    `left`, `session`, `position` (1-based), and the exposed track's `rho` and
+    `listened`), every row after position `explore_from`."""
     log = exposure.log
     tracks, skipped, mask, context, listener, mood, _ = log_histories(log)
     S, L = tracks.shape
@@ -153,7 +153,8 @@ def exposure_rows(model: AbstractUserModel, exposure: ExposureLog, leave_model=N
     leave = {"logit_h": logit(hz[at_risk]),
              "left": (pos == lengths[:, None])[at_risk],
              "session": session[at_risk], "rho": rho[at_risk],
-             "listened": (~skipped)[at_risk]}
+             "listened": (~skipped)[at_risk],
+             "position": np.broadcast_to(pos, at_risk.shape)[at_risk]}
     return listen, leave
 
 

@@ -60,7 +60,8 @@ def ensure_synthetic_world(directory: str = "data/default", num_sessions: int = 
                            num_shards: int = 1, exploration_sessions: int = 0,
                            propensities: bool = False,
                            exploration_neighbours: str = "latent",
-                           exploration_chains: bool = False) -> dict:
+                           exploration_chains: bool = False,
+                           exploration_length: Optional[int] = None) -> dict:
     """Generates the synthetic world into `directory` unless it is already there with
     the same settings (recorded in settings.json).  Returns the paths.
 
@@ -69,7 +70,8 @@ def ensure_synthetic_world(directory: str = "data/default", num_sessions: int = 
     world from the single-file default.  `exploration_sessions` > 0 adds a log of the
     platform's random-exposure slice (`generate`; the main log stays the same), whose
     neighbour proposals are taken on `exploration_neighbours` ('latent' or 'features'),
-    in chains with `exploration_chains` (`spotisim.data.world.exploration`)."""
+    in chains with `exploration_chains` (`spotisim.data.world.exploration`), up to
+    `exploration_length` tracks per session (None: the log's cap)."""
     config = config or WorldConfig(seed=seed)
     if config.seed != seed:
         config = dataclasses.replace(config, seed=seed)
@@ -85,6 +87,8 @@ def ensure_synthetic_world(directory: str = "data/default", num_sessions: int = 
         settings["exploration_neighbours"] = exploration_neighbours
     if exploration_chains:  # likewise
         settings["exploration_chains"] = True
+    if exploration_length is not None:  # likewise
+        settings["exploration_length"] = int(exploration_length)
     marker = os.path.join(directory, "settings.json")
     paths = {"log": os.path.join(directory, "log"),
              "tracks": os.path.join(directory, "tracks", "tracks.csv"),
@@ -102,7 +106,8 @@ def ensure_synthetic_world(directory: str = "data/default", num_sessions: int = 
     paths = generate(directory, num_sessions, seed, config, "csv", num_shards=num_shards,
                      exploration_sessions=exploration_sessions, propensities=propensities,
                      exploration_neighbours=exploration_neighbours,
-                     exploration_chains=exploration_chains)
+                     exploration_chains=exploration_chains,
+                     exploration_length=exploration_length)
     with atomic_file(marker) as f:
         json.dump(settings, f, indent=1)
     return paths

@@ -132,8 +132,8 @@ class SyntheticWorld:
     def simulate_sessions(self, rng: np.random.Generator, n: int,
                           explore_from: Optional[int] = None,
                           propensities: bool = False,
-                          schedule: Optional[Dict[str, np.ndarray]] = None
-                          ) -> Dict[str, np.ndarray]:
+                          schedule: Optional[Dict[str, np.ndarray]] = None,
+                          length: Optional[int] = None) -> Dict[str, np.ndarray]:
         """Plays n logged sessions: the logging policy picks, the hidden truth responds.
 
         With `explore_from` = h, the tracks after the first h are exposed at random by
@@ -148,6 +148,10 @@ class SyntheticWorld:
         With `schedule` (n sessions of `Listeners.schedule`: a world whose listeners
         return), each session is that listener on that day and hour, and the result
         also has listener_id, day and hour (what the log writes).
+
+        With `length` (an exploration log only), sessions run up to that many tracks
+        instead of the log's `max_length` (a platform's own exploration traffic is not
+        cut at MSSD's 20): the listener leaves by the world's hazard alone until then.
 
         Returns a dict of padded [n, max_length] arrays (tracks, listened, prob, and
         with `explore_from` explored, with `propensities` propensity) and [n] arrays
@@ -164,8 +168,13 @@ class SyntheticWorld:
         # Shuffled sessions play a random order of the line-up instead of its ranking.
         shuffled = np.argsort(rng.random(pools.shape), axis=1)
         pools = np.where(shuffle[:, None], np.take_along_axis(pools, shuffled, axis=1), pools)
-        L = c.max_length
+        if length is not None and (explore_from is None or not c.max_length <= length):
+            raise ConfigError(f"simulate_sessions: a length ({length}) is for an "
+                              f"exploration log, at least max_length ({c.max_length})")
+        L = c.max_length if length is None else int(length)
         tracks = pools[:, :L]
+        if tracks.shape[1] < L:  # explored past the line-up: filled at explore_from
+            tracks = np.pad(tracks, ((0, 0), (0, L - tracks.shape[1])), constant_values=-1)
         listened = np.zeros((n, L), bool)
         prob = np.zeros((n, L))
         length = np.full(n, L, np.int64)
@@ -186,7 +195,7 @@ class SyntheticWorld:
             lis = rng.random(n) < p
             prob[:, t], listened[:, t] = p, lis
             state = self.advance(state, tracks[:, t], lis)
-            leave = (rng.random(n) < self.leave_prob(state)) & alive
+            leave = (rng.random(n) < self.leave_prob(state, cap=length is None)) & alive
             length[leave] = t + 1
             alive &= ~leave
         sim = {"tracks": tracks, "listened": listened, "prob": prob, "length": length,
@@ -245,7 +254,8 @@ def generate(out_dir: str, num_sessions: int = 10_000, seed: int = 0,
              exploration_sessions: int = 0, explore_from: int = 10,
              propensities: bool = False,
              exploration_neighbours: str = "latent",
-             exploration_chains: bool = False) -> Dict[str, str]:
+             exploration_chains: bool = False,
+             exploration_length: Optional[int] = None) -> Dict[str, str]:
     """Builds a world and writes its logs, track table and hidden truth under `out_dir`.
 
     Layout: log/ (session-log shards), tracks/tracks.<ext> (track table), world/ (hidden
@@ -259,7 +269,8 @@ def generate(out_dir: str, num_sessions: int = 10_000, seed: int = 0,
     the same bytes with or without it.  `exploration_neighbours`: the vectors its
     neighbour proposals are taken on, 'latent' (hidden) or 'features' (the track
     table's); `exploration_chains`: sessions that run through a neighbourhood at a
-    random share (`ExplorationPolicy`).
+    random share (`ExplorationPolicy`); `exploration_length`: its sessions run up to
+    that many tracks, past the log's cap (None: the cap).
 
     With `propensities` the log has one more column, logging_propensity: the logging
     policy's probability of each row's track given the session before it, as a
@@ -335,17 +346,18 @@ def generate(out_dir: str, num_sessions: int = 10_000, seed: int = 0,
         write_exploration_log(world, paths["exploration"], exploration_sessions,
                               explore_from, seed, ext, block_sessions,
                               neighbours_from=exploration_neighbours,
-                              chains=exploration_chains)
+                              chains=exploration_chains, length=exploration_length)
     return paths
 
 
 def write_exploration_log(world: SyntheticWorld, directory: str, num_sessions: int,
                           explore_from: int, seed: int, ext: str = ".csv",
                           block_sessions: int = 4096, neighbours_from: str = "latent",
-                          chains: bool = False) -> None:
+                          chains: bool = False, length: Optional[int] = None) -> None:
     """Writes `num_sessions` sessions of the random-exposure slice into `directory`
     (log_00000<ext> and exploration.json), atomically; its neighbours are taken on
-    `neighbours_from`, in chains or not (`ExplorationPolicy`)."""
+    `neighbours_from`, in chains or not (`ExplorationPolicy`); with `length`, its
+    sessions run up to that many tracks rather than the log's cap."""
     world._exploration_policy = ExplorationPolicy(world.config, world.catalogue,
                                                   neighbours_from=neighbours_from,
                                                   chains=chains)
@@ -353,7 +365,7 @@ def write_exploration_log(world: SyntheticWorld, directory: str, num_sessions: i
     tables = []
     for start in range(0, num_sessions, block_sessions):
         n = min(block_sessions, num_sessions - start)
-        sim = world.simulate_sessions(rng, n, explore_from=explore_from)
+        sim = world.simulate_sessions(rng, n, explore_from=explore_from, length=length)
         tables.append(world.session_log_table(sim, rng, session_prefix=f"x{start}")[0])
     with atomic_dir(directory) as tmp:
         write_table(pa.concat_tables(tables), os.path.join(tmp, f"log_00000{ext}"))
@@ -363,6 +375,8 @@ def write_exploration_log(world: SyntheticWorld, directory: str, num_sessions: i
                 meta["neighbours_from"] = neighbours_from
             if chains:
                 meta["chains"] = True
+            if length is not None:
+                meta["length"] = int(length)
             json.dump(meta, f)
 
 

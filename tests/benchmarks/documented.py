@@ -72,6 +72,8 @@ TINY: Dict[str, List[str]] = {
                       "--episodes=4", "--gin_bindings=run_experiment.progress = False"],
     "leave_calibration_probe": ["--run_dir={run}", "--simulator=logistic",
                                 "--gin_bindings=run_experiment.progress = False"],
+    "leave_extrapolation": ["--run_dir={run}", "--pseudo_cap=14", "--head_epochs=1",
+                            "--gin_bindings=run_experiment.progress = False"],
     "leave_hazard_fit": ["{world}"],
     "leave_head_quality": ["{world}"],
     "lird_handmade_actor": ["{world}"],
@@ -228,6 +230,10 @@ CHECKS = {
     "support_probe": lambda f: f["pairs"] > 0 and set(f["slice"]) == {"20% held out", "5 folds"}
     and all(r["picks"] > 0 and r["mean"] >= 0 for r in f["picks"].values())
     and len(f["picks"]) == 9,
+    # Each leave model scored past the cut, fitted on the cut log and on the whole.
+    "leave_extrapolation": lambda f: set(f["cuts"]) == {"14"} and all(
+        r["rows"] > 0 and 0 < r["predicted"] < 1 for part in (f["cuts"]["14"], f["whole"])
+        for r in part.values()) and len(f["whole"]) == 3,
     "leave_hazard_fit": lambda f: f["sessions"] == 300,
     "leave_head_quality": lambda f: 0.5 < f["synthetic"]["truth_auc"] <= 1,
     "lird_handmade_actor": lambda f: 0 < f["skip_rate"] < 1,

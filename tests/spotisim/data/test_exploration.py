@@ -152,3 +152,29 @@ def test_neighbours_on_the_track_table_and_chains_are_opt_in(world, tmp_path):
     with pytest.raises(ConfigError, match="exploration_neighbours must be one of"):
         generate(str(tmp_path / "bad"), num_sessions=5, seed=3, config=world.config,
                  exploration_sessions=5, exploration_neighbours="hidden")
+
+
+def test_a_slice_past_the_logs_cap_is_opt_in_and_leaves_by_the_hazard_alone(world, tmp_path):
+    """`exploration_length` runs the slice's sessions past the log's 20-track cap (the
+    main log keeps it): the same logged starts, longer sessions, none forced out at 20;
+    a length for the main log, or under its cap, is one error."""
+    capped = world.simulate_sessions(np.random.default_rng(5), 300, explore_from=10)
+    longer = world.simulate_sessions(np.random.default_rng(5), 300, explore_from=10,
+                                     length=40)
+    np.testing.assert_array_equal(capped["tracks"][:, :10], longer["tracks"][:, :10])
+    assert longer["tracks"].shape == (300, 40) and capped["length"].max() == 20
+    assert (longer["length"] > 20).mean() > 0.2 and longer["length"].max() <= 40
+    for row, n in zip(longer["tracks"], longer["length"]):
+        assert (row[:n] >= 0).all() and len(set(row.tolist())) == 40
+    with pytest.raises(ConfigError, match="for an exploration log"):
+        world.simulate_sessions(np.random.default_rng(5), 3, length=40)
+    with pytest.raises(ConfigError, match="at least max_length"):
+        world.simulate_sessions(np.random.default_rng(5), 3, explore_from=10, length=15)
+    out = generate(str(tmp_path / "w"), num_sessions=30, seed=3,
+                   config=WorldConfig(seed=3, **TINY_WORLD), exploration_sessions=40,
+                   exploration_length=40)
+    with open(os.path.join(out["exploration"], "exploration.json")) as fh:
+        assert json.load(fh) == {"explore_from": 10, "sessions": 40, "length": 40}
+    data = load_dataset(out["log"], out["tracks"], out["hidden"], out["world"],
+                        exposure_path=out["exploration"])
+    assert data.exposure.log.lengths.max() > 20 >= data.log.lengths.max()
