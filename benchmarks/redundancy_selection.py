@@ -182,7 +182,8 @@ def main() -> dict:
         [f"{BINS[i]:.2f}-{BINS[i + 1]:.2f}",
          f"{int(((rl >= BINS[i]) & (rl < BINS[i + 1])).sum()):,}", f"{m:.3f}"]
         for i, m in enumerate(mapped)], ["the log's map (training split)"]))
-    figures = {"vectors": FLAGS.vectors, "log_boredom_p99": bored_p99, "log_map": {"bins": BINS.tolist(), "mean_true": mapped.tolist(),
+    figures = {"vectors": FLAGS.vectors, "log_boredom_p99": bored_p99,
+               "log_map": {"bins": BINS.tolist(), "mean_true": mapped.tolist(),
                            "rows": int(len(rl))}, "picks": {}}
     records: list = []
 

@@ -33,6 +33,8 @@ def test_guarded_and_absl_main(capsys):
     ("user_models.train", ["--gin_file=no_such_config"]),
     ("user_models.train", ["--workers=2"]),          # workers belong to a streamed fit
     ("experiments.seeds", ["--seeds=abc"]),
+    # A seed with no finished study to summarise.
+    ("experiments.alignment_seeds", ["--seeds=1", "--summarize_only", "--run_dir=RUN_DIR"]),
     ("experiments.run", ["--gin_file=ah_dqn", "--gin_bindings=Trainer.batch_size = -4",
                          "--run_dir=RUN_DIR"]),
     # absl's own flag errors too (they were two lines: "FATAL Flags parsing error", help)
