@@ -29,21 +29,18 @@ Measured, with the ground truth's vectors (a measurement, no simulator reads the
 """
 
 import spotisim  # noqa: F401  (first: quiets the stack at import)
-import functools
 import json
 import os
 
 import numpy as np
 from absl import flags
 
-from agents.baselines import RedundancyGreedyPolicy
-from experiments.alignment import BASELINES, STUDY_DATA
+from experiments.alignment import STUDY_DATA
 from experiments.assembly import exposure_run_data
-from experiments.score_cache import evaluate_clean
+from experiments.recorded_picks import recorded_picks
 from spotisim import cli
 from spotisim.embeddings import build_embeddings
 from spotisim.tables import render_table
-from user_models.ground_truth import GroundTruthUserModel
 from user_models.leave_features import boredom_features, unit
 
 FLAGS = flags.FLAGS
@@ -128,18 +125,6 @@ def gap(rl: np.ndarray, rt: np.ndarray, mapped: np.ndarray) -> float:
     return float((rt[ok] - expected[ok]).mean())
 
 
-class _Recording(GroundTruthUserModel):
-    """The ground truth, keeping every (history, slate) it answers."""
-
-    def __init__(self, world, records):
-        super().__init__(world)
-        self.records = records
-
-    def respond(self, history, slate, uniforms, *args, **kwargs):
-        self.records.append((np.array(history.tracks), np.array(history.responses),
-                             np.array(slate)))
-        return super().respond(history, slate, uniforms, *args, **kwargs)
-
 
 def boredom_at_slates(records, learned: np.ndarray) -> np.ndarray:
     """The boredom level after each recorded history (before its slate)."""
@@ -185,32 +170,13 @@ def main() -> dict:
     figures = {"vectors": FLAGS.vectors, "log_boredom_p99": bored_p99,
                "log_map": {"bins": BINS.tolist(), "mean_true": mapped.tolist(),
                            "rows": int(len(rl))}, "picks": {}}
-    records: list = []
-
-    def truth(d, e):
-        return _Recording(d.world, records)
-
     rows = []
     # The slice's randomly exposed tracks (after its logged starts).
     el, et = log_pairs(data.exposure.log, learned, true, first=data.exposure.explore_from)
     figures["picks"]["exposure slice"] = {"learned": float(el.mean()), "true": float(et.mean()),
                                           "gap": gap(el, et, mapped), "picks": int(len(el))}
-    jobs = [(FLAGS.run_dir, [b], {}) for b in BASELINES]
-    jobs += [(FLAGS.run_dir, [f"redundancy_greedy_{p:g}"],
-              {f"redundancy_greedy_{p:g}": functools.partial(RedundancyGreedyPolicy, penalty=p)})
-             for p in (0.5, 1.0, 2.0)]
-    jobs += [(run, None, {}) for run in FLAGS.agent_runs]
-    for run, baselines, extra in jobs:
-        records.clear()
-        if baselines is None:
-            evaluate_clean(run, [("truth", truth)], FLAGS.gin_bindings,
-                           episodes=FLAGS.episodes, baselines=[])
-            name = run.rstrip("/").split("/")[-1]
-        else:
-            evaluate_clean(run, [("truth", truth)], FLAGS.gin_bindings,
-                           episodes=FLAGS.episodes, baselines=baselines,
-                           model_policies=extra, with_agent=False)
-            name = baselines[0]
+    for name, records in recorded_picks(FLAGS.run_dir, FLAGS.agent_runs, FLAGS.gin_bindings,
+                                        FLAGS.episodes):
         a, b = pick_pairs(records, learned, true)
         bored_here = boredom_at_slates(records, learned)
         figures["picks"][name] = {"learned": float(a.mean()), "true": float(b.mean()),

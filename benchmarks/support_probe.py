@@ -17,20 +17,17 @@ Two measurements, no change to any simulator:
 """
 
 import spotisim  # noqa: F401  (first: quiets the stack at import)
-import functools
 
 import numpy as np
 from absl import flags
 
-from agents.baselines import RedundancyGreedyPolicy
-from experiments.alignment import BASELINES, STUDY_DATA
+from experiments.alignment import STUDY_DATA
 from experiments.assembly import exposure_run_data
-from experiments.score_cache import evaluate_clean
+from experiments.recorded_picks import recorded_picks
 from experiments.user_model_cache import user_model_by_name
 from spotisim import cli
 from spotisim.tables import render_table
 from user_models.exposure_calibration import ExposureCalibration
-from user_models.ground_truth import GroundTruthUserModel
 from user_models.log_support import CoPlaySupport
 
 FLAGS = flags.FLAGS
@@ -50,18 +47,6 @@ def define_flags() -> None:
     flags.DEFINE_integer("episodes", 256, "starts per policy", lower_bound=1)
     flags.DEFINE_multi_string("gin_bindings", STUDY_DATA, "bindings over the run's own")
 
-
-class _Recording(GroundTruthUserModel):
-    """The ground truth, keeping every (history, slate) it answers."""
-
-    def __init__(self, world, records):
-        super().__init__(world)
-        self.records = records
-
-    def respond(self, history, slate, uniforms, *args, **kwargs):
-        self.records.append((np.array(history.tracks), np.array(history.responses),
-                             np.array(slate)))
-        return super().respond(history, slate, uniforms, *args, **kwargs)
 
 
 def pick_support(records, support: CoPlaySupport) -> np.ndarray:
@@ -88,28 +73,9 @@ def main() -> dict:
                      "kept" if sel["listen_uses_support"] else "not kept"])
     print(render_table(["decided on", "gain in log loss", "se", "gain / se", ""], rows,
                        [f"co-play support in the calibration of {FLAGS.simulator}"]))
-    records: list = []
-
-    def truth(d, e):
-        return _Recording(d.world, records)
-
-    jobs = [(FLAGS.run_dir, [b], {}) for b in BASELINES]
-    jobs += [(FLAGS.run_dir, [f"redundancy_greedy_{p:g}"],
-              {f"redundancy_greedy_{p:g}": functools.partial(RedundancyGreedyPolicy, penalty=p)})
-             for p in (0.5, 1.0, 2.0)]
-    jobs += [(run, None, {}) for run in FLAGS.agent_runs]
     rows = []
-    for run, baselines, extra in jobs:
-        records.clear()
-        if baselines is None:
-            evaluate_clean(run, [("truth", truth)], FLAGS.gin_bindings,
-                           episodes=FLAGS.episodes, baselines=[])
-            name = run.rstrip("/").split("/")[-1]
-        else:
-            evaluate_clean(run, [("truth", truth)], FLAGS.gin_bindings,
-                           episodes=FLAGS.episodes, baselines=baselines,
-                           model_policies=extra, with_agent=False)
-            name = baselines[0]
+    for name, records in recorded_picks(FLAGS.run_dir, FLAGS.agent_runs, FLAGS.gin_bindings,
+                                        FLAGS.episodes):
         s = pick_support(records, support)
         figures["picks"][name] = {"mean": float(s.mean()), "picks": int(len(s))}
         rows.append([name, f"{s.mean():.2f}", f"{len(s):,}"])

@@ -306,16 +306,19 @@ MEMORY = "memory"
 FRAILTY = "frailty"
 
 
-def _frailty_base(name: str) -> Optional[str]:
-    """The model of `<name>+frailty` (None for other names)."""
-    suffix = "+" + FRAILTY
+def _suffix_base(name: str, suffix: str) -> Optional[str]:
+    """The model of `<name>+<suffix>` (None for other names): for the suffixes that
+    wrap any model (`+memory`, `+frailty`)."""
+    suffix = "+" + suffix
     return name[:-len(suffix)] if name.endswith(suffix) and len(name) > len(suffix) else None
 
 
 def _memory_base(name: str) -> Optional[str]:
-    """The model of `<name>+memory` (None for other names)."""
-    suffix = "+" + MEMORY
-    return name[:-len(suffix)] if name.endswith(suffix) and len(name) > len(suffix) else None
+    return _suffix_base(name, MEMORY)
+
+
+def _frailty_base(name: str) -> Optional[str]:
+    return _suffix_base(name, FRAILTY)
 
 
 _PROFILES: dict = {}

@@ -93,3 +93,42 @@ def test_the_wrapped_model_leaves_less_after_a_long_stay():
     expected = [0.5 * (1 - (1 + k * lam) / (1 + (k + 1) * lam)) for k in (2, 30)]
     np.testing.assert_allclose(out[:, 0], expected, rtol=1e-6)
     assert out[1, 0] < out[0, 0] < 0.05
+
+
+def test_frailty_names_and_a_fitted_model_on_a_tiny_world(tiny_world_dir, tmp_path):
+    """`<model>+frailty` is a name every command takes (not the truth's); built, it
+    answers P(listen) as its model and P(leave) no higher than it, the log's frailty
+    fitted once."""
+    import gin
+    from experiments.user_model_cache import check_user_model_name, user_model_by_name
+    from spotisim.data.datasets import load_dataset
+    from spotisim.embeddings import build_embeddings
+    from spotisim.errors import ConfigError
+    from spotisim.user_model import History
+    check_user_model_name("sequential+frailty")
+    check_user_model_name("min(sequential+calibrated,taste+calibrated)+calibrated+frailty")
+    for bad in ("ground_truth+frailty", "+frailty", "nothing+frailty"):
+        with pytest.raises(ConfigError):
+            check_user_model_name(bad)
+    gin.clear_config()
+    try:
+        gin.parse_config([f"fit_or_load_user_model.cache_dir = '{tmp_path}'",
+                          "LogisticUserModel.epochs = 1"])
+        w = tiny_world_dir
+        data = load_dataset(w["log"], w["tracks"], w["hidden"], w["world"])
+        emb = build_embeddings(data.train, unlabelled=data.log).aligned_to(data.log.catalog)
+        base = user_model_by_name("logistic", data, emb)
+        frail = user_model_by_name("logistic+frailty", data, emb)
+    finally:
+        gin.clear_config()
+    assert isinstance(frail, FrailtyUserModel) and frail.fit.theta >= 0
+    tracks = np.asarray(data.test.padded(12)[0][:4], np.int32)
+    hist = History(np.maximum(tracks, 0), np.ones(tracks.shape, np.float32),
+                   np.full(4, 12, np.int32), np.zeros(4, np.int32), np.full(4, -1))
+    slate = np.asarray(data.test.padded(15)[0][:4, 12:15], np.int32)
+    np.testing.assert_allclose(frail.predict(hist, slate), base.predict(hist, slate))
+    h0 = base.leave_probs(hist, slate, np.ones(slate.shape))
+    h1 = frail.leave_probs(hist, slate, np.ones(slate.shape))
+    assert h1.shape == (4, 3) and np.all(h1 >= 0) and np.all(h1 <= 1)
+    if frail.fit.theta == 0:   # alpha alone scales the intensity
+        np.testing.assert_allclose(h1, 1 - (1 - h0) ** frail.fit.alpha, atol=1e-9)
