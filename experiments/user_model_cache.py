@@ -364,18 +364,13 @@ def check_user_model_name(name: str, setting: str = "user model") -> None:
     `name` (checked before anything is fitted, trained or written)."""
     from user_models.registry import learned_user_models
     registered = learned_user_models()
-    base = _memory_base(name)
-    if base is not None:
-        if base == "ground_truth":
-            raise ConfigError(f"{setting} {name!r}: the ground truth needs no memory")
-        check_user_model_name(base, setting)
-        return
-    base = _frailty_base(name)
-    if base is not None:
-        if base == "ground_truth":
-            raise ConfigError(f"{setting} {name!r}: the ground truth needs no frailty")
-        check_user_model_name(base, setting)
-        return
+    for suffix in (MEMORY, FRAILTY):  # wrap any model but the truth
+        base = _suffix_base(name, suffix)
+        if base is not None:
+            if base == "ground_truth":
+                raise ConfigError(f"{setting} {name!r}: the ground truth needs no {suffix}")
+            check_user_model_name(base, setting)
+            return
     whole = _calibrated_ensemble(name)
     if whole is not None:
         check_user_model_name(whole, setting)
