@@ -171,7 +171,8 @@ class SyntheticWorld:
         if length is not None and (explore_from is None or not c.max_length <= length):
             raise ConfigError(f"simulate_sessions: a length ({length}) is for an "
                               f"exploration log, at least max_length ({c.max_length})")
-        L = c.max_length if length is None else int(length)
+        capped = length is None   # the log's cap ends every session at max_length
+        L = c.max_length if capped else int(length)
         tracks = pools[:, :L]
         if tracks.shape[1] < L:  # explored past the line-up: filled at explore_from
             tracks = np.pad(tracks, ((0, 0), (0, L - tracks.shape[1])), constant_values=-1)
@@ -195,7 +196,7 @@ class SyntheticWorld:
             lis = rng.random(n) < p
             prob[:, t], listened[:, t] = p, lis
             state = self.advance(state, tracks[:, t], lis)
-            leave = (rng.random(n) < self.leave_prob(state, cap=length is None)) & alive
+            leave = (rng.random(n) < self.leave_prob(state, cap=capped)) & alive
             length[leave] = t + 1
             alive &= ~leave
         sim = {"tracks": tracks, "listened": listened, "prob": prob, "length": length,
