@@ -349,14 +349,16 @@ def with_frailty(model: AbstractUserModel, data: Dataset) -> AbstractUserModel:
     if model.leave_hazard is None:
         raise ConfigError(f"+{FRAILTY}: {type(model).__name__} has no leave model")
     key = (data.log.content_digest(), id(model.leave_hazard))
-    if key not in _FRAILTY:
-        _FRAILTY[key] = fit_frailty(model.leave_hazard, data.train, data.val)
-        f = _FRAILTY[key]
+    if key not in _FRAILTY or _FRAILTY[key][0] is not model.leave_hazard:
+        # The leave model is kept with its fit, so its id names no other while cached.
+        _FRAILTY[key] = (model.leave_hazard,
+                         fit_frailty(model.leave_hazard, data.train, data.val))
+        f = _FRAILTY[key][1]
         print(f"frailty of {type(model).__name__}'s leave model: alpha {f.alpha:.2f}, theta "
               f"{f.theta:.2f}; validation log-likelihood per session {f.val_as_is:.4f} as "
               f"is, {f.val_scaled:.4f} scaled, {f.val_frailty:.4f} frail (gain se "
               f"{f.val_gain_se:.4f}: {'kept' if f.kept else 'not kept'})", flush=True)
-    return FrailtyUserModel(model, _FRAILTY[key])
+    return FrailtyUserModel(model, _FRAILTY[key][1])
 
 
 def check_user_model_name(name: str, setting: str = "user model") -> None:
