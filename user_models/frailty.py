@@ -7,7 +7,8 @@ leave model fitted on the log without that (`LeaveHead`, `LeaveHazard`: nothing 
 the position) answers with the average listener at every length.  Episodes run far past
 the log's 20-track cap, where the difference grows: along the truth's episodes the
 learned hazard drifts 10-20% above the truth's past track 40 while the truth's falls
-(docs/offline_verdicts.md, "Listeners who stay").
+(docs/offline_verdicts.md, "Leaving where the log does not reach": on the default
+world the log shows no frailty, theta = 0).
 
 The correction is the textbook one, fitted on the log alone: each listener's hazard is
 the model's scaled by an unseen frailty Z ~ Gamma(mean 1, variance theta), in
