@@ -62,27 +62,28 @@ def main() -> dict:
         variants.append(("logit(h) + bands past the cap", np.stack(
             [leave["logit_h"], (pos > log_cap) & (pos <= log_cap + 10),
              (pos > log_cap + 10) & (pos <= log_cap + 20), pos > log_cap + 20], 1)))
-        bands = []
-        for lo, hi in ((11, 20), (21, 30), (31, 40), (41, 10 ** 6)):
-            b = h & (leave["position"] >= lo) & (leave["position"] <= hi)
-            if b.any():
-                f = {"rows": int(b.sum()), "observed": float(leave["left"][b].mean()),
-                     "as_is": float(ec.sigmoid(leave["logit_h"][b]).mean())}
-                figures.setdefault("by_position", {})[f"{lo}-{hi if hi < 10 ** 6 else ''}"] = f
-                bands.append([f"{lo}-{hi if hi < 10 ** 6 else ''}", f"{f['rows']:,}",
-                              f"{f['observed']:.4f}", f"{f['as_is']:.4f}"])
-        print(render_table(["positions", "held-out rows", "left", f"{FLAGS.simulator}"],
-                           bands, [f"the slice past the log's cap ({log_cap})"]))
+        pos = leave["position"]
+        bands = {label: h & (pos >= lo) & (pos <= hi) for label, lo, hi in (
+            ("11-20", 11, 20), ("21-30", 21, 30), ("31-40", 31, 40), ("41-", 41, 10 ** 6))}
+        bands = {label: b for label, b in bands.items() if b.any()}
+        figures["by_position"] = {
+            label: {"rows": int(b.sum()), "observed": float(leave["left"][b].mean()),
+                    "as_is": float(ec.sigmoid(leave["logit_h"][b]).mean())}
+            for label, b in bands.items()}
+        print(render_table(["positions", "held-out rows", "left", f"{FLAGS.simulator}"], [
+            [label, f"{f['rows']:,}", f"{f['observed']:.4f}", f"{f['as_is']:.4f}"]
+            for label, f in figures["by_position"].items()],
+            [f"the slice past the log's cap ({log_cap})"]))
+    else:
+        bands = {}
     for name, X in variants:
         w = ec.fit_logistic(X[~h], leave["left"][~h])
         loss = ec.log_loss(ec.sigmoid(np.c_[np.ones(h.sum()), X[h]] @ w), leave["left"][h])
         figures["variants"][name] = {"weights": [float(x) for x in w], "held_out_log_loss": loss}
-        if "by_position" in figures:
+        if bands:
             p = ec.sigmoid(np.c_[np.ones(len(X)), X] @ w)
-            for band, f in figures["by_position"].items():
-                lo, hi = band.split("-")
-                b = h & (leave["position"] >= int(lo)) & (leave["position"] <= int(hi or 10 ** 6))
-                f[name] = float(p[b].mean())
+            for label, b in bands.items():
+                figures["by_position"][label][name] = float(p[b].mean())
         rows.append([name, " ".join(f"{x:+.3f}" for x in w), f"{loss:.5f}",
                      "kept" if loss < base else "not kept"])
     print(render_table(["P(leave) recalibration", "weights", "held-out log loss", ""], rows,

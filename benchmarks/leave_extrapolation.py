@@ -27,6 +27,7 @@ from absl import flags
 from experiments.alignment import STUDY_DATA
 from experiments.assembly import exposure_run_data
 from spotisim import cli
+from spotisim.errors import ConfigError
 from spotisim.data.session_log import SessionLog
 from spotisim.tables import render_table
 from user_models.leave_features import at_risk_rows
@@ -79,6 +80,10 @@ def fitted_models(emb, train: SessionLog, val: SessionLog):
 def main() -> dict:
     data, emb = exposure_run_data(FLAGS.run_dir, FLAGS.gin_bindings)
     cap = int(data.train.lengths.max())
+    bad = [c for c in FLAGS.pseudo_cap if not 2 <= c < cap]
+    if bad:
+        raise ConfigError(f"--pseudo_cap: each must lie in [2, {cap - 1}] (below the log's "
+                          f"cap, {cap}), got {bad}")
     figures = {"cap": cap, "cuts": {}}
     rows = []
     for c in FLAGS.pseudo_cap:

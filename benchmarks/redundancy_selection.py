@@ -72,7 +72,8 @@ def define_flags() -> None:
 
 def centroids(tracks: np.ndarray, listened: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """float [B, H + 1, d]: the centroid of the recent listens before each entry of the
-    history and after the last (zeros before the first listen): the world's recursion,
+    history and after the last (zeros before the first listen), the recursion of
+    `leave_features.boredom_features` kept at every position (which that one does not):
     c <- unit(keep * c + (1 - keep) * e) over listened tracks, on `vectors` (unit)."""
     B, H = tracks.shape
     out = np.zeros((B, H + 1, vectors.shape[1]))
@@ -126,29 +127,23 @@ def gap(rl: np.ndarray, rt: np.ndarray, mapped: np.ndarray) -> float:
 
 
 
-def boredom_at_slates(records, learned: np.ndarray) -> np.ndarray:
-    """The boredom level after each recorded history (before its slate)."""
-    out = []
-    for tracks, responses, _ in records:
-        _, bored, _ = boredom_features(tracks, (tracks >= 0) & (responses > 0.5), learned,
-                                       DECAY, KEEP)
-        lengths = (tracks >= 0).sum(1)
-        out.append(bored[np.arange(len(tracks)), np.maximum(lengths - 1, 0)])
-    return np.concatenate(out) if out else np.zeros(0)
-
-
-def pick_pairs(records, learned: np.ndarray, true: np.ndarray):
-    """(learned, true) redundancy of every pick against the listened history before its
-    slate."""
-    rl, rt = [], []
+def pick_figures(records, learned: np.ndarray, true: np.ndarray):
+    """Of every pick, its (learned, true) redundancy against the listened history before
+    its slate, and of every slate, that history's boredom level on the learned vectors
+    (`leave_features.boredom_features`: the same recursion, the centroid after the
+    whole history)."""
+    rl, rt, bored = [], [], []
     for tracks, responses, slate in records:
-        cl = centroids(tracks, responses, learned)[:, -1]
-        ct = centroids(tracks, responses, true)[:, -1]
-        a, b = redundancy(cl, slate, learned).ravel(), redundancy(ct, slate, true).ravel()
-        ok = np.isfinite(a)
-        rl.append(a[ok])
-        rt.append(b[ok])
-    return np.concatenate(rl), np.concatenate(rt)
+        listened = (tracks >= 0) & (responses > 0.5)
+        _, b, cl = boredom_features(tracks, listened, learned, DECAY, KEEP)
+        _, _, ct = boredom_features(tracks, listened, true, DECAY, KEEP)
+        lengths = (tracks >= 0).sum(1)
+        bored.append(b[np.arange(len(tracks)), np.maximum(lengths - 1, 0)])
+        x, y = redundancy(cl, slate, learned).ravel(), redundancy(ct, slate, true).ravel()
+        ok = np.isfinite(x)
+        rl.append(x[ok])
+        rt.append(y[ok])
+    return np.concatenate(rl), np.concatenate(rt), np.concatenate(bored)
 
 
 def main() -> dict:
@@ -177,8 +172,7 @@ def main() -> dict:
                                           "gap": gap(el, et, mapped), "picks": int(len(el))}
     for name, records in recorded_picks(FLAGS.run_dir, FLAGS.agent_runs, FLAGS.gin_bindings,
                                         FLAGS.episodes):
-        a, b = pick_pairs(records, learned, true)
-        bored_here = boredom_at_slates(records, learned)
+        a, b, bored_here = pick_figures(records, learned, true)
         figures["picks"][name] = {"learned": float(a.mean()), "true": float(b.mean()),
                                   "gap": gap(a, b, mapped), "picks": int(len(a)),
                                   "beyond_log_boredom": float((bored_here > bored_p99).mean())}

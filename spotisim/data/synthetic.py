@@ -295,6 +295,11 @@ def generate(out_dir: str, num_sessions: int = 10_000, seed: int = 0,
     config = config or WorldConfig(seed=seed)
     if config.seed != seed:
         config = dataclasses.replace(config, seed=seed)
+    if exploration_length is not None and not (
+            exploration_sessions > 0 and exploration_length >= config.max_length):
+        # Checked before anything is written (`simulate_sessions` checks it too).
+        raise ConfigError(f"generate.exploration_length ({exploration_length}) is for an "
+                          f"exploration log, at least max_length ({config.max_length})")
     world = SyntheticWorld(config)
     ext = SUFFIXES[file_format]
     paths = {"log": os.path.join(out_dir, "log"),
