@@ -103,18 +103,36 @@ class LirdActorNetwork(network.Network):
 
     def __init__(self, observation_spec, action_spec, units: int = 64,
                  history_prior: float = 0.0, score_prior: float = 0.0,
-                 name: str = "LirdActorNetwork"):
+                 leave_prior: float = 0.0, name: str = "LirdActorNetwork"):
         """`history_prior` > 0 adds that multiple of the window's mean listened
         embedding (scaled to max |.| = 1) to every weight vector's pre-activation: the
         actor then starts as the "more of what was listened to" policy (w . e ranks
         candidates by their match with the listened tracks) and DDPG learns the
-        correction, instead of finding that direction from random exploration."""
+        correction, instead of finding that direction from random exploration.
+
+        With the model's answers among the candidate features (`PlaylistEnvironment.
+        score_features`: the last two are logit P(listen) and logit P(leave if
+        listened)), `score_prior` adds that much to the P(listen) weight (the actor
+        starts as the model's greedy policy) and `leave_prior` subtracts that much from
+        the P(leave) weight: the actor then starts as a leave-aware greedy, P(listen)
+        traded against the risk that the listener goes (the redundancy-aware greedy's
+        trade-off, read from the leave model's own answer), and DDPG learns from
+        there instead of from a start the best baseline already beats."""
         super().__init__(input_tensor_spec=observation_spec, state_spec=(), name=name)
         self._action_spec = action_spec
         self._k, self._d = action_spec.shape
         self._bound = float(action_spec.maximum)
         self._prior = float(history_prior)
         self._score_prior = float(score_prior)
+        self._leave_prior = float(leave_prior)
+        if (self._score_prior or self._leave_prior) and "candidates" in observation_spec:
+            width = int(observation_spec["candidates"].shape[-1])
+            if self._d != width + 2:
+                raise ConfigError(
+                    f"create_lird_ddpg_agent.score_prior / leave_prior weigh the model's "
+                    f"answers among the candidate features, but the weights have {self._d} "
+                    f"dimensions and the candidates {width}: bind "
+                    "PlaylistEnvironment.score_features = True")
         self.encoder = HistoryEncoder(units)
         self.hidden = tf.keras.layers.Dense(units, activation="relu", name="actor_hidden")
         self.out = tf.keras.layers.Dense(
@@ -133,6 +151,8 @@ class LirdActorNetwork(network.Network):
             z = z + self._prior * tf.pad(m, [[0, 0], [0, pad]])[:, None, :]
         if self._score_prior:
             z = z + self._score_prior * tf.one_hot(self._d - 2, self._d)[None, None, :]
+        if self._leave_prior:
+            z = z - self._leave_prior * tf.one_hot(self._d - 1, self._d)[None, None, :]
         w = tf.tanh(z) * self._bound
         return squash.unflatten(w), network_state
 

@@ -6,7 +6,16 @@ Each seed runs `run_experiment` into <run_dir>/seed_<k> (resumable like any run)
 summary (summary.json and a printed table) gives, per policy and mode, the mean and a
 95% t-interval over seeds of skip rate, listens per episode, slates per episode,
 diversity and coverage, and each policy's paired difference from greedy on the learned
-model, from the logging policy and from the redundancy-aware greedy.  With
+model, from the logging policy and from the redundancy-aware greedy.  When the runs
+scored both offline and online, it also gives the offline verdicts over seeds (#23's
+aims in the main job's setting): per seed and as a t-interval over seeds, Kendall's tau
+between the offline and the online ranking (over every policy, and among those above
+random online), regret@1, the largest offline error, each policy's offline error, and
+the agent's online difference from every other policy.  Its last line is then
+
+    verdicts over seeds: tau=X [lo, hi] top-tau=Z [lo, hi] regret@1=Y% [lo, hi] seeds=K policies=N
+
+With
 `--reevaluate_episodes=N` finished seeds are scored online again on N starts (no
 training; `--also` adds a baseline, `--gin_bindings` override the runs' settings).
 """
@@ -77,6 +86,94 @@ def summarize(outs: List[dict]) -> Dict[str, Dict[str, Dict[str, dict]]]:
                 vals = [o["policies"][policy][mode].get(m) for o in outs]
                 summary.setdefault(policy, {}).setdefault(mode, {})[m] = interval(vals)
     return summary
+
+
+#: The offline verdicts summarised over seeds (`alignment.close_call_metrics`' names).
+VERDICTS = ("kendall_tau", "top_tau", "spearman_rho", "regret_at_1", "max_abs_error")
+
+
+def verdicts_over_seeds(outs: List[dict]) -> dict:
+    """Does the offline column rank the policies the way the online one does, seed by
+    seed?  For the policies every seed scored in both modes: per seed
+    `alignment.close_call_metrics` of their mean listens per episode (top-tau over those
+    above random online, when random was scored), whether the offline favourite is
+    first online or within 1% of the online best, and each policy's offline error (%);
+    over seeds, each as a 95% t-interval.  Also the agent's (`agent` of the runs)
+    online difference from every other policy, paired on each seed's starts.  {} when
+    fewer than two policies have both modes."""
+    from experiments.alignment import close_call_metrics
+    policies = [p for p in common_policies(outs)
+                if all({"offline", "online"} <= set(o["policies"][p]) for o in outs)]
+    if len(policies) < 2:
+        return {}
+
+    def listens(o, p, mode):
+        return o["policies"][p][mode]["mean_episode_reward"]
+
+    per_seed: Dict[str, list] = {f: [] for f in VERDICTS}
+    errors: Dict[str, list] = {p: [] for p in policies}
+    favourite_ok = []
+    for o in outs:
+        off = np.array([listens(o, p, "offline") for p in policies])
+        on = np.array([listens(o, p, "online") for p in policies])
+        top = (on > listens(o, "random", "online")) if "random" in policies else np.ones(len(on), bool)
+        for f, v in close_call_metrics(off, on, top).items():
+            per_seed[f].append(v)
+        favourite_ok.append(bool(per_seed["regret_at_1"][-1] <= 1.0))
+        for p, a, b in zip(policies, off, on):
+            errors[p].append(100.0 * (a / b - 1.0))
+    out = {"policies": policies, "per_seed": per_seed,
+           "figures": {f: mean_interval(v) for f, v in per_seed.items()},
+           "favourite_first_or_within_1pct": favourite_ok,
+           "offline_error": {p: mean_interval(v) for p, v in errors.items()},
+           "offline_error_per_seed": errors, "agent": None, "agent_vs_policy": {}}
+    agent = outs[0].get("agent")
+    if agent in policies and all(o.get("agent") == agent for o in outs):
+        out["agent"] = agent
+        out["agent_vs_policy"] = {
+            b: mean_interval([listens(o, agent, "online") - listens(o, b, "online")
+                              for o in outs]) for b in policies if b != agent}
+    return out
+
+
+def format_verdicts(verdicts: dict, seeds: Sequence[int] = ()) -> str:
+    """The verdicts' tables: the figures per seed (columns named by `seeds`, else
+    numbered) and over seeds, each policy's offline error, the agent against every
+    policy online."""
+    def cell(m, digits=3, unit=""):
+        return f"{m['mean']:+.{digits}f}{unit} [{m['lo']:+.{digits}f}, {m['hi']:+.{digits}f}]"
+
+    k = len(verdicts["favourite_first_or_within_1pct"])
+    lines = [render_table(
+        ["offline verdict"] + [f"seed {i}" for i in (list(seeds) or range(k))]
+        + [f"over {k} seeds"],
+        [[f] + [f"{v:.3f}" for v in verdicts["per_seed"][f]] + [cell(verdicts["figures"][f])]
+         for f in VERDICTS],
+        [f"the offline favourite first online or within 1%: "
+         f"{sum(verdicts['favourite_first_or_within_1pct'])} of {k} seeds; "
+         "95% t-interval over seeds"])]
+    lines.append(render_table(["policy", "offline error (%) over seeds"], [
+        [p, cell(verdicts["offline_error"][p], 1)] for p in verdicts["policies"]]))
+    if verdicts["agent_vs_policy"]:
+        by = verdicts["agent_vs_policy"]
+        lines.append(render_table(
+            [f"{verdicts['agent']} minus", "online listens per episode", "verdict"],
+            [[b, cell(m, 3), "above" if m["lo"] > 0 else "below" if m["hi"] < 0 else "level"]
+             for b, m in by.items()],
+            [f"{verdicts['agent']} beats {sum(m['lo'] > 0 for m in by.values())} of "
+             f"{len(by)} policies online (paired on each seed's starts; 95% t-interval "
+             "over seeds)"]))
+    return "\n".join(lines)
+
+
+def verdicts_line(verdicts: dict) -> str:
+    f = verdicts["figures"]
+    t, top, r = f["kendall_tau"], f["top_tau"], f["regret_at_1"]
+    return (f"verdicts over seeds: tau={t['mean']:.3f} [{t['lo']:.3f}, {t['hi']:.3f}] "
+            f"top-tau={top['mean']:.3f} [{top['lo']:.3f}, {top['hi']:.3f}] "
+            f"regret@1={r['mean']:.2f}% [{r['lo']:.2f}, {r['hi']:.2f}] "
+            f"seeds={len(verdicts['favourite_first_or_within_1pct'])} "
+            f"policies={len(verdicts['policies'])}")
 
 
 def format_table(summary) -> str:
@@ -189,6 +286,7 @@ def _main() -> None:
     relative = paired_differences(outs, relative=True)
     # Beside the long-horizon heuristic (when the runs scored it): what learning adds.
     paired_redundancy = paired_differences(outs, baseline="redundancy_greedy_user_model")
+    verdicts = verdicts_over_seeds(outs)
     name = (f"summary_{FLAGS.reevaluate_episodes}{settings_tag(FLAGS.gin_bindings)}.json"
             if FLAGS.reevaluate_episodes else "summary.json")
     with atomic_file(os.path.join(run_dir, name)) as f:
@@ -196,7 +294,8 @@ def _main() -> None:
                    "paired_vs_greedy_user_model": paired,
                    "paired_vs_logging_policy": paired_logging,
                    "relative_vs_greedy_user_model": relative,
-                   "paired_vs_redundancy_greedy_user_model": paired_redundancy}, f, indent=1)
+                   "paired_vs_redundancy_greedy_user_model": paired_redundancy,
+                   "verdicts": verdicts}, f, indent=1)
     print(format_table(summary))
     print(format_paired(paired))
     print(format_paired(relative, relative=True))
@@ -204,7 +303,11 @@ def _main() -> None:
         print(format_paired(paired_logging, "logging_policy"))
     if paired_redundancy:
         print(format_paired(paired_redundancy, "redundancy_greedy_user_model"))
+    if verdicts:
+        print(format_verdicts(verdicts, seeds))
     print(f"written to {run_dir}")
+    if verdicts:
+        print(verdicts_line(verdicts))
 
 
 main = cli.absl_main(_main)

@@ -11,9 +11,16 @@ offline_verdicts.md, "Same seed, any machine"):
 - the thread pools: TensorFlow sizes them by the cores it may use, and a pool of
   another size splits a sum differently.
 
+- oneDNN's graph rewrites: TensorFlow turns them on by itself only on processors with
+  AVX-512 and newer (on an AVX2-only one they are off), and the rewritten kernels sum
+  in another order even with the instruction set capped (measured: an AVX2 AMD
+  machine with them forced on fits differently from an AVX-512 one capped at AVX2
+  with them on; with them off both give one fit).
+
 `apply_portable_defaults` (run by `import spotisim`, before TensorFlow is imported) caps
-oneDNN at AVX2 (`ONEDNN_MAX_CPU_ISA`) and sizes both pools to `SPOTISIM_THREADS`
-(default 2, the CI machine's cores) through `TF_NUM_INTRAOP_THREADS` /
+oneDNN at AVX2 (`ONEDNN_MAX_CPU_ISA`), turns its graph rewrites off
+(`TF_ENABLE_ONEDNN_OPTS=0`, what an AVX2 machine does anyway) and sizes both pools to
+`SPOTISIM_THREADS` (default 2, the CI machine's cores) through `TF_NUM_INTRAOP_THREADS` /
 `TF_NUM_INTEROP_THREADS`.  Values already in the environment win.  `SPOTISIM_PORTABLE=0`
 leaves TensorFlow's own choices (faster on a large machine; its fits are then its own).
 A machine without AVX2 cannot run the capped path and fits differently.
@@ -40,6 +47,7 @@ def apply_portable_defaults(environ: MutableMapping[str, str] = os.environ) -> N
     if not portable(environ):
         return
     environ.setdefault("ONEDNN_MAX_CPU_ISA", PORTABLE_ISA)
+    environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     threads = environ.get("SPOTISIM_THREADS", "").strip() or DEFAULT_THREADS
     environ.setdefault("TF_NUM_INTRAOP_THREADS", threads)
     environ.setdefault("TF_NUM_INTEROP_THREADS", threads)

@@ -506,6 +506,38 @@ def test_lird_actor_history_prior_starts_at_the_listened_direction(world):
     assert np.abs(wp).max() <= 1.0
 
 
+def test_lird_actor_score_and_leave_priors_start_at_a_leave_aware_greedy():
+    """With score features ([embedding, logit P(listen), logit P(leave if listened)]), a
+    fresh actor with score_prior s and leave_prior l weighs P(listen) by tanh(s) x bound
+    and P(leave) by -tanh(l) x bound, the embedding by about 0: each weight vector ranks
+    candidates by logit P(listen) - tanh(l) / tanh(s) x logit P(leave).  Weights as wide
+    as the embedding alone are refused by name."""
+    from agents.networks import LirdActorNetwork
+    from spotisim.errors import ConfigError
+    N, C, d, bound = 5, 7, 4, 1.5
+    obs_spec = {"history": tf.TensorSpec((N, d), tf.float32),
+                "responses": tf.TensorSpec((N,), tf.float32),
+                "history_mask": tf.TensorSpec((N,), tf.float32),
+                "candidates": tf.TensorSpec((C, d), tf.float32)}
+    act_spec = tensor_spec.BoundedTensorSpec((K, d + 2), tf.float32, -bound, bound)
+    rng = np.random.default_rng(0)
+    obs = {"history": tf.constant(rng.normal(size=(2, N, d)), tf.float32),
+           "responses": tf.constant(rng.integers(0, 2, (2, N)), tf.float32),
+           "history_mask": tf.ones((2, N)),
+           "candidates": tf.constant(rng.normal(size=(2, C, d)), tf.float32)}
+    tf.random.set_seed(0)
+    w = LirdActorNetwork(obs_spec, act_spec, units=8, score_prior=2.0, leave_prior=0.5)(obs)[0].numpy()
+    np.testing.assert_allclose(w[..., -2], np.tanh(2.0) * bound, atol=0.02)
+    np.testing.assert_allclose(w[..., -1], -np.tanh(0.5) * bound, atol=0.02)
+    assert np.abs(w[..., :d]).max() < 0.02
+    # No leave prior: the P(leave) weight is about 0 (the greedy start, as before).
+    w0 = LirdActorNetwork(obs_spec, act_spec, units=8, score_prior=2.0)(obs)[0].numpy()
+    assert np.abs(w0[..., -1]).max() < 0.02
+    narrow = tensor_spec.BoundedTensorSpec((K, d), tf.float32, -bound, bound)
+    with pytest.raises(ConfigError, match="score_features"):
+        LirdActorNetwork(obs_spec, narrow, units=8, leave_prior=0.5)
+
+
 def test_slate_critic_values_the_slate_the_sampler_picks(world):
     """At a low temperature the critic's soft picks are the track sampler's slate (no
     repeats, unavailable candidates never picked), so Q reads the tracks actually

@@ -302,6 +302,40 @@ def test_seed_summary_arithmetic():
     assert set(seeds.paired_differences(outs)) == {"agent"}
 
 
+def test_verdicts_over_seeds_on_a_hand_made_table():
+    """Two seeds of four policies, offline and online, worked by hand: per seed Kendall's
+    tau 4/6 (one discordant pair of six), top-tau 1/3 among the three above random,
+    regret@1 0% then 100 x 0.2 / 8.2, the largest error 100 x (8 / 7 - 1), and the agent's
+    paired online differences with their t-interval over seeds."""
+    from experiments import seeds
+    tables = ({"random": (5, 5), "most_popular": (7, 8), "agent": (9, 8.5), "greedy": (8, 7)},
+              {"random": (5, 5), "most_popular": (9, 8), "agent": (8, 8.2), "greedy": (6, 7)})
+    outs = [{"agent": "agent", "policies": {
+        p: {"offline": {"mean_episode_reward": a}, "online": {"mean_episode_reward": b}}
+        for p, (a, b) in t.items()}} for t in tables]
+    v = seeds.verdicts_over_seeds(outs)
+    assert v["per_seed"]["kendall_tau"] == pytest.approx([4 / 6, 4 / 6])
+    assert v["per_seed"]["top_tau"] == pytest.approx([1 / 3, 1 / 3])
+    assert v["per_seed"]["regret_at_1"] == pytest.approx([0.0, 100 * 0.2 / 8.2])
+    assert v["per_seed"]["max_abs_error"][0] == pytest.approx(100 * (8 / 7 - 1))
+    assert v["favourite_first_or_within_1pct"] == [True, False]
+    assert v["figures"]["regret_at_1"]["mean"] == pytest.approx(50 * 0.2 / 8.2)
+    assert v["offline_error"]["most_popular"]["mean"] == pytest.approx((-12.5 + 12.5) / 2)
+    # agent - most popular online: +0.5 and +0.2 -> mean 0.35, half-width
+    # 12.706 x sd(0.5, 0.2) / sqrt(2) = 12.706 x 0.15.
+    m = v["agent_vs_policy"]["most_popular"]
+    assert m["mean"] == pytest.approx(0.35) and m["hi"] - m["mean"] == pytest.approx(12.706 * 0.15, abs=1e-3)
+    assert set(v["agent_vs_policy"]) == {"random", "most_popular", "greedy"}
+    text = seeds.format_verdicts(v, [3, 7])
+    assert "seed 3" in text and "1 of 2 seeds" in text and "beats 1 of 3" in text
+    assert seeds.verdicts_line(v).startswith("verdicts over seeds: tau=0.667 [0.667, 0.667]")
+    # Online only (what --reevaluate_episodes gives): no verdicts.
+    for o in outs:
+        for p in o["policies"].values():
+            del p["offline"]
+    assert seeds.verdicts_over_seeds(outs) == {}
+
+
 def test_seeds_summarize_only_reads_finished_runs(tmp_path):
     """`--summarize_only` reads each seed's metrics.json (no run, no evaluation) and
     writes the paired differences to greedy and to the logging policy."""
@@ -310,11 +344,11 @@ def test_seeds_summarize_only_reads_finished_runs(tmp_path):
     for seed, (g, a, lp) in enumerate(((5.0, 6.0, 4.0), (7.0, 10.0, 6.0))):
         d = tmp_path / f"seed_{seed}"
         d.mkdir()
-        pol = {name: {"online": {"mean_episode_reward": v, "skip_rate": 0.5,
-                                 "mean_episode_length": 3.0, "diversity": 0.1,
-                                 "coverage": 0.2}}
+        pol = {name: {mode: {"mean_episode_reward": v * scale, "skip_rate": 0.5,
+                             "mean_episode_length": 3.0, "diversity": 0.1, "coverage": 0.2}
+                      for mode, scale in (("online", 1.0), ("offline", 1.1))}
                for name, v in (("greedy_user_model", g), ("agent", a), ("logging_policy", lp))}
-        (d / "metrics.json").write_text(json.dumps({"policies": pol}))
+        (d / "metrics.json").write_text(json.dumps({"agent": "agent", "policies": pol}))
     r = subprocess.run([sys.executable, "-m", "experiments.seeds", "--summarize_only",
                         f"--run_dir={tmp_path}", "--seeds=0,1"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -322,6 +356,12 @@ def test_seeds_summarize_only_reads_finished_runs(tmp_path):
     # agent - greedy: 1 and 3 -> mean 2; agent - logging: 2 and 4 -> mean 3.
     assert out["paired_vs_greedy_user_model"]["agent"]["online"]["mean"] == pytest.approx(2.0)
     assert out["paired_vs_logging_policy"]["agent"]["online"]["mean"] == pytest.approx(3.0)
+    # Offline = 1.1 x online for every policy: the same ranking, no regret, 10% errors.
+    assert out["verdicts"]["figures"]["kendall_tau"]["mean"] == pytest.approx(1.0)
+    assert out["verdicts"]["figures"]["max_abs_error"]["mean"] == pytest.approx(10.0)
+    assert r.stdout.strip().splitlines()[-1] == (
+        "verdicts over seeds: tau=1.000 [1.000, 1.000] top-tau=1.000 [1.000, 1.000] "
+        "regret@1=0.00% [0.00, 0.00] seeds=2 policies=3")
     r = subprocess.run([sys.executable, "-m", "experiments.seeds", "--summarize_only",
                         f"--run_dir={tmp_path}", "--seeds=0,5"], capture_output=True, text=True)
     assert r.returncode == 1 and "seed_5" in r.stderr
@@ -451,17 +491,20 @@ def test_portable_defaults_fill_only_what_the_environment_leaves_unset():
     from spotisim import determinism
     env = {}
     determinism.apply_portable_defaults(env)
-    assert env == {"ONEDNN_MAX_CPU_ISA": "AVX2", "TF_NUM_INTRAOP_THREADS": "2",
-                   "TF_NUM_INTEROP_THREADS": "2"}
-    env = {"SPOTISIM_THREADS": "8", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}
+    assert env == {"ONEDNN_MAX_CPU_ISA": "AVX2", "TF_ENABLE_ONEDNN_OPTS": "0",
+                   "TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "2"}
+    env = {"SPOTISIM_THREADS": "8", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE",
+           "TF_ENABLE_ONEDNN_OPTS": "1"}
     determinism.apply_portable_defaults(env)
     assert env["ONEDNN_MAX_CPU_ISA"] == "AVX512_CORE"      # the user's choice wins
+    assert env["TF_ENABLE_ONEDNN_OPTS"] == "1"
     assert env["TF_NUM_INTRAOP_THREADS"] == env["TF_NUM_INTEROP_THREADS"] == "8"
     env = {"SPOTISIM_PORTABLE": "0"}
     determinism.apply_portable_defaults(env)
     assert env == {"SPOTISIM_PORTABLE": "0"}               # TensorFlow's own choices
     # `import spotisim` applied them to this process (conftest imports it first).
     assert os.environ.get("ONEDNN_MAX_CPU_ISA") and os.environ.get("TF_NUM_INTRAOP_THREADS")
+    assert os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0"
 
 
 def test_bindings_on_the_parts_reach_the_main_jobs_environments(tiny_log):
