@@ -1,16 +1,15 @@
 """Same seed, same fit, on any x86 machine with AVX2: what that takes, in one place.
 
 TensorFlow's deterministic kernels (`enable_op_determinism`, which every run turns on)
-give the same numbers on one machine.  Across machines two more things differ, and each
-changes a fitted user model (`benchmarks/fit_determinism.py` measures both, docs/
+give the same numbers on one machine.  Across machines three more things differ, and each
+changes a fitted user model (`benchmarks/fit_determinism.py` measures them, docs/
 offline_verdicts.md, "Same seed, any machine"):
 - the instruction set: oneDNN, which TensorFlow uses for its matrix products even with
   `TF_ENABLE_ONEDNN_OPTS=0` (its sgemm is Eigen's contraction kernel), picks its code
   path by what the processor has (AVX2, AVX-512, AMX), and each path sums in another
   order;
 - the thread pools: TensorFlow sizes them by the cores it may use, and a pool of
-  another size splits a sum differently.
-
+  another size splits a sum differently;
 - oneDNN's graph rewrites: TensorFlow turns them on by itself only on processors with
   AVX-512 and newer (on an AVX2-only one they are off), and the rewritten kernels sum
   in another order even with the instruction set capped (measured: an AVX2 AMD
