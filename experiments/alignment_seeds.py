@@ -32,7 +32,7 @@ import gin
 import spotisim  # noqa: F401  (first: quiets the stack at import)
 from absl import flags
 
-from experiments.alignment import ONLINE, run_alignment
+from experiments.alignment import ONLINE, over_seeds_line, run_alignment
 from experiments.run import CONFIG_DIR
 from spotisim import cli
 from spotisim.errors import ConfigError
@@ -105,12 +105,8 @@ def format_summary(summary: dict) -> str:
 
 
 def last_line(summary: dict) -> str:
-    f = summary["figures"]
-    t, top, r = f["kendall_tau"], f["top_tau"], f["regret_at_1"]
-    return (f"alignment over seeds: tau={t['mean']:.3f} [{t['lo']:.3f}, {t['hi']:.3f}] "
-            f"top-tau={top['mean']:.3f} [{top['lo']:.3f}, {top['hi']:.3f}] "
-            f"regret@1={r['mean']:.2f}% [{r['lo']:.2f}, {r['hi']:.2f}] "
-            f"seeds={len(summary['seeds'])} policies={len(summary['policies'])}")
+    return over_seeds_line("alignment over seeds", summary["figures"],
+                           len(summary["seeds"]), len(summary["policies"]))
 
 
 def run_seeds(run_dir: str, seeds: Sequence[int], gin_files: Sequence[str],

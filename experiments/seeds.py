@@ -167,13 +167,10 @@ def format_verdicts(verdicts: dict, seeds: Sequence[int] = ()) -> str:
 
 
 def verdicts_line(verdicts: dict) -> str:
-    f = verdicts["figures"]
-    t, top, r = f["kendall_tau"], f["top_tau"], f["regret_at_1"]
-    return (f"verdicts over seeds: tau={t['mean']:.3f} [{t['lo']:.3f}, {t['hi']:.3f}] "
-            f"top-tau={top['mean']:.3f} [{top['lo']:.3f}, {top['hi']:.3f}] "
-            f"regret@1={r['mean']:.2f}% [{r['lo']:.2f}, {r['hi']:.2f}] "
-            f"seeds={len(verdicts['favourite_first_or_within_1pct'])} "
-            f"policies={len(verdicts['policies'])}")
+    from experiments.alignment import over_seeds_line
+    return over_seeds_line("verdicts over seeds", verdicts["figures"],
+                           len(verdicts["favourite_first_or_within_1pct"]),
+                           len(verdicts["policies"]))
 
 
 def format_table(summary) -> str:
