@@ -8,6 +8,7 @@ TD target's action comes from the target actor at the *next* state (DdpgAgent)."
 from __future__ import annotations
 
 import gin
+import numpy as np
 import tensorflow as tf
 from tf_agents.agents.ddpg import ddpg_agent
 
@@ -63,6 +64,11 @@ def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
     default, which estimates the median: see `agents.td_loss`).
     """
     obs_spec = time_step_spec.observation
+    for name, value in (("history_prior", history_prior), ("score_prior", score_prior),
+                        ("leave_prior", leave_prior)):
+        if not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise ConfigError(f"create_lird_ddpg_agent.{name} must be a finite number, "
+                              f"got {value!r}")
     loss = td_loss_fn(td_loss, "create_lird_ddpg_agent.td_loss")
     if train_step_counter is None:  # its own counter, not the process-wide global step
         train_step_counter = tf.Variable(0, dtype=tf.int64, name="train_step")

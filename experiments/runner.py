@@ -102,7 +102,6 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
     # Resolved before training (a slice it needs and lacks fails now, not after).
     evaluator = (user_model_by_name(x.offline_evaluator, data, emb)
                  if x.offline_evaluator else None)
-    writer = tf.summary.create_file_writer(os.path.join(run_dir, "tb"))
     metrics: Dict[str, dict] = {}
     losses, evals = [], []
     agent = None
@@ -116,6 +115,8 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
                                          shards=data.train_shards)
         train_env = tf_py_environment.TFPyEnvironment(train_builder.get_tf_env())
         agent = agent_fn(train_env.time_step_spec(), train_env.action_spec())
+        # After the agent: a bad agent binding leaves no TensorBoard directory behind.
+        writer = tf.summary.create_file_writer(os.path.join(run_dir, "tb"))
         # Segments start at checkpoints: a resumed run ends where an uninterrupted one
         # does (see agents.training).
         trainer = Trainer(agent, train_env, segment_every=checkpoint_every, seed=seed,

@@ -140,8 +140,8 @@ def format_verdicts(verdicts: dict, seeds: Sequence[int] = ()) -> str:
     """The verdicts' tables: the figures per seed (columns named by `seeds`, else
     numbered) and over seeds, each policy's offline error, the agent against every
     policy online."""
-    def cell(m, digits=3, unit=""):
-        return f"{m['mean']:+.{digits}f}{unit} [{m['lo']:+.{digits}f}, {m['hi']:+.{digits}f}]"
+    def cell(m, digits=3):
+        return format_interval(m["mean"], m["lo"], m["hi"], digits, signed=True)
 
     k = len(verdicts["favourite_first_or_within_1pct"])
     lines = [render_table(

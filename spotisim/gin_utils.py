@@ -51,14 +51,22 @@ def parse_gin(files: Iterable[str], bindings: Iterable[str], search_dirs: Sequen
         for p in paths:
             try:
                 gin.parse_config_file(p)
-            except (ValueError, KeyError, NameError, TypeError, OSError) as exc:
-                raise ConfigError(f"gin file {p}: {exc}") from None
+            except (ValueError, KeyError, NameError, TypeError, OSError, SyntaxError) as exc:
+                raise ConfigError(f"gin file {p}: {_one_line(exc)}") from None
     finally:
         logging.set_verbosity(level)
         std_logging.disable(disabled)
     for b in bindings:
         try:
             gin.parse_config(b)
-        except (ValueError, KeyError, NameError, TypeError) as exc:
-            raise ConfigError(f"gin binding {b!r}: {exc}") from None
+        except (ValueError, KeyError, NameError, TypeError, SyntaxError) as exc:
+            raise ConfigError(f"gin binding {b!r}: {_one_line(exc)}") from None
     return paths
+
+
+def _one_line(exc: Exception) -> str:
+    """The error's message on one line (gin's syntax errors carry the source line and a
+    caret on the lines after it)."""
+    if isinstance(exc, SyntaxError):
+        return f"not gin syntax ({exc.msg.splitlines()[0]})"
+    return str(exc)

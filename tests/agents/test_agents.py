@@ -536,6 +536,11 @@ def test_lird_actor_score_and_leave_priors_start_at_a_leave_aware_greedy():
     narrow = tensor_spec.BoundedTensorSpec((K, d), tf.float32, -bound, bound)
     with pytest.raises(ConfigError, match="score_features"):
         LirdActorNetwork(obs_spec, narrow, units=8, leave_prior=0.5)
+    from types import SimpleNamespace
+    for bad in ("x", float("nan")):
+        with pytest.raises(ConfigError, match="leave_prior must be a finite number"):
+            create_lird_ddpg_agent(SimpleNamespace(observation=obs_spec), act_spec,
+                                   leave_prior=bad)
 
 
 def test_slate_critic_values_the_slate_the_sampler_picks(world):

@@ -162,6 +162,11 @@ def test_bad_gin_input_fails_at_once():
             parse_gin(["lird_dpg"], [], [run_mod.CONFIG_DIR])
         with pytest.raises(ConfigError, match="num_iteration"):
             parse_gin(["lird_ddpg"], ["run_experiment.num_iteration = 3"], [run_mod.CONFIG_DIR])
+        # Not gin syntax: one line naming the binding, not gin's SyntaxError.
+        with pytest.raises(ConfigError, match="leave_prior = float.*not gin syntax") as err:
+            parse_gin(["lird_ddpg"], ["create_lird_ddpg_agent.leave_prior = float('nan')"],
+                      [run_mod.CONFIG_DIR])
+        assert "\n" not in str(err.value)
     finally:
         gin.clear_config()
 
