@@ -202,16 +202,20 @@ def _calibration_selection(run: str, simulator: str, bindings: Sequence[str]) ->
 
 def _slice_log_losses(run: str, simulators: Sequence[str], bindings: Sequence[str],
                       holdout: float = 0.2, seed: int = 0) -> Dict[str, dict]:
-    """Each simulator's log loss of P(listen) on the randomly exposed rows of the
-    exposure-slice sessions every recalibration holds out (`ExposureCalibration.fit`'s
-    20%, the same seed): what a team can choose its simulator by, with its logs and its
-    slice and no ground truth.  {} when the data has no slice."""
+    """Each simulator's log loss on the exposure-slice sessions every recalibration
+    holds out (`ExposureCalibration.fit`'s 20%, the same seed): of P(listen) on their
+    randomly exposed rows (`log_loss`), of P(leave) on their at-risk rows after those
+    (`leave_log_loss`, `slice_leave_rows`), and both as one likelihood of the
+    sessions (`joint`: every row's loss summed, per held-out session).  What a team can
+    choose its simulator by, with its logs and its slice and no ground truth: the
+    joint, since simulators that answer P(listen) alike may leave by different models.
+    {} when the data has no slice."""
     from experiments.assembly import parse_run_config
     from experiments.user_model_cache import user_model_by_name
     from spotisim.data.datasets import load_dataset
     from spotisim.embeddings import build_embeddings
     from user_models.evaluation import predict_log
-    from user_models.exposure_calibration import log_loss
+    from user_models.exposure_calibration import log_loss, slice_leave_rows
     gin.clear_config()
     try:
         parse_run_config(run, bindings)
@@ -225,12 +229,34 @@ def _slice_log_losses(run: str, simulators: Sequence[str], bindings: Sequence[st
         listened = ~log.skipped[rows]
         out = {}
         for name in simulators:
-            p = predict_log(user_model_by_name(name, data, emb), log)[rows]
+            model = user_model_by_name(name, data, emb)
+            p = predict_log(model, log)[rows]
             out[name] = {"log_loss": log_loss(p, listened), "rows": int(rows.sum()),
-                         "mean_p": float(p.mean()), "mean_listened": float(listened.mean())}
+                         "mean_p": float(p.mean()), "mean_listened": float(listened.mean()),
+                         "leave_log_loss": None, "joint": None}
+            leave = slice_leave_rows(model, data.exposure)
+            if leave is None:  # a model that never ends a session: no joint to compare
+                continue
+            at = held[leave["session"]]
+            h, left = leave["h"][at], leave["left"][at]
+            out[name].update({
+                "leave_log_loss": log_loss(h, left), "leave_rows": int(at.sum()),
+                "mean_h": float(h.mean()), "mean_left": float(left.mean()),
+                "joint": (log_loss(p, listened) * rows.sum() + log_loss(h, left) * at.sum())
+                / max(int(held.sum()), 1)})
         return out
     finally:
         gin.clear_config()
+
+
+def slice_choice(selection: Mapping[str, dict]) -> str:
+    """The simulator the held-out slice sessions are likeliest under: the lowest joint
+    log loss (P(listen) and P(leave)), among the simulators that model leaving; by
+    P(listen) alone when none does."""
+    leaving = {s: v for s, v in selection.items() if v.get("joint") is not None}
+    if leaving:
+        return min(leaving, key=lambda s: leaving[s]["joint"])
+    return min(selection, key=lambda s: selection[s]["log_loss"])
 
 
 @gin.configurable
@@ -340,7 +366,7 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
         if not selection:
             raise ConfigError("run_alignment.chosen = 'auto' needs data with an exposure "
                               "slice (exposure_slice.gin) to choose the simulator by")
-        chosen = min(selection, key=lambda s: selection[s]["log_loss"])
+        chosen = slice_choice(selection)
     names = list(scores)
     online = np.array([scores[p][ONLINE]["episode_rewards"] for p in names], float)
     if len({len(r) for r in online}) != 1:
@@ -403,6 +429,10 @@ def _plot(path: str, out: dict) -> None:
     plt.close(fig)
 
 
+def _or_dash(value: Optional[float], digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def format_table(out: dict) -> str:
     sims = list(out["alignment"])
     labels = ["ceiling" if s == CEILING else s if len(s) <= 14 else f"simulator {i + 1}"
@@ -418,9 +448,10 @@ def format_table(out: dict) -> str:
     lines += [f"{label} = {s}" for label, s in zip(labels, sims) if label != s]
     selection = out.get("slice_selection") or {}
     if selection:
-        lines.append("held-out exposure slice, log loss of P(listen) (the choice without "
-                     "ground truth): " + ", ".join(
-                         f"{s} {v['log_loss']:.4f}" for s, v in selection.items())
+        lines.append("held-out exposure slice, log loss of P(listen) / of P(leave) / "
+                     "joint per session (the joint is the choice without ground truth): "
+                     + ", ".join(f"{s} {v['log_loss']:.4f} / {_or_dash(v.get('leave_log_loss'), 4)}"
+                                 f" / {_or_dash(v.get('joint'), 3)}" for s, v in selection.items())
                      + f"; chosen: {out['chosen']}")
     for s, a in out["alignment"].items():
         f = {k: a[k] for k in ("kendall_tau", "top_tau", "spearman_rho", "regret_at_1",

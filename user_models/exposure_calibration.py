@@ -158,6 +158,44 @@ def exposure_rows(model: AbstractUserModel, exposure: ExposureLog, leave_model=N
     return listen, leave
 
 
+def slice_leave_rows(model: AbstractUserModel,
+                     exposure: ExposureLog) -> Optional[Dict[str, np.ndarray]]:
+    """The slice's at-risk rows after its randomly exposed tracks (positions past
+    `explore_from`, before the log's cap: the rows `exposure_rows` calibrates P(leave)
+    on), each with the P(leave) the simulator itself gives there (`leave_probs`: any
+    model, recalibrated ones and ensembles included, teacher-forced on the logged
+    responses): `h`, `left`, `session`.
+
+    Why beside `exposure_rows`: that one reads one leave model's raw hazard, to fit a
+    correction on; this one scores what a finished simulator answers, so that
+    simulators leaving by different models can be compared on the same rows (the
+    choice of `experiments.alignment`, "the slice's joint log loss").  None for a model
+    that does not model leaving."""
+    log = exposure.log
+    tracks, skipped, mask, context, listener, _, _ = log_histories(log)
+    S, L = tracks.shape
+    lengths = log.lengths
+    cap = int(lengths.max())
+    h_all = np.zeros((S, L))
+    for t in range(exposure.explore_from, min(L, cap - 1)):  # 0-based: the track at t
+        rows = np.nonzero(mask[:, t] & (lengths > t))[0]
+        if len(rows) == 0:
+            continue
+        hist = History(tracks[rows, :t].astype(np.int32),
+                       (~skipped[rows, :t]).astype(np.float32),
+                       np.full(len(rows), t, np.int32), context[rows], listener[rows])
+        h = model.leave_probs(hist, tracks[rows, t:t + 1].astype(np.int32),
+                              (~skipped[rows, t:t + 1]))
+        if h is None:
+            return None
+        h_all[rows, t] = np.asarray(h)[:, 0]
+    pos = np.arange(1, L + 1)[None, :]
+    at_risk = mask & (pos > exposure.explore_from) & (pos < cap) & (pos <= lengths[:, None])
+    session = np.broadcast_to(np.arange(S)[:, None], (S, L))
+    return {"h": h_all[at_risk], "left": (pos == lengths[:, None])[at_risk],
+            "session": session[at_risk]}
+
+
 @dataclasses.dataclass
 class ExposureCalibration:
     """Fitted correction: `listen` = (a, b, c), or (a, b, c, d) with the track's

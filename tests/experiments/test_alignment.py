@@ -200,6 +200,34 @@ def test_the_slice_chooses_the_simulator_without_ground_truth(tmp_path):
                                         [])["min(logistic,position_prior)+calibrated"]
     assert whole["rows"] == rows.sum() and np.isfinite(whole["log_loss"])
     assert any(d.startswith("ensemble-") for d in os.listdir(tmp_path / "cache"))
+    # P(leave) too: a model that leaves is scored on the held-out sessions' at-risk rows
+    # with the hazard it answers step by step (`leave_probs`), which must be the one
+    # its leave model gives over each whole logged session (`exposure_rows`).
+    from user_models.exposure_calibration import exposure_rows
+    leaving = alignment._slice_log_losses(str(run), ["logistic"], [])["logistic"]
+    gin.clear_config()
+    try:
+        gin.parse_config(bindings)
+        from experiments.user_model_cache import user_model_by_name
+        logistic = user_model_by_name("logistic", data, emb)
+    finally:
+        gin.clear_config()
+    _, leave = exposure_rows(logistic, data.exposure)
+    at = held[leave["session"]]
+    h = 1 / (1 + np.exp(-leave["logit_h"][at]))
+    left = leave["left"][at]
+    assert leaving["leave_rows"] == at.sum() > 0 and left.any()
+    assert leaving["leave_log_loss"] == pytest.approx(
+        -np.mean(left * np.log(h) + (~left) * np.log(1 - h)), rel=1e-6)
+    assert leaving["joint"] == pytest.approx(
+        (leaving["log_loss"] * leaving["rows"] + leaving["leave_log_loss"] * at.sum())
+        / held.sum(), rel=1e-9)
+    # The choice: the likeliest joint among the simulators that leave, and P(listen)
+    # alone only where none does.
+    table = {"a": {"log_loss": 0.60, "joint": 9.0}, "b": {"log_loss": 0.62, "joint": 8.5},
+             "c": {"log_loss": 0.50, "joint": None}}
+    assert alignment.slice_choice(table) == "b"
+    assert alignment.slice_choice({"c": table["c"], "d": {"log_loss": 0.4, "joint": None}}) == "d"
     # Without a slice, 'auto' cannot choose: one clear error before any scoring.
     (run / "operative_config.gin").write_text("\n".join(bindings[:2]) + "\n")
     assert alignment._slice_log_losses(str(run), ["position_prior"], []) == {}
