@@ -61,7 +61,7 @@ from spotisim.errors import ConfigError
 from spotisim.gin_utils import parse_gin
 from spotisim.io_utils import atomic_file
 from spotisim.stats import kendall_tau, spearman_rho
-from spotisim.tables import render_table
+from spotisim.tables import number_or_dash, render_table
 
 #: The main job's baselines (greedy on the learned model and the logging policy
 #: included); the redundancy-aware greedy is added at each of `penalties`.
@@ -200,7 +200,7 @@ def _calibration_selection(run: str, simulator: str, bindings: Sequence[str]) ->
     return {"listen": list(cal.listen), "leave": list(cal.leave), **cal.selection}
 
 
-def _slice_log_losses(run: str, simulators: Sequence[str], bindings: Sequence[str],
+def slice_log_losses(run: str, simulators: Sequence[str], bindings: Sequence[str],
                       holdout: float = 0.2, seed: int = 0) -> Dict[str, dict]:
     """Each simulator's log loss on the exposure-slice sessions every recalibration
     holds out (`ExposureCalibration.fit`'s 20%, the same seed): of P(listen) on their
@@ -360,7 +360,7 @@ def run_alignment(run_dir: str, simulators: Sequence[str] = ("sequential",),
         score(ONLINE, CEILING, list(bindings) + [f"evaluation_draws.stream = {ceiling_stream}"])
     for scorer in simulators:
         score(scorer, scorer, bindings)
-    selection = (_slice_log_losses(reference, simulators, bindings)
+    selection = (slice_log_losses(reference, simulators, bindings)
                  if chosen == AUTO or len(simulators) > 1 else {})
     if chosen == AUTO:
         if not selection:
@@ -429,10 +429,6 @@ def _plot(path: str, out: dict) -> None:
     plt.close(fig)
 
 
-def _or_dash(value: Optional[float], digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def format_table(out: dict) -> str:
     sims = list(out["alignment"])
     labels = ["ceiling" if s == CEILING else s if len(s) <= 14 else f"simulator {i + 1}"
@@ -450,8 +446,8 @@ def format_table(out: dict) -> str:
     if selection:
         lines.append("held-out exposure slice, log loss of P(listen) / of P(leave) / "
                      "joint per session (the joint is the choice without ground truth): "
-                     + ", ".join(f"{s} {v['log_loss']:.4f} / {_or_dash(v.get('leave_log_loss'), 4)}"
-                                 f" / {_or_dash(v.get('joint'), 3)}" for s, v in selection.items())
+                     + ", ".join(f"{s} {v['log_loss']:.4f} / {number_or_dash(v.get('leave_log_loss'), 4)}"
+                                 f" / {number_or_dash(v.get('joint'), 3)}" for s, v in selection.items())
                      + f"; chosen: {out['chosen']}")
     for s, a in out["alignment"].items():
         f = {k: a[k] for k in ("kendall_tau", "top_tau", "spearman_rho", "regret_at_1",

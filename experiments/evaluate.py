@@ -35,7 +35,7 @@ from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import build_embeddings
 from spotisim.errors import ConfigError
 from spotisim.io_utils import atomic_file
-from spotisim.tables import render_table
+from spotisim.tables import number_or_dash, render_table
 
 
 #: A user model to score with: a name `user_model_by_name` knows, or (name,
@@ -166,11 +166,30 @@ def define_flags() -> None:
                               "reported (e.g. redundancy_greedy_user_model)")
     flags.DEFINE_bool("trust_run_dir", False, "let the run's config import modules from "
                       "outside this project (code the run directory names)")
+    flags.DEFINE_bool("slice_choice", False, "also score each learned user model on the "
+                      "held-out sessions of the run's exposure slice (P(listen), P(leave) "
+                      "and joint log loss: the choice without ground truth); written to "
+                      "slice_selection.json")
 
 
 def _main() -> None:
     if not FLAGS.run_dir:
         raise ConfigError("--run_dir is required")
+    if FLAGS.slice_choice:  # first: a run without a slice fails before any scoring
+        from experiments.alignment import slice_choice, slice_log_losses
+        learned = [u for u in FLAGS.user_model if u != "ground_truth"]
+        selection = slice_log_losses(FLAGS.run_dir, learned, FLAGS.gin_bindings)
+        if not selection:
+            raise ConfigError(f"--slice_choice: the data of {FLAGS.run_dir} has no exposure "
+                              "slice (exposure_slice.gin)")
+        with atomic_file(os.path.join(FLAGS.run_dir, "slice_selection.json")) as f:
+            json.dump(selection, f, indent=1)
+        print(render_table(["user model", "P(listen) log loss", "P(leave) log loss",
+                            "joint per session"],
+                           [[u, f"{v['log_loss']:.4f}", number_or_dash(v["leave_log_loss"], 4),
+                             number_or_dash(v["joint"], 3)] for u, v in selection.items()],
+                           ["held-out exposure slice (no ground truth); chosen: "
+                            + slice_choice(selection)]), flush=True)
     results = evaluate_run(FLAGS.run_dir, FLAGS.user_model, FLAGS.episodes,
                            also=FLAGS.also, bindings=FLAGS.gin_bindings,
                            trust_run_dir=FLAGS.trust_run_dir)

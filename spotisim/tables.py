@@ -8,7 +8,12 @@ follow the table as they are.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
+
+
+def number_or_dash(value: Optional[float], digits: int) -> str:
+    """`value` to `digits` decimals, or "-" where there is none (None)."""
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def render_table(header: Sequence[str], rows: Sequence[Sequence[object]],

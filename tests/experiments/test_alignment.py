@@ -176,7 +176,7 @@ def test_the_slice_chooses_the_simulator_without_ground_truth(tmp_path):
     run = tmp_path / "run"
     os.makedirs(run)
     (run / "operative_config.gin").write_text("\n".join(bindings) + "\n")
-    got = alignment._slice_log_losses(str(run), ["position_prior", "track_popularity"], [])
+    got = alignment.slice_log_losses(str(run), ["position_prior", "track_popularity"], [])
     gin.clear_config()
     try:
         gin.parse_config(bindings)
@@ -196,7 +196,7 @@ def test_the_slice_chooses_the_simulator_without_ground_truth(tmp_path):
     assert emb.shape[0] == len(data.log.catalog)
     # An ensemble recalibrated as one model is scored the same way (and cached in the
     # run's model cache, not the working directory's).
-    whole = alignment._slice_log_losses(str(run), ["min(logistic,position_prior)+calibrated"],
+    whole = alignment.slice_log_losses(str(run), ["min(logistic,position_prior)+calibrated"],
                                         [])["min(logistic,position_prior)+calibrated"]
     assert whole["rows"] == rows.sum() and np.isfinite(whole["log_loss"])
     assert any(d.startswith("ensemble-") for d in os.listdir(tmp_path / "cache"))
@@ -204,7 +204,7 @@ def test_the_slice_chooses_the_simulator_without_ground_truth(tmp_path):
     # with the hazard it answers step by step (`leave_probs`), which must be the one
     # its leave model gives over each whole logged session (`exposure_rows`).
     from user_models.exposure_calibration import exposure_rows
-    leaving = alignment._slice_log_losses(str(run), ["logistic"], [])["logistic"]
+    leaving = alignment.slice_log_losses(str(run), ["logistic"], [])["logistic"]
     gin.clear_config()
     try:
         gin.parse_config(bindings)
@@ -230,7 +230,7 @@ def test_the_slice_chooses_the_simulator_without_ground_truth(tmp_path):
     assert alignment.slice_choice({"c": table["c"], "d": {"log_loss": 0.4, "joint": None}}) == "d"
     # Without a slice, 'auto' cannot choose: one clear error before any scoring.
     (run / "operative_config.gin").write_text("\n".join(bindings[:2]) + "\n")
-    assert alignment._slice_log_losses(str(run), ["position_prior"], []) == {}
+    assert alignment.slice_log_losses(str(run), ["position_prior"], []) == {}
 
 
 def test_each_policys_offline_error_carries_its_interval():
