@@ -27,6 +27,8 @@ from tf_agents.policies import py_tf_eager_policy
 from agents.registry import agent_spec_by_name
 from experiments.assembly import parse_run_config
 from experiments.experiment import Experiment
+from experiments.offline_error import (LEAVE, LISTEN, ONLINE, SHADOW, decomposition_scorers,
+                                       format_decomposition, split_error)
 from experiments.policy_evaluation import (BASELINES, MODEL_POLICIES, evaluate_policies,
                                           evaluation_seed)
 from experiments.user_model_cache import fit_or_load_user_model, user_model_by_name
@@ -170,11 +172,22 @@ def define_flags() -> None:
                       "held-out sessions of the run's exposure slice (P(listen), P(leave) "
                       "and joint log loss: the choice without ground truth); written to "
                       "slice_selection.json")
+    flags.DEFINE_string("decompose", None, "also split each policy's offline error under "
+                        "this simulator (a --user_model name) into its P(listen), P(leave) "
+                        "and interaction parts, with the simulator's bias along the "
+                        "truth's episodes (experiments.offline_error; synthetic data); "
+                        "written to decomposition.json")
 
 
 def _main() -> None:
     if not FLAGS.run_dir:
         raise ConfigError("--run_dir is required")
+    if FLAGS.decompose is not None and FLAGS.decompose not in FLAGS.user_model:
+        raise ConfigError(f"--decompose={FLAGS.decompose}: name it among the --user_model "
+                          "flags too (with --user_model=ground_truth), so that its error "
+                          "is measured on the same starts")
+    if FLAGS.decompose is not None and "ground_truth" not in FLAGS.user_model:
+        raise ConfigError("--decompose needs --user_model=ground_truth (the online figures)")
     if FLAGS.slice_choice:  # first: a run without a slice fails before any scoring
         from experiments.alignment import slice_choice, slice_log_losses
         learned = [u for u in FLAGS.user_model if u != "ground_truth"]
@@ -196,7 +209,34 @@ def _main() -> None:
     with atomic_file(os.path.join(FLAGS.run_dir, "evaluation.json")) as f:
         json.dump(results, f, indent=1)
     _plot(os.path.join(FLAGS.run_dir, "evaluation.png"), results, FLAGS.user_model)
-    print(format_table(results, FLAGS.user_model))
+    print(format_table(results, FLAGS.user_model), flush=True)
+    if FLAGS.decompose is not None:
+        dec = decompose_run(FLAGS.run_dir, FLAGS.decompose, results, FLAGS.episodes,
+                            FLAGS.also, FLAGS.gin_bindings, FLAGS.trust_run_dir)
+        with atomic_file(os.path.join(FLAGS.run_dir, "decomposition.json")) as f:
+            json.dump(dec, f, indent=1)
+        print(format_decomposition(dec))
+
+
+def decompose_run(run_dir: str, simulator: str, results: Mapping[str, Mapping[str, dict]],
+                  episodes: int, also: Sequence[str] = (), bindings: Sequence[str] = (),
+                  trust_run_dir: bool = False) -> Dict[str, dict]:
+    """Per policy of a run scored under `simulator` and the truth (`results`, from
+    `evaluate_run` on the same starts): the offline error split into its parts
+    (`experiments.offline_error`), from the hybrids and the shadow played on those
+    starts too."""
+    hybrids = evaluate_run(run_dir, decomposition_scorers(simulator, episodes_match=True),
+                           episodes, also=also, bindings=bindings,
+                           trust_run_dir=trust_run_dir)
+    out = {}
+    for policy, row in hybrids.items():
+        v_t = results[policy][ONLINE]["mean_episode_reward"]
+        v_s = results[policy][simulator]["mean_episode_reward"]
+        out[policy] = {"online": v_t, "offline": v_s,
+                       **split_error(v_t, v_s, row[LISTEN]["mean_episode_reward"],
+                                     row[LEAVE]["mean_episode_reward"]),
+                       "shadow": row[SHADOW]["shadow"]}
+    return out
 
 
 main = cli.absl_main(_main)

@@ -230,6 +230,35 @@ def test_evaluate_a_saved_run_under_swapped_user_models(four_iterations, tmp_pat
         evaluate.evaluate_run(str(tmp_path / "nothing"), ["ground_truth"])
 
 
+def test_a_runs_offline_error_splits_into_its_parts(four_iterations):
+    """`experiments.evaluate --decompose`: the truth decomposed against itself has no
+    error and no part (its hybrids are the truth: the same draws, the same episodes);
+    a learned model's error is its parts' sum, each part a hybrid's value minus the
+    truth's."""
+    from experiments import evaluate
+    _, run_dir = four_iterations
+    gin.clear_config()
+    try:
+        scored = evaluate.evaluate_run(str(run_dir), ["ground_truth", "logistic"], episodes=8)
+        self_dec = evaluate.decompose_run(str(run_dir), "ground_truth", scored, 8)
+        dec = evaluate.decompose_run(str(run_dir), "logistic", scored, 8)
+    finally:
+        gin.clear_config()
+    assert set(self_dec) == set(dec) == set(scored)
+    for policy, d in self_dec.items():
+        assert (d["error"], d["listen_part"], d["leave_part"], d["interaction"]) == (0, 0, 0, 0)
+        s = d["shadow"]
+        assert s["p_leave_shadow"] == pytest.approx(s["p_leave_true"]), policy
+    for policy, d in dec.items():
+        assert d["online"] == scored[policy]["ground_truth"]["mean_episode_reward"]
+        assert d["offline"] == scored[policy]["logistic"]["mean_episode_reward"]
+        assert d["error"] == pytest.approx(d["offline"] - d["online"])
+        assert d["error"] == pytest.approx(d["listen_part"] + d["leave_part"]
+                                           + d["interaction"])
+    assert any(d["listen_part"] != 0 for d in dec.values())
+    assert "where the offline error comes from" in evaluate.format_decomposition(dec)
+
+
 @pytest.mark.slow  # end to end (CI runs it; -m 'not slow' skips it)
 def test_real_mssd_slice_end_to_end(mssd_sample_path, tmp_path):
     gin.clear_config()
