@@ -3,6 +3,7 @@ the ground truth's own episodes, by position in the session, against the truth's
 
     python benchmarks/leave_by_position.py --run_dir=runs/lird_ddpg [--episodes=256]
         [--policy=random --policy=greedy_user_model --policy=most_popular]
+        [--policy=lird_ddpg]
         [--user_model=sequential]
 
 Each policy plays the run's evaluation starts online; the learned model shadows the
@@ -20,6 +21,7 @@ import spotisim  # noqa: F401  (first: quiets the stack, portable fits)
 import numpy as np
 
 from experiments.evaluate import evaluate_run
+from experiments.policy_evaluation import BASELINES, MODEL_POLICIES
 from experiments.user_model_cache import user_model_by_name
 from spotisim import cli
 from user_models.composite import ShadowedUserModel
@@ -52,7 +54,8 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
     flags.DEFINE_string('run_dir', None, "the finished run whose evaluation starts are played")
     flags.DEFINE_integer('episodes', 256, "episode starts per policy")
-    flags.DEFINE_multi_string('policy', [], "the run's policies played (repeatable; default three baselines)")
+    flags.DEFINE_multi_string('policy', [], "the run's policies played, its agent by its name "
+                              "(repeatable; default three baselines)")
     flags.DEFINE_string('user_model', "sequential", "the learned model that shadows the truth")
 
 
@@ -67,8 +70,9 @@ def main() -> int:
             probe["m"] = ByPosition(GroundTruthUserModel(data.world),
                                     user_model_by_name(args.user_model, data, emb))
             return probe["m"]
+        agent = policy not in BASELINES and policy not in MODEL_POLICIES  # the run's agent
         evaluate_run(args.run_dir, [("probe", factory)], episodes=args.episodes,
-                     baselines=[policy], with_agent=False)
+                     baselines=[] if agent else [policy], with_agent=agent)
         print(f"{policy} (shadow: {args.user_model})")
         print(f"  {'positions':<10} {'tracks':>7} {'P(leave) true':>14} {'learned':>8} "
               f"{'P(listen) true':>15} {'learned':>8}")
