@@ -158,6 +158,15 @@ def exposure_rows(model: AbstractUserModel, exposure: ExposureLog, leave_model=N
     return listen, leave
 
 
+def past_cap_bands(position: np.ndarray, cap: int) -> np.ndarray:
+    """float [..., 3]: whether the 1-based `position` lies 1-10, 11-20 or more than 20
+    tracks past `cap` (the log's longest session)."""
+    pos = np.asarray(position)[..., None]
+    lo = np.array([cap, cap + 10, cap + 20])
+    hi = np.array([cap + 10, cap + 20, np.iinfo(np.int64).max])
+    return ((pos > lo) & (pos <= hi)).astype(np.float64)
+
+
 def slice_leave_rows(model: AbstractUserModel,
                      exposure: ExposureLog) -> Optional[Dict[str, np.ndarray]]:
     """The slice's at-risk rows after its randomly exposed tracks (positions past
@@ -201,13 +210,18 @@ class ExposureCalibration:
     """Fitted correction: `listen` = (a, b, c), or (a, b, c, d) with the track's
     popularity in the log (`popularity_feature`) as a fourth input, `leave` = (v0, v1);
     `support` = (weight, mean, sd) of the pair's co-play support (`CoPlaySupport`,
-    standardised by the slice's mean and sd; weight 0: not read); `selection` holds
-    the held-out log losses with and without each part."""
+    standardised by the slice's mean and sd; weight 0: not read); `past_cap` = the
+    weights of three position bands past the leave model's cap `cap` (cap+1..cap+10,
+    cap+11..cap+20, beyond), added to P(leave)'s logit there (empty: not read; only a
+    slice whose sessions run past the log's cap can show them); `selection` holds the
+    held-out log losses with and without each part."""
 
     listen: Tuple[float, ...] = (0.0, 1.0, 0.0)
     leave: Tuple[float, float] = (0.0, 1.0)
     selection: Dict[str, float] = dataclasses.field(default_factory=dict)
     support: Tuple[float, float, float] = (0.0, 0.0, 1.0)
+    past_cap: Tuple[float, ...] = ()
+    cap: int = 0
 
     @classmethod
     def fit(cls, model: AbstractUserModel, exposure: ExposureLog, holdout: float = 0.2,
@@ -298,7 +312,29 @@ class ExposureCalibration:
         support_w = ((weights[-1], scale[0], scale[1]) if "support" in kept
                      else cls.support)
         v = fit_logistic(vt["logit_h"][:, None], vt["left"], ridge)
-        out = cls(listen_w, tuple(float(x) for x in v), {}, support_w)
+        leave_cap = int(getattr(model.leave_hazard, "cap", None) or 0)
+        past_w: Tuple[float, ...] = ()
+        band_selection: Dict[str, float] = {}
+        if leave_cap and (vt["position"] > leave_cap).any() and (vh["position"] > leave_cap).any():
+            # Past the log's cap the leave model never saw a listener: each band's
+            # level, kept only where the held-out sessions show it by more than their
+            # noise (the rule of the optional P(listen) inputs above).
+            def with_bands(rows):
+                return np.concatenate([rows["logit_h"][:, None],
+                                       past_cap_bands(rows["position"], leave_cap)], 1)
+            v2 = fit_logistic(with_bands(vt), vt["left"], ridge)
+            rows1 = _row_log_loss(sigmoid(v[0] + v[1] * vh["logit_h"]), vh["left"])
+            rows2 = _row_log_loss(sigmoid(np.c_[np.ones(len(vh["left"])), with_bands(vh)] @ v2),
+                                  vh["left"])
+            gain, se = _clustered_mean(rows1 - rows2, vh["session"])
+            band_selection = {"leave_log_loss_without_past_cap": float(rows1.mean()),
+                              "leave_log_loss_with_past_cap": float(rows2.mean()),
+                              "past_cap_gain": gain, "past_cap_gain_se": se,
+                              "past_cap_rows_held_out": int((vh["position"] > leave_cap).sum())}
+            if gain > 2 * se:
+                v, past_w = v2[:2], tuple(float(x) for x in v2[2:])
+        out = cls(listen_w, tuple(float(x) for x in v), {}, support_w, past_w,
+                  leave_cap if past_w else 0)
         selection = {
             "listen_rows_held_out": int(len(lh["listened"])),
             "listen_log_loss_base": log_loss(sigmoid(lh["logit_p"]), lh["listened"]),
@@ -308,8 +344,9 @@ class ExposureCalibration:
             **extra_selection,
             "leave_rows_held_out": int(len(vh["left"])),
             "leave_log_loss_base": log_loss(sigmoid(vh["logit_h"]), vh["left"]),
-            "leave_log_loss_calibrated": log_loss(out.leave_prob(sigmoid(vh["logit_h"])),
-                                                  vh["left"]),
+            "leave_log_loss_calibrated": log_loss(out.leave_prob(sigmoid(vh["logit_h"]),
+                                                                 vh["position"]), vh["left"]),
+            **band_selection,
             "mean_listened_held_out": float(np.mean(lh["listened"])) if len(lh["listened"]) else float("nan"),
             "mean_p_base_held_out": float(np.mean(sigmoid(lh["logit_p"]))) if len(lh["listened"]) else float("nan"),
         }
@@ -320,7 +357,9 @@ class ExposureCalibration:
                                        < selection["leave_log_loss_base"])
         return cls(out.listen if selection["listen_kept"] else cls.listen,
                    out.leave if selection["leave_kept"] else cls.leave, selection,
-                   out.support if selection["listen_kept"] else cls.support)
+                   out.support if selection["listen_kept"] else cls.support,
+                   out.past_cap if selection["leave_kept"] else (),
+                   out.cap if selection["leave_kept"] else 0)
 
     @property
     def uses_popularity(self) -> bool:
@@ -350,10 +389,18 @@ class ExposureCalibration:
             x = x + w * (np.asarray(support, np.float64) - mean) / sd
         return sigmoid(x)
 
-    def leave_prob(self, h: np.ndarray) -> np.ndarray:
+    def leave_prob(self, h: np.ndarray, position: Optional[np.ndarray] = None) -> np.ndarray:
+        """Corrected P(leave) from the leave model's `h`, after the track at 1-based
+        `position` in the session (needed when `past_cap` is read)."""
         h = np.asarray(h, np.float64)
         v0, v1 = self.leave
-        return np.where(h > 0, sigmoid(v0 + v1 * logit(h)), 0.0)
+        x = v0 + v1 * logit(h)
+        if self.past_cap:
+            if position is None:
+                raise UserModelError("this exposure calibration reads the position past "
+                                     "the log's cap: give it")
+            x = x + past_cap_bands(position, self.cap) @ np.asarray(self.past_cap)
+        return np.where(h > 0, sigmoid(x), 0.0)
 
     @property
     def improves(self) -> bool:
@@ -369,7 +416,8 @@ class ExposureCalibration:
         with open(path) as f:
             d = json.load(f)
         return cls(tuple(d["listen"]), tuple(d["leave"]), d.get("selection", {}),
-                   tuple(d.get("support", cls.support)))
+                   tuple(d.get("support", cls.support)), tuple(d.get("past_cap", ())),
+                   int(d.get("cap", 0)))
 
 
 class ExposureCalibratedUserModel(AbstractUserModel):
@@ -474,7 +522,7 @@ class ExposureCalibratedUserModel(AbstractUserModel):
         hz = self.leave_model.hazards(ext.tracks, ext.responses)
         cols = history.length[:, None].astype(np.int64) + np.arange(slate.shape[1])[None, :]
         h = np.take_along_axis(hz, cols, axis=1)
-        return np.where(~history.lined_up(slate), self.calibration.leave_prob(h), h)
+        return np.where(~history.lined_up(slate), self.calibration.leave_prob(h, cols + 1), h)
 
 
 def popularity_feature(play_counts: np.ndarray) -> np.ndarray:

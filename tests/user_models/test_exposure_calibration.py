@@ -167,3 +167,80 @@ def test_the_popularity_input_by_hand_and_chosen_on_the_held_out_slice(world):
     p = plain.selection
     assert p["listen_uses_popularity"] == (p["listen_log_loss_with_popularity"]
                                            < p["listen_log_loss_without_popularity"])
+
+
+def test_past_the_cap_bands_by_hand(tmp_path):
+    """P(leave)'s logit gains a band's weight 1-10, 11-20 and more than 20 tracks past
+    the leave model's cap; at or before the cap nothing."""
+    from user_models.exposure_calibration import past_cap_bands
+    np.testing.assert_array_equal(past_cap_bands(np.array([3, 4, 13, 14, 23, 24, 100]), 3),
+                                  [[0, 0, 0], [1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 1, 0],
+                                   [0, 0, 1], [0, 0, 1]])
+    base = _Rates([0.5, 0.6, 0.7, 0.8])
+    cal = ExposureCalibration(leave=(0.3, 2.0), past_cap=(-0.5, -1.0, -1.5), cap=3)
+    model = ExposureCalibratedUserModel(base, cal)
+    tracks = np.full((2, 12), -1, np.int32)
+    tracks[0, :2], tracks[1] = [0, 1], np.arange(12) % 4
+    history = History(tracks, np.ones((2, 12), np.float32), np.array([2, 12], np.int32),
+                      np.zeros(2, np.int16), np.arange(2))
+    h = model.leave_probs(history, np.array([[1, 2, 3], [1, 2, 3]]), np.ones((2, 3), bool))
+
+    def at(band):
+        return 1 / (1 + np.exp(-(0.3 + 2.0 * _logit(0.2) + band)))
+    # Row 0 hears positions 3, 4, 5 (cap 3); row 1 positions 13, 14, 15.
+    np.testing.assert_allclose(h, [[at(0), at(-0.5), at(-0.5)], [at(-0.5), at(-1.0), at(-1.0)]])
+    with pytest.raises(UserModelError, match="position"):
+        cal.leave_prob(np.array([0.2]))
+    cal.save(str(tmp_path / "cal.json"))                # saved and loaded with its bands
+    assert ExposureCalibration.load(str(tmp_path / "cal.json")) == cal
+
+
+class _LeavesTooOftenPastTheCap:
+    """A fitted leave model that extrapolates badly: as `fitted` up to the log's cap,
+    then 6 times its hazard (at most 0.9)."""
+
+    def __init__(self, fitted):
+        self.fitted, self.cap = fitted, fitted.cap
+
+    def redundancy(self, history, candidates):
+        return self.fitted.redundancy(history, candidates)
+
+    def hazards(self, tracks, listened):
+        h = self.fitted.hazards(tracks, listened)
+        t = np.arange(1, h.shape[1] + 1)[None, :]
+        return np.where(t <= self.cap, h, np.minimum(6 * h, 0.9))
+
+
+def test_a_slice_past_the_cap_corrects_leaving_there(tmp_path):
+    """A slice whose sessions run to 40 tracks shows listeners leave past the log's cap
+    (20) far less than the model says: the bands are kept, their weights below 0,
+    because the held-out sessions say so (by more than twice the gain's standard
+    error); before the cap no band applies.  A slice cut at the cap cannot show them and
+    reads none."""
+    paths = generate(str(tmp_path / "w"), num_sessions=200, seed=4,
+                     config=WorldConfig(seed=4, **TINY_WORLD), exploration_sessions=2000,
+                     explore_from=10, exploration_length=40)
+    log = read_session_log(paths["log"], paths["tracks"])
+    exposed = read_session_log(paths["exploration"], catalog=log.catalog)
+    assert exposed.lengths.max() > 30
+    model = _fitted(log)
+    assert model.leave_hazard.cap == 20
+    model.leave_hazard = _LeavesTooOftenPastTheCap(model.leave_hazard)
+    cal = ExposureCalibration.fit(model, ExposureLog(exposed, 10))
+    s = cal.selection
+    assert s["past_cap_rows_held_out"] > 1000
+    assert s["past_cap_gain"] > 2 * s["past_cap_gain_se"] > 0
+    # 21-30 and 31-40 lowered; no session runs past 40, so that band stays 0.
+    assert cal.cap == 20 and cal.past_cap[0] < -0.3 and cal.past_cap[1] < -0.3
+    assert cal.past_cap[2] == 0.0
+    assert s["leave_log_loss_calibrated"] < s["leave_log_loss_without_past_cap"]
+    # Within the cap no band applies.
+    assert cal.leave_prob(np.array([0.06]), np.array([15])) == pytest.approx(
+        1 / (1 + np.exp(-(cal.leave[0] + cal.leave[1] * _logit(0.06)))))
+    cut = read_session_log(generate(str(tmp_path / "cut"), num_sessions=200, seed=4,
+                                    config=WorldConfig(seed=4, **TINY_WORLD),
+                                    exploration_sessions=2000, explore_from=10)["exploration"],
+                           catalog=log.catalog)
+    assert cut.lengths.max() <= 20
+    plain = ExposureCalibration.fit(model, ExposureLog(cut, 10))
+    assert plain.past_cap == () and "past_cap_gain" not in plain.selection
