@@ -32,8 +32,10 @@ any (its `leave_hazard` is the base model's).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import os
+import sys
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -538,15 +540,13 @@ def calibration_path(model_dir: str, exposure: ExposureLog,
                      folds: int = 0) -> str:
     """Where the calibration on this exposure slice is cached beside the model."""
     import hashlib
-    import inspect
-    import sys
     pop = "" if popularity is None else hashlib.sha1(
         np.ascontiguousarray(popularity, np.float64).tobytes()).hexdigest()
     sup = "" if support is None else hashlib.sha1(
         support.keys.tobytes() + support.counts.tobytes()).hexdigest()
     key = hashlib.sha1((exposure.log.content_digest() + str(exposure.explore_from) + pop +
                         sup + (f"folds{folds}" if folds else "") +
-                        inspect.getsource(sys.modules[__name__])).encode()).hexdigest()[:12]
+                        _SOURCE_AT_IMPORT).encode()).hexdigest()[:12]
     return os.path.join(model_dir, f"exposure_calibration-{key}.json")
 
 
@@ -572,3 +572,10 @@ def calibrated(model: AbstractUserModel, exposure: Optional[ExposureLog],
         if path:
             cal.save(path)
     return ExposureCalibratedUserModel(model, cal, popularity, support)
+
+
+#: This module's code as it was imported, for the calibration cache's key: read at
+#: import, not when a key is made, so that a job keys its calibrations by the code it
+#: runs even when the file is edited while it runs (found 2026-12-07: a probe started
+#: before an edit stored its calibrations under the edited code's key).
+_SOURCE_AT_IMPORT = inspect.getsource(sys.modules[__name__])

@@ -244,3 +244,15 @@ def test_a_slice_past_the_cap_corrects_leaving_there(tmp_path):
     assert cut.lengths.max() <= 20
     plain = ExposureCalibration.fit(model, ExposureLog(cut, 10))
     assert plain.past_cap == () and "past_cap_gain" not in plain.selection
+
+
+def test_the_cache_key_is_the_code_imported_not_the_file_on_disk(world, tmp_path, monkeypatch):
+    """A job keys its calibrations by the code it runs: what `inspect` reads from disk
+    later (an edit while the job runs) does not move the key."""
+    import inspect
+
+    from user_models.exposure_calibration import calibration_path
+    _, exposed = world
+    before = calibration_path(str(tmp_path), ExposureLog(exposed, 10))
+    monkeypatch.setattr(inspect, "getsource", lambda obj: "# edited while running")
+    assert calibration_path(str(tmp_path), ExposureLog(exposed, 10)) == before
