@@ -1,5 +1,6 @@
 """Where the learned leave model parts from the listeners: P(leave) and P(listen) along
-the ground truth's own episodes, by position in the session, against the truth's.
+the ground truth's own episodes, by position in the session, against the truth's, and
+P(leave) by position after a listen and after a skip.
 
     python benchmarks/leave_by_position.py --run_dir=runs/lird_ddpg [--episodes=256]
         [--policy=random --policy=greedy_user_model --policy=most_popular]
@@ -29,15 +30,18 @@ from user_models.ground_truth import GroundTruthUserModel
 
 
 class ByPosition(ShadowedUserModel):
-    """A shadow that also sums its answers and the truth's per position bucket."""
+    """A shadow that also sums its answers and the truth's per position bucket, and
+    P(leave) per position bucket after a listen and after a skip (`by_response`)."""
 
     def __init__(self, responder, shadow, width: int = 10):
         super().__init__(responder, shadow)
         self.width = width
         self.buckets = collections.defaultdict(lambda: np.zeros(5))
+        self.by_response = collections.defaultdict(lambda: np.zeros(3))
 
     def record(self, history, slate, answer, heard, shadow_p, true_h, shadow_h):
         super().record(history, slate, answer, heard, shadow_p, true_h, shadow_h)
+        listened = np.asarray(answer[1], bool)
         for k in range(slate.shape[1]):
             pos = history.length + k + 1
             bucket = np.minimum((pos - 1) // self.width * self.width + 1, 41)
@@ -46,6 +50,10 @@ class ByPosition(ShadowedUserModel):
                 self.buckets[int(b)] += [rows.sum(), true_h[rows, k].sum(),
                                          shadow_h[rows, k].sum(), answer[0][rows, k].sum(),
                                          shadow_p[rows, k].sum()]
+                for response in (True, False):
+                    r = rows & (listened[:, k] == response)
+                    self.by_response[(int(b), response)] += [r.sum(), true_h[r, k].sum(),
+                                                             shadow_h[r, k].sum()]
 
 
 FLAGS = flags.FLAGS
@@ -84,6 +92,17 @@ def main() -> int:
                            "listen_true": pt / n, "listen_learned": ps / n}
             print(f"  {label:<10} {int(n):>7} {ht / n:>14.4f} {hs / n:>8.4f} {pt / n:>15.3f} "
                   f"{ps / n:>8.3f}")
+        print(f"  {'positions':<10} {'after a listen: tracks':>22} {'true':>7} {'learned':>8} "
+              f"{'after a skip: tracks':>21} {'true':>7} {'learned':>8}")
+        for b in sorted(probe["m"].buckets):
+            label = f"{b}-{b + 9}" if b < 41 else f"{b}+"
+            cells = []
+            for response, name in ((True, "after_listen"), (False, "after_skip")):
+                n, ht, hs = probe["m"].by_response[(b, response)]
+                rows[label][name] = {"tracks": int(n), "leave_true": ht / max(n, 1),
+                                     "leave_learned": hs / max(n, 1)}
+                cells.append(f"{int(n):>7} {ht / max(n, 1):>7.4f} {hs / max(n, 1):>8.4f}")
+            print(f"  {label:<10} {cells[0]:>38} {cells[1]:>37}")
         out[policy] = rows
     return out
 
