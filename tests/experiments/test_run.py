@@ -239,9 +239,9 @@ def test_a_runs_offline_error_splits_into_its_parts(four_iterations):
     _, run_dir = four_iterations
     gin.clear_config()
     try:
-        scored = evaluate.evaluate_run(str(run_dir), ["ground_truth", "logistic"], episodes=8)
-        self_dec = evaluate.decompose_run(str(run_dir), "ground_truth", scored, 8)
-        dec = evaluate.decompose_run(str(run_dir), "logistic", scored, 8)
+        scored = evaluate.evaluate_run(str(run_dir), ["ground_truth", "logistic"], episodes=4)
+        self_dec = evaluate.decompose_run(str(run_dir), "ground_truth", scored, 4)
+        dec = evaluate.decompose_run(str(run_dir), "logistic", scored, 4)
     finally:
         gin.clear_config()
     assert set(self_dec) == set(dec) == set(scored)
