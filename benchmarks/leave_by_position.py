@@ -16,6 +16,8 @@ heard track's P(leave) after it and P(listen) are averaged by the track's positi
 from __future__ import annotations
 
 import collections
+import json
+import os
 
 from absl import flags
 import spotisim  # noqa: F401  (first: quiets the stack, portable fits)
@@ -25,6 +27,7 @@ from experiments.evaluate import evaluate_run
 from experiments.policy_evaluation import BASELINES, MODEL_POLICIES
 from experiments.user_model_cache import user_model_by_name
 from spotisim import cli
+from spotisim.errors import ConfigError
 from user_models.composite import ShadowedUserModel
 from user_models.ground_truth import GroundTruthUserModel
 
@@ -56,6 +59,16 @@ class ByPosition(ShadowedUserModel):
                                                              shadow_h[r, k].sum()]
 
 
+def run_agent(run_dir: str):
+    """The name of the run's agent (None: a run of baselines, or not a finished run,
+    which `evaluate_run` then refuses)."""
+    try:
+        with open(os.path.join(run_dir, "metrics.json")) as f:
+            return json.load(f).get("agent")
+    except (OSError, ValueError):
+        return None
+
+
 FLAGS = flags.FLAGS
 
 
@@ -70,6 +83,11 @@ def define_flags() -> None:
 def main() -> int:
     args = FLAGS
     policies = args.policy or ["random", "greedy_user_model", "most_popular"]
+    agent_name = run_agent(args.run_dir)
+    for policy in policies:  # before anything plays: a misspelt name is one line
+        if policy not in BASELINES and policy not in MODEL_POLICIES and policy != agent_name:
+            raise ConfigError(f"--policy={policy}: not a baseline, a policy on the model or "
+                              f"this run's agent ({agent_name})")
     out = {}
     for policy in policies:
         probe = {}
@@ -78,7 +96,7 @@ def main() -> int:
             probe["m"] = ByPosition(GroundTruthUserModel(data.world),
                                     user_model_by_name(args.user_model, data, emb))
             return probe["m"]
-        agent = policy not in BASELINES and policy not in MODEL_POLICIES  # the run's agent
+        agent = policy == agent_name
         evaluate_run(args.run_dir, [("probe", factory)], episodes=args.episodes,
                      baselines=[] if agent else [policy], with_agent=agent)
         print(f"{policy} (shadow: {args.user_model})")

@@ -446,8 +446,10 @@ def format_table(out: dict) -> str:
     if selection:
         lines.append("held-out exposure slice, log loss of P(listen) / of P(leave) / "
                      "joint per session (the joint is the choice without ground truth): "
-                     + ", ".join(f"{s} {v['log_loss']:.4f} / {number_or_dash(v.get('leave_log_loss'), 4)}"
-                                 f" / {number_or_dash(v.get('joint'), 3)}" for s, v in selection.items())
+                     + ", ".join(f"{s} {v['log_loss']:.4f} / "
+                                 f"{number_or_dash(v.get('leave_log_loss'), 4)} / "
+                                 f"{number_or_dash(v.get('joint'), 3)}"
+                                 for s, v in selection.items())
                      + f"; chosen: {out['chosen']}")
     for s, a in out["alignment"].items():
         f = {k: a[k] for k in ("kendall_tau", "top_tau", "spearman_rho", "regret_at_1",
@@ -481,18 +483,6 @@ def last_line(out: dict) -> str:
     return (f"alignment: tau={t['value']:.3f} [{t['lo']:.3f}, {t['hi']:.3f}] "
             f"top-tau={top['value']:.3f} regret@1={r['value']:.2f}% "
             f"policies={len(out['policies'])}")
-
-
-def over_seeds_line(label: str, figures: dict, seeds: int, policies: int) -> str:
-    """`<label>: tau=X [lo, hi] top-tau=Z [lo, hi] regret@1=Y% [lo, hi] seeds=K
-    policies=N` from t-intervals over seeds (`stats.mean_interval`'s form) of
-    `kendall_tau`, `top_tau` and `regret_at_1`: the last line of every summary over
-    seeds (the study's, `alignment_seeds`; the main job's, `seeds`)."""
-    t, top, r = figures["kendall_tau"], figures["top_tau"], figures["regret_at_1"]
-    return (f"{label}: tau={t['mean']:.3f} [{t['lo']:.3f}, {t['hi']:.3f}] "
-            f"top-tau={top['mean']:.3f} [{top['lo']:.3f}, {top['hi']:.3f}] "
-            f"regret@1={r['mean']:.2f}% [{r['lo']:.2f}, {r['hi']:.2f}] "
-            f"seeds={seeds} policies={policies}")
 
 
 FLAGS = flags.FLAGS

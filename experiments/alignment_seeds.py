@@ -32,14 +32,14 @@ import gin
 import spotisim  # noqa: F401  (first: quiets the stack at import)
 from absl import flags
 
-from experiments.alignment import ONLINE, over_seeds_line, run_alignment
+from experiments.alignment import ONLINE, run_alignment
 from experiments.run import CONFIG_DIR
 from spotisim import cli
 from spotisim.errors import ConfigError
 from spotisim.gin_utils import parse_gin
 from spotisim.io_utils import atomic_file
 from spotisim.stats import mean_interval
-from spotisim.tables import render_table
+from spotisim.tables import over_seeds_line, render_table
 
 #: The figures of the chosen simulator summarised over seeds, as alignment.json names them.
 FIGURES = ("kendall_tau", "top_tau", "regret_at_1", "max_abs_error")

@@ -27,8 +27,8 @@ from tf_agents.policies import py_tf_eager_policy
 from agents.registry import agent_spec_by_name
 from experiments.assembly import parse_run_config
 from experiments.experiment import Experiment
-from experiments.offline_error import (LEAVE, LISTEN, ONLINE, SHADOW, decomposition_scorers,
-                                       format_decomposition, split_error)
+from experiments.offline_error import (decomposition_scorers, format_decomposition,
+                                       policy_parts)
 from experiments.policy_evaluation import (BASELINES, MODEL_POLICIES, evaluate_policies,
                                           evaluation_seed)
 from experiments.user_model_cache import fit_or_load_user_model, user_model_by_name
@@ -228,15 +228,8 @@ def decompose_run(run_dir: str, simulator: str, results: Mapping[str, Mapping[st
     hybrids = evaluate_run(run_dir, decomposition_scorers(simulator, episodes_match=True),
                            episodes, also=also, bindings=bindings,
                            trust_run_dir=trust_run_dir)
-    out = {}
-    for policy, row in hybrids.items():
-        v_t = results[policy][ONLINE]["mean_episode_reward"]
-        v_s = results[policy][simulator]["mean_episode_reward"]
-        out[policy] = {"online": v_t, "offline": v_s,
-                       **split_error(v_t, v_s, row[LISTEN]["mean_episode_reward"],
-                                     row[LEAVE]["mean_episode_reward"]),
-                       "shadow": row[SHADOW]["shadow"]}
-    return out
+    return {policy: policy_parts(results[policy], row, simulator)
+            for policy, row in hybrids.items()}
 
 
 main = cli.absl_main(_main)

@@ -84,20 +84,24 @@ def decompose(run_dir: str, simulator: str, reference: str, agent_dirs: Mapping[
                      lambda: evaluate(directory, specs, bindings, episodes=episodes,
                                       baselines=[]))
         got[name] = next(iter(res.values()))
-    out = {}
-    for p, row in got.items():
-        base = scores[p] if match else row
-        v_t = base[ONLINE]["mean_episode_reward"]
-        v_s = base[simulator]["mean_episode_reward"]
-        parts = split_error(v_t, v_s, row[LISTEN]["mean_episode_reward"],
-                            row[LEAVE]["mean_episode_reward"])
-        out[p] = {"online": v_t, "offline": v_s, **parts,
-                  "shadow": row[SHADOW]["shadow"],
-                  "left_online": base[ONLINE].get("end_left_rate"),
-                  "left_offline": base[simulator].get("end_left_rate"),
-                  "skip_online": base[ONLINE]["skip_rate"],
-                  "skip_offline": base[simulator]["skip_rate"]}
-    return out
+    return {p: policy_parts(scores[p] if match else row, row, simulator)
+            for p, row in got.items()}
+
+
+def policy_parts(scored: Mapping[str, dict], hybrids: Mapping[str, dict],
+                 simulator: str) -> Dict[str, object]:
+    """One policy's decomposition: `scored` its metrics under the truth and `simulator`,
+    `hybrids` under the scorers of `decomposition_scorers` (on the same starts)."""
+    v_t = scored[ONLINE]["mean_episode_reward"]
+    v_s = scored[simulator]["mean_episode_reward"]
+    return {"online": v_t, "offline": v_s,
+            **split_error(v_t, v_s, hybrids[LISTEN]["mean_episode_reward"],
+                          hybrids[LEAVE]["mean_episode_reward"]),
+            "shadow": hybrids[SHADOW]["shadow"],
+            "left_online": scored[ONLINE].get("end_left_rate"),
+            "left_offline": scored[simulator].get("end_left_rate"),
+            "skip_online": scored[ONLINE]["skip_rate"],
+            "skip_offline": scored[simulator]["skip_rate"]}
 
 
 def format_decomposition(dec: Mapping[str, dict]) -> str:

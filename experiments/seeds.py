@@ -40,7 +40,7 @@ from spotisim.errors import ConfigError
 from spotisim.gin_utils import parse_gin
 from spotisim.io_utils import atomic_file
 from spotisim.stats import mean_interval
-from spotisim.tables import interval as format_interval, render_table
+from spotisim.tables import interval as format_interval, over_seeds_line, render_table
 
 METRICS = ("skip_rate", "mean_episode_reward", "mean_episode_length", "diversity", "coverage")
 
@@ -167,7 +167,6 @@ def format_verdicts(verdicts: dict, seeds: Sequence[int] = ()) -> str:
 
 
 def verdicts_line(verdicts: dict) -> str:
-    from experiments.alignment import over_seeds_line
     return over_seeds_line("verdicts over seeds", verdicts["figures"],
                            len(verdicts["favourite_first_or_within_1pct"]),
                            len(verdicts["policies"]))

@@ -40,3 +40,15 @@ def interval(mean: float, lo: float, hi: float, digits: int = 3, signed: bool = 
     """'m [lo, hi]' with `digits` decimals (signs shown with `signed`)."""
     f = f"{{:{'+' if signed else ''}.{digits}f}}"
     return f"{f.format(mean)} [{f.format(lo)}, {f.format(hi)}]"
+
+
+def over_seeds_line(label: str, figures: dict, seeds: int, policies: int) -> str:
+    """`<label>: tau=X [lo, hi] top-tau=Z [lo, hi] regret@1=Y% [lo, hi] seeds=K
+    policies=N` from t-intervals over seeds (`spotisim.stats.mean_interval`'s form) of
+    `kendall_tau`, `top_tau` and `regret_at_1`: the last line of every summary over
+    seeds (the study's, `alignment_seeds`; the main job's, `seeds`)."""
+    t, top, r = figures["kendall_tau"], figures["top_tau"], figures["regret_at_1"]
+    return (f"{label}: tau={t['mean']:.3f} [{t['lo']:.3f}, {t['hi']:.3f}] "
+            f"top-tau={top['mean']:.3f} [{top['lo']:.3f}, {top['hi']:.3f}] "
+            f"regret@1={r['mean']:.2f}% [{r['lo']:.2f}, {r['hi']:.2f}] "
+            f"seeds={seeds} policies={policies}")
