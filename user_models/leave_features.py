@@ -61,10 +61,12 @@ def boredom_features(tracks: np.ndarray, listened: np.ndarray, unit_emb: np.ndar
 
 
 def boredom_features_grid(tracks: np.ndarray, listened: np.ndarray, unit_emb: np.ndarray,
-                          decays: Sequence[float], keeps: Sequence[float]):
+                          decays: Sequence[float], keeps: Sequence[float],
+                          max_streak: int = MAX_STREAK):
     """`boredom_features` for every (decay, keep) pair in one pass over the positions
     (the leave head reads 12 of them every simulated step; one Python loop instead of
-    12): (streak [B, H], boredom [D, K, B, H], centroid [K, B, d])."""
+    12): (streak [B, H] capped at `max_streak`, boredom [D, K, B, H], centroid
+    [K, B, d])."""
     tracks = np.asarray(tracks)
     B, H = tracks.shape
     d = unit_emb.shape[1]
@@ -86,7 +88,7 @@ def boredom_features_grid(tracks: np.ndarray, listened: np.ndarray, unit_emb: np
         has |= lis
         b = np.where(valid[None, None, :], dec * b + rho[None], b)
         streak = np.where(valid, np.where(lis, 0, streak + 1), streak)
-        streak_out[:, t] = np.minimum(streak, MAX_STREAK)
+        streak_out[:, t] = np.minimum(streak, max_streak)
         bored_out[..., t] = b
     return streak_out, bored_out, centroid
 

@@ -10,10 +10,17 @@ builds on several time scales, or acts non-linearly, is not forced into one.
 
 Why these inputs and not the GRU state: episodes in the simulator run to 60 tracks
 after a 10-track history, far past the log's 20-track cap.  The inputs here stay in the
-range the log shows (the streak is capped at 5, every boredom level is a decayed sum
-bounded by 1 / (1 - decay)), and nothing reads the position, so the head extrapolates
-the way the hazard does, monotonically in boredom, instead of reading a recurrent state
-at lengths it never saw.
+range the log shows (the streak is read twice, capped at 5 and at `long_streak`, every
+boredom level is a decayed sum bounded by 1 / (1 - decay)), and nothing reads the
+position, so the head extrapolates the way the hazard does, monotonically in boredom,
+instead of reading a recurrent state at lengths it never saw.
+
+Why the second streak: with the streak capped at 5 alone, every run of 5 to 19 skips
+looks the same, and the log has many (12% of its entries; sessions skipped through).
+The head then answered their average: +0.30 in logit too high after 5 to 10 skips and
+-0.25 too low after 11 or more, on its own training log, and along the simulated
+episodes, whose listeners skip more past the cap, the excess was most of the hazard's
+error there (docs/offline_verdicts.md, "The head's streak").
 
 The loss (`censored_hazard_loss`): after each track t from the log's shortest session
 length on, "did the listener leave here" (t = the session's length) or not; sessions
@@ -61,6 +68,8 @@ class LeaveHead:
         dimensions that do not (None: the unit embeddings themselves).
       units: hidden units beside the linear part.
       decays / keeps: the time scales of the boredom recursions it reads.
+      long_streak: the second streak feature reads the streak capped here (None: only
+        the streak capped at 5, as heads saved before it was added).
       epochs / batch_size / learning_rate / patience / seed: training (Adam, early
         stopping on the validation split's censored loss, best weights kept).
     """
@@ -68,7 +77,8 @@ class LeaveHead:
     def __init__(self, embeddings: np.ndarray, units: int = 16,
                  decays: Sequence[float] = DECAYS, keeps: Sequence[float] = KEEPS,
                  epochs: int = 40, batch_size: int = 4096, learning_rate: float = 1e-2,
-                 patience: int = 4, seed: int = 0, projection_dim: Optional[int] = 8):
+                 patience: int = 4, seed: int = 0, projection_dim: Optional[int] = 8,
+                 long_streak: Optional[int] = 20):
         self.embeddings = np.asarray(embeddings, np.float64)
         self.projection: Optional[np.ndarray] = None
         self.unit_emb = unit(self.embeddings)
@@ -76,7 +86,8 @@ class LeaveHead:
         self.config = dict(units=int(units), epochs=int(epochs), batch_size=int(batch_size),
                            learning_rate=float(learning_rate), patience=int(patience),
                            seed=int(seed),
-                           projection_dim=None if projection_dim is None else int(projection_dim))
+                           projection_dim=None if projection_dim is None else int(projection_dim),
+                           long_streak=None if long_streak is None else int(long_streak))
         self.params: Optional[dict] = None
         self.first_at_risk = 1
         self.cap = None
@@ -115,23 +126,32 @@ class LeaveHead:
         return tuple((d, k) for d in self.decays for k in self.keeps)
 
     @property
+    def streak_caps(self) -> Tuple[int, ...]:
+        """The caps the streak features read it at (each scaled to [0, 1])."""
+        long = self.config.get("long_streak")
+        return (MAX_STREAK,) if long is None else (MAX_STREAK, long)
+
+    @property
     def num_features(self) -> int:
-        return 1 + len(self.pairs)
+        return len(self.streak_caps) + len(self.pairs)
 
     # ------------------------------------------------------------------ features
     def _recursions(self, tracks, listened):
         """Per keep: (streak [B, H], {decay: boredom [B, H]}, centroid [B, d])."""
         streak, bored, centroid = boredom_features_grid(tracks, listened, self.unit_emb,
-                                                        self.decays, self.keeps)
+                                                        self.decays, self.keeps,
+                                                        max(self.streak_caps))
         return {(d, k): (streak, bored[i, j], centroid[j])
                 for i, d in enumerate(self.decays) for j, k in enumerate(self.keeps)}
 
     def features(self, tracks: np.ndarray, listened: np.ndarray) -> np.ndarray:
-        """float [B, H, F]: [streak / 5, b_t(decay, keep) * (1 - decay) for each pair]
-        after each entry of padded histories (each boredom level scaled to [0, 1])."""
+        """float [B, H, F]: [min(streak, cap) / cap for each of `streak_caps`,
+        b_t(decay, keep) * (1 - decay) for each pair] after each entry of padded
+        histories (each boredom level scaled to [0, 1])."""
         rec = self._recursions(np.asarray(tracks), np.asarray(listened))
         streak = next(iter(rec.values()))[0]
-        cols = [streak / MAX_STREAK] + [rec[(d, k)][1] * (1 - d) for d, k in self.pairs]
+        cols = [np.minimum(streak, cap) / cap for cap in self.streak_caps] + \
+            [rec[(d, k)][1] * (1 - d) for d, k in self.pairs]
         return np.stack(cols, -1)
 
     # ------------------------------------------------------------------ network
@@ -157,7 +177,8 @@ class LeaveHead:
             self.set_projection(fit_projection(
                 self.embeddings, log, val_log if val_log is not None and val_log.num_sessions
                 else log, self.config["projection_dim"], self.decays, self.keeps,
-                self.first_at_risk, self.cap, seed=self.config["seed"]))
+                self.first_at_risk, self.cap, seed=self.config["seed"],
+                long_streak=self.config["long_streak"]))
         train = self._rows(log)
         if train[1].sum() == 0:
             raise UserModelError("LeaveHead.fit: no session ends before the log's length "
@@ -243,7 +264,7 @@ class LeaveHead:
             self.set_projection(fit_projection(
                 self.embeddings, log, val_log, c["projection_dim"], self.decays, self.keeps,
                 self.first_at_risk, self.cap, seed=c["seed"], strategy=strategy,
-                worker=worker))
+                worker=worker, long_streak=c["long_streak"]))
         F = self.num_features
         signature = (tf.TensorSpec([None, F], tf.float32), tf.TensorSpec([None], tf.float32))
 
@@ -297,7 +318,7 @@ class LeaveHead:
         rec = self._recursions(history.tracks, history.responses)
         e = self.unit_emb[np.asarray(candidates)]                           # [B, C, d]
         B, C = np.shape(candidates)
-        cols = [np.zeros((B, C))]
+        cols = [np.zeros((B, C))] * len(self.streak_caps)
         for d, k in self.pairs:
             _, bored, centroid = rec[(d, k)]
             b = bored[:, -1] if bored.shape[1] else np.zeros(B)
@@ -311,7 +332,7 @@ class LeaveHead:
         """float [B, C]: max(0, e_c . centroid of recent listens), the centroid kept at
         the time scale the head leans on most (largest summed linear weight)."""
         self._check()
-        w = np.abs(self.params["w_lin"][1:]).reshape(len(self.decays), len(self.keeps))
+        w = np.abs(self.params["w_lin"][len(self.streak_caps):]).reshape(len(self.decays), len(self.keeps))
         keep = self.keeps[int(np.argmax(w.sum(0)))]
         _, _, centroid = boredom_features(history.tracks, history.responses, self.unit_emb,
                                           self.decays[0], keep)
@@ -345,7 +366,8 @@ class LeaveHead:
         if meta.get("class") != "LeaveHead":
             raise UserModelError(f"{path}: holds a {meta.get('class', 'LeaveHazard')}, "
                                  "not a LeaveHead")
-        head = cls(embeddings, decays=meta["decays"], keeps=meta["keeps"], **meta["config"])
+        config = {"long_streak": None, **meta["config"]}  # saved before the second streak
+        head = cls(embeddings, decays=meta["decays"], keeps=meta["keeps"], **config)
         head.params = {k: (np.asarray(v) if k != "b" else float(v))
                        for k, v in meta["params"].items()}
         head.first_at_risk, head.cap = meta["first_at_risk"], meta["cap"]
@@ -361,11 +383,13 @@ def fit_projection(embeddings: np.ndarray, log, val_log, dim: int,
                    cap: int, seed: int = 0, epochs: int = 60, patience: int = 5,
                    batch_size: int = 4096, learning_rate: float = 0.02,
                    strategy: Optional[tf.distribute.Strategy] = None,
-                   worker: Tuple[int, int] = (0, 1)) -> np.ndarray:
+                   worker: Tuple[int, int] = (0, 1),
+                   long_streak: Optional[int] = None) -> np.ndarray:
     """W [d, dim] such that the boredom recursions on unit(e W) best explain when the
     log's listeners left: the recursions of `boredom_features_grid`, written in
-    TensorFlow so that W is learned through them, under a linear hazard (streak and
-    every boredom level) with the censored loss; PCA start, early stopping on
+    TensorFlow so that W is learned through them, under a linear hazard (the streak
+    capped at 5 and, with `long_streak`, at that too, and every boredom level) with
+    the censored loss; PCA start, early stopping on
     `val_log`.  The log's session lengths are the only supervision.  `log` and
     `val_log` are `SessionLog`s, or `ShardedLog`s read a chunk at a time (then also
     as worker `worker` of a `tf.distribute` strategy: `streamed_fit`)."""
@@ -379,8 +403,10 @@ def fit_projection(embeddings: np.ndarray, log, val_log, dim: int,
         W = tf.Variable(vt[:dim].T.astype(np.float32), name="projection")
         coef = tf.Variable(tf.zeros(P))
         intercept, w_streak = tf.Variable(-3.0), tf.Variable(0.0)
+        w_long = tf.Variable(0.0)
+    long_cap = float(long_streak or MAX_STREAK)
     E = tf.constant(emb)
-    variables = [W, coef, intercept, w_streak]
+    variables = [W, coef, intercept, w_streak] + ([w_long] if long_streak else [])
 
     def logits(tracks, listened):
         z = tf.math.l2_normalize(tf.gather(E, tf.maximum(tracks, 0)) @ W, -1)  # [B, T, dim]
@@ -404,6 +430,7 @@ def fit_projection(embeddings: np.ndarray, log, val_log, dim: int,
             streak = tf.where(valid, tf.where(lis, 0.0, streak + 1), streak)
             levels = tf.transpose(tf.reshape(bored * (1 - dec), tf.stack([P, B])))
             out.append(intercept + w_streak * tf.minimum(streak, MAX_STREAK) / MAX_STREAK
+                       + w_long * tf.minimum(streak, long_cap) / long_cap
                        + tf.linalg.matvec(levels, coef))
         return tf.stack(out, 1)
 
