@@ -9,7 +9,13 @@ are censored) gets "left here" or not; each model's P(leave) there is scored by
     the first bin, hazards being small).
 Models: the world's true hazard (the ceiling: the AUC a perfect model reaches), the
 sequential model's `LeaveHead`, and the simple fitted `LeaveHazard`.  The long-horizon
-issue's aims for the head: AUC within 0.02 of the true hazard's, ECE <= 0.02.
+issue's aims for the head: AUC within 0.02 of the true hazard's, ECE <= 0.02.  Then,
+by the length of the skip streak the row ends (0-4, 5-10, 11 or more), the mean P(leave)
+of the truth, of the head, of the head as it was before the eleventh session (the
+streak capped at 5 only and every decay of the grid: `long_streak=None,
+settled_only=False`) and of `LeaveHazard`
+(linear in the streak capped at 5), and the log loss of each:
+where a model misses the log's own long skip runs.
 
 With `--mssd` it also runs on the real MSSD slices (no truth there): the head against a
 hazard that uses position only (one leaving rate per track position, fitted on the
@@ -106,8 +112,49 @@ def synthetic(args):
     report("position only", rows(test, position_hazard(data.train, test, cap), first, cap)[0],
            y, truth_auc)
     print(f"leave head: AUC gap {truth_auc - a:+.3f} (aim <= 0.02), ECE {e:.4f} (aim <= 0.02)")
+    short = LeaveHead(emb, long_streak=None, settled_only=False).fit(data.train, data.val)
+    by_streak = streak_table(test, {"truth": true_h, "LeaveHead": head.hazards(tracks, listened),
+                                    "before (streak at 5, decay 0.95)":
+                                        short.hazards(tracks, listened),
+                                    "LeaveHazard": hazard.hazards(tracks, listened)},
+                             first, cap)
     return {"truth_auc": truth_auc, "leave_head_auc": a, "leave_head_ece": e,
-            "auc_gap": truth_auc - a}
+            "auc_gap": truth_auc - a, "by_streak": by_streak}
+
+
+def skip_streaks(log) -> np.ndarray:
+    """int [S, H]: the number of skips in a row each entry of the log ends (uncapped)."""
+    _, skipped, mask = log.padded()
+    out = np.zeros(mask.shape, np.int64)
+    run = np.zeros(mask.shape[0], np.int64)
+    for t in range(mask.shape[1]):
+        run = np.where(mask[:, t], np.where(skipped[:, t], run + 1, 0), run)
+        out[:, t] = run
+    return out
+
+
+def streak_table(log, hazards: dict, first_at_risk: int, cap: int,
+                 bands=((0, 4), (5, 10), (11, 10 ** 6))) -> dict:
+    """Per band of the skip streak, the at-risk rows' observed leaving rate and each
+    model's mean P(leave) and log loss (printed and returned)."""
+    streak = rows(log, skip_streaks(log), first_at_risk, cap)[0]
+    preds = {name: rows(log, h, first_at_risk, cap) for name, h in hazards.items()}
+    y = next(iter(preds.values()))[1].astype(np.float64)
+    print("  by skip streak: rows, observed rate, then each model's mean P(leave) "
+          "[log loss]: " + ", ".join(hazards))
+    out = {}
+    for lo, hi in bands:
+        m = (streak >= lo) & (streak <= hi)
+        label = f"{lo}-{hi}" if hi < 10 ** 6 else f"{lo}+"
+        out[label] = {"rows": int(m.sum()), "observed": float(y[m].mean())}
+        cells = []
+        for name, (p, _) in preds.items():
+            q = np.clip(p[m], 1e-9, 1 - 1e-9)
+            loss = float(-(y[m] * np.log(q) + (1 - y[m]) * np.log(1 - q)).mean())
+            out[label][name] = {"mean": float(p[m].mean()), "log_loss": loss}
+            cells.append(f"{p[m].mean():.4f} [{loss:.4f}]")
+        print(f"    {label:<6} {int(m.sum()):>7} {y[m].mean():.4f}   " + "   ".join(cells))
+    return out
 
 
 def mssd(args):

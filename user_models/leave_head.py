@@ -44,7 +44,8 @@ from spotisim.data.streaming import ShardedLog
 from user_models import streamed_fit
 from user_models.early_stopping import train_with_early_stopping
 from user_models.leave_features import (DECAYS, KEEPS, MAX_STREAK, at_risk_rows,
-                                        boredom_features, boredom_features_grid, unit)
+                                        boredom_features, boredom_features_grid,
+                                        settled_decays, unit)
 
 
 
@@ -67,7 +68,10 @@ class LeaveHead:
         embeddings' directions that matter for "more of the same", without the
         dimensions that do not (None: the unit embeddings themselves).
       units: hidden units beside the linear part.
-      decays / keeps: the time scales of the boredom recursions it reads.
+      decays / keeps: the time scales of the boredom recursions it reads; with
+        `settled_only`, at fit, only the decays that settle within the log's longest
+        session (`leave_features.settled_decays`; False: every one, as heads fitted
+        before the eleventh session).
       long_streak: the second streak feature reads the streak capped here (None: only
         the streak capped at 5, as heads saved before it was added).
       epochs / batch_size / learning_rate / patience / seed: training (Adam, early
@@ -78,7 +82,7 @@ class LeaveHead:
                  decays: Sequence[float] = DECAYS, keeps: Sequence[float] = KEEPS,
                  epochs: int = 40, batch_size: int = 4096, learning_rate: float = 1e-2,
                  patience: int = 4, seed: int = 0, projection_dim: Optional[int] = 8,
-                 long_streak: Optional[int] = 20):
+                 long_streak: Optional[int] = 20, settled_only: bool = True):
         self.embeddings = np.asarray(embeddings, np.float64)
         self.projection: Optional[np.ndarray] = None
         self.unit_emb = unit(self.embeddings)
@@ -87,7 +91,8 @@ class LeaveHead:
                            learning_rate=float(learning_rate), patience=int(patience),
                            seed=int(seed),
                            projection_dim=None if projection_dim is None else int(projection_dim),
-                           long_streak=None if long_streak is None else int(long_streak))
+                           long_streak=None if long_streak is None else int(long_streak),
+                           settled_only=bool(settled_only))
         self.params: Optional[dict] = None
         self.first_at_risk = 1
         self.cap = None
@@ -173,6 +178,7 @@ class LeaveHead:
             raise UserModelError("LeaveHead.fit needs a log with sessions")
         self.first_at_risk = int(log.lengths.min())
         self.cap = int(log.lengths.max())
+        self._settle()
         if self.config["projection_dim"] and self.config["projection_dim"] < self.embeddings.shape[1]:
             self.set_projection(fit_projection(
                 self.embeddings, log, val_log if val_log is not None and val_log.num_sessions
@@ -204,6 +210,12 @@ class LeaveHead:
         tracks, skipped, mask = log.padded()   # every entry the head was shown, at risk or not
         self.feature_max = self.features(tracks, mask & ~skipped)[mask].max(0)
         return self
+
+    def _settle(self) -> None:
+        """Keeps the decays that settle within the log (`settled_only`), once its cap
+        is known: before the projection and the features are fitted."""
+        if self.config.get("settled_only"):
+            self.decays = settled_decays(self.decays, self.cap)
 
     def _variables(self, base: float) -> list:
         """The head's variables, its output bias at `base` (the log-odds of leaving)."""
@@ -251,6 +263,7 @@ class LeaveHead:
         self.first_at_risk, self.cap = log.length_range
         if self.cap == 0:
             raise UserModelError("LeaveHead.fit needs a log with sessions")
+        self._settle()
         exposed = events = 0
         for n in log.session_lengths():  # the at-risk rows and their events, shard by shard
             at_risk, left = at_risk_rows(n, self.cap, self.first_at_risk, self.cap)
@@ -332,7 +345,8 @@ class LeaveHead:
         """float [B, C]: max(0, e_c . centroid of recent listens), the centroid kept at
         the time scale the head leans on most (largest summed linear weight)."""
         self._check()
-        w = np.abs(self.params["w_lin"][len(self.streak_caps):]).reshape(len(self.decays), len(self.keeps))
+        w = np.abs(self.params["w_lin"][len(self.streak_caps):]).reshape(
+            len(self.decays), len(self.keeps))
         keep = self.keeps[int(np.argmax(w.sum(0)))]
         _, _, centroid = boredom_features(history.tracks, history.responses, self.unit_emb,
                                           self.decays[0], keep)
@@ -366,7 +380,8 @@ class LeaveHead:
         if meta.get("class") != "LeaveHead":
             raise UserModelError(f"{path}: holds a {meta.get('class', 'LeaveHazard')}, "
                                  "not a LeaveHead")
-        config = {"long_streak": None, **meta["config"]}  # saved before the second streak
+        # Saved before the second streak and the settled decays: read as then.
+        config = {"long_streak": None, "settled_only": False, **meta["config"]}
         head = cls(embeddings, decays=meta["decays"], keeps=meta["keeps"], **config)
         head.params = {k: (np.asarray(v) if k != "b" else float(v))
                        for k, v in meta["params"].items()}
