@@ -37,7 +37,7 @@ from spotisim.embeddings import build_embeddings
 from spotisim.gin_utils import parse_gin
 from user_models.base import History
 from user_models.ground_truth import GroundTruthUserModel
-from user_models.leave_features import at_risk_rows
+from user_models.leave_features import at_risk_rows, skip_streaks
 from user_models.leave_hazard import LeaveHazard
 from user_models.leave_head import LeaveHead
 
@@ -120,17 +120,6 @@ def synthetic(args):
                              first, cap)
     return {"truth_auc": truth_auc, "leave_head_auc": a, "leave_head_ece": e,
             "auc_gap": truth_auc - a, "by_streak": by_streak}
-
-
-def skip_streaks(log) -> np.ndarray:
-    """int [S, H]: the number of skips in a row each entry of the log ends (uncapped)."""
-    _, skipped, mask = log.padded()
-    out = np.zeros(mask.shape, np.int64)
-    run = np.zeros(mask.shape[0], np.int64)
-    for t in range(mask.shape[1]):
-        run = np.where(mask[:, t], np.where(skipped[:, t], run + 1, 0), run)
-        out[:, t] = run
-    return out
 
 
 def streak_table(log, hazards: dict, first_at_risk: int, cap: int,

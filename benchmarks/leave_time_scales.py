@@ -25,7 +25,7 @@ from absl import flags
 from experiments.assembly import exposure_run_data
 from spotisim import cli
 from spotisim.tables import render_table
-from user_models.leave_features import at_risk_rows
+from user_models.leave_features import at_risk_rows, skip_streaks
 from user_models.leave_head import LeaveHead
 
 FLAGS = flags.FLAGS
@@ -49,16 +49,6 @@ def row_losses(log, hazards, first_at_risk: int, cap: int):
     at_risk, events = at_risk_rows(log.lengths, hazards.shape[1], first_at_risk, cap)
     p = np.clip(hazards, 1e-9, 1 - 1e-9)
     return at_risk, events, -(events * np.log(p) + (1 - events) * np.log(1 - p))
-
-
-def skip_streaks(log) -> np.ndarray:
-    """int [S, H]: the skips in a row each entry ends (uncapped)."""
-    _, skipped, mask = log.padded()
-    out, run = np.zeros(mask.shape, np.int64), np.zeros(mask.shape[0], np.int64)
-    for t in range(mask.shape[1]):
-        run = np.where(mask[:, t], np.where(skipped[:, t], run + 1, 0), run)
-        out[:, t] = run
-    return out
 
 
 def paired_se(loss, base, rows) -> float:

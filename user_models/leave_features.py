@@ -110,6 +110,18 @@ def boredom_features_grid(tracks: np.ndarray, listened: np.ndarray, unit_emb: np
     return streak_out, bored_out, centroid
 
 
+def skip_streaks(log) -> np.ndarray:
+    """int [S, H]: the skips in a row each entry of a `SessionLog` ends, uncapped (the
+    features cap them; the benchmarks that check a leave model by streak do not); 0 on
+    padding."""
+    _, skipped, mask = log.padded()
+    out, run = np.zeros(mask.shape, np.int64), np.zeros(mask.shape[0], np.int64)
+    for t in range(mask.shape[1]):
+        run = np.where(mask[:, t], np.where(skipped[:, t], run + 1, 0), run)
+        out[:, t] = np.where(mask[:, t], run, 0)
+    return out
+
+
 def at_risk_rows(lengths: np.ndarray, width: int, first_at_risk: int,
                  cap: int) -> Tuple[np.ndarray, np.ndarray]:
     """(at_risk, event): bool [S, width] each, for the positions t = 1..width after which

@@ -320,3 +320,17 @@ def test_a_fitted_head_reads_the_settled_decays_only(world_log, head):
     head.save(path)
     again = LeaveHead.load(path, emb)
     assert again.decays == head.decays and again.streak_caps == (5, 20)
+
+
+def test_skip_streaks_by_hand():
+    """Uncapped runs of skips per entry: [listen, skip, skip, listen, skip] then a
+    session of 7 skips (past the features' cap of 5)."""
+    from spotisim.data.catalog import TrackCatalog
+    from spotisim.data.session_log import SessionLog
+    from user_models.leave_features import skip_streaks
+    skipped = np.array([0, 1, 1, 0, 1] + [1] * 7, bool)
+    log = SessionLog(np.array(["a", "b"], object), np.array([0, 5, 12]), np.zeros(12, int),
+                     {"skip_2": skipped, "context_type": np.zeros(12, np.int32)}, {},
+                     TrackCatalog(np.array(["t0"])))
+    np.testing.assert_array_equal(skip_streaks(log), [[0, 1, 2, 0, 1, 0, 0],
+                                                      [1, 2, 3, 4, 5, 6, 7]])
