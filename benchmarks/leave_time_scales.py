@@ -3,7 +3,6 @@ and a slice of exploration traffic that runs past the cap (no ground truth).
 (docs/offline_verdicts.md, "The head's streak and time scales"; not a test.)
 
     python benchmarks/leave_time_scales.py [--run_dir=runs/lird_ddpg]
-        [--gin_bindings="ensure_synthetic_world.directory = 'data/default_long20k'" ...]
 
 Three heads fitted on the run's training log (early stopping on its validation split):
   * before: the skip streak capped at 5 only, every decay of the grid (0.7 to 0.95)
@@ -15,7 +14,8 @@ Each is scored (log loss, mean predicted against observed leaving) on the log's 
 split by skip streak, and on the slice's sessions by position band, those past the cap
 being what no fit saw; the paired log-loss difference from `before` carries its
 standard error over the slice's sessions.  The default bindings read the 20,000-session
-slice run to 60 tracks (`data/default_long20k`, built on first use).
+slice run to 60 tracks (`data/default_long20k`, built on first use); `--gin_bindings`
+replace them (`ensure_synthetic_world.directory` and its exploration settings).
 """
 
 import spotisim  # noqa: F401  (first: quiets the stack at import)
