@@ -23,6 +23,7 @@ import numpy as np
 from absl import flags
 
 from experiments.assembly import exposure_run_data
+import experiments.runner  # noqa: F401  (registers the run's configurables for its config)
 from spotisim import cli
 from spotisim.tables import render_table
 from user_models.leave_features import at_risk_rows, skip_streaks
@@ -42,6 +43,8 @@ HEADS = (("before", dict(long_streak=None, settled_only=False)),
 def define_flags() -> None:
     flags.DEFINE_string("run_dir", "runs/lird_ddpg", "a finished run (its config)")
     flags.DEFINE_multi_string("gin_bindings", LONG_SLICE, "bindings over the run's own")
+    flags.DEFINE_integer("head_epochs", 40, "each head's training epochs (early stopping)",
+                         lower_bound=1)
 
 
 def row_losses(log, hazards, first_at_risk: int, cap: int):
@@ -64,7 +67,8 @@ def paired_se(loss, base, rows) -> float:
 
 def main() -> dict:
     data, emb = exposure_run_data(FLAGS.run_dir, FLAGS.gin_bindings)
-    heads = {name: LeaveHead(emb, **kw).fit(data.train, data.val) for name, kw in HEADS}
+    heads = {name: LeaveHead(emb, epochs=FLAGS.head_epochs, **kw).fit(data.train, data.val)
+             for name, kw in HEADS}
     first, cap = heads["before"].first_at_risk, heads["before"].cap
     figures = {"cap": cap, "decays": {n: list(h.decays) for n, h in heads.items()},
                "test_by_streak": {}, "slice_by_position": {}}

@@ -74,6 +74,8 @@ TINY: Dict[str, List[str]] = {
                                 "--gin_bindings=run_experiment.progress = False"],
     "leave_extrapolation": ["--run_dir={run}", "--pseudo_cap=14", "--head_epochs=1",
                             "--gin_bindings=run_experiment.progress = False"],
+    "leave_time_scales": ["--run_dir={run}", "--head_epochs=2",
+                          "--gin_bindings=run_experiment.progress = False"],
     "leave_hazard_fit": ["{world}"],
     "leave_head_quality": ["{world}"],
     "lird_handmade_actor": ["{world}"],
@@ -234,6 +236,12 @@ CHECKS = {
     "leave_extrapolation": lambda f: set(f["cuts"]) == {"14"} and all(
         r["rows"] > 0 and 0 < r["predicted"] < 1 for part in (f["cuts"]["14"], f["whole"])
         for r in part.values()) and len(f["whole"]) == 3,
+    # Three heads on the log by streak and on the slice (cut at the log's cap here, so
+    # no band past it); today's reads the settled decays, the others the whole grid.
+    "leave_time_scales": lambda f: set(f["test_by_streak"]) == {"0-4", "5-10", "11+"}
+    and f["decays"]["today's"] == [0.7, 0.8, 0.9] and len(f["decays"]["before"]) == 4
+    and len(f["slice_by_position"]) == 1 and all(0 < r["predicted"] < 1 for b in f["slice_by_position"].values()
+            for r in b.values()),
     "leave_hazard_fit": lambda f: f["sessions"] == 300,
     "leave_head_quality": lambda f: 0.5 < f["synthetic"]["truth_auc"] <= 1,
     "lird_handmade_actor": lambda f: 0 < f["skip_rate"] < 1,
