@@ -19,8 +19,10 @@ Why the second streak: with the streak capped at 5 alone, every run of 5 to 19 s
 looks the same, and the log has many (12% of its entries; sessions skipped through).
 The head then answered their average: +0.30 in logit too high after 5 to 10 skips and
 -0.25 too low after 11 or more, on its own training log, and along the simulated
-episodes, whose listeners skip more past the cap, the excess was most of the hazard's
-error there (docs/offline_verdicts.md, "The head's streak").
+episodes, whose listeners skip more past the cap, the excess was a third of the
+hazard's error there.  Why only the boredom time scales that settle within the log: a
+slower one is a position proxy past the cap (`leave_features.settled_decays`).  Both
+measured in docs/offline_verdicts.md, "The head's streak and time scales".
 
 The loss (`censored_hazard_loss`): after each track t from the log's shortest session
 length on, "did the listener leave here" (t = the session's length) or not; sessions
