@@ -39,6 +39,7 @@ from user_models.base import History
 from user_models.ground_truth import GroundTruthUserModel
 from user_models.leave_features import at_risk_rows, skip_streaks
 from user_models.leave_hazard import LeaveHazard
+from user_models import exposure_calibration as ec
 from user_models.leave_head import LeaveHead
 
 
@@ -138,8 +139,7 @@ def streak_table(log, hazards: dict, first_at_risk: int, cap: int,
         out[label] = {"rows": int(m.sum()), "observed": float(y[m].mean())}
         cells = []
         for name, (p, _) in preds.items():
-            q = np.clip(p[m], 1e-9, 1 - 1e-9)
-            loss = float(-(y[m] * np.log(q) + (1 - y[m]) * np.log(1 - q)).mean())
+            loss = ec.log_loss(p[m], y[m])
             out[label][name] = {"mean": float(p[m].mean()), "log_loss": loss}
             cells.append(f"{p[m].mean():.4f} [{loss:.4f}]")
         print(f"    {label:<6} {int(m.sum()):>7} {y[m].mean():.4f}   " + "   ".join(cells))

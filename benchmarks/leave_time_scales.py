@@ -26,6 +26,7 @@ from experiments.assembly import exposure_run_data
 import experiments.runner  # noqa: F401  (registers the run's configurables for its config)
 from spotisim import cli
 from spotisim.tables import render_table
+from user_models import exposure_calibration as ec
 from user_models.leave_features import at_risk_rows, skip_streaks
 from user_models.leave_head import LeaveHead
 
@@ -47,22 +48,37 @@ def define_flags() -> None:
                          lower_bound=1)
 
 
-def row_losses(log, hazards, first_at_risk: int, cap: int):
-    """(at-risk mask [S, H], events [S, H], per-entry log loss [S, H]) of `log`."""
+def scored(log, hazards: np.ndarray, first_at_risk: int, cap: int) -> dict:
+    """A head's P(leave) [S, H] over `log`: its at-risk mask, events and per-entry log
+    loss beside it, and which session each entry is in."""
     at_risk, events = at_risk_rows(log.lengths, hazards.shape[1], first_at_risk, cap)
-    p = np.clip(hazards, 1e-9, 1 - 1e-9)
-    return at_risk, events, -(events * np.log(p) + (1 - events) * np.log(1 - p))
+    session = np.broadcast_to(np.arange(hazards.shape[0])[:, None], hazards.shape)
+    return {"h": hazards, "at_risk": at_risk, "events": events, "session": session,
+            "loss": ec.row_log_loss(hazards, events)}
 
 
-def paired_se(loss, base, rows) -> float:
-    """Standard error of the mean per-row difference, clustered by session (rows of
-    one session move together)."""
-    diff = np.where(rows, loss - base, 0.0)
-    per_session, counts = diff.sum(1), rows.sum(1)
-    n = counts.sum()
-    mean = per_session.sum() / n
-    resid = per_session - mean * counts
-    return float(np.sqrt((resid ** 2).sum()) / n)
+def by_band(where: str, bands: dict, heads: dict, rows: list) -> dict:
+    """Per band (label -> bool [S, H]) and head: the at-risk rows' observed leaving,
+    mean P(leave) and log loss, and the paired change from `before` with its standard
+    error clustered by session; each also a row of the printed table."""
+    out = {}
+    for label, band in bands.items():
+        cell = out[label] = {}
+        base = heads["before"]
+        for name, s in heads.items():
+            m = s["at_risk"] & band
+            if not m.any():
+                continue
+            diff, se = ec.clustered_mean(s["loss"][m] - base["loss"][m], s["session"][m])
+            cell[name] = {"rows": int(m.sum()), "observed": float(s["events"][m].mean()),
+                          "predicted": float(s["h"][m].mean()),
+                          "log_loss": float(s["loss"][m].mean()),
+                          "minus_before": diff, "se": se}
+            rows.append([f"{where}, {label}", name, f"{int(m.sum()):,}",
+                         f"{s['events'][m].mean():.4f}", f"{s['h'][m].mean():.4f}",
+                         f"{s['loss'][m].mean():.5f}",
+                         "" if name == "before" else f"{diff:+.5f} ({se:.5f})"])
+    return out
 
 
 def main() -> dict:
@@ -70,54 +86,26 @@ def main() -> dict:
     heads = {name: LeaveHead(emb, epochs=FLAGS.head_epochs, **kw).fit(data.train, data.val)
              for name, kw in HEADS}
     first, cap = heads["before"].first_at_risk, heads["before"].cap
-    figures = {"cap": cap, "decays": {n: list(h.decays) for n, h in heads.items()},
-               "test_by_streak": {}, "slice_by_position": {}}
+    rows: list = []
     test = data.test
     tracks, skipped, mask = test.padded()
     streak = skip_streaks(test)
-    scored = {n: row_losses(test, h.hazards(tracks, mask & ~skipped), first, cap)
-              for n, h in heads.items()}
-    rows = []
-    for lo, hi in ((0, 4), (5, 10), (11, 10 ** 6)):
-        label = f"{lo}-{hi}" if hi < 10 ** 6 else f"{lo}+"
-        cell = figures["test_by_streak"][label] = {}
-        for n, h in heads.items():
-            at_risk, events, loss = scored[n]
-            m = at_risk & (streak >= lo) & (streak <= hi)
-            p = h.hazards(tracks, mask & ~skipped)[m]
-            cell[n] = {"rows": int(m.sum()), "observed": float(events[m].mean()),
-                       "predicted": float(p.mean()), "log_loss": float(loss[m].mean())}
-            rows.append([f"test, {label} skips", n, f"{int(m.sum()):,}",
-                         f"{events[m].mean():.4f}", f"{p.mean():.4f}",
-                         f"{loss[m].mean():.5f}", ""])
+    on_test = {n: scored(test, h.hazards(tracks, mask & ~skipped), first, cap)
+               for n, h in heads.items()}
+    streaks = {"0-4": streak <= 4, "5-10": (streak >= 5) & (streak <= 10),
+               "11+": streak >= 11}
     ex = data.exposure.log
     tracks, skipped, mask = ex.padded()
     width = tracks.shape[1]
+    on_slice = {n: scored(ex, h.within_log().hazards(tracks, mask & ~skipped), first,
+                          int(ex.lengths.max())) for n, h in heads.items()}
     pos = np.broadcast_to(np.arange(1, width + 1)[None, :], tracks.shape)
-    hz = {n: h.within_log().hazards(tracks, mask & ~skipped) for n, h in heads.items()}
-    scored = {n: row_losses(ex, hz[n], first, int(ex.lengths.max())) for n in heads}
-    bands = [(first + 1, cap), (cap + 1, cap + 10), (cap + 11, cap + 20), (cap + 21, width),
-             (cap + 1, width)]
-    for lo, hi in bands:
-        if lo > width:
-            continue
-        label = f"{lo}-{hi}"
-        cell = figures["slice_by_position"][label] = {}
-        base = scored["before"][2]
-        for n in heads:
-            at_risk, events, loss = scored[n]
-            m = at_risk & (pos >= lo) & (pos <= hi)
-            if not m.any():
-                continue
-            diff = float((loss[m] - base[m]).mean())
-            se = paired_se(loss, base, m)
-            cell[n] = {"rows": int(m.sum()), "observed": float(events[m].mean()),
-                       "predicted": float(hz[n][m].mean()), "log_loss": float(loss[m].mean()),
-                       "minus_before": diff, "se": se}
-            rows.append([f"slice, positions {label}", n, f"{int(m.sum()):,}",
-                         f"{events[m].mean():.4f}", f"{hz[n][m].mean():.4f}",
-                         f"{loss[m].mean():.5f}",
-                         "" if n == "before" else f"{diff:+.5f} ({se:.5f})"])
+    positions = {f"{lo}-{hi}": (pos >= lo) & (pos <= hi) for lo, hi in (
+        (first + 1, cap), (cap + 1, cap + 10), (cap + 11, cap + 20), (cap + 21, width),
+        (cap + 1, width)) if lo <= width}
+    figures = {"cap": cap, "decays": {n: list(h.decays) for n, h in heads.items()},
+               "test_by_streak": by_band("test, skips", streaks, on_test, rows),
+               "slice_by_position": by_band("slice, positions", positions, on_slice, rows)}
     print(render_table(["rows", "leave head", "at-risk rows", "observed", "predicted",
                         "log loss", "minus before (se)"], rows,
                        [f"heads fitted on the run's training log (cap {cap}); decays read: "

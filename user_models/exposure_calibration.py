@@ -85,13 +85,13 @@ def log_loss(p: np.ndarray, y: np.ndarray) -> float:
     return float(-(y * np.log(p) + (1 - y) * np.log1p(-p)).mean()) if len(y) else float("nan")
 
 
-def _row_log_loss(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+def row_log_loss(p: np.ndarray, y: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, np.float64), EPS, 1 - EPS)
     y = np.asarray(y, np.float64)
     return -(y * np.log(p) + (1 - y) * np.log1p(-p))
 
 
-def _clustered_mean(values: np.ndarray, sessions: np.ndarray):
+def clustered_mean(values: np.ndarray, sessions: np.ndarray):
     """The mean of per-row `values` and its standard error with rows clustered by
     session (rows of one session are not independent)."""
     values = np.asarray(values, np.float64)
@@ -273,7 +273,7 @@ class ExposureCalibration:
             p = sigmoid(np.concatenate([np.ones((len(lh["listened"]), 1)),
                                         inputs(lh, extras)], axis=1) @ a)
             return tuple(float(x) for x in a), log_loss(p, lh["listened"]), \
-                _row_log_loss(p, lh["listened"])
+                row_log_loss(p, lh["listened"])
 
         if folds == 1 or folds < 0:
             raise UserModelError(f"ExposureCalibration.fit: folds must be 0 (the 20% held "
@@ -292,7 +292,7 @@ class ExposureCalibration:
                                  listen["listened"][~te], ridge)
                 x = np.concatenate([np.ones((int(te.sum()), 1)),
                                     inputs({k: v[te] for k, v in listen.items()}, extras)], 1)
-                out[te] = _row_log_loss(sigmoid(x @ a), listen["listened"][te])
+                out[te] = row_log_loss(sigmoid(x @ a), listen["listened"][te])
             return out, listen["session"]
 
         kept: Tuple[str, ...] = ()
@@ -304,7 +304,7 @@ class ExposureCalibration:
         for extra in candidates:
             w2, loss2, _ = fitted(kept + (extra,))
             rows2, _ = left_out_losses(kept + (extra,))
-            gain, se = _clustered_mean(rows - rows2, sessions)
+            gain, se = clustered_mean(rows - rows2, sessions)
             extra_selection.update({f"listen_log_loss_without_{extra}": loss,
                                     f"listen_log_loss_with_{extra}": loss2,
                                     f"{extra}_gain": gain, f"{extra}_gain_se": se})
@@ -325,10 +325,10 @@ class ExposureCalibration:
                 return np.concatenate([rows["logit_h"][:, None],
                                        past_cap_bands(rows["position"], leave_cap)], 1)
             v2 = fit_logistic(with_bands(vt), vt["left"], ridge)
-            rows1 = _row_log_loss(sigmoid(v[0] + v[1] * vh["logit_h"]), vh["left"])
-            rows2 = _row_log_loss(sigmoid(np.c_[np.ones(len(vh["left"])), with_bands(vh)] @ v2),
+            rows1 = row_log_loss(sigmoid(v[0] + v[1] * vh["logit_h"]), vh["left"])
+            rows2 = row_log_loss(sigmoid(np.c_[np.ones(len(vh["left"])), with_bands(vh)] @ v2),
                                   vh["left"])
-            gain, se = _clustered_mean(rows1 - rows2, vh["session"])
+            gain, se = clustered_mean(rows1 - rows2, vh["session"])
             band_selection = {"leave_log_loss_without_past_cap": float(rows1.mean()),
                               "leave_log_loss_with_past_cap": float(rows2.mean()),
                               "past_cap_gain": gain, "past_cap_gain_se": se,

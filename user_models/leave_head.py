@@ -420,8 +420,7 @@ def fit_projection(embeddings: np.ndarray, log, val_log, dim: int,
         W = tf.Variable(vt[:dim].T.astype(np.float32), name="projection")
         coef = tf.Variable(tf.zeros(P))
         intercept, w_streak = tf.Variable(-3.0), tf.Variable(0.0)
-        w_long = tf.Variable(0.0)
-    long_cap = float(long_streak or MAX_STREAK)
+        w_long = tf.Variable(0.0) if long_streak else None
     E = tf.constant(emb)
     variables = [W, coef, intercept, w_streak] + ([w_long] if long_streak else [])
 
@@ -446,9 +445,10 @@ def fit_projection(embeddings: np.ndarray, log, val_log, dim: int,
             bored = tf.where(valid[None, None, :], dec * bored + rho[None], bored)
             streak = tf.where(valid, tf.where(lis, 0.0, streak + 1), streak)
             levels = tf.transpose(tf.reshape(bored * (1 - dec), tf.stack([P, B])))
-            out.append(intercept + w_streak * tf.minimum(streak, MAX_STREAK) / MAX_STREAK
-                       + w_long * tf.minimum(streak, long_cap) / long_cap
-                       + tf.linalg.matvec(levels, coef))
+            logit = intercept + w_streak * tf.minimum(streak, MAX_STREAK) / MAX_STREAK
+            if long_streak:
+                logit = logit + w_long * tf.minimum(streak, long_streak) / long_streak
+            out.append(logit + tf.linalg.matvec(levels, coef))
         return tf.stack(out, 1)
 
     def arrays(lg, width=None):

@@ -313,7 +313,8 @@ def test_a_fitted_head_reads_the_settled_decays_only(world_log, head):
     from user_models.leave_head import LeaveHead
     log, emb = world_log
     assert head.decays == (0.7, 0.8, 0.9) and head.num_features == 2 + 9
-    assert head.features(*log.padded()[:1], np.ones(log.padded()[0].shape)).shape[-1] == 11
+    tracks = log.padded()[0]
+    assert head.features(tracks, np.ones(tracks.shape)).shape[-1] == 11
     whole = LeaveHead(emb, epochs=2, settled_only=False, projection_dim=None).fit(log)
     assert whole.decays == (0.7, 0.8, 0.9, 0.95) and whole.num_features == 2 + 12
     path = os.path.join(tempfile.mkdtemp(), "head.json")
