@@ -15,6 +15,7 @@ from spotisim.builder import EnvironmentBuilder
 from spotisim.environment import PlaylistEnvironment
 from spotisim.episode_samplers import LogEpisodeSampler, ShardEpisodeSampler
 from spotisim.errors import ConfigError
+from spotisim.gin_utils import parse_gin
 # (Imported so that gin knows every part a config may bind.)
 from spotisim.termination import AnyOf, ConsecutiveSkips, MaxSteps, UserLeft  # noqa: F401
 from spotisim.rewards import Listens, PositionDiscountedListens
@@ -207,8 +208,7 @@ def parse_run_config(run_dir: str, bindings: Sequence[str] = (), trust: bool = F
     learned_user_models()
     load_builtin_agents()
     gin.parse_config(checked_run_config(run_dir, trust), skip_unknown=True)
-    if bindings:
-        gin.parse_config(list(bindings))
+    parse_gin([], bindings, [])  # a bad binding: one ConfigError line naming it
 
 
 def exposure_run_data(run_dir: str, bindings: Sequence[str] = ()):

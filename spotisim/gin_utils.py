@@ -5,6 +5,7 @@ operative config."""
 from __future__ import annotations
 
 import os
+import tokenize
 from typing import Iterable, List, Sequence
 
 import gin
@@ -51,7 +52,8 @@ def parse_gin(files: Iterable[str], bindings: Iterable[str], search_dirs: Sequen
         for p in paths:
             try:
                 gin.parse_config_file(p)
-            except (ValueError, KeyError, NameError, TypeError, OSError, SyntaxError) as exc:
+            except (ValueError, KeyError, NameError, TypeError, OSError, SyntaxError,
+                    tokenize.TokenError) as exc:
                 raise ConfigError(f"gin file {p}: {_one_line(exc)}") from None
     finally:
         logging.set_verbosity(level)
@@ -59,7 +61,8 @@ def parse_gin(files: Iterable[str], bindings: Iterable[str], search_dirs: Sequen
     for b in bindings:
         try:
             gin.parse_config(b)
-        except (ValueError, KeyError, NameError, TypeError, SyntaxError) as exc:
+        except (ValueError, KeyError, NameError, TypeError, SyntaxError,
+                tokenize.TokenError) as exc:
             raise ConfigError(f"gin binding {b!r}: {_one_line(exc)}") from None
     return paths
 
@@ -69,4 +72,6 @@ def _one_line(exc: Exception) -> str:
     caret on the lines after it)."""
     if isinstance(exc, SyntaxError):
         return f"not gin syntax ({exc.msg.splitlines()[0]})"
+    if isinstance(exc, tokenize.TokenError):  # an unclosed bracket: gin's tokenizer
+        return f"not gin syntax ({exc.args[0]})"
     return str(exc)

@@ -763,6 +763,20 @@ def test_a_run_directory_never_runs_code_it_names(four_iterations, tmp_path):
         gin.clear_config()
 
 
+def test_a_bad_binding_over_a_run_is_one_line_naming_it(four_iterations):
+    """What every script reading a finished run parses (`parse_run_config`): an unknown
+    configurable and an unclosed bracket are each a ConfigError naming the binding."""
+    from experiments.assembly import parse_run_config
+    try:
+        for binding, why in (("nonsense.x = 1", "No configurable matching 'nonsense'"),
+                             ("run_experiment.seed = (", "not gin syntax")):
+            gin.clear_config()
+            with pytest.raises(ConfigError, match=f"gin binding .*: {why}"):
+                parse_run_config(four_iterations[1], [binding])
+    finally:
+        gin.clear_config()
+
+
 def test_a_cut_save_leaves_no_temp_directory_behind(tmp_path):
     from experiments.runner import clear_stale_checkpoints
     ckpt = tmp_path / "checkpoints"

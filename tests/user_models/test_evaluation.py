@@ -98,6 +98,10 @@ def test_bad_gin_input():
             parse_gin(["nope"], [], [train.CONFIG_DIR])
         with pytest.raises(ConfigError, match="unitz"):
             parse_gin(["sequential"], ["SequentialUserModel.unitz = 3"], [train.CONFIG_DIR])
+        # An unclosed bracket fails in gin's tokenizer, not as a SyntaxError.
+        with pytest.raises(ConfigError, match=r"'SequentialUserModel.units = \(': not gin "
+                                              "syntax"):
+            parse_gin([], ["SequentialUserModel.units = ("], [train.CONFIG_DIR])
     finally:
         gin.clear_config()
 
