@@ -17,7 +17,9 @@ the agent's online difference from every other policy.  Its last line is then
 
 With
 `--reevaluate_episodes=N` finished seeds are scored online again on N starts (no
-training; `--also` adds a baseline, `--gin_bindings` override the runs' settings).
+training; `--also` adds a baseline, `--gin_bindings` override the runs' settings);
+`--reevaluate_offline` scores them offline too, by each run's offline evaluator at
+today's code (a changed simulator's verdicts on the same agents).
 """
 
 from __future__ import annotations
@@ -203,14 +205,38 @@ def settings_tag(bindings: Sequence[str]) -> str:
 
 
 def reevaluated(seed_dir: str, episodes: int, also: Sequence[str] = (),
-                bindings: Sequence[str] = (), trust_run_dir: bool = False) -> dict:
+                bindings: Sequence[str] = (), trust_run_dir: bool = False,
+                offline: bool = False) -> dict:
     """A finished run's policies scored online on `episodes` paired starts, in the shape
     of its metrics.json (mode 'online' only); cached as evaluation_<episodes>.json, and
     scored again when the cache lacks a policy of `also` (more baselines to score);
     `bindings` override the run's own gin bindings there (their results are cached as
-    evaluation_<episodes>_<hash of the bindings>.json)."""
+    evaluation_<episodes>_<hash of the bindings>.json).
+
+    With `offline`, also scored by the run's offline evaluator (metrics.json's
+    `offline_evaluator`) at today's code, on the same starts: a change to the simulator
+    judged on the agents the runs trained, without training them again.  Never cached
+    (the offline figures follow the user models' code; the online ones do not)."""
     from experiments.evaluate import evaluate_run
     path = os.path.join(seed_dir, f"evaluation_{episodes}{settings_tag(bindings)}.json")
+    if offline:
+        with open(os.path.join(seed_dir, "metrics.json")) as f:
+            evaluator = json.load(f).get("offline_evaluator")
+        if not evaluator:
+            raise ConfigError(f"--reevaluate_offline: {seed_dir} was run without an offline "
+                              "evaluator (run_experiment.offline_evaluator)")
+        with gin.unlock_config():
+            gin.clear_config()
+        try:
+            results = evaluate_run(seed_dir, ["ground_truth", evaluator], episodes, also=also,
+                                   bindings=bindings, trust_run_dir=trust_run_dir)
+        finally:
+            gin.clear_config()
+        with atomic_file(path) as f:
+            json.dump({p: {"ground_truth": r["ground_truth"]} for p, r in results.items()},
+                      f, indent=1)
+        return {"policies": {p: {"online": r["ground_truth"], "offline": r[evaluator]}
+                             for p, r in results.items()}}
     results = None
     if os.path.exists(path):
         with open(path) as f:
@@ -248,12 +274,18 @@ def define_flags() -> None:
     flags.DEFINE_multi_string("also", [], "with --reevaluate_episodes: a baseline to score "
                               "beside those each run reported (e.g. "
                               "redundancy_greedy_user_model)")
+    flags.DEFINE_bool("reevaluate_offline", False, "with --reevaluate_episodes: also score "
+                      "each run's policies by its offline evaluator at today's code (the "
+                      "verdicts of a changed simulator on the same agents; never cached)")
     flags.DEFINE_bool("trust_run_dir", False, "with --reevaluate_episodes: let the runs' "
                       "configs import modules from outside this project")
 
 
 def _main() -> None:
     cli.parse_seeds(FLAGS.seeds)   # a bad --seeds fails before anything runs
+    if FLAGS.reevaluate_offline and not FLAGS.reevaluate_episodes:
+        raise ConfigError("--reevaluate_offline: give --reevaluate_episodes too (the starts "
+                          "to score on)")
     paths = parse_gin(FLAGS.gin_file or ["ah_dqn"], FLAGS.gin_bindings, [CONFIG_DIR])
     run_dir = FLAGS.run_dir or os.path.join(
         "runs", os.path.splitext(os.path.basename(paths[-1]))[0] + "_seeds")
@@ -263,7 +295,8 @@ def _main() -> None:
         seed_dir = os.path.join(run_dir, f"seed_{s}")
         if FLAGS.reevaluate_episodes:
             outs.append(reevaluated(seed_dir, FLAGS.reevaluate_episodes, FLAGS.also,
-                                    FLAGS.gin_bindings, FLAGS.trust_run_dir))
+                                    FLAGS.gin_bindings, FLAGS.trust_run_dir,
+                                    FLAGS.reevaluate_offline))
             continue
         if FLAGS.summarize_only:
             path = os.path.join(seed_dir, "metrics.json")
@@ -283,7 +316,9 @@ def _main() -> None:
     # Beside the long-horizon heuristic (when the runs scored it): what learning adds.
     paired_redundancy = paired_differences(outs, baseline="redundancy_greedy_user_model")
     verdicts = verdicts_over_seeds(outs)
-    name = (f"summary_{FLAGS.reevaluate_episodes}{settings_tag(FLAGS.gin_bindings)}.json"
+    name = (f"summary_{FLAGS.reevaluate_episodes}"
+            f"{'_offline' if FLAGS.reevaluate_offline else ''}"
+            f"{settings_tag(FLAGS.gin_bindings)}.json"
             if FLAGS.reevaluate_episodes else "summary.json")
     with atomic_file(os.path.join(run_dir, name)) as f:
         json.dump({"seeds": seeds, "summary": summary,

@@ -66,6 +66,12 @@ class LogisticUserModel(AbstractUserModel):
         self.history_ = []
         # The popularity feature of a track never played in training (set by `fit`).
         self.unplayed_popularity = float(self.popularity.min()) if len(self.popularity) else 0.0
+        # The last position the fit saw (set by `fit`: the logs' longest session).  A
+        # later position reads as this one: the position term is linear, and carried
+        # past the log's cap it kept raising P(listen) there (+0.10 to +0.37 past 20
+        # tracks along every policy's episodes, docs/offline_verdicts.md).  60, three
+        # times MSSD's cap, is what models saved before it was read at.
+        self.position_cap = 60.0
 
     # ------------------------------------------------------------------ features
     def features(self, mem_tracks, mem_resp, valid, cand, position, context) -> np.ndarray:
@@ -97,7 +103,8 @@ class LogisticUserModel(AbstractUserModel):
         f = np.stack([pop, m.mean_listened.numpy(), m.mean_skipped.numpy(),
                       np.where(n_l > 0, m.max_listened.numpy(), 0),
                       n_l / np.maximum(n, 1), np.log1p(n), sim_last, last_resp,
-                      np.minimum(streak, 5) / 5.0, np.minimum(position / 20.0, 3.0)], -1)
+                      np.minimum(streak, 5) / 5.0,
+                      np.minimum(np.minimum(position, self.position_cap) / 20.0, 3.0)], -1)
         return np.concatenate([f, ctx], -1).astype(np.float32)
 
     def _logit(self, f: np.ndarray) -> np.ndarray:
@@ -174,6 +181,8 @@ class LogisticUserModel(AbstractUserModel):
         self.popularity = ((pop - pop.mean()) / max(pop.std(), 1e-6)).astype(np.float32)
         self.unplayed_popularity = float(-pop.mean() / max(pop.std(), 1e-6))
         self.track_ids = train_log.catalog.track_ids
+        self.position_cap = float(max(train_log.lengths.max(initial=1),
+                                      val_log.lengths.max(initial=1)))
         x, y = self.session_features(train_log)
         xv, yv = self.session_features(val_log)
         self.mean, self.std = x.mean(0), np.maximum(x.std(0), 1e-6)
@@ -205,6 +214,7 @@ class LogisticUserModel(AbstractUserModel):
         self.popularity = ((pop - pop.mean()) / max(pop.std(), 1e-6)).astype(np.float32)
         self.unplayed_popularity = float(-pop.mean() / max(pop.std(), 1e-6))
         self.track_ids = train.catalog.track_ids
+        self.position_cap = float(max(train.max_length, val.max_length))
         rows, total, squares = 0, np.zeros(len(FEATURES)), np.zeros(len(FEATURES))
         for chunk in train.chunks():   # the standardisation, from running sums
             x, _ = self.session_features(chunk)
@@ -246,7 +256,8 @@ class LogisticUserModel(AbstractUserModel):
             w, b = self.net.layers[0].get_weights()
             np.savez(os.path.join(tmp, "model.npz"), embeddings=self.embeddings,
                      popularity=self.popularity, mean=self.mean, std=self.std, w=w, b=b,
-                     unplayed_popularity=self.unplayed_popularity)
+                     unplayed_popularity=self.unplayed_popularity,
+                     position_cap=self.position_cap)
             if self.track_ids is not None:
                 write_track_ids(tmp, self.track_ids)
             with open(os.path.join(tmp, "user_model.json"), "w") as f:
@@ -262,6 +273,8 @@ class LogisticUserModel(AbstractUserModel):
             model.net.layers[0].set_weights([a["w"], a["b"]])
             if "unplayed_popularity" in a.files:
                 model.unplayed_popularity = float(a["unplayed_popularity"])
+            if "position_cap" in a.files:
+                model.position_cap = float(a["position_cap"])
         model.history_ = meta.get("history", [])
         model.track_ids = read_track_ids(directory)
         return model
@@ -273,6 +286,7 @@ class LogisticUserModel(AbstractUserModel):
         model = type(self)(embeddings, popularity, **self.config)
         model.mean, model.std = self.mean, self.std
         model.unplayed_popularity = self.unplayed_popularity
+        model.position_cap = self.position_cap
         model.net.layers[0].set_weights(self.net.layers[0].get_weights())
         model.history_ = list(self.history_)
         return model

@@ -201,6 +201,8 @@ def test_evaluate_a_saved_run_under_swapped_user_models(four_iterations, tmp_pat
     assert "ah_dqn" in evaluate.format_table(results, ["ground_truth", "logistic"])
     # experiments.seeds --reevaluate_episodes: the same online figures, kept beside the run.
     from experiments.seeds import reevaluated
+    with pytest.raises(ConfigError, match="without an offline evaluator"):
+        reevaluated(str(run_dir), 8, offline=True)  # the run scored offline by its model
     again = reevaluated(str(run_dir), 8)
     assert os.path.exists(run_dir / "evaluation_8.json")
     for name, r in results.items():
@@ -711,6 +713,14 @@ def test_the_offline_evaluation_can_be_scored_by_another_user_model(tiny_world_d
         assert modes["offline"]["episode_rewards"] == modes["online"]["episode_rewards"]
         assert modes["offline"]["skip_rate"] == modes["online"]["skip_rate"]
     assert "offline evaluator: ground_truth" in run_mod.format_table(out)
+    # experiments.seeds --reevaluate_offline: the run's evaluator at today's code on the
+    # run's starts gives the run's own offline figures back.
+    from experiments.seeds import reevaluated
+    again = reevaluated(str(tmp_path / "run"), 8, offline=True)["policies"]
+    assert set(again) == set(out["policies"])
+    for name, modes in out["policies"].items():
+        for mode in ("offline", "online"):
+            assert again[name][mode]["episode_rewards"] == modes[mode]["episode_rewards"]
     with pytest.raises(ConfigError, match="'nobody'"):
         run(tiny_world_dir, tmp_path / "run2", tmp_path / "cache", 0, config="baselines",
             extra=["run_experiment.offline_evaluator = 'nobody'"])

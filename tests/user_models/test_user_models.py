@@ -210,3 +210,37 @@ def test_a_directory_whose_files_are_another_classs_is_one_error(fitted, tmp_pat
         f.write("{not json")
     with pytest.raises(UserModelError, match="not a readable user-model description"):
         load_user_model(d)
+
+
+
+def test_logistic_reads_no_position_past_its_logs_longest_session(fitted, split, tmp_path):
+    """The position term is linear: carried past the fitted range it kept moving P(listen)
+    (docs/offline_verdicts.md).  Past the logs' longest session every position reads as
+    that one; a model saved before the cap was kept reads positions up to 60 as before."""
+    model = fitted["logistic"]
+    train, val, _ = split
+    cap = int(max(train.lengths.max(), val.lengths.max()))
+    assert model.position_cap == cap
+    assert model.coefficients()[0]["position"] != 0  # the fit reads the position
+    window = model.config["max_history"]
+    rng = np.random.default_rng(0)
+    tail = rng.integers(0, len(model.embeddings), (4, window))
+    slate = rng.integers(0, len(model.embeddings), (4, 3))
+    before_tail = rng.integers(0, len(model.embeddings), (4, 2 * cap))
+
+    def p_after(m, length):  # the same last `window` tracks, at another position
+        tracks = np.concatenate([before_tail[:, :max(length - window, 0)],
+                                 tail[:, max(window - length, 0):]], 1)
+        h = History(tracks, np.ones(tracks.shape, np.float32), np.full(4, length, np.int32),
+                    np.zeros(4, np.int16), np.full(4, -1))
+        return m.predict(h, slate, np.ones(slate.shape, bool))
+
+    np.testing.assert_allclose(p_after(model, cap + 5), p_after(model, 2 * cap), rtol=1e-6)
+    model.save(str(tmp_path / "m"))
+    with np.load(str(tmp_path / "m" / "model.npz")) as a:
+        kept = {k: a[k] for k in a.files if k != "position_cap"}
+    np.savez(str(tmp_path / "m" / "model.npz"), **kept)
+    before = LogisticUserModel.load(str(tmp_path / "m"))
+    assert before.position_cap == 60.0
+    np.testing.assert_allclose(p_after(before, cap - 3), p_after(model, cap - 3), rtol=1e-6)
+    assert np.abs(p_after(before, 2 * cap) - p_after(model, 2 * cap)).min() > 1e-4
