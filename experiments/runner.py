@@ -32,6 +32,7 @@ from experiments.user_model_cache import (check_user_model_name, fit_or_load_use
                                           listener_profiles, user_model_by_name)
 from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import dataset_embeddings
+from spotisim.errors import ConfigError
 from spotisim.io_utils import (atomic_dir, atomic_file, clear_stale_temporaries,
                                directory_lock)
 
@@ -123,6 +124,10 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
                           reseed_env=train_builder.environment.reseed)
         # (The Checkpointer restores as it is built: check the setup first.)
         ckpt_dir = os.path.join(run_dir, "checkpoints")
+        if resume and not tf.train.latest_checkpoint(ckpt_dir):
+            finished = finished_run(run_dir, agent_fn.__name__, agent_name, num_iterations)
+            if finished is not None:
+                return finished
         if resume and tf.train.latest_checkpoint(ckpt_dir):
             refuse_changed_setup(os.path.join(run_dir, "operative_config.gin"),
                                  agent_fn.__name__)
@@ -195,6 +200,30 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
     if not x.keep_checkpoints:  # finished: the resumable state goes (keep_checkpoints)
         shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
     return out
+
+
+def finished_run(run_dir: str, agent_factory: str, agent_name: str,
+                 num_iterations: int) -> Optional[dict]:
+    """The metrics of a run that finished in `run_dir` with this setup, or None when
+    none did.  A finished run keeps no resumable state (`keep_checkpoints`), so
+    resuming it used to train a new agent from scratch over its figures (an
+    `experiments.seeds` command extended by one seed retrained the seeds it had).
+    Same agent, environment and length: its metrics as they are.  Another setup, or
+    another length it cannot be continued to: one ConfigError, nothing written."""
+    path = os.path.join(run_dir, "metrics.json")
+    if not os.path.exists(path):
+        return None
+    refuse_changed_setup(os.path.join(run_dir, "operative_config.gin"), agent_factory)
+    with open(path) as f:
+        saved = json.load(f)
+    if saved.get("agent") == agent_name and saved.get("iterations") == num_iterations:
+        print(f"{run_dir}: finished already ({num_iterations} iterations of {agent_name}); "
+              "its metrics.json is kept (--noresume trains it again)", file=sys.stderr)
+        return saved
+    raise ConfigError(f"{run_dir} holds a finished run ({saved.get('iterations')} iterations "
+                      f"of {saved.get('agent')}) and kept no state to continue it from "
+                      f"(run_experiment.keep_checkpoints): use another --run_dir, or "
+                      "--noresume to start over")
 
 
 def clear_stale_checkpoints(ckpt_dir: str, everything: bool = False) -> None:

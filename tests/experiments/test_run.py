@@ -145,6 +145,26 @@ def four_iterations(tiny_world_dir, tmp_path_factory):
     return run(tiny_world_dir, root / "run", root / "cache", 4), root / "run"
 
 
+def test_a_finished_run_is_kept_not_trained_again(tiny_world_dir, four_iterations, tmp_path):
+    """A finished run keeps no checkpoint: run again with its setup, it returns its own
+    metrics and trains nothing; asked for more iterations than it has, it is one error
+    naming keep_checkpoints, and nothing of it changes."""
+    import shutil
+    from spotisim.errors import ConfigError
+    finished = tmp_path / "run"
+    shutil.copytree(four_iterations[1], finished)
+    saved = (finished / "metrics.json").read_text()
+    stamps = {p: os.path.getmtime(finished / p) for p in ("metrics.json", "policy")}
+    again = run(tiny_world_dir, finished, four_iterations[1].parent / "cache", 4)
+    assert again == json.loads(saved)
+    with pytest.raises(ConfigError, match="finished run \\(4 iterations of ah_dqn\\).*"
+                                          "keep_checkpoints"):
+        run(tiny_world_dir, finished, four_iterations[1].parent / "cache", 6)
+    assert (finished / "metrics.json").read_text() == saved
+    assert {p: os.path.getmtime(finished / p) for p in stamps} == stamps
+    assert not os.path.exists(finished / "checkpoints")
+
+
 @pytest.mark.slow  # end to end (CI runs it; -m 'not slow' skips it)
 def test_same_seed_same_metrics(tiny_world_dir, four_iterations, tmp_path):
     a = four_iterations[0]
