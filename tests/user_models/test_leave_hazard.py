@@ -1,6 +1,8 @@
 """LeaveHazard: censoring at the log's cap, the boredom effect recovered from observable
 vectors, and P(leave) through the user-model interface."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -335,3 +337,31 @@ def test_skip_streaks_by_hand():
                      TrackCatalog(np.array(["t0"])))
     np.testing.assert_array_equal(skip_streaks(log), [[0, 1, 2, 0, 1, 0, 0],
                                                       [1, 2, 3, 4, 5, 6, 7]])
+
+
+def test_leave_hazard_reads_the_streak_beyond_five(tmp_path):
+    """The linear hazard had the head's defect: with the streak capped at 5 it answers 7
+    and 15 skips alike.  Reading the streak beyond 5 too, it rises from the planted
+    0.02 towards the planted 0.25; saved and loaded it answers the same, and a hazard
+    saved before (three weights, no `long_streak`) loads and answers as it did."""
+    log, emb, hazard = _skip_through_log()
+    tracks = np.zeros((1, 20), np.int32)
+    skips = np.zeros((1, 20))
+    long = LeaveHazard(emb).fit(log)
+    short = LeaveHazard(emb, long_streak=None).fit(log)
+    assert len(long.weights) == len(short.weights) + 1 == 4
+    h_long, h_short = long.hazards(tracks, skips)[0], short.hazards(tracks, skips)[0]
+    assert h_short[6] == pytest.approx(h_short[14])        # 7 and 15 skips: one answer
+    assert h_long[6] < 0.06 and 0.12 < h_long[14] < 0.35    # planted 0.02 and 0.25
+    assert h_long[14] > 3 * h_long[6]
+    assert long.z_scores["long_streak"] > 4
+    long.save(str(tmp_path / "long.json"))
+    back = LeaveHazard.load(str(tmp_path / "long.json"), emb)
+    np.testing.assert_allclose(back.hazards(tracks, skips), long.hazards(tracks, skips))
+    short.save(str(tmp_path / "old.json"))
+    meta = json.load(open(tmp_path / "old.json"))
+    del meta["long_streak"]                                  # as saved before
+    json.dump(meta, open(tmp_path / "old.json", "w"))
+    old = LeaveHazard.load(str(tmp_path / "old.json"), emb)
+    assert old.long_streak is None
+    np.testing.assert_allclose(old.hazards(tracks, skips), short.hazards(tracks, skips))
