@@ -110,16 +110,27 @@ def boredom_features_grid(tracks: np.ndarray, listened: np.ndarray, unit_emb: np
     return streak_out, bored_out, centroid
 
 
+def skip_runs(tracks: np.ndarray, listened: np.ndarray) -> np.ndarray:
+    """float [B, H]: the skips in a row after each entry of padded histories, uncapped
+    (padding, -1, is not heard and keeps the run)."""
+    tracks = np.asarray(tracks)
+    out = np.zeros(tracks.shape)
+    run = np.zeros(tracks.shape[0])
+    for t in range(tracks.shape[1]):
+        valid = tracks[:, t] >= 0
+        lis = valid & (np.asarray(listened[:, t]) > 0.5)
+        run = np.where(valid, np.where(lis, 0, run + 1), run)
+        out[:, t] = run
+    return out
+
+
 def skip_streaks(log) -> np.ndarray:
     """int [S, H]: the skips in a row each entry of a `SessionLog` ends, uncapped (the
     features cap them; the benchmarks that check a leave model by streak do not); 0 on
     padding."""
-    _, skipped, mask = log.padded()
-    out, run = np.zeros(mask.shape, np.int64), np.zeros(mask.shape[0], np.int64)
-    for t in range(mask.shape[1]):
-        run = np.where(mask[:, t], np.where(skipped[:, t], run + 1, 0), run)
-        out[:, t] = np.where(mask[:, t], run, 0)
-    return out
+    tracks, skipped, mask = log.padded()
+    runs = skip_runs(np.where(mask, tracks, -1), mask & ~skipped)
+    return np.where(mask, runs, 0).astype(np.int64)
 
 
 def at_risk_rows(lengths: np.ndarray, width: int, first_at_risk: int,

@@ -36,23 +36,11 @@ import numpy as np
 from spotisim.errors import UserModelError
 from spotisim.io_utils import atomic_file
 from user_models.leave_features import (DECAYS, KEEPS, MAX_STREAK, at_risk_rows,
-                                        boredom_features, boredom_features_grid, unit)
+                                        boredom_features, boredom_features_grid, skip_runs,
+                                        unit)
 
 FEATURES = ("intercept", "streak", "boredom", "long_streak")
 
-
-def skip_runs(tracks: np.ndarray, listened: np.ndarray) -> np.ndarray:
-    """float [B, H]: the skips in a row after each entry of padded histories, uncapped
-    (padding, -1, is not heard and keeps the run)."""
-    tracks = np.asarray(tracks)
-    out = np.zeros(tracks.shape)
-    run = np.zeros(tracks.shape[0])
-    for t in range(tracks.shape[1]):
-        valid = tracks[:, t] >= 0
-        lis = valid & (np.asarray(listened[:, t]) > 0.5)
-        run = np.where(valid, np.where(lis, 0, run + 1), run)
-        out[:, t] = run
-    return out
 
 def _irls(X: np.ndarray, y: np.ndarray, ridge: float = 1e-6, iters: int = 50):
     """Logistic regression by Newton-Raphson: (weights, standard errors, log-likelihood)."""
