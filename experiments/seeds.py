@@ -219,26 +219,15 @@ def reevaluated(seed_dir: str, episodes: int, also: Sequence[str] = (),
     (the offline figures follow the user models' code; the online ones do not)."""
     from experiments.evaluate import evaluate_run
     path = os.path.join(seed_dir, f"evaluation_{episodes}{settings_tag(bindings)}.json")
+    evaluator = None
     if offline:
         with open(os.path.join(seed_dir, "metrics.json")) as f:
             evaluator = json.load(f).get("offline_evaluator")
         if not evaluator:
             raise ConfigError(f"--reevaluate_offline: {seed_dir} was run without an offline "
                               "evaluator (run_experiment.offline_evaluator)")
-        with gin.unlock_config():
-            gin.clear_config()
-        try:
-            results = evaluate_run(seed_dir, ["ground_truth", evaluator], episodes, also=also,
-                                   bindings=bindings, trust_run_dir=trust_run_dir)
-        finally:
-            gin.clear_config()
-        with atomic_file(path) as f:
-            json.dump({p: {"ground_truth": r["ground_truth"]} for p, r in results.items()},
-                      f, indent=1)
-        return {"policies": {p: {"online": r["ground_truth"], "offline": r[evaluator]}
-                             for p, r in results.items()}}
     results = None
-    if os.path.exists(path):
+    if evaluator is None and os.path.exists(path):
         with open(path) as f:
             results = json.load(f)
         if any(name not in results for name in also):
@@ -247,13 +236,17 @@ def reevaluated(seed_dir: str, episodes: int, also: Sequence[str] = (),
         with gin.unlock_config():
             gin.clear_config()
         try:
-            results = evaluate_run(seed_dir, ["ground_truth"], episodes, also=also,
+            scorers = ["ground_truth"] + ([evaluator] if evaluator else [])
+            results = evaluate_run(seed_dir, scorers, episodes, also=also,
                                    bindings=bindings, trust_run_dir=trust_run_dir)
         finally:
             gin.clear_config()
         with atomic_file(path) as f:
-            json.dump(results, f, indent=1)
-    return {"policies": {p: {"online": r["ground_truth"]} for p, r in results.items()}}
+            json.dump({p: {"ground_truth": r["ground_truth"]} for p, r in results.items()},
+                      f, indent=1)
+    return {"policies": {p: dict({"online": r["ground_truth"]},
+                                 **({"offline": r[evaluator]} if evaluator else {}))
+                         for p, r in results.items()}}
 
 
 FLAGS = flags.FLAGS

@@ -100,12 +100,15 @@ class LeaveHazard:
             cols.append(long[rows])
         return np.stack(cols, 1)
 
-    def _rows(self, log, decay: float, keep: float):
+    def _rows(self, log, decay: float, keep: float, long: Optional[np.ndarray] = None):
+        """(X, events) of the log's at-risk rows; `long`, the log's long streaks, is the
+        same for every grid point, so `fit` computes it once and passes it."""
         tracks, skipped, mask = log.padded()
         L = log.lengths
         streak, bored, _ = boredom_features(tracks, mask & ~skipped, self.unit_emb, decay, keep)
         at_risk, event = at_risk_rows(L, tracks.shape[1], self.first_at_risk, self.cap)
-        long = self._long(np.where(mask, tracks, -1), mask & ~skipped)
+        if long is None:
+            long = self._long(np.where(mask, tracks, -1), mask & ~skipped)
         return self._columns(streak, bored, long, at_risk), event[at_risk].astype(np.float64)
 
     def fit(self, log, val_log=None) -> "LeaveHazard":
@@ -116,8 +119,10 @@ class LeaveHazard:
         self.first_at_risk = int(log.lengths.min())
         self.cap = int(log.lengths.max())
         best = None
+        tracks, skipped, mask = log.padded()
+        long = self._long(np.where(mask, tracks, -1), mask & ~skipped)
         for decay, keep in itertools.product(self.decays, self.keeps):
-            X, y = self._rows(log, decay, keep)
+            X, y = self._rows(log, decay, keep, long)
             if len(y) == 0 or y.sum() == 0:
                 raise UserModelError("LeaveHazard.fit: no session ends before the log's "
                                      "length cap, so nothing shows when listeners leave")
