@@ -202,7 +202,9 @@ def _main() -> None:
                            [[u, f"{v['log_loss']:.4f}", number_or_dash(v["leave_log_loss"], 4),
                              number_or_dash(v["joint"], 3)] for u, v in selection.items()],
                            ["held-out exposure slice (no ground truth); chosen: "
-                            + slice_choice(selection)]), flush=True)
+                            + slice_choice(selection) + " (the first, unless another is "
+                            "likelier by more than twice the sessions' paired standard "
+                            "error)"]), flush=True)
     results = evaluate_run(FLAGS.run_dir, FLAGS.user_model, FLAGS.episodes,
                            also=FLAGS.also, bindings=FLAGS.gin_bindings,
                            trust_run_dir=FLAGS.trust_run_dir)

@@ -35,6 +35,7 @@ from agents.dqn import create_dqn_agent  # noqa: F401
 from agents.lird_ddpg import create_lird_ddpg_agent  # noqa: F401
 from user_models.lird import LirdSimulatorUserModel  # noqa: F401
 from user_models.logistic import LogisticUserModel  # noqa: F401
+from user_models.registry import learned_user_models
 from user_models.sequential import SequentialUserModel  # noqa: F401
 # The job's parts, by module (re-exported: `experiments.run.X` keeps working).
 from experiments.assembly import (PASSED_KNOBS, SAMPLERS, make_builder,  # noqa: F401
@@ -47,6 +48,10 @@ from experiments.user_model_cache import (attach_leave_hazard,  # noqa: F401
                                           fit_or_load_user_model)
 from spotisim import cli
 from spotisim.gin_utils import parse_gin
+
+# Every built-in user model's gin configurable exists before a config or a binding names
+# it (`TasteUserModel.leave_space` was "no configurable" here until 2026-12-07).
+learned_user_models()
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import gin
 
@@ -37,6 +37,7 @@ from absl import flags
 
 from experiments.run import CONFIG_DIR
 from experiments.runner import run_experiment
+from experiments.user_model_cache import check_user_model_name
 from spotisim import cli
 from spotisim.errors import ConfigError
 from spotisim.gin_utils import parse_gin
@@ -206,7 +207,7 @@ def settings_tag(bindings: Sequence[str]) -> str:
 
 def reevaluated(seed_dir: str, episodes: int, also: Sequence[str] = (),
                 bindings: Sequence[str] = (), trust_run_dir: bool = False,
-                offline: bool = False) -> dict:
+                offline: bool = False, evaluator: Optional[str] = None) -> dict:
     """A finished run's policies scored online on `episodes` paired starts, in the shape
     of its metrics.json (mode 'online' only); cached as evaluation_<episodes>.json, and
     scored again when the cache lacks a policy of `also` (more baselines to score);
@@ -216,11 +217,14 @@ def reevaluated(seed_dir: str, episodes: int, also: Sequence[str] = (),
     With `offline`, also scored by the run's offline evaluator (metrics.json's
     `offline_evaluator`) at today's code, on the same starts: a change to the simulator
     judged on the agents the runs trained, without training them again.  Never cached
-    (the offline figures follow the user models' code; the online ones do not)."""
+    (the offline figures follow the user models' code; the online ones do not).
+    `evaluator` names another simulator to score them offline by (a candidate judged on
+    the runs' agents) in place of each run's own."""
     from experiments.evaluate import evaluate_run
     path = os.path.join(seed_dir, f"evaluation_{episodes}{settings_tag(bindings)}.json")
-    evaluator = None
-    if offline:
+    if offline and evaluator is not None:
+        check_user_model_name(evaluator, "--reevaluate_evaluator")
+    elif offline:
         with open(os.path.join(seed_dir, "metrics.json")) as f:
             evaluator = json.load(f).get("offline_evaluator")
         if not evaluator:
@@ -270,6 +274,9 @@ def define_flags() -> None:
     flags.DEFINE_bool("reevaluate_offline", False, "with --reevaluate_episodes: also score "
                       "each run's policies by its offline evaluator at today's code (the "
                       "verdicts of a changed simulator on the same agents; never cached)")
+    flags.DEFINE_string("reevaluate_evaluator", None, "with --reevaluate_offline: score "
+                        "offline by this simulator (a user-model name) instead of each "
+                        "run's own offline evaluator")
     flags.DEFINE_bool("trust_run_dir", False, "with --reevaluate_episodes: let the runs' "
                       "configs import modules from outside this project")
 
@@ -279,6 +286,9 @@ def _main() -> None:
     if FLAGS.reevaluate_offline and not FLAGS.reevaluate_episodes:
         raise ConfigError("--reevaluate_offline: give --reevaluate_episodes too (the starts "
                           "to score on)")
+    if FLAGS.reevaluate_evaluator is not None and not FLAGS.reevaluate_offline:
+        raise ConfigError("--reevaluate_evaluator: give --reevaluate_offline too (it names "
+                          "the simulator that scores offline)")
     paths = parse_gin(FLAGS.gin_file or ["ah_dqn"], FLAGS.gin_bindings, [CONFIG_DIR])
     run_dir = FLAGS.run_dir or os.path.join(
         "runs", os.path.splitext(os.path.basename(paths[-1]))[0] + "_seeds")
@@ -289,7 +299,7 @@ def _main() -> None:
         if FLAGS.reevaluate_episodes:
             outs.append(reevaluated(seed_dir, FLAGS.reevaluate_episodes, FLAGS.also,
                                     FLAGS.gin_bindings, FLAGS.trust_run_dir,
-                                    FLAGS.reevaluate_offline))
+                                    FLAGS.reevaluate_offline, FLAGS.reevaluate_evaluator))
             continue
         if FLAGS.summarize_only:
             path = os.path.join(seed_dir, "metrics.json")
@@ -309,9 +319,11 @@ def _main() -> None:
     # Beside the long-horizon heuristic (when the runs scored it): what learning adds.
     paired_redundancy = paired_differences(outs, baseline="redundancy_greedy_user_model")
     verdicts = verdicts_over_seeds(outs)
+    settings = FLAGS.gin_bindings + ([FLAGS.reevaluate_evaluator]
+                                     if FLAGS.reevaluate_evaluator else [])
     name = (f"summary_{FLAGS.reevaluate_episodes}"
             f"{'_offline' if FLAGS.reevaluate_offline else ''}"
-            f"{settings_tag(FLAGS.gin_bindings)}.json"
+            f"{settings_tag(settings)}.json"
             if FLAGS.reevaluate_episodes else "summary.json")
     with atomic_file(os.path.join(run_dir, name)) as f:
         json.dump({"seeds": seeds, "summary": summary,

@@ -18,7 +18,7 @@ from user_models import load_user_model
 from user_models.base import AbstractUserModel
 from user_models.exposure_calibration import calibrated, popularity_feature
 from user_models.ground_truth import GroundTruthUserModel
-from user_models.leave_models import leave_model_class, load_leave_model
+from user_models.leave_models import leave_model_class, leave_vectors, load_leave_model
 from user_models.sequential import SequentialUserModel
 
 
@@ -220,7 +220,7 @@ def shard_user_model(data: Dataset, embeddings: np.ndarray,
                             data.log)
     leave_path = os.path.join(fit_dir, LEAVE_MODEL_FILE)
     if os.path.exists(leave_path):
-        model.leave_hazard = load_leave_model(leave_path, embeddings)
+        model.leave_hazard = load_leave_model(leave_path, leave_vectors(model, embeddings))
         return model
     return attach_leave_hazard(model, data, embeddings)
 
@@ -235,6 +235,7 @@ def attach_leave_hazard(model: AbstractUserModel, data: Dataset, embeddings: np.
     if isinstance(model, GroundTruthUserModel):
         return model
     cls = leave_model_class(getattr(model, "leave_model_class", "LeaveHazard"))
+    embeddings = leave_vectors(model, embeddings)  # its own space, where it has one
     path = None
     if cache_dir is not None:
         code = _digest(_module_source(cls), _module_source(load_leave_model))

@@ -21,6 +21,13 @@ def leave_model_class(name: str):
     return LeaveHazard
 
 
+def leave_vectors(model, embeddings: np.ndarray) -> np.ndarray:
+    """The track vectors `model`'s leave model reads boredom in: the run's `embeddings`,
+    or the model's own space where it has one (`TasteUserModel.leave_space`)."""
+    own = getattr(model, "leave_vectors", None)
+    return embeddings if own is None else own(embeddings)
+
+
 def load_leave_model(path: str, embeddings: np.ndarray):
     """A saved `LeaveHazard` or `LeaveHead`, by the class its file names."""
     if not os.path.exists(path):

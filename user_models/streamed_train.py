@@ -41,7 +41,7 @@ from spotisim.embeddings import TrackEmbeddings, shard_embeddings
 from spotisim.errors import ConfigError, SpotisimError
 from spotisim.io_utils import atomic_dir
 from spotisim.private_network import PrivateNetwork, free_port
-from user_models.leave_models import leave_model_class
+from user_models.leave_models import leave_model_class, leave_vectors
 from user_models.saving import write_fit_record
 
 #: The fitted P(leave) beside the model (`user_models.leave_models.load_leave_model`).
@@ -237,11 +237,12 @@ def fit_worker(job: dict, index: int, strategy=None, model_ctor=None):
     cls = leave_model_class(getattr(ctor, "leave_model_class", "LeaveHazard"))
     t0 = time.perf_counter()
     leave = None
+    space = leave_vectors(model, vectors)
     if cls.__name__ == "LeaveHead":
-        leave = cls(vectors).fit_streamed(train, val, strategy=strategy, worker=worker,
-                                          record_range=index == 0)
+        leave = cls(space).fit_streamed(train, val, strategy=strategy, worker=worker,
+                                        record_range=index == 0)
     elif index == 0:  # a closed-form fit: nothing to share across workers
-        leave = cls(vectors).fit_streamed(train, val)
+        leave = cls(space).fit_streamed(train, val)
     model.leave_seconds_ = time.perf_counter() - t0
     if index == 0:
         leave.save(os.path.join(job["directory"], LEAVE_MODEL_FILE))

@@ -108,6 +108,10 @@ class TasteNet(tf.Module):
         return tf.where(valid, tf.pow(decay, tf.maximum(tf.cast(ages, tf.float32), 0.0)), 0.0)
 
 
+#: The track vectors `TasteUserModel`'s P(leave) may read boredom in (`leave_space`).
+LEAVE_SPACES = ("embeddings", "taste")
+
+
 def _streaks(responses: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """[B, L + 1]: consecutive skips before each position (column L: after the last)."""
     B, L = responses.shape
@@ -137,23 +141,44 @@ class TasteUserModel(AbstractUserModel):
       learning_rate / epochs / batch_size / patience: training (early stopping on the
         validation loss, best weights kept).
       seed: initialisation and shuffling seed.
+      leave_space: the track vectors its P(leave) reads boredom in: 'embeddings' (the
+        run's track vectors, as the GRU's head does) or 'taste' (the same vectors through
+        this model's key projection P, learned from every logged listen: the directions
+        that tell a listener's taste apart).  Why 'taste': the head's own projection is
+        learned from the log's few exits, and a policy that picks, among the tracks it
+        expects a listener to like, those least redundant in the raw vectors picks
+        tracks whose true redundancy that measure misses (docs/offline_verdicts.md,
+        "Boredom read in the taste space").
     """
 
     cascades = True
     leave_model_class = "LeaveHead"
 
     def __init__(self, embeddings: np.ndarray, dim: int = 16, learning_rate: float = 3e-3,
-                 epochs: int = 30, batch_size: int = 256, patience: int = 3, seed: int = 0):
+                 epochs: int = 30, batch_size: int = 256, patience: int = 3, seed: int = 0,
+                 leave_space: str = "embeddings"):
         if dim < 1:
             raise ConfigError(f"TasteUserModel.dim must be positive, got {dim}")
+        if leave_space not in LEAVE_SPACES:
+            raise ConfigError(f"TasteUserModel.leave_space must be one of {LEAVE_SPACES}, "
+                              f"got {leave_space!r}")
         if epochs < 1 or batch_size < 1 or patience < 1:
             raise ConfigError("TasteUserModel.epochs, batch_size and patience must be positive")
         self.embeddings = np.asarray(embeddings, np.float32)
         self.config = dict(dim=int(dim), learning_rate=float(learning_rate),
                            epochs=int(epochs), batch_size=int(batch_size),
                            patience=int(patience), seed=int(seed))
+        if leave_space != "embeddings":  # saves made before the option read as before
+            self.config["leave_space"] = leave_space
         self.net = TasteNet(self.embeddings, dim, seed)
         self.history_: List[Dict[str, float]] = []
+
+    def leave_vectors(self, embeddings: np.ndarray) -> np.ndarray:
+        """float [T, ·] the track vectors its leave model reads boredom in, from the
+        run's `embeddings` [T, d] (`leave_space`)."""
+        if self.config.get("leave_space", "embeddings") == "embeddings":
+            return embeddings
+        return np.asarray(embeddings, np.float64) @ self.net.key.numpy().astype(np.float64)
 
     # ------------------------------------------------------------------ learned values
     @property

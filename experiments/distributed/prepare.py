@@ -23,11 +23,12 @@ from spotisim.io_utils import atomic_file
 def load_prepared_user_model(root_dir: str, emb):
     """The prepared user model with the leave hazard it was prepared with (if any)."""
     from user_models import load_user_model
-    from user_models.leave_models import load_leave_model
+    from user_models.leave_models import leave_vectors, load_leave_model
     directory = os.path.join(root_dir, "user_model")
     model = load_user_model(directory)
     if os.path.exists(os.path.join(directory, HAZARD_FILE)):
-        model.leave_hazard = load_leave_model(os.path.join(directory, HAZARD_FILE), emb)
+        model.leave_hazard = load_leave_model(os.path.join(directory, HAZARD_FILE),
+                                              leave_vectors(model, emb))
     return model
 
 

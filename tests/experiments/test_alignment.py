@@ -222,12 +222,22 @@ def test_the_slice_chooses_the_simulator_without_ground_truth(tmp_path):
     assert leaving["joint"] == pytest.approx(
         (leaving["log_loss"] * leaving["rows"] + leaving["leave_log_loss"] * at.sum())
         / held.sum(), rel=1e-9)
+    assert len(leaving["session_joint"]) == held.sum()
+    assert np.mean(leaving["session_joint"]) == pytest.approx(leaving["joint"], rel=1e-9)
     # The choice: the likeliest joint among the simulators that leave, and P(listen)
     # alone only where none does.
     table = {"a": {"log_loss": 0.60, "joint": 9.0}, "b": {"log_loss": 0.62, "joint": 8.5},
              "c": {"log_loss": 0.50, "joint": None}}
     assert alignment.slice_choice(table) == "b"
     assert alignment.slice_choice({"c": table["c"], "d": {"log_loss": 0.4, "joint": None}}) == "d"
+    # With the sessions' own losses, the first stays unless another is likelier by more
+    # than twice the paired standard error: gains 1, -1, 1, -0.6 (mean 0.1, se 0.49)
+    # change nothing; gains 0.1, 0.1, 0.2, 0.0 (mean 0.1, se 0.041) do.
+    first = {"log_loss": 0.6, "joint": 9.0, "session_joint": [9.0, 9.0, 9.0, 9.0]}
+    noisy = {"log_loss": 0.6, "joint": 8.9, "session_joint": [8.0, 10.0, 8.0, 9.6]}
+    steady = {"log_loss": 0.6, "joint": 8.9, "session_joint": [8.9, 8.9, 8.8, 9.0]}
+    assert alignment.slice_choice({"first": first, "noisy": noisy}) == "first"
+    assert alignment.slice_choice({"first": first, "steady": steady}) == "steady"
     # Without a slice, 'auto' cannot choose: one clear error before any scoring.
     (run / "operative_config.gin").write_text("\n".join(bindings[:2]) + "\n")
     assert alignment.slice_log_losses(str(run), ["position_prior"], []) == {}

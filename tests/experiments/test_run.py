@@ -741,6 +741,16 @@ def test_the_offline_evaluation_can_be_scored_by_another_user_model(tiny_world_d
     for name, modes in out["policies"].items():
         for mode in ("offline", "online"):
             assert again[name][mode]["episode_rewards"] == modes[mode]["episode_rewards"]
+    # --reevaluate_evaluator: another simulator scores the same starts offline; the
+    # online figures stay; a name that is no user model is one error.
+    other = reevaluated(str(tmp_path / "run"), 8, offline=True,
+                        evaluator="logistic")["policies"]
+    for name, modes in out["policies"].items():
+        assert other[name]["online"]["episode_rewards"] == modes["online"]["episode_rewards"]
+    assert any(other[n]["offline"]["episode_rewards"] != m["offline"]["episode_rewards"]
+               for n, m in out["policies"].items())
+    with pytest.raises(ConfigError, match="nobody"):
+        reevaluated(str(tmp_path / "run"), 8, offline=True, evaluator="nobody")
     with pytest.raises(ConfigError, match="'nobody'"):
         run(tiny_world_dir, tmp_path / "run2", tmp_path / "cache", 0, config="baselines",
             extra=["run_experiment.offline_evaluator = 'nobody'"])

@@ -76,6 +76,8 @@ def test_the_slate_cascades():
 def test_bad_configuration_is_refused(tiny_log):
     with pytest.raises(ConfigError, match="dim"):
         TasteUserModel(EMB, dim=0)
+    with pytest.raises(ConfigError, match="leave_space"):
+        TasteUserModel(EMB, leave_space="acoustic")
     with pytest.raises(ConfigError, match="catalogue"):  # 3 vectors, 300 tracks
         TasteUserModel(EMB).fit(tiny_log, tiny_log)
 
@@ -129,3 +131,36 @@ def test_a_track_it_never_saw_is_scored_from_its_vector(fitted, tiny_log):
     assert info["unseen_tracks"] == 0
     np.testing.assert_allclose(same.score_candidates(h, cands), model.score_candidates(h, cands),
                                rtol=1e-6)
+
+
+def test_its_leave_model_may_read_boredom_in_its_taste_space(fitted, tiny_log, tmp_path):
+    """`leave_space='taste'`: the leave head is fitted on the track vectors through the
+    model's key projection (by hand: e P), reloads from the cache in that space with the
+    same hazards, and the option survives a save; by default the head reads the run's
+    vectors as they are."""
+    from types import SimpleNamespace
+
+    from experiments.user_model_cache import attach_leave_hazard
+    model, emb = fitted
+    assert model.leave_vectors(emb) is emb
+
+    def in_taste_space():
+        m = TasteUserModel(emb, dim=4, epochs=8, seed=0, leave_space="taste")
+        for mine, theirs in zip(m.net.weights, model.net.weights):
+            mine.assign(theirs)
+        return m
+    taste = in_taste_space()
+    space = taste.leave_vectors(emb)
+    np.testing.assert_allclose(space, emb.astype(np.float64) @ model.net.key.numpy(), rtol=1e-6)
+    train, val, _ = tiny_log.split((0.7, 0.15, 0.15), seed=0)
+    data = SimpleNamespace(train=train, val=val)
+    fitted_head = attach_leave_hazard(taste, data, emb, cache_dir=str(tmp_path)).leave_hazard
+    assert fitted_head.embeddings.shape == (len(emb), 4)
+    reloaded = attach_leave_hazard(in_taste_space(), data, emb,
+                                   cache_dir=str(tmp_path)).leave_hazard
+    tracks, skipped, _ = val.padded()
+    listened = (~skipped).astype(np.float32)
+    np.testing.assert_allclose(reloaded.hazards(tracks, listened),
+                               fitted_head.hazards(tracks, listened), rtol=1e-6)
+    taste.save(str(tmp_path / "model"))
+    assert TasteUserModel.load(str(tmp_path / "model")).config["leave_space"] == "taste"
