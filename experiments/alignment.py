@@ -265,10 +265,10 @@ def slice_choice(selection: Mapping[str, dict]) -> str:
     where the sessions prefer it by more than their noise (its mean per-session gain
     above twice the standard error of the paired per-session differences,
     `session_joint`), the rule `ExposureCalibration.fit` keeps a part by.  Why: a
-    simulator the slice cannot tell from the incumbent is no evidence for a change,
-    and one measured (docs/offline_verdicts.md, "Boredom read in the taste space") was
-    likelier on the slice by 0.004 per session (1.8 standard errors) and ranked the
-    policies worse."""
+    simulator the slice cannot tell from the incumbent is no evidence for a change.
+    (It does not make the slice see everything: a simulator likelier by 2.2 standard
+    errors ranked the policies worse, docs/offline_verdicts.md, "Boredom read in the
+    taste space".)"""
     leaving = {s: v for s, v in selection.items() if v.get("joint") is not None}
     if not leaving:
         return min(selection, key=lambda s: selection[s]["log_loss"])

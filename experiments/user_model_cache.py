@@ -275,8 +275,11 @@ def calibrated_ensemble(ensemble: str, data: Dataset, embeddings: np.ndarray,
                         cache_dir: Optional[str] = None) -> AbstractUserModel:
     """An ensemble (`min(...)`) recalibrated on the data's exposure slice as one model:
     the ensemble ranks like its members' pessimist, and the slice sets its level.  The
-    calibration is cached under `cache_dir`, keyed by the name, the data and the code
-    of `user_models/` (default: where `fit_or_load_user_model` caches models)."""
+    calibration is cached under `cache_dir`, keyed by the name, the data, the code of
+    `user_models/` and the gin bindings of every registered user model (a member
+    configured otherwise, `TasteUserModel.leave_space` say, is another ensemble; the
+    key lacked them until 2026-12-07) (default: where `fit_or_load_user_model` caches
+    models)."""
     import glob
     if cache_dir is None:
         try:
@@ -286,9 +289,13 @@ def calibrated_ensemble(ensemble: str, data: Dataset, embeddings: np.ndarray,
     model = user_model_by_name(ensemble, data, embeddings)
     sources = "".join(open(f).read() for f in sorted(glob.glob(os.path.join(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "user_models", "*.py"))))
+    from user_models.registry import learned_user_models
+    bindings = sorted((name, sorted(_gin_bindings(cls).items()))
+                      for name, cls in learned_user_models().items())
     key = _digest(ensemble, data.source, data.train.content_digest(),
                   data.val.content_digest(), sources,
-                  sorted(determinism.fingerprint().items()))
+                  sorted(determinism.fingerprint().items()),
+                  *([bindings] if any(b for _, b in bindings) else []))
     directory = os.path.join(cache_dir, f"ensemble-{key}")
     os.makedirs(directory, exist_ok=True)
     support = log_support(data)

@@ -200,6 +200,15 @@ def test_the_slice_chooses_the_simulator_without_ground_truth(tmp_path):
                                         [])["min(logistic,position_prior)+calibrated"]
     assert whole["rows"] == rows.sum() and np.isfinite(whole["log_loss"])
     assert any(d.startswith("ensemble-") for d in os.listdir(tmp_path / "cache"))
+
+    def ensembles():
+        return {d for d in os.listdir(tmp_path / "cache") if d.startswith("ensemble-")}
+    # A member configured otherwise is another ensemble, calibrated on its own (the key
+    # lacked the members' bindings until 2026-12-07, and served the other's calibration).
+    before = ensembles()
+    alignment.slice_log_losses(str(run), ["min(logistic,position_prior)+calibrated"],
+                               ["LogisticUserModel.epochs = 2"])
+    assert len(ensembles() - before) == 1
     # P(leave) too: a model that leaves is scored on the held-out sessions' at-risk rows
     # with the hazard it answers step by step (`leave_probs`), which must be the one
     # its leave model gives over each whole logged session (`exposure_rows`).
