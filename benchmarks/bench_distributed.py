@@ -53,6 +53,13 @@ def measure(gin_files, bindings, n, window, root):
         t0, e0, s0, _, _ = snapshot(root, n)
         time.sleep(window)
         t1, e1, s1, _, learner = snapshot(root, n)
+        # Actors report after each run of collection: a short window can close before
+        # any reports again (0 steps/s, seen in CI with a 1 s window on a loaded box).
+        # The window then runs on to the next report (at most 120 s more).
+        deadline = time.monotonic() + 120
+        while e1 == e0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            t1, e1, s1, _, learner = snapshot(root, n)
     finally:
         open(os.path.join(root, dist.STOP_FILE), "w").close()
         t.join()
