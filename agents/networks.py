@@ -77,18 +77,23 @@ def sampler_features(obs, dim: int) -> tf.Tensor:
     the embeddings, and with `PlaylistEnvironment.score_features` (dim = d + 2) the learned
     model's logit P(listen) and logit P(leave if listened), read here from the
     observation (`candidate_scores`, `candidate_leave`: the same model, the same
-    clipping as `PlaylistEnvironment.model_features`)."""
+    clipping as `PlaylistEnvironment.model_features`).  With
+    `PlaylistEnvironment.score_popularity` (dim = d + 3) the observed log popularity
+    (`candidate_popularity`) comes before the model's answers."""
     cands = obs["candidates"]
     extra = dim - int(cands.shape[-1])
     if extra == 0:
         return cands
-    if extra != 2 or "candidate_scores" not in obs or "candidate_leave" not in obs:
+    popular = "candidate_popularity" in obs
+    if (extra != 2 + popular or "candidate_scores" not in obs
+            or "candidate_leave" not in obs):
         raise ConfigError(
             f"the LIRD weights have {dim} dimensions but the observed candidates {int(cands.shape[-1])}:"
             " with PlaylistEnvironment.score_features = True the slate critic needs "
             "PlaylistEnvironment.observe_scores = True and .observe_leave_risk = True")
-    return tf.concat([cands, _logit(obs["candidate_scores"])[..., None],
-                      _logit(obs["candidate_leave"])[..., None]], -1)
+    parts = [cands] + ([obs["candidate_popularity"][..., None]] if popular else [])
+    return tf.concat(parts + [_logit(obs["candidate_scores"])[..., None],
+                              _logit(obs["candidate_leave"])[..., None]], -1)
 
 
 def _squash(spec, inputs):
@@ -103,7 +108,8 @@ class LirdActorNetwork(network.Network):
 
     def __init__(self, observation_spec, action_spec, units: int = 64,
                  history_prior: float = 0.0, score_prior: float = 0.0,
-                 leave_prior: float = 0.0, name: str = "LirdActorNetwork"):
+                 leave_prior: float = 0.0, popularity_prior: float = 0.0,
+                 name: str = "LirdActorNetwork"):
         """`history_prior` > 0 adds that multiple of the window's mean listened
         embedding (scaled to max |.| = 1) to every weight vector's pre-activation: the
         actor then starts as the "more of what was listened to" policy (w . e ranks
@@ -117,7 +123,10 @@ class LirdActorNetwork(network.Network):
         the P(leave) weight: the actor then starts as a leave-aware greedy, P(listen)
         traded against the risk that the listener goes (the redundancy-aware greedy's
         trade-off, read from the leave model's own answer), and DDPG learns from
-        there instead of from a start the best baseline already beats."""
+        there instead of from a start the best baseline already beats.
+        `popularity_prior` adds that much to the weight of the log popularity
+        (`PlaylistEnvironment.score_popularity`): the start then leans towards what
+        most listeners play, the most-popular baseline's signal."""
         super().__init__(input_tensor_spec=observation_spec, state_spec=(), name=name)
         self._action_spec = action_spec
         self._k, self._d = action_spec.shape
@@ -125,9 +134,17 @@ class LirdActorNetwork(network.Network):
         self._prior = float(history_prior)
         self._score_prior = float(score_prior)
         self._leave_prior = float(leave_prior)
-        if (self._score_prior or self._leave_prior) and "candidates" in observation_spec:
+        self._popularity_prior = float(popularity_prior)
+        popular = "candidate_popularity" in observation_spec
+        if self._popularity_prior and not popular:
+            raise ConfigError("create_lird_ddpg_agent.popularity_prior weighs the log "
+                              "popularity among the candidate features: bind "
+                              "PlaylistEnvironment.score_popularity = True and "
+                              ".observe_candidates = True")
+        if ((self._score_prior or self._leave_prior or self._popularity_prior)
+                and "candidates" in observation_spec):
             width = int(observation_spec["candidates"].shape[-1])
-            if self._d != width + 2:
+            if self._d != width + 2 + popular:
                 raise ConfigError(
                     f"create_lird_ddpg_agent.score_prior / leave_prior weigh the model's "
                     f"answers among the candidate features, but the weights have {self._d} "
@@ -153,6 +170,8 @@ class LirdActorNetwork(network.Network):
             z = z + self._score_prior * tf.one_hot(self._d - 2, self._d)[None, None, :]
         if self._leave_prior:
             z = z - self._leave_prior * tf.one_hot(self._d - 1, self._d)[None, None, :]
+        if self._popularity_prior:
+            z = z + self._popularity_prior * tf.one_hot(self._d - 3, self._d)[None, None, :]
         w = tf.tanh(z) * self._bound
         return squash.unflatten(w), network_state
 

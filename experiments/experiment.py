@@ -43,6 +43,11 @@ class Experiment:
         replay buffer: 570 MB for the main job) when the run finishes, to extend it
         later.  By default a finished run keeps what evaluation, re-scoring and the
         report read (metrics, policy, episodes, config, plots) and drops it.
+      actor_starts: starts the agent may train from, each a dict of the agent
+        factory's arguments (e.g. `{'score_prior': 2.0, 'popularity_prior': 1.0}`);
+        the training simulator chooses among them before training
+        (`experiments.actor_start`).  Empty: the factory's bindings as they are.
+      actor_start_episodes: the training split's episode starts each candidate plays.
     """
 
     agent_fn: Optional[Callable] = None
@@ -56,3 +61,5 @@ class Experiment:
     offline_evaluator: Optional[str] = None
     simulator: Optional[str] = None
     keep_checkpoints: bool = False
+    actor_starts: Tuple[dict, ...] = ()
+    actor_start_episodes: int = 256

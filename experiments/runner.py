@@ -23,6 +23,7 @@ from tf_agents.utils import common
 from agents.evaluate import run_episodes
 from agents.registry import agent_spec
 from agents.training import Trainer, check_trainer_bindings
+from experiments.actor_start import check_actor_starts, choose_actor_start
 from experiments.assembly import make_builder, operative_config_text, refuse_changed_setup
 from experiments.experiment import Experiment
 from experiments.policy_evaluation import final_evaluation
@@ -79,6 +80,7 @@ def run_experiment(run_dir: str, resume: bool = True,
         check_user_model_name(x.simulator, "run_experiment.simulator")
     if x.agent_fn is not None:  # a bad Trainer count fails before anything is written
         check_trainer_bindings()
+    check_actor_starts(x.actor_starts, x.agent_fn)
     # One process per run directory: a second one would interleave checkpoints.
     with directory_lock(run_dir):
         return _run_experiment(run_dir, resume, x)
@@ -107,6 +109,7 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
     losses, evals = [], []
     agent = None
     agent_name = None
+    actor_start = None
     if agent_fn is not None:
         spec = agent_spec(agent_fn)
         agent_name, kind = spec.name, spec.sampler
@@ -115,7 +118,22 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
                                          seed=seed, profiles=listener_profiles(data, emb),
                                          shards=data.train_shards)
         train_env = tf_py_environment.TFPyEnvironment(train_builder.get_tf_env())
-        agent = agent_fn(train_env.time_step_spec(), train_env.action_spec())
+        start_kwargs = {}
+        if x.actor_starts:
+            def start_env():
+                with gin.config_scope("eval"):
+                    return make_builder(data.train, user_model, emb, kind, data.hidden_path,
+                                        batch_size=x.actor_start_episodes, seed=seed + 2,
+                                        profiles=listener_profiles(data, emb),
+                                        shards=data.train_shards).get_tf_env()
+            actor_start = choose_actor_start(
+                run_dir, x.actor_starts, agent_fn, train_env.time_step_spec(),
+                train_env.action_spec(), start_env, x.actor_start_episodes)
+            start_kwargs = actor_start["chosen"]
+            # The chosen agent is built from the same random state as a run that bound
+            # its start directly (and as a resumed run, which reads the choice).
+            tf.keras.utils.set_random_seed(seed)
+        agent = agent_fn(train_env.time_step_spec(), train_env.action_spec(), **start_kwargs)
         # After the agent: a bad agent binding leaves no TensorBoard directory behind.
         writer = tf.summary.create_file_writer(os.path.join(run_dir, "tb"))
         # Segments start at checkpoints: a resumed run ends where an uninterrupted one
@@ -192,7 +210,7 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
            "embeddings": emb_obj.source, "agent": agent_name,
            "iterations": num_iterations, "seconds": time.perf_counter() - t_start,
            "final_loss": float(np.mean(losses[-50:])) if losses else None,
-           "offline_evaluations": evals, "policies": metrics}
+           "offline_evaluations": evals, "actor_start": actor_start, "policies": metrics}
     with atomic_file(os.path.join(run_dir, "metrics.json")) as f:
         json.dump(out, f, indent=1)
     plot_learning_curve(os.path.join(run_dir, "learning_curve.png"), losses, evals)

@@ -20,7 +20,7 @@ from spotisim.common_draws import keyed_uniforms
 from spotisim.episode_samplers import AbstractEpisodeSampler
 from spotisim.episode_tracker import EpisodeTracker
 from spotisim.errors import ConfigError
-from spotisim.observation import Observer
+from spotisim.observation import Observer, log_popularity
 from spotisim.rewards import AbstractReward, PositionDiscountedListens, reward_in_expectation
 from spotisim.termination import AnyOf, PoolExhausted, TerminationRule, UserLeft, take_lanes
 from spotisim.track_samplers import AbstractTrackSampler
@@ -184,6 +184,14 @@ class PlaylistEnvironment(AbstractEnvironment):
         vector can weigh a likely listen against a listener who stays (the sampler's
         embedding_dim is then d + 2).  Like `candidate_scorer`, it is the model the
         agent trains against, kept when the responding model is swapped.
+      score_popularity: with the feature scorer, the candidate features also hold each
+        track's log play count in the episode sampler's log, z-scored
+        (`observation.log_popularity`), before the model's answers: [embedding,
+        popularity, logit P(listen), logit P(leave)] (embedding_dim d + 3), and the
+        observation holds it as `candidate_popularity` (other samplers ignore it).
+        Why: on the returning world the weights that beat most popular mix the model's
+        answers with the popularity (docs/listeners.md), which the embedding holds
+        only as one acoustic column.
       simulate_leaving: the listener may leave after any track, with the user model's
         P(leave) (`AbstractUserModel.leave_probs`), sampled with this environment's
         RNG; the episode then ends as a termination (discount 0).  Off reproduces the
@@ -214,7 +222,7 @@ class PlaylistEnvironment(AbstractEnvironment):
                  observe_leave_risk: bool = False,
                  feature_scorer: Optional[AbstractUserModel] = None,
                  simulate_leaving: bool = True, expected_leaving: bool = False,
-                 reward: Optional[AbstractReward] = None,
+                 reward: Optional[AbstractReward] = None, score_popularity: bool = False,
                  seed: int = 0):
         super().__init__(batch_size)
         if observe_candidates is None:
@@ -253,9 +261,22 @@ class PlaylistEnvironment(AbstractEnvironment):
                               f"d], got shape {emb.shape}")
         if state_length < 1:
             raise ConfigError(f"state_length must be >= 1, got {state_length}")
+        popularity = None
+        if score_popularity and track_sampler.reads_features:  # other samplers ignore it
+            if feature_scorer is None:
+                raise ConfigError("PlaylistEnvironment.score_popularity extends the model's "
+                                  "answers among the candidate features: it needs "
+                                  "PlaylistEnvironment.score_features = True and a track "
+                                  "sampler that reads features (LIRD's)")
+            log = getattr(episode_sampler, "log", None)
+            if log is None:
+                raise ConfigError("PlaylistEnvironment.score_popularity reads the play counts "
+                                  f"of the episode sampler's log; {type(episode_sampler).__name__}"
+                                  " has no log")
+            popularity = log_popularity(log.catalog.play_counts)
         self._observer = Observer(emb, state_length, episode_sampler.pool_size,
                                   observe_candidates, candidate_scorer, observe_leave_risk,
-                                  feature_scorer)
+                                  feature_scorer, popularity)
         # The track sampler's pool and feature width come from the other parts.
         track_sampler.bind(episode_sampler.pool_size,
                            emb.shape[1] + self._observer.feature_width)
@@ -463,7 +484,8 @@ class PlaylistEnvironment(AbstractEnvironment):
 
     def model_features(self, rows: np.ndarray) -> np.ndarray:
         """float32 [R, C, 2]: logit P(listen) and logit P(leave if listened) of
-        each candidate of `rows`, from the feature scorer (see the class docstring)."""
+        each candidate of `rows`, from the feature scorer (see the class docstring);
+        [R, C, 3] with the log popularity before them (`score_popularity`)."""
         return self._observer.model_features(rows, self.history(rows), self._cands[rows])
 
     def _reset(self):

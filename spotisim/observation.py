@@ -14,6 +14,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 from tf_agents.specs import array_spec
 
+from spotisim.errors import ConfigError
 from spotisim.user_model import AbstractUserModel, History
 
 
@@ -33,11 +34,16 @@ class Observer:
         listened to next (`candidate_leave`).
       feature_scorer: the learned model whose [logit P(listen), logit P(leave if
         listened)] extend the candidate features a track sampler scores, or None.
+      popularity: float [T], each track's log play count in the logs, z-scored
+        (`log_popularity`), put before the model's answers among the candidate features
+        ([embedding, popularity, logit P(listen), logit P(leave)]) and observed as
+        `candidate_popularity`; or None.  It needs a feature scorer.
     """
 
     def __init__(self, embeddings: np.ndarray, state_length: int, pool_size: int,
                  observe_candidates: bool, candidate_scorer: Optional[AbstractUserModel],
-                 observe_leave_risk: bool, feature_scorer: Optional[AbstractUserModel]):
+                 observe_leave_risk: bool, feature_scorer: Optional[AbstractUserModel],
+                 popularity: Optional[np.ndarray] = None):
         self._emb = embeddings
         self._emb_padded = np.concatenate(
             [embeddings, np.zeros((1, embeddings.shape[1]), np.float32)])
@@ -47,14 +53,26 @@ class Observer:
         self.scorer = candidate_scorer
         self.observe_leave_risk = bool(observe_leave_risk)
         self.feature_scorer = feature_scorer
+        self.popularity = (None if popularity is None
+                           else np.asarray(popularity, np.float32).reshape(-1))
+        if self.popularity is not None and feature_scorer is None:
+            raise ConfigError("the log popularity extends the model's answers among the "
+                              "candidate features: it needs a feature scorer "
+                              "(PlaylistEnvironment.score_features = True)")
+        if self.popularity is not None and len(self.popularity) != embeddings.shape[0]:
+            raise ConfigError(f"popularity has {len(self.popularity)} tracks, the "
+                              f"embeddings {embeddings.shape[0]}")
         # The scorer's answers in the last observation (see `model_features`).
         self._observed_p: Optional[np.ndarray] = None
         self._observed_h: Optional[np.ndarray] = None
 
     @property
     def feature_width(self) -> int:
-        """Columns `model_features` adds to each candidate's embedding (0 or 2)."""
-        return 0 if self.feature_scorer is None else 2
+        """Columns `model_features` adds to each candidate's embedding (0, 2, or 3
+        with the popularity)."""
+        if self.feature_scorer is None:
+            return 0
+        return 2 if self.popularity is None else 3
 
     def spec(self) -> Dict[str, array_spec.ArraySpec]:
         """Spec of one (unbatched) observation."""
@@ -74,6 +92,9 @@ class Observer:
                                                                  name="candidate_mask")
             spec["candidate_ids"] = array_spec.BoundedArraySpec((C,), np.int32, 0, T - 1,
                                                                 name="candidate_ids")
+            if self.popularity is not None:
+                spec["candidate_popularity"] = array_spec.ArraySpec(
+                    (C,), np.float32, name="candidate_popularity")
         if self.scorer is not None:
             spec["candidate_scores"] = array_spec.BoundedArraySpec(
                 (C,), np.float32, 0.0, 1.0, name="candidate_scores")
@@ -99,6 +120,8 @@ class Observer:
             obs["candidates"] = self._emb[candidates]
             obs["candidate_mask"] = available.astype(np.int32)
             obs["candidate_ids"] = candidates.copy()
+            if self.popularity is not None:
+                obs["candidate_popularity"] = self.popularity[candidates]
         if self.scorer is not None or self.observe_leave_risk:
             h = history()
         if self.scorer is not None:  # one batched call over all B x C pairs
@@ -113,7 +136,7 @@ class Observer:
                        candidates: np.ndarray) -> np.ndarray:
         """float32 [R, C, 2]: logit P(listen) and logit P(leave if listened) of each
         candidate of the episodes `rows` (their `history` and pools `candidates`), from
-        the feature scorer."""
+        the feature scorer; [R, C, 3] with the popularity before them."""
         if (self.feature_scorer is self.scorer and self.observe_leave_risk
                 and self._observed_h is not None):
             # The observation the action was chosen on already holds these answers for
@@ -123,4 +146,19 @@ class Observer:
             p = self.feature_scorer.score_candidates(history, candidates)
             q = self.feature_scorer.leave_hazard.hazard_if_listened(history, candidates)
         p, q = np.clip(p, 1e-4, 1 - 1e-4), np.clip(q, 1e-4, 1 - 1e-4)
-        return np.stack([np.log(p / (1 - p)), np.log(q / (1 - q))], -1).astype(np.float32)
+        cols = [np.log(p / (1 - p)), np.log(q / (1 - q))]
+        if self.popularity is not None:
+            cols.insert(0, self.popularity[candidates])
+        return np.stack(cols, -1).astype(np.float32)
+
+
+def log_popularity(play_counts: np.ndarray) -> np.ndarray:
+    """float32 [T]: log(1 + plays) of each track, z-scored over the catalogue.
+
+    Why the log: play counts are heavy-tailed, and a LIRD weight scores w . features,
+    so a raw count would let a handful of hits swamp every other feature; the log puts
+    the popularity on the scale of the model's logits.  This is the signal the
+    most-popular baseline ranks by, offered to a learned policy as a feature."""
+    x = np.log1p(np.asarray(play_counts, np.float64))
+    sd = x.std()
+    return ((x - x.mean()) / (sd if sd > 0 else 1.0)).astype(np.float32)

@@ -536,6 +536,25 @@ def test_lird_actor_score_and_leave_priors_start_at_a_leave_aware_greedy():
     narrow = tensor_spec.BoundedTensorSpec((K, d), tf.float32, -bound, bound)
     with pytest.raises(ConfigError, match="score_features"):
         LirdActorNetwork(obs_spec, narrow, units=8, leave_prior=0.5)
+    # With the log popularity among the features ([embedding, popularity, logit
+    # P(listen), logit P(leave)]): popularity_prior weighs it by tanh(p) x bound, and
+    # the slate critic reads the features in the same order.
+    from agents.networks import sampler_features
+    pop_spec = dict(obs_spec, candidate_popularity=tf.TensorSpec((C,), tf.float32))
+    wide = tensor_spec.BoundedTensorSpec((K, d + 3), tf.float32, -bound, bound)
+    pop = tf.constant(rng.normal(size=(2, C)), tf.float32)
+    wp = LirdActorNetwork(pop_spec, wide, units=8, score_prior=2.0, popularity_prior=1.0)(
+        dict(obs, candidate_popularity=pop))[0].numpy()
+    np.testing.assert_allclose(wp[..., d], np.tanh(1.0) * bound, atol=0.02)
+    np.testing.assert_allclose(wp[..., d + 1], np.tanh(2.0) * bound, atol=0.02)
+    assert np.abs(wp[..., d + 2]).max() < 0.02 and np.abs(wp[..., :d]).max() < 0.02
+    with pytest.raises(ConfigError, match="score_popularity"):
+        LirdActorNetwork(obs_spec, act_spec, units=8, popularity_prior=1.0)
+    full = dict(obs, candidate_popularity=pop,
+                candidate_scores=tf.fill((2, C), 0.5), candidate_leave=tf.fill((2, C), 0.5))
+    f = sampler_features(full, d + 3).numpy()
+    np.testing.assert_allclose(f[..., d], full["candidate_popularity"].numpy())
+    np.testing.assert_allclose(f[..., d + 1:], 0.0, atol=1e-6)   # logit 0.5
     from types import SimpleNamespace
     for bad in ("x", float("nan")):
         with pytest.raises(ConfigError, match="leave_prior must be a finite number"):

@@ -872,3 +872,40 @@ def test_a_reward_changed_since_the_checkpoint_is_refused(tmp_path):
         refuse_changed_setup(str(saved), "create_ah_dqn_agent")   # the same: resumes
     finally:
         gin.clear_config()
+
+
+def test_the_agent_starts_where_its_training_simulator_says(tiny_world_dir, tmp_path):
+    """`run_experiment.actor_starts`: each start's untrained agent plays the same
+    training starts against the training simulator; training begins from the best
+    (the first of equals), the choice is in metrics.json and actor_start.json, and a
+    run directory holding the choice for the same starts reuses it without playing
+    them again.  A start naming an argument the agent does not take is one error."""
+    from agents.lird_ddpg import create_lird_ddpg_agent
+    from experiments.actor_start import START_FILE, choose_actor_start
+    starts = "[{'score_prior': 2.0}, {'score_prior': 2.0, 'popularity_prior': 3.0}]"
+    lird = ["PlaylistEnvironment.score_features = True",
+            "PlaylistEnvironment.score_popularity = True",
+            "PlaylistEnvironment.observe_candidates = True",
+            "create_lird_ddpg_agent.units = 8", "run_experiment.baselines = ['random']",
+            f"run_experiment.actor_starts = {starts}",
+            "run_experiment.actor_start_episodes = 8"]
+    out = run(tiny_world_dir, tmp_path / "run", tmp_path / "cache", 2, config="lird_published",
+              extra=lird)
+    rows = out["actor_start"]["candidates"]
+    assert [r["start"] for r in rows] == [{"score_prior": 2.0},
+                                         {"score_prior": 2.0, "popularity_prior": 3.0}]
+    listens = [r["listens"] for r in rows]
+    assert listens[0] != listens[1]          # the popularity start plays other tracks
+    assert out["actor_start"]["chosen"] == rows[int(np.argmax(listens))]["start"]
+    saved = json.load(open(tmp_path / "run" / START_FILE))
+    assert saved == out["actor_start"]
+
+    def no_env():
+        raise AssertionError("the saved choice is reused, nothing is played")
+    assert choose_actor_start(str(tmp_path / "run"), saved["starts"], create_lird_ddpg_agent,
+                              None, None, no_env, 8) == saved
+    with pytest.raises(ConfigError, match=r"actor_starts\[1\]: create_lird_ddpg_agent takes "
+                                          "no argument pop_prior"):
+        run(tiny_world_dir, tmp_path / "bad", tmp_path / "cache", 2, config="lird_published",
+            extra=lird + ["run_experiment.actor_starts = [{}, {'pop_prior': 1.0}]"])
+    assert not os.path.exists(tmp_path / "bad")

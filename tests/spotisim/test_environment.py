@@ -528,6 +528,57 @@ def test_feature_scorer_extends_what_lird_weights_score(world, tiny_log):
     np.testing.assert_array_equal(np.sort(picked, 1), np.sort(calm, 1))
 
 
+def test_the_log_popularity_joins_what_lird_weights_score(tiny_log, tiny_world_dir):
+    """`score_popularity`: the candidate features are [embedding, z-scored log(1 +
+    plays), logit P(listen), logit P(leave)] (the popularity read from the episode
+    sampler's log, by hand on a tiny case), the observation shows it, and a weight on
+    that coordinate alone picks the most played candidates.  Without a feature scorer,
+    or with a sampler that has no log, it is refused by name."""
+    from spotisim.observation import log_popularity
+    from user_models.leave_hazard import LeaveHazard
+    np.testing.assert_allclose(log_popularity(np.array([0, 1, 3])),
+                               [-np.sqrt(1.5), 0.0, np.sqrt(1.5)], atol=1e-6)
+    np.testing.assert_allclose(log_popularity(np.array([5, 5])), [0.0, 0.0])
+    saved = SyntheticWorld.load(tiny_world_dir["world"])
+    emb = np.concatenate([saved.track_latent, saved.track_popularity[:, None]], 1)[
+        saved_index(saved, tiny_log)].astype(np.float32)
+    scorer = GroundTruthUserModel(saved)
+    scorer.leave_hazard = LeaveHazard(emb).fit(tiny_log)
+
+    def env_with(**kw):
+        return PlaylistEnvironment(
+            GroundTruthUserModel(saved), ContinuousWeightsTrackSampler(K, POOL, D + 3),
+            LogEpisodeSampler(tiny_log, 10, POOL, hidden_sessions=tiny_world_dir["hidden"]),
+            emb, batch_size=4, seed=0, simulate_leaving=False, observe_candidates=True,
+            **kw)
+
+    env = env_with(feature_scorer=scorer, score_popularity=True)
+    obs = env.reset()
+    pop = log_popularity(tiny_log.catalog.play_counts)[env.candidate_tracks()]
+    np.testing.assert_allclose(obs["candidate_popularity"], pop)
+    feats = env.model_features(np.arange(4))                      # [4, C, 3]
+    assert feats.shape == (4, POOL, 3)
+    np.testing.assert_allclose(feats[..., 0], pop)
+    p = np.clip(scorer.score_candidates(env.history(), env.candidate_tracks()), 1e-4, 1 - 1e-4)
+    np.testing.assert_allclose(feats[..., 1], np.log(p / (1 - p)), rtol=1e-4, atol=1e-4)
+    w = np.zeros((4, K, D + 3), np.float32)
+    w[:, :, D] = 1.0
+    counts = tiny_log.catalog.play_counts[env.candidate_tracks()]
+    before = env.candidate_tracks().copy()
+    env.step(w)
+    picked = env.episode_tracker.arrays()["slate"]
+    top = np.take_along_axis(before, np.argsort(-counts, 1, kind="stable")[:, :K], 1)
+    np.testing.assert_array_equal(np.sort(tiny_log.catalog.play_counts[picked], 1),
+                                  np.sort(tiny_log.catalog.play_counts[top], 1))
+    with pytest.raises(ConfigError, match="score_popularity.*score_features"):
+        env_with(score_popularity=True)
+    with pytest.raises(ConfigError, match="SyntheticEpisodeSampler has no log"):
+        PlaylistEnvironment(
+            GroundTruthUserModel(saved), ContinuousWeightsTrackSampler(K, POOL, D + 3),
+            SyntheticEpisodeSampler(saved, 10, POOL), emb, feature_scorer=scorer,
+            score_popularity=True)
+
+
 def test_state_includes_skips_decides_what_enters_the_window(world):
     """The observation window gains a slate's listened tracks, in slate order, and
     drops as many of its oldest; with `state_includes_skips` every heard track enters
