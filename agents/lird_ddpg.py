@@ -45,7 +45,8 @@ def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
                            target_update_tau: float = 0.01, ou_stddev: float = 0.2,
                            ou_damping: float = 0.15, history_prior: float = 0.0,
                            score_prior: float = 0.0, leave_prior: float = 0.0,
-                           popularity_prior: float = 0.0, twin_critics: bool = False, slate_critic: bool = False,
+                           popularity_prior: float = 0.0, twin_critics: bool = False,
+                           slate_critic: bool = False,
                            critic_temperature: float = 0.05, td_loss: str = "squared",
                            train_step_counter=None):
     """A DdpgAgent with the LIRD actor and critic.

@@ -16,6 +16,7 @@ a resumed run starts from the same agent without playing the candidates again.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from typing import Callable, Dict, Sequence
@@ -36,7 +37,6 @@ def check_actor_starts(starts: Sequence[dict], agent_fn: Callable) -> None:
         return
     if agent_fn is None:
         raise ConfigError("run_experiment.actor_starts needs run_experiment.agent_fn")
-    import inspect
     params = inspect.signature(inspect.unwrap(agent_fn)).parameters
     for i, start in enumerate(starts):
         if not isinstance(start, dict):
@@ -55,8 +55,9 @@ def choose_actor_start(run_dir: str, starts: Sequence[dict], agent_fn: Callable,
 
     Each start's untrained agent plays the same `episodes` starts (`run_episodes`:
     common random numbers, so the comparison is paired) in the TF-Agents py
-    environment `make_env()` builds (at least `episodes` lanes); the first start with the highest mean listens is chosen.  A
-    run directory that already holds the choice for the same candidates reuses it."""
+    environment `make_env()` builds (at least `episodes` lanes); the first start with
+    the highest mean listens is chosen.  A run directory that already holds the choice
+    for the same candidates reuses it."""
     path = os.path.join(run_dir, START_FILE)
     wanted = [dict(s) for s in starts]
     if os.path.exists(path):
