@@ -874,7 +874,8 @@ def test_a_reward_changed_since_the_checkpoint_is_refused(tmp_path):
         gin.clear_config()
 
 
-def test_the_agent_starts_where_its_training_simulator_says(tiny_world_dir, tmp_path):
+def test_the_agent_starts_where_its_training_simulator_says(tiny_world_dir, four_iterations,
+                                                            tmp_path):
     """`run_experiment.actor_starts`: each start's untrained agent plays the same
     training starts against the training simulator; training begins from the best
     (the first of equals), the choice is in metrics.json and actor_start.json, and a
@@ -889,8 +890,8 @@ def test_the_agent_starts_where_its_training_simulator_says(tiny_world_dir, tmp_
             "create_lird_ddpg_agent.units = 8", "run_experiment.baselines = ['random']",
             f"run_experiment.actor_starts = {starts}",
             "run_experiment.actor_start_episodes = 8"]
-    out = run(tiny_world_dir, tmp_path / "run", tmp_path / "cache", 2, config="lird_published",
-              extra=lird)
+    cache = four_iterations[1].parent / "cache"  # the shared run's fitted model
+    out = run(tiny_world_dir, tmp_path / "run", cache, 2, config="lird_published", extra=lird)
     rows = out["actor_start"]["candidates"]
     assert [r["start"] for r in rows] == [{"score_prior": 2.0},
                                          {"score_prior": 2.0, "popularity_prior": 3.0}]
@@ -906,6 +907,6 @@ def test_the_agent_starts_where_its_training_simulator_says(tiny_world_dir, tmp_
                               None, None, no_env, 8) == saved
     with pytest.raises(ConfigError, match=r"actor_starts\[1\]: create_lird_ddpg_agent takes "
                                           "no argument pop_prior"):
-        run(tiny_world_dir, tmp_path / "bad", tmp_path / "cache", 2, config="lird_published",
+        run(tiny_world_dir, tmp_path / "bad", cache, 2, config="lird_published",
             extra=lird + ["run_experiment.actor_starts = [{}, {'pop_prior': 1.0}]"])
     assert not os.path.exists(tmp_path / "bad")
