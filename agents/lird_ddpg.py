@@ -45,7 +45,8 @@ def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
                            target_update_tau: float = 0.01, ou_stddev: float = 0.2,
                            ou_damping: float = 0.15, history_prior: float = 0.0,
                            score_prior: float = 0.0, leave_prior: float = 0.0,
-                           popularity_prior: float = 0.0, twin_critics: bool = False,
+                           popularity_prior: float = 0.0, redundancy_prior: float = 0.0,
+                           twin_critics: bool = False,
                            slate_critic: bool = False,
                            critic_temperature: float = 0.05, td_loss: str = "squared",
                            train_step_counter=None):
@@ -53,7 +54,8 @@ def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
 
     Defaults follow the public LIRD code (seed 004: actor lr 1e-4, critic lr 1e-3) except
     gamma 0.9 (episodes of 20 slates) and tau 0.01 (faster target tracking for short runs).
-    `history_prior`, `score_prior`, `leave_prior`, `popularity_prior`: see
+    `history_prior`, `score_prior`, `leave_prior`, `popularity_prior`,
+    `redundancy_prior`: see
     `LirdActorNetwork` (0 = the plain LIRD actor).
     `twin_critics`: TF-Agents' `Td3Agent` instead (two critics, the smaller target;
     target-policy smoothing; actor updated every second step; Gaussian exploration of
@@ -66,7 +68,8 @@ def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
     """
     obs_spec = time_step_spec.observation
     for name, value in (("history_prior", history_prior), ("score_prior", score_prior),
-                        ("leave_prior", leave_prior), ("popularity_prior", popularity_prior)):
+                        ("leave_prior", leave_prior), ("popularity_prior", popularity_prior),
+                        ("redundancy_prior", redundancy_prior)):
         if not isinstance(value, (int, float)) or not np.isfinite(value):
             raise ConfigError(f"create_lird_ddpg_agent.{name} must be a finite number, "
                               f"got {value!r}")
@@ -75,7 +78,8 @@ def create_lird_ddpg_agent(time_step_spec, action_spec, units: int = 64,
         train_step_counter = tf.Variable(0, dtype=tf.int64, name="train_step")
     actor = LirdActorNetwork(obs_spec, action_spec, units=units, history_prior=history_prior,
                              score_prior=score_prior, leave_prior=leave_prior,
-                             popularity_prior=popularity_prior)
+                             popularity_prior=popularity_prior,
+                             redundancy_prior=redundancy_prior)
     if slate_critic:
         if not critic_temperature > 0:
             raise ConfigError("create_lird_ddpg_agent.critic_temperature must be > 0, got "

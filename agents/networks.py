@@ -78,20 +78,22 @@ def sampler_features(obs, dim: int) -> tf.Tensor:
     model's logit P(listen) and logit P(leave if listened), read here from the
     observation (`candidate_scores`, `candidate_leave`: the same model, the same
     clipping as `PlaylistEnvironment.model_features`).  With
-    `PlaylistEnvironment.score_popularity` (dim = d + 3) the observed log popularity
-    (`candidate_popularity`) comes before the model's answers."""
+    `PlaylistEnvironment.score_popularity` the observed log popularity
+    (`candidate_popularity`), and with `PlaylistEnvironment.score_redundancy` the
+    observed redundancy (`candidate_redundancy`), come before the model's answers, one
+    column each, in that order."""
     cands = obs["candidates"]
     extra = dim - int(cands.shape[-1])
     if extra == 0:
         return cands
-    popular = "candidate_popularity" in obs
-    if (extra != 2 + popular or "candidate_scores" not in obs
+    named = [k for k in ("candidate_popularity", "candidate_redundancy") if k in obs]
+    if (extra != 2 + len(named) or "candidate_scores" not in obs
             or "candidate_leave" not in obs):
         raise ConfigError(
             f"the LIRD weights have {dim} dimensions but the observed candidates {int(cands.shape[-1])}:"
             " with PlaylistEnvironment.score_features = True the slate critic needs "
             "PlaylistEnvironment.observe_scores = True and .observe_leave_risk = True")
-    parts = [cands] + ([obs["candidate_popularity"][..., None]] if popular else [])
+    parts = [cands] + [obs[k][..., None] for k in named]
     return tf.concat(parts + [_logit(obs["candidate_scores"])[..., None],
                               _logit(obs["candidate_leave"])[..., None]], -1)
 
@@ -109,7 +111,7 @@ class LirdActorNetwork(network.Network):
     def __init__(self, observation_spec, action_spec, units: int = 64,
                  history_prior: float = 0.0, score_prior: float = 0.0,
                  leave_prior: float = 0.0, popularity_prior: float = 0.0,
-                 name: str = "LirdActorNetwork"):
+                 redundancy_prior: float = 0.0, name: str = "LirdActorNetwork"):
         """`history_prior` > 0 adds that multiple of the window's mean listened
         embedding (scaled to max |.| = 1) to every weight vector's pre-activation: the
         actor then starts as the "more of what was listened to" policy (w . e ranks
@@ -126,7 +128,10 @@ class LirdActorNetwork(network.Network):
         there instead of from a start the best baseline already beats.
         `popularity_prior` adds that much to the weight of the log popularity
         (`PlaylistEnvironment.score_popularity`): the start then leans towards what
-        most listeners play, the most-popular baseline's signal."""
+        most listeners play, the most-popular baseline's signal.  `redundancy_prior`
+        subtracts that much from the weight of the redundancy
+        (`PlaylistEnvironment.score_redundancy`): the start then penalises what would
+        bore, the redundancy-aware greedy's penalty."""
         super().__init__(input_tensor_spec=observation_spec, state_spec=(), name=name)
         self._action_spec = action_spec
         self._k, self._d = action_spec.shape
@@ -135,16 +140,26 @@ class LirdActorNetwork(network.Network):
         self._score_prior = float(score_prior)
         self._leave_prior = float(leave_prior)
         self._popularity_prior = float(popularity_prior)
+        self._redundancy_prior = float(redundancy_prior)
         popular = "candidate_popularity" in observation_spec
+        redundant = "candidate_redundancy" in observation_spec
         if self._popularity_prior and not popular:
             raise ConfigError("create_lird_ddpg_agent.popularity_prior weighs the log "
                               "popularity among the candidate features: bind "
                               "PlaylistEnvironment.score_popularity = True and "
                               ".observe_candidates = True")
-        if ((self._score_prior or self._leave_prior or self._popularity_prior)
-                and "candidates" in observation_spec):
+        if self._redundancy_prior and not redundant:
+            raise ConfigError("create_lird_ddpg_agent.redundancy_prior weighs the "
+                              "redundancy among the candidate features: bind "
+                              "PlaylistEnvironment.score_redundancy = True and "
+                              ".observe_candidates = True")
+        # Columns from the end: leave, listen, then the redundancy and the popularity.
+        self._redundancy_col = self._d - 3
+        self._popularity_col = self._d - 3 - redundant
+        if ((self._score_prior or self._leave_prior or self._popularity_prior
+             or self._redundancy_prior) and "candidates" in observation_spec):
             width = int(observation_spec["candidates"].shape[-1])
-            if self._d != width + 2 + popular:
+            if self._d != width + 2 + popular + redundant:
                 raise ConfigError(
                     f"create_lird_ddpg_agent.score_prior / leave_prior weigh the model's "
                     f"answers among the candidate features, but the weights have {self._d} "
@@ -171,7 +186,9 @@ class LirdActorNetwork(network.Network):
         if self._leave_prior:
             z = z - self._leave_prior * tf.one_hot(self._d - 1, self._d)[None, None, :]
         if self._popularity_prior:
-            z = z + self._popularity_prior * tf.one_hot(self._d - 3, self._d)[None, None, :]
+            z = z + self._popularity_prior * tf.one_hot(self._popularity_col, self._d)[None, None, :]
+        if self._redundancy_prior:
+            z = z - self._redundancy_prior * tf.one_hot(self._redundancy_col, self._d)[None, None, :]
         w = tf.tanh(z) * self._bound
         return squash.unflatten(w), network_state
 

@@ -192,6 +192,14 @@ class PlaylistEnvironment(AbstractEnvironment):
         Why: on the returning world the weights that beat most popular mix the model's
         answers with the popularity (docs/listeners.md), which the embedding holds
         only as one acoustic column.
+      score_redundancy: with the feature scorer, the candidate features also hold each
+        candidate's redundancy with the recent listens as the scorer's leave model
+        measures it (`leave_hazard.redundancy`), after the popularity and before the
+        model's answers (one column more), observed as `candidate_redundancy`.  Why:
+        the redundancy-aware greedy's penalty is this measure, and its mix with the log
+        popularity beats most popular on the returning world, while logit P(leave)
+        reads it only at positions where the model lets a listener leave
+        (docs/listeners.md).
       simulate_leaving: the listener may leave after any track, with the user model's
         P(leave) (`AbstractUserModel.leave_probs`), sampled with this environment's
         RNG; the episode then ends as a termination (discount 0).  Off reproduces the
@@ -223,7 +231,7 @@ class PlaylistEnvironment(AbstractEnvironment):
                  feature_scorer: Optional[AbstractUserModel] = None,
                  simulate_leaving: bool = True, expected_leaving: bool = False,
                  reward: Optional[AbstractReward] = None, score_popularity: bool = False,
-                 seed: int = 0):
+                 score_redundancy: bool = False, seed: int = 0):
         super().__init__(batch_size)
         if observe_candidates is None:
             observe_candidates = track_sampler.observes_candidates
@@ -274,9 +282,15 @@ class PlaylistEnvironment(AbstractEnvironment):
                                   f"of the episode sampler's log; {type(episode_sampler).__name__}"
                                   " has no log")
             popularity = log_popularity(log.catalog.play_counts)
+        redundancy = bool(score_redundancy and track_sampler.reads_features)
+        if redundancy and (feature_scorer is None or not observe_candidates):
+            raise ConfigError("PlaylistEnvironment.score_redundancy extends the model's "
+                              "answers among the candidate features: it needs "
+                              "PlaylistEnvironment.score_features = True, observed "
+                              "candidates and a track sampler that reads features (LIRD's)")
         self._observer = Observer(emb, state_length, episode_sampler.pool_size,
                                   observe_candidates, candidate_scorer, observe_leave_risk,
-                                  feature_scorer, popularity)
+                                  feature_scorer, popularity, redundancy)
         # The track sampler's pool and feature width come from the other parts.
         track_sampler.bind(episode_sampler.pool_size,
                            emb.shape[1] + self._observer.feature_width)
@@ -485,7 +499,8 @@ class PlaylistEnvironment(AbstractEnvironment):
     def model_features(self, rows: np.ndarray) -> np.ndarray:
         """float32 [R, C, 2]: logit P(listen) and logit P(leave if listened) of
         each candidate of `rows`, from the feature scorer (see the class docstring);
-        [R, C, 3] with the log popularity before them (`score_popularity`)."""
+        the log popularity (`score_popularity`) and the redundancy
+        (`score_redundancy`) come before them."""
         return self._observer.model_features(rows, self.history(rows), self._cands[rows])
 
     def _reset(self):

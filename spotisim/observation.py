@@ -38,12 +38,18 @@ class Observer:
         (`log_popularity`), put before the model's answers among the candidate features
         ([embedding, popularity, logit P(listen), logit P(leave)]) and observed as
         `candidate_popularity`; or None.  It needs a feature scorer.
+      redundancy: also put each candidate's redundancy with the recent listens, as the
+        feature scorer's leave model measures it (`leave_hazard.redundancy`: what
+        listening to it next would add to the boredom level its P(leave) reads), before
+        the model's answers ([embedding, popularity?, redundancy, logit P(listen),
+        logit P(leave)]), and observe it as `candidate_redundancy`.  It needs a feature
+        scorer and observed candidates.
     """
 
     def __init__(self, embeddings: np.ndarray, state_length: int, pool_size: int,
                  observe_candidates: bool, candidate_scorer: Optional[AbstractUserModel],
                  observe_leave_risk: bool, feature_scorer: Optional[AbstractUserModel],
-                 popularity: Optional[np.ndarray] = None):
+                 popularity: Optional[np.ndarray] = None, redundancy: bool = False):
         self._emb = embeddings
         self._emb_padded = np.concatenate(
             [embeddings, np.zeros((1, embeddings.shape[1]), np.float32)])
@@ -62,17 +68,23 @@ class Observer:
         if self.popularity is not None and len(self.popularity) != embeddings.shape[0]:
             raise ConfigError(f"popularity has {len(self.popularity)} tracks, the "
                               f"embeddings {embeddings.shape[0]}")
+        self.redundancy = bool(redundancy)
+        if self.redundancy and (feature_scorer is None or not self.observe_candidates):
+            raise ConfigError("the redundancy extends the model's answers among the "
+                              "candidate features: it needs a feature scorer "
+                              "(PlaylistEnvironment.score_features = True) and observed "
+                              "candidates")
         # The scorer's answers in the last observation (see `model_features`).
         self._observed_p: Optional[np.ndarray] = None
         self._observed_h: Optional[np.ndarray] = None
 
     @property
     def feature_width(self) -> int:
-        """Columns `model_features` adds to each candidate's embedding (0, 2, or 3
-        with the popularity)."""
+        """Columns `model_features` adds to each candidate's embedding (0, or 2 plus
+        one each for the popularity and the redundancy)."""
         if self.feature_scorer is None:
             return 0
-        return 2 if self.popularity is None else 3
+        return 2 + (self.popularity is not None) + self.redundancy
 
     def spec(self) -> Dict[str, array_spec.ArraySpec]:
         """Spec of one (unbatched) observation."""
@@ -95,6 +107,9 @@ class Observer:
             if self.popularity is not None:
                 spec["candidate_popularity"] = array_spec.ArraySpec(
                     (C,), np.float32, name="candidate_popularity")
+            if self.redundancy:
+                spec["candidate_redundancy"] = array_spec.ArraySpec(
+                    (C,), np.float32, name="candidate_redundancy")
         if self.scorer is not None:
             spec["candidate_scores"] = array_spec.BoundedArraySpec(
                 (C,), np.float32, 0.0, 1.0, name="candidate_scores")
@@ -122,8 +137,11 @@ class Observer:
             obs["candidate_ids"] = candidates.copy()
             if self.popularity is not None:
                 obs["candidate_popularity"] = self.popularity[candidates]
-        if self.scorer is not None or self.observe_leave_risk:
+        if self.scorer is not None or self.observe_leave_risk or self.redundancy:
             h = history()
+        if self.redundancy:
+            obs["candidate_redundancy"] = self.feature_scorer.leave_hazard.redundancy(
+                h, candidates).astype(np.float32)
         if self.scorer is not None:  # one batched call over all B x C pairs
             self._observed_p = self.scorer.score_candidates(h, candidates)
             obs["candidate_scores"] = self._observed_p.astype(np.float32)
@@ -136,7 +154,8 @@ class Observer:
                        candidates: np.ndarray) -> np.ndarray:
         """float32 [R, C, 2]: logit P(listen) and logit P(leave if listened) of each
         candidate of the episodes `rows` (their `history` and pools `candidates`), from
-        the feature scorer; [R, C, 3] with the popularity before them."""
+        the feature scorer; the popularity and the redundancy, when asked for, come
+        before them (in that order)."""
         if (self.feature_scorer is self.scorer and self.observe_leave_risk
                 and self._observed_h is not None):
             # The observation the action was chosen on already holds these answers for
@@ -147,6 +166,8 @@ class Observer:
             q = self.feature_scorer.leave_hazard.hazard_if_listened(history, candidates)
         p, q = np.clip(p, 1e-4, 1 - 1e-4), np.clip(q, 1e-4, 1 - 1e-4)
         cols = [np.log(p / (1 - p)), np.log(q / (1 - q))]
+        if self.redundancy:
+            cols.insert(0, self.feature_scorer.leave_hazard.redundancy(history, candidates))
         if self.popularity is not None:
             cols.insert(0, self.popularity[candidates])
         return np.stack(cols, -1).astype(np.float32)

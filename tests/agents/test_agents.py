@@ -555,6 +555,25 @@ def test_lird_actor_score_and_leave_priors_start_at_a_leave_aware_greedy():
     f = sampler_features(full, d + 3).numpy()
     np.testing.assert_allclose(f[..., d], full["candidate_popularity"].numpy())
     np.testing.assert_allclose(f[..., d + 1:], 0.0, atol=1e-6)   # logit 0.5
+    # With the redundancy too ([embedding, popularity, redundancy, logit P(listen),
+    # logit P(leave)]): redundancy_prior subtracts tanh(r) x bound at its column, the
+    # popularity keeps its own, and the slate critic reads the same order.
+    both_spec = dict(pop_spec, candidate_redundancy=tf.TensorSpec((C,), tf.float32))
+    wider = tensor_spec.BoundedTensorSpec((K, d + 4), tf.float32, -bound, bound)
+    red = tf.constant(rng.uniform(size=(2, C)), tf.float32)
+    wr = LirdActorNetwork(both_spec, wider, units=8, score_prior=2.0, popularity_prior=1.0,
+                          redundancy_prior=0.5)(
+        dict(obs, candidate_popularity=pop, candidate_redundancy=red))[0].numpy()
+    np.testing.assert_allclose(wr[..., d], np.tanh(1.0) * bound, atol=0.02)
+    np.testing.assert_allclose(wr[..., d + 1], -np.tanh(0.5) * bound, atol=0.02)
+    np.testing.assert_allclose(wr[..., d + 2], np.tanh(2.0) * bound, atol=0.02)
+    assert np.abs(wr[..., d + 3]).max() < 0.02
+    with pytest.raises(ConfigError, match="score_redundancy"):
+        LirdActorNetwork(pop_spec, wide, units=8, redundancy_prior=1.0)
+    f2 = sampler_features(dict(full, candidate_redundancy=red), d + 4).numpy()
+    np.testing.assert_allclose(f2[..., d], pop.numpy())
+    np.testing.assert_allclose(f2[..., d + 1], red.numpy())
+    np.testing.assert_allclose(f2[..., d + 2:], 0.0, atol=1e-6)
     from types import SimpleNamespace
     for bad in ("x", float("nan")):
         with pytest.raises(ConfigError, match="leave_prior must be a finite number"):

@@ -579,6 +579,59 @@ def test_the_log_popularity_joins_what_lird_weights_score(tiny_log, tiny_world_d
             score_popularity=True)
 
 
+def test_the_redundancy_joins_what_lird_weights_score(tiny_log, tiny_world_dir):
+    """`score_redundancy`: the candidate features are [embedding, popularity,
+    redundancy, logit P(listen), logit P(leave)], the redundancy max(0, e_c . centroid of
+    the recent listens) of the scorer's leave model (computed here by hand from the
+    history), observed as `candidate_redundancy`; a negative weight on it alone picks
+    the least redundant candidates.  Without a feature scorer it is refused by name."""
+    from user_models.leave_hazard import LeaveHazard
+    saved = SyntheticWorld.load(tiny_world_dir["world"])
+    emb = np.concatenate([saved.track_latent, saved.track_popularity[:, None]], 1)[
+        saved_index(saved, tiny_log)].astype(np.float32)
+    scorer = GroundTruthUserModel(saved)
+    hazard = scorer.leave_hazard = LeaveHazard(emb).fit(tiny_log)
+
+    def env_with(**kw):
+        return PlaylistEnvironment(
+            GroundTruthUserModel(saved), ContinuousWeightsTrackSampler(K, POOL, D + 4),
+            LogEpisodeSampler(tiny_log, 10, POOL, hidden_sessions=tiny_world_dir["hidden"]),
+            emb, batch_size=4, seed=0, simulate_leaving=False, observe_candidates=True,
+            **kw)
+
+    env = env_with(feature_scorer=scorer, score_popularity=True, score_redundancy=True)
+    obs = env.reset()
+    h, cands = env.history(), env.candidate_tracks()
+    # By hand: the centroid of recent listens, c <- unit(keep c + (1 - keep) e), over
+    # each history's listened tracks in order.
+    unit_emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    want = np.zeros(cands.shape)
+    for b in range(4):
+        c = None
+        for t, r in zip(h.tracks[b], h.responses[b]):
+            if t >= 0 and r > 0.5:
+                e = unit_emb[t]
+                c = e if c is None else hazard.keep * c + (1 - hazard.keep) * e
+                c = c / np.linalg.norm(c)
+        want[b] = 0.0 if c is None else np.maximum(unit_emb[cands[b]] @ c, 0.0)
+    assert want.max() > 0.1
+    np.testing.assert_allclose(obs["candidate_redundancy"], want, atol=1e-5)
+    feats = env.model_features(np.arange(4))                      # [4, C, 4]
+    assert feats.shape == (4, POOL, 4)
+    np.testing.assert_allclose(feats[..., 1], want, atol=1e-5)
+    p = np.clip(scorer.score_candidates(h, cands), 1e-4, 1 - 1e-4)
+    np.testing.assert_allclose(feats[..., 2], np.log(p / (1 - p)), rtol=1e-4, atol=1e-4)
+    w = np.zeros((4, K, D + 4), np.float32)
+    w[:, :, D + 1] = -1.0
+    before = cands.copy()
+    env.step(w)
+    picked = env.episode_tracker.arrays()["slate"]
+    calm = np.take_along_axis(before, np.argsort(want, 1, kind="stable")[:, :K], 1)
+    np.testing.assert_array_equal(np.sort(picked, 1), np.sort(calm, 1))
+    with pytest.raises(ConfigError, match="score_redundancy.*score_features"):
+        env_with(score_redundancy=True)
+
+
 def test_state_includes_skips_decides_what_enters_the_window(world):
     """The observation window gains a slate's listened tracks, in slate order, and
     drops as many of its oldest; with `state_includes_skips` every heard track enters
