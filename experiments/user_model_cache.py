@@ -255,9 +255,10 @@ CALIBRATED = "calibrated"
 
 
 def ensemble_members(name: str) -> Optional[Tuple[str, List[str]]]:
-    """('mean' or 'min', member names) for an ensemble's name, `mean(a,b)` or
-    `min(a,b,c)` (`user_models.composite.EnsembleUserModel`); None for other names."""
-    for combine in ("mean", "min"):
+    """('mean', 'min' or 'worst', member names) for an ensemble's name, `mean(a,b)`,
+    `min(a,b,c)` or `worst(a,b)` (`user_models.composite.EnsembleUserModel`); None for
+    other names."""
+    for combine in ("mean", "min", "worst"):
         if name.startswith(combine + "(") and name.endswith(")"):
             return combine, [m.strip() for m in name[len(combine) + 1:-1].split(",")]
     return None

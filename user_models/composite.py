@@ -21,7 +21,9 @@ Neither fits anything: both wrap fitted models for `experiments.offline_error`.
   hopeful class says), and leaves as its first member does.  An agent that learns
   against one model picks out that model's own errors (the winner's curse); a model of
   another class does not share them, where seeds of one class do (#23's lead "an
-  ensemble across model classes rather than seeds").
+  ensemble across model classes rather than seeds").  `worst` is pessimistic on both
+  answers: the lowest P(listen) and the highest P(leave) of the members, each member's
+  leave model reading boredom its own way (`WorstLeaveHazard`).
 """
 
 from __future__ import annotations
@@ -133,17 +135,41 @@ class ShadowedUserModel(AbstractUserModel):
         return out
 
 
+class WorstLeaveHazard:
+    """The members' leave models as one: P(leave right after a candidate, if
+    listened) is the highest of theirs; the redundancy a policy reads is the first
+    one's measure.  What an environment asks of a leave model (`hazard_if_listened`,
+    `redundancy`) for a `worst(...)` ensemble."""
+
+    def __init__(self, hazards: Sequence):
+        self.hazards = list(hazards)
+
+    def hazard_if_listened(self, history, candidates):
+        return np.max([h.hazard_if_listened(history, candidates) for h in self.hazards],
+                      axis=0)
+
+    def redundancy(self, history, candidates):
+        return self.hazards[0].redundancy(history, candidates)
+
+
 class EnsembleUserModel(AbstractUserModel):
     """P(listen) combined over `members` (each fitted already), position by position
     with the cascade of each member teacher-forced on the ensemble's own draws;
-    P(leave) is the first member's.
+    P(leave) is the first member's, or with `worst` the highest of the members'.
+
+    Why `worst`: an agent trained against a learned simulator drifts to the slates
+    whose listeners every fit keeps too long (less diverse ones: docs/listeners.md),
+    and the members' leave models read boredom in different track spaces, so the
+    highest of their hazards is the one a drift of that kind is least likely to fool.
 
     Args:
       members: fitted user models over the same catalogue.
-      combine: 'mean' (average probability) or 'min' (the lowest: pessimistic).
+      combine: 'mean' (average probability), 'min' (the lowest: pessimistic) or
+        'worst' (the lowest P(listen) and the highest P(leave)).
     """
 
-    COMBINE = {"mean": lambda ps: np.mean(ps, axis=0), "min": lambda ps: np.min(ps, axis=0)}
+    COMBINE = {"mean": lambda ps: np.mean(ps, axis=0), "min": lambda ps: np.min(ps, axis=0),
+               "worst": lambda ps: np.min(ps, axis=0)}
 
     def __init__(self, members: Sequence[AbstractUserModel], combine: str = "mean"):
         if len(members) < 2:
@@ -157,6 +183,9 @@ class EnsembleUserModel(AbstractUserModel):
         sizes = [m.max_slate_size for m in self.members if m.max_slate_size is not None]
         self.max_slate_size = min(sizes) if sizes else None
         self.leave_hazard = self.members[0].leave_hazard
+        hazards = [m.leave_hazard for m in self.members if m.leave_hazard is not None]
+        if combine == "worst" and hazards:
+            self.leave_hazard = WorstLeaveHazard(hazards)
 
     def _predict(self, history, slate, slate_responses):
         return self.COMBINE[self.combine](
@@ -167,4 +196,9 @@ class EnsembleUserModel(AbstractUserModel):
             [m.score_candidates(history, candidates) for m in self.members])
 
     def leave_probs(self, history, slate, responses):
-        return self.members[0].leave_probs(history, slate, responses)
+        if self.combine != "worst":
+            return self.members[0].leave_probs(history, slate, responses)
+        # A member that does not model leaving says nothing about it.
+        hs = [h for h in (m.leave_probs(history, slate, responses) for m in self.members)
+              if h is not None]
+        return np.max(hs, axis=0) if hs else None

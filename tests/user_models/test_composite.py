@@ -105,6 +105,27 @@ def test_an_ensemble_combines_its_members_by_hand():
     answer = low.respond(history, slate, np.array([[0.1, 0.3, 0.99], [0.5, 0.15, 0.0]]))
     np.testing.assert_array_equal(answer[1], [[True, False], [False, False]])
     np.testing.assert_array_equal(answer[2], [False, True])
+    # worst: the lowest P(listen) and the highest P(leave) (leave models 0.1 and 0.4).
+    worst = EnsembleUserModel([_Constant(0.2, h=0.1), _Constant(0.6, h=0.4), _Constant(0.7)],
+                              "worst")
+    np.testing.assert_allclose(worst.predict(history, slate), 0.2)
+    np.testing.assert_allclose(worst.leave_probs(history, slate, np.ones((2, 2), bool)), 0.4)
+    # Over a slate of two heard tracks the listener leaves with 1 - 0.6^2 = 0.64 (the
+    # first member's hazard alone: 1 - 0.9^2 = 0.19).
+    answer = worst.respond(history, slate, np.array([[0.1, 0.3, 0.35], [0.5, 0.15, 0.7]]))
+    np.testing.assert_array_equal(answer[2], [True, False])
+    low2 = EnsembleUserModel([_Constant(0.2, h=0.1), _Constant(0.6, h=0.4)], "min")
+    answer = low2.respond(history, slate, np.array([[0.1, 0.3, 0.35], [0.5, 0.15, 0.7]]))
+    np.testing.assert_array_equal(answer[2], [False, False])
+    # The hazards of a leave model's own (hazard_if_listened): the highest, too.
+    from user_models.composite import WorstLeaveHazard
+    from types import SimpleNamespace
+    two = WorstLeaveHazard([SimpleNamespace(hazard_if_listened=lambda h, c: np.full(c.shape, 0.1),
+                                            redundancy=lambda h, c: np.full(c.shape, 0.5)),
+                            SimpleNamespace(hazard_if_listened=lambda h, c: np.full(c.shape, 0.3),
+                                            redundancy=lambda h, c: np.full(c.shape, 0.9))])
+    np.testing.assert_allclose(two.hazard_if_listened(history, slate), 0.3)
+    np.testing.assert_allclose(two.redundancy(history, slate), 0.5)   # the first one's
     with pytest.raises(ConfigError, match="at least two"):
         EnsembleUserModel(members[:1])
     with pytest.raises(ConfigError, match="'median'"):
@@ -114,6 +135,7 @@ def test_an_ensemble_combines_its_members_by_hand():
 def test_ensemble_names_are_checked_before_anything_is_fitted():
     from experiments.user_model_cache import check_user_model_name, ensemble_members
     assert ensemble_members("min(sequential, taste)") == ("min", ["sequential", "taste"])
+    assert ensemble_members("worst(taste,logistic)") == ("worst", ["taste", "logistic"])
     assert ensemble_members("sequential") is None
     check_user_model_name("mean(sequential+calibrated,logistic)")
     check_user_model_name("min(sequential,logistic)+calibrated")  # recalibrated as one
