@@ -136,20 +136,31 @@ class ShadowedUserModel(AbstractUserModel):
 
 
 class WorstLeaveHazard:
-    """The members' leave models as one: P(leave right after a candidate, if
-    listened) is the highest of theirs; the redundancy a policy reads is the first
-    one's measure.  What an environment asks of a leave model (`hazard_if_listened`,
-    `redundancy`) for a `worst(...)` ensemble."""
+    """The members' leave models as one: every hazard is the highest of theirs (along
+    a logged sequence, `hazards`; right after a candidate if listened,
+    `hazard_if_listened`); the redundancy a policy reads is the first one's measure.
+    What an environment and the exposure recalibration ask of a leave model, for a
+    `worst(...)` ensemble."""
 
-    def __init__(self, hazards: Sequence):
-        self.hazards = list(hazards)
+    def __init__(self, models: Sequence):
+        self.models = list(models)
+        caps = [getattr(m, "cap", None) for m in self.models]
+        self.cap = max(caps) if all(c is not None for c in caps) else None
+
+    def hazards(self, tracks, listened):
+        return np.max([m.hazards(tracks, listened) for m in self.models], axis=0)
 
     def hazard_if_listened(self, history, candidates):
-        return np.max([h.hazard_if_listened(history, candidates) for h in self.hazards],
+        return np.max([m.hazard_if_listened(history, candidates) for m in self.models],
                       axis=0)
 
     def redundancy(self, history, candidates):
-        return self.hazards[0].redundancy(history, candidates)
+        return self.models[0].redundancy(history, candidates)
+
+    def within_log(self) -> "WorstLeaveHazard":
+        """Each member held to its log's support where it can be."""
+        from user_models.exposure_calibration import within_log
+        return WorstLeaveHazard([within_log(m) for m in self.models])
 
 
 class EnsembleUserModel(AbstractUserModel):

@@ -108,7 +108,11 @@ def clustered_mean(values: np.ndarray, sessions: np.ndarray):
 
 def within_log(leave_model):
     """The leave model held to its log's support where it can be (`LeaveHead.within_log`;
-    a model without a recorded range, or of another class, as it is)."""
+    a model without a recorded range, or of another class, as it is; a `worst(...)`
+    ensemble's, member by member)."""
+    from user_models.composite import WorstLeaveHazard
+    if isinstance(leave_model, WorstLeaveHazard):
+        return leave_model.within_log()
     if getattr(leave_model, "feature_max", None) is not None:
         return leave_model.within_log()
     return leave_model

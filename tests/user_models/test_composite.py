@@ -120,12 +120,15 @@ def test_an_ensemble_combines_its_members_by_hand():
     # The hazards of a leave model's own (hazard_if_listened): the highest, too.
     from user_models.composite import WorstLeaveHazard
     from types import SimpleNamespace
-    two = WorstLeaveHazard([SimpleNamespace(hazard_if_listened=lambda h, c: np.full(c.shape, 0.1),
-                                            redundancy=lambda h, c: np.full(c.shape, 0.5)),
-                            SimpleNamespace(hazard_if_listened=lambda h, c: np.full(c.shape, 0.3),
-                                            redundancy=lambda h, c: np.full(c.shape, 0.9))])
+    def leave_model(h, rho, cap):
+        return SimpleNamespace(hazard_if_listened=lambda hist, c: np.full(c.shape, h),
+                               hazards=lambda t, listened: np.full(t.shape, h),
+                               redundancy=lambda hist, c: np.full(c.shape, rho), cap=cap)
+    two = WorstLeaveHazard([leave_model(0.1, 0.5, 20), leave_model(0.3, 0.9, 30)])
     np.testing.assert_allclose(two.hazard_if_listened(history, slate), 0.3)
+    np.testing.assert_allclose(two.hazards(slate, np.ones(slate.shape)), 0.3)
     np.testing.assert_allclose(two.redundancy(history, slate), 0.5)   # the first one's
+    assert two.cap == 30 and isinstance(two.within_log(), WorstLeaveHazard)
     with pytest.raises(ConfigError, match="at least two"):
         EnsembleUserModel(members[:1])
     with pytest.raises(ConfigError, match="'median'"):
