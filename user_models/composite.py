@@ -22,8 +22,8 @@ Neither fits anything: both wrap fitted models for `experiments.offline_error`.
   against one model picks out that model's own errors (the winner's curse); a model of
   another class does not share them, where seeds of one class do (#23's lead "an
   ensemble across model classes rather than seeds").  `worst` is pessimistic on both
-  answers: the lowest P(listen) and the highest P(leave) of the members, each member's
-  leave model reading boredom its own way (`WorstLeaveHazard`).
+  answers: the lowest P(listen) and the highest P(leave) of the members
+  (`WorstLeaveHazard`).
 """
 
 from __future__ import annotations
@@ -169,8 +169,9 @@ class EnsembleUserModel(AbstractUserModel):
     P(leave) is the first member's, or with `worst` the highest of the members'.
 
     Why `worst`: an agent trained against a learned simulator drifts to the slates
-    whose listeners every fit keeps too long (less diverse ones: docs/listeners.md),
-    and the members' leave models read boredom in different track spaces, so the
+    whose listeners every fit keeps too long (less diverse ones: docs/listeners.md).
+    The members' leave models differ (class, time scales, and with
+    `TasteUserModel.leave_space = 'taste'` the track space boredom is read in), so the
     highest of their hazards is the one a drift of that kind is least likely to fool.
 
     Args:
