@@ -77,6 +77,7 @@ class Observer:
         # The scorer's answers in the last observation (see `model_features`).
         self._observed_p: Optional[np.ndarray] = None
         self._observed_h: Optional[np.ndarray] = None
+        self._observed_r: Optional[np.ndarray] = None
 
     @property
     def feature_width(self) -> int:
@@ -140,8 +141,8 @@ class Observer:
         if self.scorer is not None or self.observe_leave_risk or self.redundancy:
             h = history()
         if self.redundancy:
-            obs["candidate_redundancy"] = self.feature_scorer.leave_hazard.redundancy(
-                h, candidates).astype(np.float32)
+            self._observed_r = self.feature_scorer.leave_hazard.redundancy(h, candidates)
+            obs["candidate_redundancy"] = self._observed_r.astype(np.float32)
         if self.scorer is not None:  # one batched call over all B x C pairs
             self._observed_p = self.scorer.score_candidates(h, candidates)
             obs["candidate_scores"] = self._observed_p.astype(np.float32)
@@ -167,7 +168,11 @@ class Observer:
         p, q = np.clip(p, 1e-4, 1 - 1e-4), np.clip(q, 1e-4, 1 - 1e-4)
         cols = [np.log(p / (1 - p)), np.log(q / (1 - q))]
         if self.redundancy:
-            cols.insert(0, self.feature_scorer.leave_hazard.redundancy(history, candidates))
+            # Observed for the same states as the answers above (the last observation
+            # always holds it when the redundancy is asked for).
+            r = (self._observed_r[rows] if self._observed_r is not None
+                 else self.feature_scorer.leave_hazard.redundancy(history, candidates))
+            cols.insert(0, r)
         if self.popularity is not None:
             cols.insert(0, self.popularity[candidates])
         return np.stack(cols, -1).astype(np.float32)
