@@ -48,6 +48,11 @@ class Experiment:
         the training simulator chooses among them before training
         (`experiments.actor_start`).  Empty: the factory's bindings as they are.
       actor_start_episodes: the training split's episode starts each candidate plays.
+      ship: which policy the run ships (policy/, and the agent's row of the report):
+        'trained' (the trained agent), or 'evaluator': the offline evaluator (the
+        simulator when none is bound) plays the untrained agent (the chosen start)
+        and the trained one on the same `eval_episodes` validation starts, and the
+        one it rates higher ships (`experiments.shipping`).
     """
 
     agent_fn: Optional[Callable] = None
@@ -63,3 +68,4 @@ class Experiment:
     keep_checkpoints: bool = False
     actor_starts: Tuple[dict, ...] = ()
     actor_start_episodes: int = 256
+    ship: str = "trained"

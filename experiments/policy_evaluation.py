@@ -158,10 +158,14 @@ def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarr
                      baselines: Sequence[str] = (), eval_episodes: int = 256, seed: int = 0,
                      run_dir: Optional[str] = None,
                      info: Optional[dict] = None,
-                     offline_model: Optional[AbstractUserModel] = None) -> Dict[str, dict]:
+                     offline_model: Optional[AbstractUserModel] = None,
+                     agent_policy: Optional[Callable] = None) -> Dict[str, dict]:
     """Scores the agent's greedy policy and the baselines on test-split episodes,
     offline (under `offline_model`, by default `user_model`) and, on synthetic data,
     online (the ground truth).  Policies observe `user_model` either way.
+
+    `agent_policy(env)`, when given, is the policy scored under the agent's name in
+    place of `agent.policy` (the start a run ships instead, `experiments.shipping`).
 
     Returns {policy: {mode: metrics}}; writes the agent's online episodes to
     run_dir/episodes.parquet.  Shared by the main job and the distributed learner.
@@ -172,7 +176,7 @@ def final_evaluation(data: Dataset, user_model: AbstractUserModel, emb: np.ndarr
     agents = {}
     if agent is not None:
         spec = agent_spec(agent_fn)
-        agents[spec.name] = (lambda env: agent.policy, spec.sampler)
+        agents[spec.name] = (agent_policy or (lambda env: agent.policy), spec.sampler)
     metrics: Dict[str, dict] = {}
     for mode, model in modes.items():
         last = mode == list(modes)[-1]

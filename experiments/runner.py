@@ -29,6 +29,8 @@ from experiments.experiment import Experiment
 from experiments.policy_evaluation import final_evaluation
 from experiments.reporting import plot_comparison, plot_learning_curve
 from experiments.self_check import self_check
+from experiments.shipping import (START_POLICY, TRAINED_POLICY, check_ship,
+                                  choose_shipped, load_policy)
 from experiments.user_model_cache import (check_user_model_name, fit_or_load_user_model,
                                           listener_profiles, user_model_by_name)
 from spotisim.data.datasets import load_dataset
@@ -81,6 +83,10 @@ def run_experiment(run_dir: str, resume: bool = True,
     if x.agent_fn is not None:  # a bad Trainer count fails before anything is written
         check_trainer_bindings()
     check_actor_starts(x.actor_starts, x.agent_fn)
+    check_ship(x.ship)
+    if x.ship != "trained" and x.agent_fn is None:
+        raise ConfigError(f"run_experiment.ship = {x.ship!r} needs run_experiment.agent_fn "
+                          "(there is no agent to ship)")
     # One process per run directory: a second one would interleave checkpoints.
     with directory_lock(run_dir):
         return _run_experiment(run_dir, resume, x)
@@ -110,6 +116,7 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
     agent = None
     agent_name = None
     actor_start = None
+    shipped = shipped_policy = None
     if agent_fn is not None:
         spec = agent_spec(agent_fn)
         agent_name, kind = spec.name, spec.sampler
@@ -156,6 +163,8 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
         else:
             trainer.iteration.assign(0)
         start = int(trainer.iteration.numpy())
+        if x.ship == "evaluator":
+            keep_start_policy(run_dir, agent, start)
         with gin.config_scope("eval"):
             eval_builder = make_builder(data.val, user_model, emb, kind, data.hidden_path,
                                         batch_size=64, seed=seed + 1,
@@ -192,12 +201,30 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
         if bar is not None:
             bar.close()
         # Whole or not at all: a cut save leaves the previous policy/ (or none).
-        with atomic_dir(os.path.join(run_dir, "policy")) as tmp:
+        trained_dir = TRAINED_POLICY if x.ship == "evaluator" else "policy"
+        with atomic_dir(os.path.join(run_dir, trained_dir)) as tmp:
             policy_saver.PolicySaver(agent.policy, batch_size=None).save(tmp)
+        if x.ship == "evaluator":
+            def judge_env():
+                with gin.config_scope("eval"):
+                    return make_builder(data.val, evaluator or user_model, emb, kind,
+                                        data.hidden_path, batch_size=eval_episodes,
+                                        seed=seed + 3, scorer=user_model,
+                                        profiles=listener_profiles(data, emb)).get_tf_env()
+            shipped = choose_shipped(
+                run_dir, {"trained": os.path.join(run_dir, TRAINED_POLICY),
+                          "start": os.path.join(run_dir, START_POLICY)},
+                judge_env, eval_episodes, x.offline_evaluator or x.simulator or "simulator")
+            chosen = os.path.join(run_dir, {"trained": TRAINED_POLICY,
+                                            "start": START_POLICY}[shipped["shipped"]])
+            with atomic_dir(os.path.join(run_dir, "policy")) as tmp:
+                shutil.copytree(chosen, tmp, dirs_exist_ok=True)
+            if shipped["shipped"] != "trained":
+                shipped_policy = functools.partial(load_policy, chosen)
     info: dict = {}
     metrics.update(final_evaluation(data, user_model, emb, agent, agent_fn, baselines,
                                     eval_episodes, seed, run_dir, info,
-                                    offline_model=evaluator))
+                                    offline_model=evaluator, agent_policy=shipped_policy))
     if agent is None:
         with atomic_file(os.path.join(run_dir, "operative_config.gin")) as f:
             f.write(operative_config_text())
@@ -210,7 +237,8 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
            "embeddings": emb_obj.source, "agent": agent_name,
            "iterations": num_iterations, "seconds": time.perf_counter() - t_start,
            "final_loss": float(np.mean(losses[-50:])) if losses else None,
-           "offline_evaluations": evals, "actor_start": actor_start, "policies": metrics}
+           "offline_evaluations": evals, "actor_start": actor_start, "shipped": shipped,
+           "policies": metrics}
     with atomic_file(os.path.join(run_dir, "metrics.json")) as f:
         json.dump(out, f, indent=1)
     plot_learning_curve(os.path.join(run_dir, "learning_curve.png"), losses, evals)
@@ -218,6 +246,22 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
     if not x.keep_checkpoints:  # finished: the resumable state goes (keep_checkpoints)
         shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
     return out
+
+
+def keep_start_policy(run_dir: str, agent, iteration: int) -> None:
+    """Saves the untrained agent's greedy policy to run_dir/start_policy
+    (`run_experiment.ship = 'evaluator'` compares it with the trained one).  A resumed
+    run keeps the one saved before its first gradient step; a run resumed past it
+    without one cannot know its start: one ConfigError."""
+    path = os.path.join(run_dir, START_POLICY)
+    if iteration > 0:
+        if not os.path.isdir(path):
+            raise ConfigError(f"run_experiment.ship = 'evaluator': {run_dir} resumes at "
+                              f"iteration {iteration} and holds no {START_POLICY}/ (the run "
+                              "began without it): --noresume to start over")
+        return
+    with atomic_dir(path) as tmp:
+        policy_saver.PolicySaver(agent.policy, batch_size=None).save(tmp)
 
 
 def finished_run(run_dir: str, agent_factory: str, agent_name: str,

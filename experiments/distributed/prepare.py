@@ -40,7 +40,7 @@ def prepare(root_dir: str, settings: Optional[ScaleOut] = None) -> dict:
     has to be a shared (or copied) directory.
     """
     settings = settings or ScaleOut()
-    refuse_named_simulators()
+    refuse_single_process_settings()
     marker = os.path.join(root_dir, "prepared.json")
     inputs = _prepare_inputs(settings)
     if os.path.exists(marker):
@@ -88,19 +88,28 @@ def prepare(root_dir: str, settings: Optional[ScaleOut] = None) -> dict:
     return prep
 
 
-def refuse_named_simulators() -> None:
-    """Raises ConfigError where the config names the simulator the agent trains against
-    (`run_experiment.simulator`: a recalibrated model, an ensemble, `+memory`): every
-    role of the distributed mode trains against the one model `prepare` fits and saves
-    (`fit_or_load_user_model`), so the binding would be ignored, not obeyed.  (The
-    learner's final evaluation does read `run_experiment.offline_evaluator`.)"""
-    simulator = experiment().simulator
-    if simulator:
-        raise ConfigError(f"run_experiment.simulator = {simulator!r}: the distributed mode "
+def refuse_single_process_settings() -> None:
+    """Raises ConfigError where the config binds what only the single-process main job
+    does, so the binding would be ignored, not obeyed:
+    - `run_experiment.simulator` (a recalibrated model, an ensemble, `+memory`): every
+      role of the distributed mode trains against the one model `prepare` fits and
+      saves (`fit_or_load_user_model`);
+    - `run_experiment.actor_starts` and `run_experiment.ship`: the actors build their
+      agents as the factory's bindings say, and the learner ships what it trained.
+    (The learner's final evaluation does read `run_experiment.offline_evaluator`.)"""
+    x = experiment()
+    if x.simulator:
+        raise ConfigError(f"run_experiment.simulator = {x.simulator!r}: the distributed mode "
                           "trains against the model fit_or_load_user_model fits "
                           "(bind fit_or_load_user_model.model_ctor); train against a "
                           "named simulator in the single-process main job "
                           "(python -m experiments.run)")
+    for name, value, ignored in (("actor_starts", x.actor_starts, bool(x.actor_starts)),
+                                 ("ship", x.ship, x.ship != "trained")):
+        if ignored:
+            raise ConfigError(f"run_experiment.{name} = {value!r}: the distributed mode does "
+                              f"not read it; run it in the single-process main job "
+                              "(python -m experiments.run)")
 
 
 def _data_digest(log_path: str) -> Optional[str]:

@@ -223,18 +223,26 @@ def test_prepare_refuses_a_root_dir_prepared_differently(sharded_world, tmp_path
         gin.clear_config()
 
 
-def test_prepare_refuses_a_named_simulator_it_would_ignore(sharded_world, tmp_path):
-    """Every role trains against the one model prepare fits: a named simulator
-    (`+memory`, a recalibrated ensemble) is one error line, nothing written."""
+@pytest.mark.parametrize("binding, message", [
+    ("run_experiment.simulator = 'sequential+memory'",
+     r"run_experiment.simulator = 'sequential\+memory': the distributed mode"),
+    ("run_experiment.ship = 'evaluator'",
+     "run_experiment.ship = 'evaluator': the distributed mode does not read it"),
+    ("run_experiment.actor_starts = [{'epsilon': 0.2}]",
+     r"run_experiment.actor_starts = .*'epsilon': 0.2.*: the distributed mode"),
+])
+def test_prepare_refuses_settings_it_would_ignore(sharded_world, tmp_path, binding, message):
+    """Every role trains against the one model prepare fits, actors build agents as
+    the factory's bindings say, and the learner ships what it trained: a named
+    simulator (`+memory`, a recalibrated ensemble), starts to choose among or another
+    shipping rule is one error line, nothing written."""
     from spotisim.errors import ConfigError
     root = tmp_path / "job"
     gin.clear_config()
     try:
-        parse_gin(["ah_dqn"], bindings(sharded_world, tmp_path / "cache",
-                                       ["run_experiment.simulator = 'sequential+memory'"]),
+        parse_gin(["ah_dqn"], bindings(sharded_world, tmp_path / "cache", [binding]),
                   [run_mod.CONFIG_DIR])
-        with pytest.raises(ConfigError, match="run_experiment.simulator = 'sequential"
-                                              r"\+memory': the distributed mode"):
+        with pytest.raises(ConfigError, match=message):
             dist.prepare(str(root))
     finally:
         gin.clear_config()

@@ -880,9 +880,15 @@ def test_the_agent_starts_where_its_training_simulator_says(tiny_world_dir, four
     training starts against the training simulator; training begins from the best
     (the first of equals), the choice is in metrics.json and actor_start.json, and a
     run directory holding the choice for the same starts reuses it without playing
-    them again.  A start naming an argument the agent does not take is one error."""
+    them again.  A start naming an argument the agent does not take is one error.
+
+    `run_experiment.ship = 'evaluator'`: the untrained start (saved before training)
+    and the trained agent play the same validation starts under the evaluator, and
+    the higher ships: policy/ is its copy and the report's agent row is its own."""
+    import tensorflow as tf
     from agents.lird_ddpg import create_lird_ddpg_agent
     from experiments.actor_start import START_FILE, choose_actor_start
+    from experiments.shipping import SHIPPED_FILE
     starts = "[{'score_prior': 2.0}, {'score_prior': 2.0, 'popularity_prior': 3.0}]"
     lird = ["PlaylistEnvironment.score_features = True",
             "PlaylistEnvironment.score_popularity = True",
@@ -891,7 +897,27 @@ def test_the_agent_starts_where_its_training_simulator_says(tiny_world_dir, four
             f"run_experiment.actor_starts = {starts}",
             "run_experiment.actor_start_episodes = 8"]
     cache = four_iterations[1].parent / "cache"  # the shared run's fitted model
-    out = run(tiny_world_dir, tmp_path / "run", cache, 2, config="lird_published", extra=lird)
+    out = run(tiny_world_dir, tmp_path / "run", cache, 2, config="lird_published",
+              extra=lird + ["run_experiment.ship = 'evaluator'"])
+    shipped = out["shipped"]
+    assert shipped == json.load(open(tmp_path / "run" / SHIPPED_FILE))
+    assert [c["name"] for c in shipped["candidates"]] == ["trained", "start"]
+    (trained, start) = [c["listens"] for c in shipped["candidates"]]
+    assert shipped["shipped"] == ("trained" if trained >= start else "start")
+    assert shipped["episodes"] == 8 and shipped["evaluator"] == "simulator"
+
+    def weights(name):
+        return [v.numpy() for v in tf.saved_model.load(
+            str(tmp_path / "run" / name)).model_variables]
+    kept = {"trained": weights("trained_policy"), "start": weights("start_policy")}
+    assert any(not np.array_equal(a, b) for a, b in zip(kept["trained"], kept["start"]))
+    for a, b in zip(weights("policy"), kept[shipped["shipped"]]):
+        np.testing.assert_array_equal(a, b)       # policy/ is the one shipped
+    with pytest.raises(ConfigError, match=r"run_experiment.ship: 'best' is not one of "
+                                          "'trained', 'evaluator'"):
+        run(tiny_world_dir, tmp_path / "bad_ship", cache, 2, config="lird_published",
+            extra=lird + ["run_experiment.ship = 'best'"])
+    assert not os.path.exists(tmp_path / "bad_ship")
     rows = out["actor_start"]["candidates"]
     assert [r["start"] for r in rows] == [{"score_prior": 2.0},
                                          {"score_prior": 2.0, "popularity_prior": 3.0}]

@@ -1,0 +1,80 @@
+"""Which policy the run ships: the trained agent, or the start it trained from.
+
+Why: on the returning world LIRD-DDPG's chosen start beats every baseline online, and
+training against the GRU loses half a listen of it on every seed (docs/listeners.md,
+"The redundancy among LIRD's features").  The offline evaluator (another model class
+than the one trained against) rates the trained policy below its start on the same
+seeds.  So with `run_experiment.ship = 'evaluator'` the run keeps the untrained agent
+(the chosen start) beside the trained one and ships whichever the evaluator rates
+higher on the same validation starts: the offline verdict the project exists for, made
+with what a team has (logs, the models fitted on them), never the ground truth.  Ties
+ship the trained agent.
+
+The run directory then holds `start_policy/` (saved before the first gradient step, so
+a resumed run compares with the same start), `trained_policy/`, `policy/` (the shipped
+one: what `experiments.evaluate` and a team load) and `shipped.json` (the choice and
+the figures it was made on).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable, Dict, Mapping
+
+from tf_agents.policies import py_tf_eager_policy
+
+from agents.evaluate import run_episodes
+from spotisim.errors import ConfigError
+from spotisim.io_utils import atomic_file
+
+SHIP_CHOICES = ("trained", "evaluator")
+SHIPPED_FILE = "shipped.json"
+START_POLICY = "start_policy"
+TRAINED_POLICY = "trained_policy"
+
+
+def check_ship(ship: str) -> None:
+    """Raises ConfigError naming the binding unless `ship` is one of SHIP_CHOICES."""
+    if ship not in SHIP_CHOICES:
+        raise ConfigError(f"run_experiment.ship: {ship!r} is not one of "
+                          f"{', '.join(map(repr, SHIP_CHOICES))}")
+
+
+def load_policy(path: str, env):
+    """The SavedModel policy at `path` as a py policy for the batched TF-Agents py
+    environment `env` (as `experiments.evaluate` loads policy/)."""
+    return py_tf_eager_policy.SavedModelPyTFEagerPolicy(
+        path, env.time_step_spec(), env.action_spec(), batch_time_steps=False)
+
+
+def choose_shipped(run_dir: str, candidates: Mapping[str, str], make_env: Callable,
+                   episodes: int, evaluator: str) -> Dict:
+    """The evaluator's choice among saved policies.
+
+    Args:
+      candidates: {name: SavedModel directory}, in preference order on ties (the
+        first of equals ships).
+      make_env: builds the batched py environment (at least `episodes` lanes) whose
+        user model is the evaluator; each candidate plays its first `episodes` starts
+        (`run_episodes`: the same starts and response draws for every candidate).
+      evaluator: the evaluator's name, recorded.
+
+    Returns (and writes to run_dir/shipped.json):
+      {"shipped": name, "candidates": [{"name", "listens", "skip_rate"}], "episodes",
+       "evaluator"}.
+    """
+    if not candidates:
+        raise ConfigError("choose_shipped: no candidates")
+    env = make_env()
+    rows = []
+    for name, path in candidates.items():
+        r = run_episodes(load_policy(path, env), env, episodes)
+        rows.append({"name": name, "listens": float(r["mean_episode_reward"]),
+                     "skip_rate": float(r["skip_rate"])})
+    best = max(range(len(rows)), key=lambda i: (rows[i]["listens"], -i))
+    out = {"shipped": rows[best]["name"], "candidates": rows, "episodes": int(episodes),
+           "evaluator": evaluator}
+    with atomic_file(os.path.join(run_dir, SHIPPED_FILE)) as f:
+        json.dump(out, f, indent=1)
+    return out
