@@ -235,6 +235,7 @@ class LeaveHead:
         c = self.config
         variables = self._variables(base)
         opt = tf.keras.optimizers.Adam(c["learning_rate"])
+        opt.build(variables)  # slots now: step is then traced once, not twice
 
         @tf.function(reduce_retracing=True)
         def step(x, y):
@@ -458,15 +459,22 @@ def fit_projection(embeddings: np.ndarray, log, val_log, dim: int,
                 events.astype(np.float32)]
 
     opt = tf.keras.optimizers.Adam(learning_rate)
+    # Adam's slots made here, not in step's first call: a tf.function that creates
+    # variables is traced twice, and each trace of the unrolled recursion and its
+    # gradient costs seconds (most of a small fit's time).  The same variables and
+    # values either way.
+    opt.build(variables)
 
-    @tf.function  # static shapes: the recursion is unrolled over the log's positions
+    # Static positions: the recursion is unrolled over the log's positions; the batch
+    # size varies (the last batch of an epoch), so it is left unknown.
+    @tf.function(reduce_retracing=True)
     def step(tracks, listened, at_risk, events):
         with tf.GradientTape() as tape:
             loss = censored_hazard_loss(logits(tracks, listened), events, at_risk)
         opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def val_loss(tracks, listened, at_risk, events):
         return censored_hazard_loss(logits(tracks, listened), events, at_risk)
 

@@ -460,6 +460,9 @@ class SequentialUserModel(AbstractUserModel):
         c = self.config
         opt = tf.keras.optimizers.Adam(c["learning_rate"])
         net = self.net
+        # Adam's slots made now, not in train_step's first call: a tf.function that
+        # creates variables is traced twice (a second GRU trace, seconds per fit).
+        opt.build(net.trainable_variables)
         self.track_ids = train_log.catalog.track_ids
         if self.behaviour_dim:
             self.behaviour_fill = BehaviourFill.fit(train_log)

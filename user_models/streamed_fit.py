@@ -50,9 +50,11 @@ def fit_streamed(variables: Sequence[tf.Variable], loss: Callable[..., tf.Tensor
     index, count = worker
     own = train.part(assign_shards(train.shards, index, count)) if count > 1 else train
     replicas = strategy.num_replicas_in_sync
+    variables = list(variables)
     with strategy.scope():
         opt = tf.keras.optimizers.Adam(learning_rate)
-    variables = list(variables)
+        # Adam's slots now: a tf.function that creates variables is traced twice.
+        opt.build(variables)
 
     def replica_step(*data):
         with tf.GradientTape() as tape:

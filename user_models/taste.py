@@ -278,6 +278,7 @@ class TasteUserModel(AbstractUserModel):
         shared = (3, 4)  # ages and causal: the same for every session
         opt = tf.keras.optimizers.Adam(c["learning_rate"])
         variables = self.net.weights
+        opt.build(variables)  # slots now: train_step is then traced once, not twice
 
         @tf.function(reduce_retracing=True)
         def loss_fn(tracks, resp, mask, ages, causal, position, streak, context):
