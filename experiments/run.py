@@ -14,7 +14,10 @@ under that user model ("offline") and, on synthetic data, under the world's grou
     comparison.png         listens per episode and skip rate per policy
     tb/                    TensorBoard summaries
     checkpoints/           agent + replay buffer + iteration (resume from here)
-    policy/                the trained greedy policy as a SavedModel (PolicySaver)
+    policy/                the shipped greedy policy as a SavedModel (PolicySaver): the
+                           trained one, or with run_experiment.ship = 'evaluator' the one
+                           the offline evaluator rates higher of start_policy/ (the
+                           untrained agent) and trained_policy/ (shipped.json says which)
     episodes.parquet       every step of the agent's online evaluation episodes
 
 An interrupted run started again with the same --run_dir resumes from its last

@@ -875,7 +875,7 @@ def test_a_reward_changed_since_the_checkpoint_is_refused(tmp_path):
 
 
 def test_the_agent_starts_where_its_training_simulator_says(tiny_world_dir, four_iterations,
-                                                            tmp_path):
+                                                            tmp_path, monkeypatch):
     """`run_experiment.actor_starts`: each start's untrained agent plays the same
     training starts against the training simulator; training begins from the best
     (the first of equals), the choice is in metrics.json and actor_start.json, and a
@@ -884,11 +884,26 @@ def test_the_agent_starts_where_its_training_simulator_says(tiny_world_dir, four
 
     `run_experiment.ship = 'evaluator'`: the untrained start (saved before training)
     and the trained agent play the same validation starts under the evaluator, and
-    the higher ships: policy/ is its copy and the report's agent row is its own."""
+    the higher ships: policy/ is its copy and the report's agent row is its own.  (The
+    tiny run's evaluator prefers the trained agent, so the start is made to ship here
+    after the real choice is checked: the start's branch is the one to test.)"""
     import tensorflow as tf
     from agents.lird_ddpg import create_lird_ddpg_agent
+    from experiments import runner
     from experiments.actor_start import START_FILE, choose_actor_start
-    from experiments.shipping import SHIPPED_FILE
+    from experiments.shipping import SHIPPED_FILE, load_policy
+    real_choices, scored = [], []
+    choose, evaluate = runner.choose_shipped, runner.final_evaluation
+
+    def start_ships(*args, **kwargs):
+        real_choices.append(choose(*args, **kwargs))
+        return {**real_choices[-1], "shipped": "start"}
+
+    def final_evaluation(*args, **kwargs):
+        scored.append(kwargs["agent_policy"])
+        return evaluate(*args, **kwargs)
+    monkeypatch.setattr(runner, "choose_shipped", start_ships)
+    monkeypatch.setattr(runner, "final_evaluation", final_evaluation)
     starts = "[{'score_prior': 2.0}, {'score_prior': 2.0, 'popularity_prior': 3.0}]"
     lird = ["PlaylistEnvironment.score_features = True",
             "PlaylistEnvironment.score_popularity = True",
@@ -899,19 +914,24 @@ def test_the_agent_starts_where_its_training_simulator_says(tiny_world_dir, four
     cache = four_iterations[1].parent / "cache"  # the shared run's fitted model
     out = run(tiny_world_dir, tmp_path / "run", cache, 2, config="lird_published",
               extra=lird + ["run_experiment.ship = 'evaluator'"])
-    shipped = out["shipped"]
-    assert shipped == json.load(open(tmp_path / "run" / SHIPPED_FILE))
-    assert [c["name"] for c in shipped["candidates"]] == ["trained", "start"]
-    (trained, start) = [c["listens"] for c in shipped["candidates"]]
-    assert shipped["shipped"] == ("trained" if trained >= start else "start")
-    assert shipped["episodes"] == 8 and shipped["evaluator"] == "simulator"
+    (real,) = real_choices
+    assert real == json.load(open(tmp_path / "run" / SHIPPED_FILE))
+    assert [c["name"] for c in real["candidates"]] == ["trained", "start"]
+    (trained, start) = [c["listens"] for c in real["candidates"]]
+    assert real["shipped"] == ("trained" if trained >= start else "start")
+    assert real["episodes"] == 8 and real["evaluator"] == "simulator"
+    assert out["shipped"]["shipped"] == "start"
+    # The report's agent row is the start's: the policy the final evaluation scored.
+    (policy_fn,) = scored
+    assert policy_fn.func is load_policy and policy_fn.args == (
+        str(tmp_path / "run" / "start_policy"),)
 
     def weights(name):
         return [v.numpy() for v in tf.saved_model.load(
             str(tmp_path / "run" / name)).model_variables]
     kept = {"trained": weights("trained_policy"), "start": weights("start_policy")}
     assert any(not np.array_equal(a, b) for a, b in zip(kept["trained"], kept["start"]))
-    for a, b in zip(weights("policy"), kept[shipped["shipped"]]):
+    for a, b in zip(weights("policy"), kept["start"]):
         np.testing.assert_array_equal(a, b)       # policy/ is the one shipped
     with pytest.raises(ConfigError, match=r"run_experiment.ship: 'best' is not one of "
                                           "'trained', 'evaluator'"):
