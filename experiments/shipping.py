@@ -22,6 +22,7 @@ import json
 import os
 from typing import Callable, Dict, Mapping
 
+import numpy as np
 from tf_agents.policies import py_tf_eager_policy
 
 from agents.evaluate import run_episodes
@@ -61,17 +62,25 @@ def choose_shipped(run_dir: str, candidates: Mapping[str, str], make_env: Callab
       evaluator: the evaluator's name, recorded.
 
     Returns (and writes to run_dir/shipped.json):
-      {"shipped": name, "candidates": [{"name", "listens", "skip_rate"}], "episodes",
-       "evaluator"}.
+      {"shipped": name, "candidates": [{"name", "listens", "skip_rate", "minus_first",
+       "minus_first_se"}], "episodes", "evaluator"}: `minus_first` is the candidate's
+      listens minus the first candidate's, paired on the same starts, with its
+      standard error over the starts (how sure the evaluator's call is, read without
+      the ground truth).
     """
     if not candidates:
         raise ConfigError("choose_shipped: no candidates")
     env = make_env()
-    rows = []
+    rows, first = [], None
     for name, path in candidates.items():
         r = run_episodes(load_policy(path, env), env, episodes)
+        per_start = np.asarray(r["episode_rewards"], np.float64)
+        first = per_start if first is None else first
+        diff = per_start - first
         rows.append({"name": name, "listens": float(r["mean_episode_reward"]),
-                     "skip_rate": float(r["skip_rate"])})
+                     "skip_rate": float(r["skip_rate"]), "minus_first": float(diff.mean()),
+                     "minus_first_se": (float(diff.std(ddof=1) / np.sqrt(len(diff)))
+                                        if len(diff) > 1 else float("nan"))})
     best = max(range(len(rows)), key=lambda i: (rows[i]["listens"], -i))
     out = {"shipped": rows[best]["name"], "candidates": rows, "episodes": int(episodes),
            "evaluator": evaluator}

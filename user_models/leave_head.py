@@ -465,16 +465,14 @@ def fit_projection(embeddings: np.ndarray, log, val_log, dim: int,
     # values either way.
     opt.build(variables)
 
-    # Static positions: the recursion is unrolled over the log's positions; the batch
-    # size varies (the last batch of an epoch), so it is left unknown.
-    @tf.function(reduce_retracing=True)
+    @tf.function  # static shapes: the recursion is unrolled over the log's positions
     def step(tracks, listened, at_risk, events):
         with tf.GradientTape() as tape:
             loss = censored_hazard_loss(logits(tracks, listened), events, at_risk)
         opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
-    @tf.function(reduce_retracing=True)
+    @tf.function
     def val_loss(tracks, listened, at_risk, events):
         return censored_hazard_loss(logits(tracks, listened), events, at_risk)
 

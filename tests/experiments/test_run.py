@@ -919,6 +919,9 @@ def test_the_agent_starts_where_its_training_simulator_says(tiny_world_dir, four
     assert [c["name"] for c in real["candidates"]] == ["trained", "start"]
     (trained, start) = [c["listens"] for c in real["candidates"]]
     assert real["shipped"] == ("trained" if trained >= start else "start")
+    assert real["candidates"][0]["minus_first"] == 0
+    assert real["candidates"][1]["minus_first"] == pytest.approx(start - trained)
+    assert real["candidates"][1]["minus_first_se"] > 0
     assert real["episodes"] == 8 and real["evaluator"] == "simulator"
     assert out["shipped"]["shipped"] == "start"
     # The report's agent row is the start's: the policy the final evaluation scored.
