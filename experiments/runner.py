@@ -83,7 +83,7 @@ def run_experiment(run_dir: str, resume: bool = True,
     if x.agent_fn is not None:  # a bad Trainer count fails before anything is written
         check_trainer_bindings()
     check_actor_starts(x.actor_starts, x.agent_fn)
-    check_ship(x.ship)
+    check_ship(x.ship, x.ship_episodes)
     if x.ship != "trained" and x.agent_fn is None:
         raise ConfigError(f"run_experiment.ship = {x.ship!r} needs run_experiment.agent_fn "
                           "(there is no agent to ship)")
@@ -208,13 +208,14 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
             def judge_env():
                 with gin.config_scope("eval"):
                     return make_builder(data.val, evaluator or user_model, emb, kind,
-                                        data.hidden_path, batch_size=eval_episodes,
+                                        data.hidden_path, batch_size=x.ship_episodes,
                                         seed=seed + 3, scorer=user_model,
                                         profiles=listener_profiles(data, emb)).get_tf_env()
             shipped = choose_shipped(
                 run_dir, {"trained": os.path.join(run_dir, TRAINED_POLICY),
                           "start": os.path.join(run_dir, START_POLICY)},
-                judge_env, eval_episodes, x.offline_evaluator or x.simulator or "simulator")
+                judge_env, x.ship_episodes,
+                x.offline_evaluator or x.simulator or "simulator")
             chosen = os.path.join(run_dir, {"trained": TRAINED_POLICY,
                                             "start": START_POLICY}[shipped["shipped"]])
             with atomic_dir(os.path.join(run_dir, "policy")) as tmp:

@@ -6,7 +6,7 @@ training against the GRU loses half a listen of it on every seed (docs/listeners
 than the one trained against) rates the trained policy below its start on the same
 seeds.  So with `run_experiment.ship = 'evaluator'` the run keeps the untrained agent
 (the chosen start) beside the trained one and ships whichever the evaluator rates
-higher on the same validation starts: the offline verdict the project exists for, made
+higher on the same validation starts (`run_experiment.ship_episodes`): the offline verdict the project exists for, made
 with what a team has (logs, the models fitted on them), never the ground truth.  Ties
 ship the trained agent.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable, Dict, Mapping
+from typing import Callable, Dict, Mapping, Tuple
 
 import numpy as np
 from tf_agents.policies import py_tf_eager_policy
@@ -35,11 +35,15 @@ START_POLICY = "start_policy"
 TRAINED_POLICY = "trained_policy"
 
 
-def check_ship(ship: str) -> None:
-    """Raises ConfigError naming the binding unless `ship` is one of SHIP_CHOICES."""
+def check_ship(ship: str, episodes: int) -> None:
+    """Raises ConfigError naming the binding unless `ship` is one of SHIP_CHOICES and
+    `episodes` (`run_experiment.ship_episodes`) a positive whole number."""
     if ship not in SHIP_CHOICES:
         raise ConfigError(f"run_experiment.ship: {ship!r} is not one of "
                           f"{', '.join(map(repr, SHIP_CHOICES))}")
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ConfigError(f"run_experiment.ship_episodes: {episodes!r} is not a positive "
+                          "whole number")
 
 
 def load_policy(path: str, env):
@@ -47,6 +51,14 @@ def load_policy(path: str, env):
     environment `env` (as `experiments.evaluate` loads policy/)."""
     return py_tf_eager_policy.SavedModelPyTFEagerPolicy(
         path, env.time_step_spec(), env.action_spec(), batch_time_steps=False)
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray) -> Tuple[float, float]:
+    """(mean of a - b, its standard error) over paired starts; the error is NaN for
+    fewer than two starts."""
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return float(d.mean()), se
 
 
 def choose_shipped(run_dir: str, candidates: Mapping[str, str], make_env: Callable,
@@ -76,11 +88,10 @@ def choose_shipped(run_dir: str, candidates: Mapping[str, str], make_env: Callab
         r = run_episodes(load_policy(path, env), env, episodes)
         per_start = np.asarray(r["episode_rewards"], np.float64)
         first = per_start if first is None else first
-        diff = per_start - first
+        diff, se = paired_difference(per_start, first)
         rows.append({"name": name, "listens": float(r["mean_episode_reward"]),
-                     "skip_rate": float(r["skip_rate"]), "minus_first": float(diff.mean()),
-                     "minus_first_se": (float(diff.std(ddof=1) / np.sqrt(len(diff)))
-                                        if len(diff) > 1 else float("nan"))})
+                     "skip_rate": float(r["skip_rate"]), "minus_first": diff,
+                     "minus_first_se": se})
     best = max(range(len(rows)), key=lambda i: (rows[i]["listens"], -i))
     out = {"shipped": rows[best]["name"], "candidates": rows, "episodes": int(episodes),
            "evaluator": evaluator}
