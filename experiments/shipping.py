@@ -6,9 +6,9 @@ training against the GRU loses half a listen of it on every seed (docs/listeners
 than the one trained against) rates the trained policy below its start on the same
 seeds.  So with `run_experiment.ship = 'evaluator'` the run keeps the untrained agent
 (the chosen start) beside the trained one and ships whichever the evaluator rates
-higher on the same validation starts (`run_experiment.ship_episodes`): the offline verdict the project exists for, made
-with what a team has (logs, the models fitted on them), never the ground truth.  Ties
-ship the trained agent.
+higher on the same validation starts (`run_experiment.ship_episodes`): the offline
+verdict the project exists for, made with what a team has (logs, the models fitted on
+them), never the ground truth.  Ties ship the trained agent.
 
 The run directory then holds `start_policy/` (saved before the first gradient step, so
 a resumed run compares with the same start), `trained_policy/`, `policy/` (the shipped
