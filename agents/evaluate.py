@@ -64,6 +64,13 @@ def logged_track_skip_rate(keys: np.ndarray, slates: np.ndarray, responses: np.n
     return (float(1.0 - responses[counted].mean()) if n else float("nan")), n
 
 
+def load_saved_policy(path: str, env: TFAgtPyEnvironment) -> py_policy.PyPolicy:
+    """The SavedModel policy at `path` (a run's policy/, PolicySaver's format) as a py
+    policy for the batched TF-Agents py environment `env`, as `run_episodes` plays it."""
+    return py_tf_eager_policy.SavedModelPyTFEagerPolicy(
+        path, env.time_step_spec(), env.action_spec(), batch_time_steps=False)
+
+
 def run_episodes(policy, env: TFAgtPyEnvironment, num_episodes: int,
                  diversity_features: np.ndarray = None, max_steps: int = 100_000,
                  replay_log=None, history_length: int = 10) -> Dict[str, float]:

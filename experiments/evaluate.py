@@ -22,8 +22,8 @@ import gin
 import spotisim  # noqa: F401  (first: quiets the stack at import)
 import numpy as np
 from absl import flags
-from tf_agents.policies import py_tf_eager_policy
 
+from agents.evaluate import load_saved_policy
 from agents.registry import agent_spec_by_name
 from experiments.assembly import parse_run_config
 from experiments.experiment import Experiment
@@ -109,9 +109,8 @@ def evaluate_run(run_dir: str, user_models: Sequence[ScorerSpec], episodes: int 
                    else fit_or_load_user_model(data, emb))
     agents = {}
     if agent is not None and with_agent:
-        agents[agent] = (lambda env: py_tf_eager_policy.SavedModelPyTFEagerPolicy(
-            os.path.join(run_dir, "policy"), env.time_step_spec(), env.action_spec(),
-            batch_time_steps=False), agent_spec_by_name(agent).sampler)
+        agents[agent] = (lambda env: load_saved_policy(os.path.join(run_dir, "policy"), env),
+                         agent_spec_by_name(agent).sampler)
     results: Dict[str, Dict[str, dict]] = {}
     for spec in user_models:
         um_name, responder = ((spec, user_model_by_name(spec, data, emb)) if isinstance(spec, str)

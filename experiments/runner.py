@@ -17,7 +17,6 @@ import gin
 import numpy as np
 import tensorflow as tf
 from tf_agents.environments import tf_py_environment
-from tf_agents.policies import policy_saver
 from tf_agents.utils import common
 
 from agents.evaluate import run_episodes
@@ -29,14 +28,14 @@ from experiments.experiment import Experiment
 from experiments.policy_evaluation import final_evaluation
 from experiments.reporting import plot_comparison, plot_learning_curve
 from experiments.self_check import self_check
-from experiments.shipping import (START_POLICY, TRAINED_POLICY, check_ship,
-                                  choose_shipped, load_policy)
+from experiments.shipping import (TRAINED_POLICY, check_ship, keep_start_policy,
+                                  save_policy, ship_evaluators_choice)
 from experiments.user_model_cache import (check_user_model_name, fit_or_load_user_model,
                                           listener_profiles, user_model_by_name)
 from spotisim.data.datasets import load_dataset
 from spotisim.embeddings import dataset_embeddings
 from spotisim.errors import ConfigError
-from spotisim.io_utils import (atomic_dir, atomic_file, clear_stale_temporaries,
+from spotisim.io_utils import (atomic_file, clear_stale_temporaries,
                                directory_lock)
 
 def scoped_op_determinism(fn: Callable) -> Callable:
@@ -201,9 +200,8 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
         if bar is not None:
             bar.close()
         # Whole or not at all: a cut save leaves the previous policy/ (or none).
-        trained_dir = TRAINED_POLICY if x.ship == "evaluator" else "policy"
-        with atomic_dir(os.path.join(run_dir, trained_dir)) as tmp:
-            policy_saver.PolicySaver(agent.policy, batch_size=None).save(tmp)
+        save_policy(agent.policy, os.path.join(
+            run_dir, TRAINED_POLICY if x.ship == "evaluator" else "policy"))
         if x.ship == "evaluator":
             def judge_env():
                 with gin.config_scope("eval"):
@@ -211,17 +209,9 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
                                         data.hidden_path, batch_size=x.ship_episodes,
                                         seed=seed + 3, scorer=user_model,
                                         profiles=listener_profiles(data, emb)).get_tf_env()
-            shipped = choose_shipped(
-                run_dir, {"trained": os.path.join(run_dir, TRAINED_POLICY),
-                          "start": os.path.join(run_dir, START_POLICY)},
-                judge_env, x.ship_episodes,
+            shipped, shipped_policy = ship_evaluators_choice(
+                run_dir, judge_env, x.ship_episodes,
                 x.offline_evaluator or x.simulator or "simulator")
-            chosen = os.path.join(run_dir, {"trained": TRAINED_POLICY,
-                                            "start": START_POLICY}[shipped["shipped"]])
-            with atomic_dir(os.path.join(run_dir, "policy")) as tmp:
-                shutil.copytree(chosen, tmp, dirs_exist_ok=True)
-            if shipped["shipped"] != "trained":
-                shipped_policy = functools.partial(load_policy, chosen)
     info: dict = {}
     metrics.update(final_evaluation(data, user_model, emb, agent, agent_fn, baselines,
                                     eval_episodes, seed, run_dir, info,
@@ -247,22 +237,6 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
     if not x.keep_checkpoints:  # finished: the resumable state goes (keep_checkpoints)
         shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
     return out
-
-
-def keep_start_policy(run_dir: str, agent, iteration: int) -> None:
-    """Saves the untrained agent's greedy policy to run_dir/start_policy
-    (`run_experiment.ship = 'evaluator'` compares it with the trained one).  A resumed
-    run keeps the one saved before its first gradient step; a run resumed past it
-    without one cannot know its start: one ConfigError."""
-    path = os.path.join(run_dir, START_POLICY)
-    if iteration > 0:
-        if not os.path.isdir(path):
-            raise ConfigError(f"run_experiment.ship = 'evaluator': {run_dir} resumes at "
-                              f"iteration {iteration} and holds no {START_POLICY}/ (the run "
-                              "began without it): --noresume to start over")
-        return
-    with atomic_dir(path) as tmp:
-        policy_saver.PolicySaver(agent.policy, batch_size=None).save(tmp)
 
 
 def finished_run(run_dir: str, agent_factory: str, agent_name: str,

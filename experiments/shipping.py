@@ -18,16 +18,19 @@ the figures it was made on).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from typing import Callable, Dict, Mapping, Tuple
+import shutil
+from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
-from tf_agents.policies import py_tf_eager_policy
+from tf_agents.policies import policy_saver
 
+from agents.evaluate import load_saved_policy as load_policy
 from agents.evaluate import run_episodes
 from spotisim.errors import ConfigError
-from spotisim.io_utils import atomic_file
+from spotisim.io_utils import atomic_dir, atomic_file
 
 SHIP_CHOICES = ("trained", "evaluator")
 SHIPPED_FILE = "shipped.json"
@@ -46,11 +49,43 @@ def check_ship(ship: str, episodes: int) -> None:
                           "whole number")
 
 
-def load_policy(path: str, env):
-    """The SavedModel policy at `path` as a py policy for the batched TF-Agents py
-    environment `env` (as `experiments.evaluate` loads policy/)."""
-    return py_tf_eager_policy.SavedModelPyTFEagerPolicy(
-        path, env.time_step_spec(), env.action_spec(), batch_time_steps=False)
+def save_policy(policy, path: str) -> None:
+    """`policy` as a SavedModel at `path`, whole or not at all (a cut save leaves the
+    previous directory, or none)."""
+    with atomic_dir(path) as tmp:
+        policy_saver.PolicySaver(policy, batch_size=None).save(tmp)
+
+
+def keep_start_policy(run_dir: str, agent, iteration: int) -> None:
+    """Saves the untrained agent's greedy policy to run_dir/start_policy.  A resumed
+    run keeps the one saved before its first gradient step; a run resumed past it
+    without one cannot know its start: one ConfigError."""
+    path = os.path.join(run_dir, START_POLICY)
+    if iteration > 0:
+        if not os.path.isdir(path):
+            raise ConfigError(f"run_experiment.ship = 'evaluator': {run_dir} resumes at "
+                              f"iteration {iteration} and holds no {START_POLICY}/ (the run "
+                              "began without it): --noresume to start over")
+        return
+    save_policy(agent.policy, path)
+
+
+def ship_evaluators_choice(run_dir: str, make_env: Callable, episodes: int,
+                           evaluator: str) -> Tuple[Dict, Optional[Callable]]:
+    """Chooses between run_dir's trained_policy/ and start_policy/ (`choose_shipped`)
+    and copies the one chosen to policy/.  Returns (the record, `policy_fn(env)` for
+    the final evaluation when the start ships, else None: the trained agent in
+    memory is scored)."""
+    record = choose_shipped(run_dir, {"trained": os.path.join(run_dir, TRAINED_POLICY),
+                                      "start": os.path.join(run_dir, START_POLICY)},
+                            make_env, episodes, evaluator)
+    chosen = os.path.join(run_dir, {"trained": TRAINED_POLICY,
+                                    "start": START_POLICY}[record["shipped"]])
+    with atomic_dir(os.path.join(run_dir, "policy")) as tmp:
+        shutil.copytree(chosen, tmp, dirs_exist_ok=True)
+    if record["shipped"] == "trained":
+        return record, None
+    return record, functools.partial(load_policy, chosen)
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray) -> Tuple[float, float]:

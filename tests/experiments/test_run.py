@@ -889,11 +889,11 @@ def test_the_agent_starts_where_its_training_simulator_says(tiny_world_dir, four
     after the real choice is checked: the start's branch is the one to test.)"""
     import tensorflow as tf
     from agents.lird_ddpg import create_lird_ddpg_agent
-    from experiments import runner
+    from experiments import runner, shipping
     from experiments.actor_start import START_FILE, choose_actor_start
     from experiments.shipping import SHIPPED_FILE, load_policy
     real_choices, scored = [], []
-    choose, evaluate = runner.choose_shipped, runner.final_evaluation
+    choose, evaluate = shipping.choose_shipped, runner.final_evaluation
 
     def start_ships(*args, **kwargs):
         real_choices.append(choose(*args, **kwargs))
@@ -902,7 +902,7 @@ def test_the_agent_starts_where_its_training_simulator_says(tiny_world_dir, four
     def final_evaluation(*args, **kwargs):
         scored.append(kwargs["agent_policy"])
         return evaluate(*args, **kwargs)
-    monkeypatch.setattr(runner, "choose_shipped", start_ships)
+    monkeypatch.setattr(shipping, "choose_shipped", start_ships)
     monkeypatch.setattr(runner, "final_evaluation", final_evaluation)
     starts = "[{'score_prior': 2.0}, {'score_prior': 2.0, 'popularity_prior': 3.0}]"
     lird = ["PlaylistEnvironment.score_features = True",
