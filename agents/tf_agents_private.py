@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import warnings
 
+from tf_agents.agents.ddpg import ddpg_agent
+from tf_agents.agents.dqn import dqn_agent
 from tf_agents.agents.td3 import td3_agent
 
 CHECKED_AGAINST = "0.19.0"
@@ -55,6 +57,23 @@ def ddpg_networks(agent):
                 (agent._target_critic_network_1, agent._target_critic_network_2),
                 agent._critic_network_1)
     return agent._target_actor_network, (agent._target_critic_network,), agent._critic_network
+
+
+def optimizers_and_variables(agent) -> list:
+    """[(optimizer, the variables its train step updates)] of a DqnAgent, DdpgAgent or
+    Td3Agent, or of an agent with `_optimizer` and `_q_network` (ours: `AhDqnAgent`);
+    [] for any other."""
+    if isinstance(agent, td3_agent.Td3Agent):
+        return [(agent._actor_optimizer, agent._actor_network.trainable_variables),
+                (agent._critic_optimizer, agent._critic_network_1.trainable_variables
+                 + agent._critic_network_2.trainable_variables)]
+    if isinstance(agent, ddpg_agent.DdpgAgent):
+        return [(agent._actor_optimizer, agent._actor_network.trainable_variables),
+                (agent._critic_optimizer, agent._critic_network.trainable_variables)]
+    if isinstance(agent, dqn_agent.DqnAgent) or (hasattr(agent, "_optimizer")
+                                                 and hasattr(agent, "_q_network")):
+        return [(agent._optimizer, agent._q_network.trainable_variables)]
+    return []
 
 
 def close_trajectory_writer(observer) -> None:

@@ -58,6 +58,22 @@ def check_trainer_settings(**settings) -> None:
                               f"{_TRAINER_MINIMA[name]}, got {value!r}")
 
 
+def build_optimizer_slots(agent) -> None:
+    """Creates the agent's optimizer variables (Adam's moments) before its train step is
+    first traced.
+
+    Why: a `tf.function` whose first call creates variables is traced a second time
+    without them, and an agent's train step costs seconds to trace (about 40 training
+    runs in the test suite).  No agent here holds a random op in its train step but
+    TD3's target smoothing, so the weights are the same to the bit with one trace fewer
+    (TD3's smoothing noise now draws one stream from its first step; no config trains
+    TD3).  The user models' fits do the same (`opt.build`)."""
+    from agents.tf_agents_private import optimizers_and_variables
+    for optimizer, variables in optimizers_and_variables(agent):
+        if hasattr(optimizer, "build"):
+            optimizer.build(variables)
+
+
 def check_trainer_bindings() -> None:
     """`check_trainer_settings` on the gin bindings of `Trainer` (any scope)."""
     for scope in ("", "train"):
@@ -98,6 +114,7 @@ class Trainer:
                                initial_collect_steps=initial_collect_steps,
                                segment_every=segment_every)
         self.agent = agent
+        build_optimizer_slots(agent)
         self.env = tf_env
         self.batch_size = int(batch_size)
         self.initial_collect_steps = int(initial_collect_steps)
@@ -139,7 +156,13 @@ class Trainer:
                                          num_parallel_calls=None if self.deterministic else 2)
         dataset = dataset.map(drop_boundaries)
         self._it = iter(dataset if self.deterministic else dataset.prefetch(2))
-        self._train_step = common.function(lambda exp: agent.train(exp).loss)
+        # One trace per segment: the batch is [None, 2] (pairs that span two episodes are
+        # masked out, so its size varies), not the first batch's size and then another.
+        pairs = tf.nest.map_structure(
+            lambda s: tf.TensorSpec([None, 2] + s.shape.as_list(), s.dtype),
+            agent.collect_data_spec)
+        self._train_step = common.function(lambda exp: agent.train(exp).loss,
+                                           input_signature=[pairs])
 
     def _start_segment(self, iteration: int) -> None:
         """Every random stream from (seed, iteration); fresh functions; new episodes."""

@@ -28,6 +28,7 @@ def learn(root_dir: str, address: str, settings: ScaleOut) -> dict:
     from tf_agents.train import learner as tfa_learner
 
     from agents.priorities import td_errors
+    from agents.training import build_optimizer_slots
     wait_for_replay(address, settings.connect_timeout)
     prep = load_prepared(root_dir)
     settings_of_run = experiment()
@@ -35,6 +36,7 @@ def learn(root_dir: str, address: str, settings: ScaleOut) -> dict:
     tf.keras.utils.set_random_seed(seed)
     builder, agent_fn = make_environment(root_dir, prep, prep["shards"][:1], seed)
     agent = make_agent(agent_fn, builder.get_tf_env())
+    build_optimizer_slots(agent)
     train_step = agent.train_step_counter
     consumed = tf.Variable(tf.zeros([MAX_ACTORS], tf.int64), name="consumed_per_actor")
     buffer = reverb_replay_buffer.ReverbReplayBuffer(

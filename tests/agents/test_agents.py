@@ -722,6 +722,17 @@ def test_trainer_modes_train_the_same_amount_and_the_default_repeats(world):
     assert losses["a"] == losses["b"]
 
 
+def test_a_segments_train_step_is_traced_once(world):
+    """The first segment creates the optimizer's variables and its batches vary in
+    size (pairs across episodes are masked out); neither traces the train step again
+    (a trace costs seconds)."""
+    from agents.training import Trainer
+    b, env, agent = make(world, "lird_ddpg")
+    trainer = Trainer(agent, env, batch_size=16, initial_collect_steps=2, seed=0)
+    trainer.run(6)
+    assert trainer._train_step.experimental_get_tracing_count() == 1
+
+
 def test_segments_mask_the_cut_and_a_resumed_ddpg_trainer_ends_where_one_run_does(world,
                                                                                    tmp_path):
     """Segments of 3 iterations (4 lanes, episodes of 6 slates): each segment start
