@@ -31,6 +31,7 @@ from experiments.offline_error import (decomposition_scorers, format_decompositi
                                        policy_parts)
 from experiments.policy_evaluation import (BASELINES, MODEL_POLICIES, evaluate_policies,
                                           evaluation_seed)
+from experiments.shipping import START_POLICY, TRAINED_POLICY
 from experiments.user_model_cache import fit_or_load_user_model, user_model_by_name
 from spotisim import cli
 from spotisim.data.datasets import load_dataset
@@ -44,13 +45,17 @@ from spotisim.tables import number_or_dash, render_table
 #: factory(data, emb)).
 ScorerSpec = Union[str, Tuple[str, Callable]]
 
+#: A run's saved policies `evaluate_run` may score under the agent's name.
+SAVED_POLICIES = ("policy", START_POLICY, TRAINED_POLICY)
+
 
 def evaluate_run(run_dir: str, user_models: Sequence[ScorerSpec], episodes: int = 256,
                  seed: Optional[int] = None, also: Sequence[str] = (),
                  bindings: Sequence[str] = (), baselines: Optional[Sequence[str]] = None,
                  model_policies: Optional[Mapping[str, Callable]] = None,
                  with_agent: bool = True,
-                 trust_run_dir: bool = False) -> Dict[str, Dict[str, dict]]:
+                 trust_run_dir: bool = False,
+                 policy: str = "policy") -> Dict[str, Dict[str, dict]]:
     """Scores the run's policy and its baselines (those its metrics.json lists, greedy
     on the user model it trained against included) under each user model, on the
     starts the run's own evaluation drew (its seed; `seed` overrides) or, with more
@@ -65,11 +70,17 @@ def evaluate_run(run_dir: str, user_models: Sequence[ScorerSpec], episodes: int 
 
     The run's config may import only this project's packages unless `trust_run_dir`
     (`assembly.checked_run_config`); its saved policy is a SavedModel, which is code
-    too: evaluate runs whose authors you trust."""
+    too: evaluate runs whose authors you trust.
+
+    `policy`: the run's saved policy scored under the agent's name: `policy` (what the
+    run shipped) or, in a run with `run_experiment.ship = 'evaluator'`, `start_policy`
+    or `trained_policy` (either candidate, whichever shipped)."""
     for name in also:
         if name not in BASELINES and name not in MODEL_POLICIES:
             raise ConfigError(f"--also {name!r}: not one of "
                               f"{', '.join(BASELINES + tuple(MODEL_POLICIES))}")
+    if policy not in SAVED_POLICIES:
+        raise ConfigError(f"policy {policy!r}: not one of {', '.join(SAVED_POLICIES)}")
     cfg = os.path.join(run_dir, "operative_config.gin")
     metrics_path = os.path.join(run_dir, "metrics.json")
     if not (os.path.exists(cfg) and os.path.exists(metrics_path)):
@@ -80,6 +91,9 @@ def evaluate_run(run_dir: str, user_models: Sequence[ScorerSpec], episodes: int 
     with open(metrics_path) as f:
         saved = json.load(f)
     agent = saved.get("agent")
+    if agent is not None and with_agent and not os.path.isdir(os.path.join(run_dir, policy)):
+        raise ConfigError(f"{run_dir}: no {policy}/ (a run keeps start_policy/ and "
+                          "trained_policy/ with run_experiment.ship = 'evaluator')")
     if seed is None:  # the run's: its operative config is parsed
         try:
             seed = int(gin.query_parameter("run_experiment.seed"))
@@ -109,7 +123,7 @@ def evaluate_run(run_dir: str, user_models: Sequence[ScorerSpec], episodes: int 
                    else fit_or_load_user_model(data, emb))
     agents = {}
     if agent is not None and with_agent:
-        agents[agent] = (lambda env: load_saved_policy(os.path.join(run_dir, "policy"), env),
+        agents[agent] = (lambda env: load_saved_policy(os.path.join(run_dir, policy), env),
                          agent_spec_by_name(agent).sampler)
     results: Dict[str, Dict[str, dict]] = {}
     for spec in user_models:

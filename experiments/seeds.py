@@ -6,7 +6,8 @@ Each seed runs `run_experiment` into <run_dir>/seed_<k> (resumable like any run)
 summary (summary.json and a printed table) gives, per policy and mode, the mean and a
 95% t-interval over seeds of skip rate, listens per episode, slates per episode,
 diversity and coverage, and each policy's paired difference from greedy on the learned
-model, from the logging policy and from the redundancy-aware greedy.  When the runs
+model, from the logging policy and from the redundancy-aware greedy, and the agent's
+paired difference from every baseline the runs scored.  When the runs
 scored both offline and online, it also gives the offline verdicts over seeds (#23's
 aims in the main job's setting): per seed and as a t-interval over seeds, Kendall's tau
 between the offline and the online ranking (over every policy, and among those above
@@ -19,7 +20,9 @@ With
 `--reevaluate_episodes=N` finished seeds are scored online again on N starts (no
 training; `--also` adds a baseline, `--gin_bindings` override the runs' settings);
 `--reevaluate_offline` scores them offline too, by each run's offline evaluator at
-today's code (a changed simulator's verdicts on the same agents).
+today's code (a changed simulator's verdicts on the same agents);
+`--reevaluate_policy=start_policy` (or `trained_policy`) scores that saved candidate of
+a run with `run_experiment.ship = 'evaluator'` as the agent, whichever shipped.
 """
 
 from __future__ import annotations
@@ -74,6 +77,27 @@ def paired_differences(outs: List[dict], baseline: str = "greedy_user_model",
             diffs = [100.0 * (a / b - 1.0) if relative else a - b for a, b in pairs]
             out.setdefault(policy, {})[mode] = interval(diffs)
     return out
+
+
+def agent_minus_baselines(outs: List[dict]) -> Dict[str, Dict[str, dict]]:
+    """{baseline: {mode: t-interval over seeds}} of the agent's listens minus each
+    baseline's, paired on the same starts within a seed: the agent against every
+    baseline the runs scored, not only the ones a question names.  {} without an
+    agent (`agent` in each out)."""
+    agent = outs[0].get("agent") if outs else None
+    if agent is None or agent not in common_policies(outs):
+        return {}
+    return {b: paired_differences(outs, baseline=b)[agent]
+            for b in common_policies(outs) if b != agent}
+
+
+def format_agent_minus_baselines(diffs: Dict[str, Dict[str, dict]], agent: str) -> str:
+    rows = [[b, mode, format_interval(r["mean"], r["mean"] - r["ci95"], r["mean"] + r["ci95"],
+                                      3, signed=True)]
+            for b, modes in diffs.items() for mode, r in modes.items()]
+    return render_table(["baseline", "mode", f"{agent} - baseline, listens/ep"], rows,
+                        ["paired on the same episode starts within a seed; 95% t-interval "
+                         "over seeds"])
 
 
 def common_policies(outs: List[dict]) -> List[str]:
@@ -207,7 +231,8 @@ def settings_tag(bindings: Sequence[str]) -> str:
 
 def reevaluated(seed_dir: str, episodes: int, also: Sequence[str] = (),
                 bindings: Sequence[str] = (), trust_run_dir: bool = False,
-                offline: bool = False, evaluator: Optional[str] = None) -> dict:
+                offline: bool = False, evaluator: Optional[str] = None,
+                policy: str = "policy") -> dict:
     """A finished run's policies scored online on `episodes` paired starts, in the shape
     of its metrics.json (mode 'online' only); cached as evaluation_<episodes>.json, and
     scored again when the cache lacks a policy of `also` (more baselines to score);
@@ -219,9 +244,11 @@ def reevaluated(seed_dir: str, episodes: int, also: Sequence[str] = (),
     judged on the agents the runs trained, without training them again.  Never cached
     (the offline figures follow the user models' code; the online ones do not).
     `evaluator` names another simulator to score them offline by (a candidate judged on
-    the runs' agents) in place of each run's own."""
+    the runs' agents) in place of each run's own.  `policy`: the saved policy scored
+    as the agent (`evaluate_run`; its name joins the cache's)."""
     from experiments.evaluate import evaluate_run
-    path = os.path.join(seed_dir, f"evaluation_{episodes}{settings_tag(bindings)}.json")
+    which = "" if policy == "policy" else f"_{policy}"
+    path = os.path.join(seed_dir, f"evaluation_{episodes}{which}{settings_tag(bindings)}.json")
     if offline and evaluator is not None:
         check_user_model_name(evaluator, "--reevaluate_evaluator")
     elif offline:
@@ -242,13 +269,17 @@ def reevaluated(seed_dir: str, episodes: int, also: Sequence[str] = (),
         try:
             scorers = ["ground_truth"] + ([evaluator] if evaluator else [])
             results = evaluate_run(seed_dir, scorers, episodes, also=also,
-                                   bindings=bindings, trust_run_dir=trust_run_dir)
+                                   bindings=bindings, trust_run_dir=trust_run_dir,
+                                   policy=policy)
         finally:
             gin.clear_config()
         with atomic_file(path) as f:
             json.dump({p: {"ground_truth": r["ground_truth"]} for p, r in results.items()},
                       f, indent=1)
-    return {"policies": {p: dict({"online": r["ground_truth"]},
+    with open(os.path.join(seed_dir, "metrics.json")) as f:
+        agent = json.load(f).get("agent")
+    return {"agent": agent,
+            "policies": {p: dict({"online": r["ground_truth"]},
                                  **({"offline": r[evaluator]} if evaluator else {}))
                          for p, r in results.items()}}
 
@@ -277,6 +308,11 @@ def define_flags() -> None:
     flags.DEFINE_string("reevaluate_evaluator", None, "with --reevaluate_offline: score "
                         "offline by this simulator (a user-model name) instead of each "
                         "run's own offline evaluator")
+    flags.DEFINE_enum("reevaluate_policy", "policy", ["policy", "start_policy",
+                                                      "trained_policy"],
+                      "with --reevaluate_episodes: the saved policy scored as the agent "
+                      "(start_policy / trained_policy: the candidates of a run with "
+                      "run_experiment.ship = 'evaluator', whichever shipped)")
     flags.DEFINE_bool("trust_run_dir", False, "with --reevaluate_episodes: let the runs' "
                       "configs import modules from outside this project")
 
@@ -286,6 +322,9 @@ def _main() -> None:
     if FLAGS.reevaluate_offline and not FLAGS.reevaluate_episodes:
         raise ConfigError("--reevaluate_offline: give --reevaluate_episodes too (the starts "
                           "to score on)")
+    if FLAGS.reevaluate_policy != "policy" and not FLAGS.reevaluate_episodes:
+        raise ConfigError("--reevaluate_policy: give --reevaluate_episodes too (it names "
+                          "the saved policy those starts score)")
     if FLAGS.reevaluate_evaluator is not None and not FLAGS.reevaluate_offline:
         raise ConfigError("--reevaluate_evaluator: give --reevaluate_offline too (it names "
                           "the simulator that scores offline)")
@@ -299,7 +338,8 @@ def _main() -> None:
         if FLAGS.reevaluate_episodes:
             outs.append(reevaluated(seed_dir, FLAGS.reevaluate_episodes, FLAGS.also,
                                     FLAGS.gin_bindings, FLAGS.trust_run_dir,
-                                    FLAGS.reevaluate_offline, FLAGS.reevaluate_evaluator))
+                                    FLAGS.reevaluate_offline, FLAGS.reevaluate_evaluator,
+                                    FLAGS.reevaluate_policy))
             continue
         if FLAGS.summarize_only:
             path = os.path.join(seed_dir, "metrics.json")
@@ -319,9 +359,11 @@ def _main() -> None:
     # Beside the long-horizon heuristic (when the runs scored it): what learning adds.
     paired_redundancy = paired_differences(outs, baseline="redundancy_greedy_user_model")
     verdicts = verdicts_over_seeds(outs)
+    agent_diffs = agent_minus_baselines(outs)
     settings = FLAGS.gin_bindings + ([FLAGS.reevaluate_evaluator]
                                      if FLAGS.reevaluate_evaluator else [])
-    name = (f"summary_{FLAGS.reevaluate_episodes}"
+    which = "" if FLAGS.reevaluate_policy == "policy" else f"_{FLAGS.reevaluate_policy}"
+    name = (f"summary_{FLAGS.reevaluate_episodes}{which}"
             f"{'_offline' if FLAGS.reevaluate_offline else ''}"
             f"{settings_tag(settings)}.json"
             if FLAGS.reevaluate_episodes else "summary.json")
@@ -331,6 +373,7 @@ def _main() -> None:
                    "paired_vs_logging_policy": paired_logging,
                    "relative_vs_greedy_user_model": relative,
                    "paired_vs_redundancy_greedy_user_model": paired_redundancy,
+                   "agent_minus_baselines": agent_diffs,
                    "verdicts": verdicts}, f, indent=1)
     print(format_table(summary))
     print(format_paired(paired))
@@ -339,6 +382,8 @@ def _main() -> None:
         print(format_paired(paired_logging, "logging_policy"))
     if paired_redundancy:
         print(format_paired(paired_redundancy, "redundancy_greedy_user_model"))
+    if agent_diffs:
+        print(format_agent_minus_baselines(agent_diffs, outs[0]["agent"]))
     if verdicts:
         print(format_verdicts(verdicts, seeds))
     print(f"written to {run_dir}")

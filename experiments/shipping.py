@@ -14,6 +14,11 @@ The run directory then holds `start_policy/` (saved before the first gradient st
 a resumed run compares with the same start), `trained_policy/`, `policy/` (the shipped
 one: what `experiments.evaluate` and a team load) and `shipped.json` (the choice and
 the figures it was made on).
+
+The call made again on a finished run, on more validation starts (how sure it was;
+policy/ and the report stay as they are):
+
+    python -m experiments.shipping --run_dir=runs/X/seed_0 [--run_dir=...] --ship_episodes=1024
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from tf_agents.policies import policy_saver
 
 from agents.evaluate import load_saved_policy as load_policy
 from agents.evaluate import run_episodes
+from spotisim import cli
 from spotisim.errors import ConfigError
 from spotisim.io_utils import atomic_dir, atomic_file
 
@@ -97,7 +103,7 @@ def paired_difference(a: np.ndarray, b: np.ndarray) -> Tuple[float, float]:
 
 
 def choose_shipped(run_dir: str, candidates: Mapping[str, str], make_env: Callable,
-                   episodes: int, evaluator: str) -> Dict:
+                   episodes: int, evaluator: str, file_name: str = SHIPPED_FILE) -> Dict:
     """The evaluator's choice among saved policies.
 
     Args:
@@ -108,7 +114,7 @@ def choose_shipped(run_dir: str, candidates: Mapping[str, str], make_env: Callab
         (`run_episodes`: the same starts and response draws for every candidate).
       evaluator: the evaluator's name, recorded.
 
-    Returns (and writes to run_dir/shipped.json):
+    Returns (and writes to run_dir/`file_name`):
       {"shipped": name, "candidates": [{"name", "listens", "skip_rate", "minus_first",
        "minus_first_se"}], "episodes", "evaluator"}: `minus_first` is the candidate's
       listens minus the first candidate's, paired on the same starts, with its
@@ -130,6 +136,92 @@ def choose_shipped(run_dir: str, candidates: Mapping[str, str], make_env: Callab
     best = max(range(len(rows)), key=lambda i: (rows[i]["listens"], -i))
     out = {"shipped": rows[best]["name"], "candidates": rows, "episodes": int(episodes),
            "evaluator": evaluator}
-    with atomic_file(os.path.join(run_dir, SHIPPED_FILE)) as f:
+    with atomic_file(os.path.join(run_dir, file_name)) as f:
         json.dump(out, f, indent=1)
     return out
+
+
+def shipped_file(episodes: Optional[int] = None) -> str:
+    """shipped.json (the run's own choice), or shipped_<episodes>.json (`reconsider`)."""
+    return SHIPPED_FILE if episodes is None else f"shipped_{int(episodes)}.json"
+
+
+def reconsider(run_dir: str, episodes: int, trust_run_dir: bool = False) -> Dict:
+    """The evaluator's choice of a finished run with `run_experiment.ship = 'evaluator'`
+    made again on `episodes` validation starts, as the run makes it (its environment,
+    seed and evaluator, from its operative config), and written to
+    shipped_<episodes>.json.  policy/ and the report stay as the run left them: this
+    asks how sure the call was (say, on more starts than the run used), it does not
+    ship again.  No ground truth is read."""
+    import gin
+    from agents.registry import agent_spec
+    from experiments.assembly import make_builder, parse_run_config
+    from experiments.experiment import Experiment
+    from experiments.user_model_cache import (fit_or_load_user_model, listener_profiles,
+                                              user_model_by_name)
+    from spotisim.data.datasets import load_dataset
+    from spotisim.embeddings import dataset_embeddings
+    check_ship("evaluator", episodes)
+    paths = {n: os.path.join(run_dir, n) for n in (TRAINED_POLICY, START_POLICY)}
+    missing = [n for n, p in paths.items() if not os.path.isdir(p)]
+    if missing:
+        raise ConfigError(f"{run_dir}: no {', '.join(m + '/' for m in missing)} (a finished "
+                          "run with run_experiment.ship = 'evaluator' keeps both)")
+    gin.clear_config()
+    try:
+        parse_run_config(run_dir, trust=trust_run_dir)
+        x = Experiment()
+        data = load_dataset()
+        emb = dataset_embeddings(data).aligned_to(data.log.catalog)
+        user_model = (user_model_by_name(x.simulator, data, emb) if x.simulator
+                      else fit_or_load_user_model(data, emb))
+        evaluator = (user_model_by_name(x.offline_evaluator, data, emb)
+                     if x.offline_evaluator else user_model)
+        kind = agent_spec(x.agent_fn).sampler
+
+        def judge_env():
+            with gin.config_scope("eval"):
+                return make_builder(data.val, evaluator, emb, kind, data.hidden_path,
+                                    batch_size=episodes, seed=x.seed + 3, scorer=user_model,
+                                    profiles=listener_profiles(data, emb)).get_tf_env()
+        record = choose_shipped(run_dir, {"trained": paths[TRAINED_POLICY],
+                                          "start": paths[START_POLICY]}, judge_env, episodes,
+                                x.offline_evaluator or x.simulator or "simulator",
+                                file_name=shipped_file(episodes))
+    finally:
+        gin.clear_config()
+    return record
+
+
+def define_flags() -> None:
+    """Command-line flags (defined only when this module runs as the program)."""
+    from absl import flags
+    flags.DEFINE_multi_string("run_dir", [], "a finished run with run_experiment.ship = "
+                              "'evaluator' (repeat for several, e.g. each seed's)")
+    flags.DEFINE_integer("ship_episodes", 1024, "validation starts the call is made on")
+    flags.DEFINE_bool("trust_run_dir", False, "let the runs' configs import modules from "
+                      "outside this project")
+
+
+def _main() -> None:
+    from absl import flags
+    from spotisim.tables import render_table
+    f = flags.FLAGS
+    if not f.run_dir:
+        raise ConfigError("--run_dir is required")
+    rows = []
+    for run_dir in f.run_dir:
+        r = reconsider(run_dir, f.ship_episodes, f.trust_run_dir)
+        by = {c["name"]: c for c in r["candidates"]}
+        rows.append([run_dir, f"{by['trained']['listens']:.3f}", f"{by['start']['listens']:.3f}",
+                     f"{-by['start']['minus_first']:+.3f} ({by['start']['minus_first_se']:.3f})",
+                     r["shipped"]])
+    print(render_table(["run", "trained", "start", "trained - start (se)", "would ship"], rows,
+                       [f"the offline evaluator on {f.ship_episodes} validation starts; "
+                        f"written to each run's {shipped_file(f.ship_episodes)}"]))
+
+
+main = cli.absl_main(_main)
+
+if __name__ == "__main__":
+    cli.start(define_flags, main)

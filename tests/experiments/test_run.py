@@ -937,6 +937,24 @@ def test_the_agent_starts_where_its_training_simulator_says(tiny_world_dir, four
     assert any(not np.array_equal(a, b) for a, b in zip(kept["trained"], kept["start"]))
     for a, b in zip(weights("policy"), kept["start"]):
         np.testing.assert_array_equal(a, b)       # policy/ is the one shipped
+    # The call made again on the finished run: the same figures on the same starts,
+    # in its own file; policy/ stays the shipped one.
+    monkeypatch.setattr(shipping, "choose_shipped", choose)
+    again = shipping.reconsider(str(tmp_path / "run"), 8)
+    assert again == real == json.load(open(tmp_path / "run" / "shipped_8.json"))
+    for a, b in zip(weights("policy"), kept["start"]):
+        np.testing.assert_array_equal(a, b)
+    # Either candidate scored as the agent on the run's own test starts: the start's
+    # figure is the report's agent row.
+    from experiments.evaluate import evaluate_run
+    agent = out["agent"]
+    by_policy = {p: evaluate_run(str(tmp_path / "run"), ["ground_truth"], 8, policy=p)[agent]
+                 ["ground_truth"]["episode_rewards"] for p in ("start_policy", "trained_policy")}
+    assert by_policy["start_policy"] == out["policies"][agent]["online"]["episode_rewards"]
+    with pytest.raises(ConfigError, match="policy 'best_policy': not one of"):
+        evaluate_run(str(tmp_path / "run"), ["ground_truth"], 8, policy="best_policy")
+    with pytest.raises(ConfigError, match=r"no trained_policy/, start_policy/ \(a finished run"):
+        shipping.reconsider(str(four_iterations[1]), 8)
     for binding, message in (
             ("run_experiment.ship = 'best'",
              r"run_experiment.ship: 'best' is not one of 'trained', 'evaluator'"),
