@@ -356,6 +356,20 @@ def test_seed_summary_arithmetic():
     outs[0]["policies"]["random"] = {"online": {m: 1.0 for m in seeds.METRICS}}
     assert set(seeds.summarize(outs)) == {"greedy_user_model", "agent"}
     assert set(seeds.paired_differences(outs)) == {"agent"}
+    # The agent against every baseline every seed scored (random, scored on one seed
+    # only, is left out): per seed 6 - 5 and 10 - 7 against greedy.
+    assert seeds.agent_minus_baselines(outs) == {}            # no agent named
+    for o in outs:
+        o["agent"] = "agent"
+    outs[0]["policies"]["most_popular"] = {"online": {"mean_episode_reward": 4.0}}
+    outs[1]["policies"]["most_popular"] = {"online": {"mean_episode_reward": 10.5}}
+    diffs = seeds.agent_minus_baselines(outs)
+    assert set(diffs) == {"greedy_user_model", "most_popular"}
+    assert diffs["greedy_user_model"]["online"]["mean"] == pytest.approx(2.0)
+    # 6 - 4 = 2 and 10 - 10.5 = -0.5: mean 0.75, sd 1.768, half-width 12.706 * 1.25.
+    assert diffs["most_popular"]["online"]["mean"] == pytest.approx(0.75)
+    assert diffs["most_popular"]["online"]["ci95"] == pytest.approx(12.706 * 1.25, abs=1e-3)
+    assert "most_popular" in seeds.format_agent_minus_baselines(diffs, "agent")
 
 
 def test_verdicts_over_seeds_on_a_hand_made_table():
@@ -951,6 +965,7 @@ def test_the_agent_starts_where_its_training_simulator_says(tiny_world_dir, four
     by_policy = {p: evaluate_run(str(tmp_path / "run"), ["ground_truth"], 8, policy=p)[agent]
                  ["ground_truth"]["episode_rewards"] for p in ("start_policy", "trained_policy")}
     assert by_policy["start_policy"] == out["policies"][agent]["online"]["episode_rewards"]
+    assert by_policy["trained_policy"] != by_policy["start_policy"]
     with pytest.raises(ConfigError, match="policy 'best_policy': not one of"):
         evaluate_run(str(tmp_path / "run"), ["ground_truth"], 8, policy="best_policy")
     with pytest.raises(ConfigError, match=r"no trained_policy/, start_policy/ \(a finished run"):
