@@ -64,10 +64,11 @@ def build_optimizer_slots(agent) -> None:
 
     Why: a `tf.function` whose first call creates variables is traced a second time
     without them, and an agent's train step costs seconds to trace (about 40 training
-    runs in the test suite).  No agent here holds a random op in its train step but
-    TD3's target smoothing, so the weights are the same to the bit with one trace fewer
-    (TD3's smoothing noise now draws one stream from its first step; no config trains
-    TD3).  The user models' fits do the same (`opt.build`)."""
+    runs in the test suite).  The weights are the same to the bit with one trace fewer
+    (the main job's, 60 iterations at full size; four tiny runs' metrics), since no
+    agent here holds a random op in its train step but TD3's target smoothing (whose
+    noise now draws one stream from its first step; no config trains TD3).  The user
+    models' fits do the same (`opt.build`)."""
     from agents.tf_agents_private import optimizers_and_variables
     for optimizer, variables in optimizers_and_variables(agent):
         if hasattr(optimizer, "build"):
@@ -156,13 +157,10 @@ class Trainer:
                                          num_parallel_calls=None if self.deterministic else 2)
         dataset = dataset.map(drop_boundaries)
         self._it = iter(dataset if self.deterministic else dataset.prefetch(2))
-        # One trace per segment: the batch is [None, 2] (pairs that span two episodes are
-        # masked out, so its size varies), not the first batch's size and then another.
-        pairs = tf.nest.map_structure(
-            lambda s: tf.TensorSpec([None, 2] + s.shape.as_list(), s.dtype),
-            agent.collect_data_spec)
-        self._train_step = common.function(lambda exp: agent.train(exp).loss,
-                                           input_signature=[pairs])
+        # (Not given a [None, 2] input signature, which would save the retrace when a
+        # batch first comes smaller: the graph without the first batch's static shape
+        # rounds differently, and the main job's figures moved with it.)
+        self._train_step = common.function(lambda exp: agent.train(exp).loss)
 
     def _start_segment(self, iteration: int) -> None:
         """Every random stream from (seed, iteration); fresh functions; new episodes."""
