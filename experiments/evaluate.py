@@ -58,8 +58,9 @@ def evaluate_run(run_dir: str, user_models: Sequence[ScorerSpec], episodes: int 
                  policy: str = "policy") -> Dict[str, Dict[str, dict]]:
     """Scores the run's policy and its baselines (those its metrics.json lists, greedy
     on the user model it trained against included) under each user model, on the
-    starts the run's own evaluation drew (its seed; `seed` overrides) or, with more
-    `episodes`, on more of them; `also` names more baselines to score beside them (a
+    starts the run's own evaluation drew (its seed; `seed` overrides) or, with another
+    number of `episodes`, on starts drawn anew from that seed (not a superset: 2,048
+    starts of a returning-world run do not begin with its report's 256); `also` names more baselines to score beside them (a
     run made before `redundancy_greedy_user_model` existed, say), and `bindings` gin
     bindings that override the run's own (`RedundancyGreedyPolicy.penalty = 2.0`).
 
