@@ -28,8 +28,8 @@ from experiments.experiment import Experiment
 from experiments.policy_evaluation import final_evaluation
 from experiments.reporting import plot_comparison, plot_learning_curve
 from experiments.self_check import self_check
-from experiments.shipping import (TRAINED_POLICY, check_ship, keep_start_policy,
-                                  save_policy, ship_evaluators_choice)
+from experiments.shipping import (TRAINED_POLICY, check_ship, judge_env_factory,
+                                  keep_start_policy, save_policy, ship_evaluators_choice)
 from experiments.user_model_cache import (check_user_model_name, fit_or_load_user_model,
                                           listener_profiles, user_model_by_name)
 from spotisim.data.datasets import load_dataset
@@ -203,12 +203,8 @@ def _run_experiment(run_dir: str, resume: bool, x: Experiment) -> dict:
         save_policy(agent.policy, os.path.join(
             run_dir, TRAINED_POLICY if x.ship == "evaluator" else "policy"))
         if x.ship == "evaluator":
-            def judge_env():
-                with gin.config_scope("eval"):
-                    return make_builder(data.val, evaluator or user_model, emb, kind,
-                                        data.hidden_path, batch_size=x.ship_episodes,
-                                        seed=seed + 3, scorer=user_model,
-                                        profiles=listener_profiles(data, emb)).get_tf_env()
+            judge_env = judge_env_factory(data, evaluator or user_model, user_model, emb,
+                                          kind, seed, x.ship_episodes)
             shipped, shipped_policy = ship_evaluators_choice(
                 run_dir, judge_env, x.ship_episodes,
                 x.offline_evaluator or x.simulator or "simulator")

@@ -146,6 +146,23 @@ def shipped_file(episodes: Optional[int] = None) -> str:
     return SHIPPED_FILE if episodes is None else f"shipped_{int(episodes)}.json"
 
 
+def judge_env_factory(data, evaluator, user_model, emb, kind: str, seed: int,
+                      episodes: int) -> Callable:
+    """`make_env` of the shipping call: the validation split under the evaluator, the
+    run's seed + 3, `episodes` lanes, candidate scores from the model trained against.
+    The run and `reconsider` both build it here, so a call made again is the same call."""
+    import gin
+    from experiments.assembly import make_builder
+    from experiments.user_model_cache import listener_profiles
+
+    def judge_env():
+        with gin.config_scope("eval"):
+            return make_builder(data.val, evaluator, emb, kind, data.hidden_path,
+                                batch_size=episodes, seed=seed + 3, scorer=user_model,
+                                profiles=listener_profiles(data, emb)).get_tf_env()
+    return judge_env
+
+
 def reconsider(run_dir: str, episodes: int, trust_run_dir: bool = False) -> Dict:
     """The evaluator's choice of a finished run with `run_experiment.ship = 'evaluator'`
     made again on `episodes` validation starts, as the run makes it (its environment,
@@ -155,10 +172,9 @@ def reconsider(run_dir: str, episodes: int, trust_run_dir: bool = False) -> Dict
     ship again.  No ground truth is read."""
     import gin
     from agents.registry import agent_spec
-    from experiments.assembly import make_builder, parse_run_config
+    from experiments.assembly import parse_run_config
     from experiments.experiment import Experiment
-    from experiments.user_model_cache import (fit_or_load_user_model, listener_profiles,
-                                              user_model_by_name)
+    from experiments.user_model_cache import fit_or_load_user_model, user_model_by_name
     from spotisim.data.datasets import load_dataset
     from spotisim.embeddings import dataset_embeddings
     check_ship("evaluator", episodes)
@@ -179,11 +195,7 @@ def reconsider(run_dir: str, episodes: int, trust_run_dir: bool = False) -> Dict
                      if x.offline_evaluator else user_model)
         kind = agent_spec(x.agent_fn).sampler
 
-        def judge_env():
-            with gin.config_scope("eval"):
-                return make_builder(data.val, evaluator, emb, kind, data.hidden_path,
-                                    batch_size=episodes, seed=x.seed + 3, scorer=user_model,
-                                    profiles=listener_profiles(data, emb)).get_tf_env()
+        judge_env = judge_env_factory(data, evaluator, user_model, emb, kind, x.seed, episodes)
         record = choose_shipped(run_dir, {"trained": paths[TRAINED_POLICY],
                                           "start": paths[START_POLICY]}, judge_env, episodes,
                                 x.offline_evaluator or x.simulator or "simulator",
